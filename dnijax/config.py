@@ -1,0 +1,241 @@
+"""What a run is: a frozen, validated description of everything it depends on.
+
+A :class:`RunConfig` is checked when it is built: every bad value raises a
+``ValueError`` whose message names the field, the value and what is allowed,
+before anything is compiled. Data are checked against it by :func:`check_data`.
+
+Example:
+  >>> from dnijax import RunConfig
+  >>> cfg = RunConfig(regime="dni", widths=(2, 16, 16, 1), lr=0.5)
+  >>> cfg.net_spec.activations
+  ('sigmoid', 'sigmoid', 'sigmoid')
+  >>> RunConfig(regime="dnl")
+  Traceback (most recent call last):
+  ...
+  ValueError: regime: unknown value 'dnl'; choose one of backprop, dni, backprop+noise, dni+noise
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from dnijax import nets, noise, synthetic
+
+REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")
+DTYPES = ("float32", "float64")
+
+
+class Hyper(NamedTuple):
+    """The numeric hyperparameters of a run, as arrays: one program serves every value.
+
+    Stack several (leading axis = runs) to vmap a sweep over them.
+    """
+
+    lr: Any
+    sg_lr: Any
+    eta: Any
+    gamma: Any
+    update_prob: Any
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(allowed)}")
+
+
+def _number(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
+            integer: bool = False, low: float | None = None) -> None:
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(
+        value, (int, float, np.integer, np.floating))
+    if isinstance(value, bool) or not ok_type:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name}: {value!r} is not {kind}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: {value!r} is not finite; give a finite number")
+    if positive and value <= 0:
+        raise ValueError(f"{name}: {value!r} must be > 0")
+    if nonneg and value < 0:
+        raise ValueError(f"{name}: {value!r} must be >= 0")
+    if low is not None and value < low:
+        raise ValueError(f"{name}: {value!r} must be >= {low}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run depends on (apart from data and PRNG key).
+
+    Attributes:
+      regime: ``backprop``, ``dni``, ``backprop+noise`` or ``dni+noise``.
+      widths: layer widths ``(n_in, n_1, ..., n_out)``; L = len(widths) - 1 layers.
+      activations: one name for every layer, or one per layer.
+      bias: whether network layers have biases.
+      init: ``normal`` (``init_scale * N(0,1) + init_shift``), ``zeros``, ``glorot``, ``he``.
+      loss, reduction: ``mse``/``xent``/``bce`` and ``mean``/``sum``.
+      optimizer: ``sgd``, ``momentum``, ``adam`` or ``rmsprop``, for net and SG alike.
+      lr: network learning rate; sg_lr: SG-module learning rate (default: ``lr``).
+      topology, conditioned, sg_hidden, sg_init, sg_bias: the SG modules (SPEC.md).
+      update_prob: probability that a layer (with its SG module) updates in a step.
+      noise: ``paper`` (optax.add_noise) or ``blog``; used by the ``+noise`` regimes.
+      eta, gamma: noise schedule; clip: global-norm clipping before the noise.
+      steps: training steps; batch_size: minibatch size (``None`` = full batch).
+      log_every: steps between history records (``None``: about 100 records).
+      dtype: ``float32`` or ``float64``.
+    """
+
+    regime: str = "backprop"
+    widths: tuple[int, ...] = (2, 10, 28, 1)
+    activations: str | tuple[str, ...] = "sigmoid"
+    bias: bool = True
+    init: str = "normal"
+    init_scale: float = 0.2
+    init_shift: float = -0.1
+    loss: str = "mse"
+    reduction: str = "sum"
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    sg_lr: float | None = None
+    topology: str = "paper"
+    conditioned: bool = False
+    sg_hidden: tuple[int, ...] = ()
+    sg_init: str = "zero"
+    sg_bias: bool = True
+    update_prob: float = 1.0
+    noise: str = "paper"
+    eta: float = 0.01
+    gamma: float = 0.55
+    clip: float | None = None
+    steps: int = 1000
+    batch_size: int | None = None
+    log_every: int | None = None
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        _choice("regime", self.regime, REGIMES)
+        widths = tuple(self.widths) if isinstance(self.widths, (list, tuple)) else None
+        if not widths or len(widths) < 2:
+            raise ValueError(f"widths: {self.widths!r} must list at least an input and an "
+                             "output width, e.g. (2, 10, 1)")
+        for w in widths:
+            _number("widths", w, integer=True, low=1)
+        set_("widths", tuple(int(w) for w in widths))
+        n_layers = len(widths) - 1
+        acts = self.activations
+        acts = (acts,) * n_layers if isinstance(acts, str) else tuple(acts)
+        if len(acts) != n_layers:
+            raise ValueError(f"activations: {len(acts)} given for {n_layers} layers; give one "
+                             "name, or one per layer")
+        for a in acts:
+            _choice("activations", a, tuple(nets.ACTIVATIONS))
+        set_("activations", acts)
+        _choice("init", self.init, nets.INITS)
+        _number("init_scale", self.init_scale, nonneg=True)
+        _number("init_shift", self.init_shift)
+        _choice("loss", self.loss, nets.LOSSES)
+        _choice("reduction", self.reduction, nets.REDUCTIONS)
+        if self.loss == "xent" and widths[-1] < 2:
+            raise ValueError("loss: xent needs an output layer of at least 2 units; use bce "
+                             "or mse for a single output")
+        _choice("optimizer", self.optimizer, noise.OPTIMIZERS)
+        _number("lr", self.lr, positive=True)
+        if self.sg_lr is not None:
+            _number("sg_lr", self.sg_lr, positive=True)
+        _choice("topology", self.topology, synthetic.TOPOLOGIES)
+        set_("sg_hidden", tuple(self.sg_hidden))
+        for w in self.sg_hidden:
+            _number("sg_hidden", w, integer=True, low=1)
+        _choice("sg_init", self.sg_init, synthetic.SG_INITS)
+        _number("update_prob", self.update_prob)
+        if not 0 < self.update_prob <= 1:
+            raise ValueError(f"update_prob: {self.update_prob!r} must be in (0, 1]")
+        if self.update_prob < 1 and not self.is_dni:
+            raise ValueError("update_prob: asynchronous updates (< 1) are a DNI option; use "
+                             "regime dni or dni+noise")
+        _choice("noise", self.noise, noise.NOISES)
+        _number("eta", self.eta, nonneg=True)
+        _number("gamma", self.gamma, nonneg=True)
+        if self.clip is not None:
+            _number("clip", self.clip, positive=True)
+        _number("steps", self.steps, integer=True, low=1)
+        if self.batch_size is not None:
+            _number("batch_size", self.batch_size, integer=True, low=1)
+        if self.log_every is None:
+            set_("log_every", default_log_every(self.steps))
+        _number("log_every", self.log_every, integer=True, low=1)
+        _choice("dtype", self.dtype, DTYPES)
+
+    @property
+    def is_dni(self) -> bool:
+        """Whether the regime trains with synthetic gradients."""
+        return self.regime.startswith("dni")
+
+    @property
+    def has_noise(self) -> bool:
+        """Whether the regime adds gradient noise."""
+        return self.regime.endswith("+noise")
+
+    @property
+    def net_spec(self) -> nets.NetSpec:
+        """The static network description (activations, loss, reduction)."""
+        return nets.make_net_spec(self.activations, self.loss, self.reduction)
+
+    @property
+    def sg_spec(self) -> synthetic.SGSpec:
+        """The static SG-module description."""
+        return synthetic.SGSpec(self.topology, self.conditioned, self.sg_hidden,
+                                self.sg_init, self.sg_bias)
+
+    @property
+    def jnp_dtype(self) -> Any:
+        return jnp.float64 if self.dtype == "float64" else jnp.float32
+
+    def hyper(self) -> Hyper:
+        """The numeric hyperparameters as 0-d arrays of the run's dtype."""
+        as_array = lambda v: jnp.asarray(v, self.jnp_dtype)  # noqa: E731
+        return Hyper(as_array(self.lr), as_array(self.lr if self.sg_lr is None else self.sg_lr),
+                     as_array(self.eta), as_array(self.gamma), as_array(self.update_prob))
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def default_log_every(steps: int) -> int:
+    """The largest divisor of ``steps`` that gives at least 100 records (or 1)."""
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        return 1
+    target = max(1, steps // 100)
+    return max(d for d in range(1, target + 1) if steps % d == 0)
+
+
+def check_data(config: RunConfig, x: Any, labels: Any) -> None:
+    """Raises ``ValueError`` if ``x`` (N, n_in) and ``labels`` (N,) do not fit ``config``."""
+    x = np.asarray(x)
+    labels = np.asarray(labels)
+    if x.ndim != 2:
+        raise ValueError(f"data: inputs must be a 2-D array (examples, features), got shape "
+                         f"{x.shape}")
+    if x.shape[1] != config.widths[0]:
+        raise ValueError(f"data: inputs have {x.shape[1]} features but widths[0] is "
+                         f"{config.widths[0]}; make them equal")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("data: inputs contain NaN or inf; clean or drop those rows")
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"data: {labels.shape[0] if labels.ndim else 0} labels for "
+                         f"{x.shape[0]} examples; give one integer label per row")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            raise ValueError("data: labels must be integers 0..K-1")
+    n_out = config.widths[-1]
+    n_classes = 2 if n_out == 1 else n_out
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(f"data: labels span {int(labels.min())}..{int(labels.max())} but an "
+                         f"output layer of {n_out} unit(s) takes classes 0..{n_classes - 1}")
+    if config.batch_size is not None and config.batch_size > x.shape[0]:
+        raise ValueError(f"batch_size: {config.batch_size} exceeds the {x.shape[0]} examples; "
+                         "use a smaller batch or full batch (None)")

@@ -1,0 +1,125 @@
+"""The signals of one step for each regime (SPEC.md): backprop and DNI.
+
+Both functions are pure: given the parameters at the start of a step and a
+batch, they return every gradient signal of that step, computed from those
+parameters alone (synchronous semantics). Noise, optimisers and update masks
+are applied afterwards, in :mod:`dnijax.train`.
+
+The DNI signals come from one scalar built out of stop_gradient-isolated terms
+and a single ``jax.grad``:
+
+* for each layer i in S, ``reduce_b <h_i(theta_i; sg(h_{i-1})), sg(d_i)>``: its
+  gradient w.r.t. ``theta_i`` is ``reduce_b (dh_i/dtheta_i)^T d_i``;
+* for a layer outside S (the output layer, paper topology), the true loss with
+  the layer's input held constant;
+* the SG regression loss ``sum_i reduce_b 0.5 ||d_i - sg(t_i)||^2`` with
+  ``d_i = M_i(sg(h_i))``, whose gradient w.r.t. ``phi_i`` trains the modules.
+
+Every layer sees its input through ``stop_gradient``, so no signal crosses a
+layer boundary.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> from dnijax import nets, synthetic, regimes
+  >>> spec = nets.make_net_spec(("tanh", "tanh", "sigmoid"), "mse", "mean")
+  >>> sgspec = synthetic.SGSpec("paper")
+  >>> params = nets.init_network(jax.random.key(0), (2, 5, 5, 1), "glorot")
+  >>> sgs = synthetic.init_sg_modules(jax.random.key(1), (2, 5, 5, 1), sgspec, 1)
+  >>> x, y = jnp.ones((4, 2)), jnp.zeros((4, 1))
+  >>> s = regimes.dni_signals(params, sgs, x, y, spec, sgspec)
+  >>> float(jnp.abs(s.net_grads[0]["w"]).max())  # a zero-init SG drives layer 1
+  0.0
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from dnijax import nets, synthetic
+
+sg = jax.lax.stop_gradient
+
+
+class Signals(NamedTuple):
+    """Everything one step computes before the optimiser.
+
+    Attributes:
+      net_grads: gradient signal for each network layer (same tree as the params).
+      sg_grads: gradient of the SG loss for each SG module (``None`` without DNI).
+      loss: the batch loss ``J`` at the start of the step.
+      output: the network's output ``h_L`` on the batch.
+      sg_loss: the SG regression loss of each module in S, shape ``(|S|,)``.
+    """
+
+    net_grads: Any
+    sg_grads: Any
+    loss: jax.Array
+    output: jax.Array
+    sg_loss: jax.Array
+
+
+def backprop_signals(params: nets.Params, x: jax.Array, y: jax.Array,
+                     spec: nets.NetSpec) -> Signals:
+    """Regime ``backprop``: ``g = grad_theta J(theta)``."""
+    def objective(p):
+        out = nets.predict(p, x, spec)
+        return nets.reduce_batch(nets.per_example_loss(out, y, spec.loss), spec.reduction), out
+
+    (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    return Signals(grads, None, loss, out, jnp.zeros((0,), loss.dtype))
+
+
+def _input_vjp(layer: dict[str, jax.Array], h_in: jax.Array, activation: str,
+               cotangent: jax.Array) -> jax.Array:
+    """``(dh_out/dh_in)^T cotangent`` per example, through one layer with frozen params."""
+    frozen = jax.tree.map(sg, layer)
+    _, vjp = jax.vjp(lambda h: nets.apply_layer(frozen, h, activation)[1], sg(h_in))
+    return sg(vjp(sg(cotangent))[0])
+
+
+def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array,
+                y: jax.Array, spec: nets.NetSpec, sg_spec: synthetic.SGSpec) -> Signals:
+    """Regime ``dni``: layer updates from synthetic gradients, SG modules regressed
+    on bootstrapped (or, next to the output, true) per-example gradients."""
+    n = len(params)
+    in_s = synthetic.sg_layers(n, sg_spec.topology)
+    acts = spec.activations
+    cond = y if sg_spec.conditioned else None
+    reduce = lambda v: nets.reduce_batch(v, spec.reduction)  # noqa: E731
+
+    def objective(theta, phi):
+        # Layer inputs are constants: each layer's output depends on its own params only.
+        hs = [x]
+        for layer, act in zip(theta, acts):
+            hs.append(nets.apply_layer(layer, sg(hs[-1]), act)[1])
+        out = hs[-1]
+        loss = reduce(nets.per_example_loss(out, y, spec.loss))
+        # The true per-example output gradient dl_b/dh_L (reduction "sum" keeps it per example).
+        e_out = sg(jax.grad(lambda o: jnp.sum(nets.per_example_loss(o, y, spec.loss)))(sg(out)))
+        d = [synthetic.apply_sg(phi[i], sg(hs[i + 1]), cond) if in_s[i] else None
+             for i in range(n)]
+
+        total = jnp.zeros((), out.dtype)
+        sg_losses = []
+        for i in range(n):
+            if not in_s[i]:
+                total = total + loss  # only the output layer can be outside S
+                continue
+            total = total + reduce(jnp.sum(hs[i + 1] * sg(d[i]), axis=-1))
+            if i == n - 1:
+                target = e_out
+            elif in_s[i + 1]:
+                target = _input_vjp(theta[i + 1], hs[i + 1], acts[i + 1], d[i + 1])
+            else:
+                target = _input_vjp(theta[i + 1], hs[i + 1], acts[i + 1], e_out)
+            sg_loss = reduce(0.5 * jnp.sum((d[i] - sg(target)) ** 2, axis=-1))
+            sg_losses.append(sg_loss)
+            total = total + sg_loss
+        return total, (loss, out, jnp.stack(sg_losses))
+
+    grads, (loss, out, sg_losses) = jax.grad(objective, argnums=(0, 1), has_aux=True)(
+        params, sg_params)
+    return Signals(grads[0], grads[1], sg(loss), out, sg(sg_losses))

@@ -1,0 +1,87 @@
+"""Gradient noise: the schedules, the one-scalar property, and independence across seeds."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dnijax import noise, reference
+
+N_DRAWS = 4000
+STEPS = 4
+
+
+def _noise_sequence(kind, eta, gamma, key, template):
+    tx = noise.gradient_noise(kind, eta, gamma, key)
+    zeros = jax.tree.map(jnp.zeros_like, template)
+    state = tx.init(template)
+    out = []
+    for _ in range(STEPS):
+        n, state = tx.update(zeros, state)
+        out.append(n)
+    return out
+
+
+@pytest.mark.parametrize("kind,std_fn", [("paper", reference.paper_noise_std),
+                                         ("blog", reference.blog_noise_std)])
+def test_empirical_std_follows_the_schedule(kind, std_fn):
+    eta, gamma = 0.3, 0.55
+    template = {"w": jnp.zeros((3,)), "b": jnp.zeros(())}
+    keys = jax.random.split(jax.random.key(0), N_DRAWS)
+    seqs = jax.vmap(lambda k: _noise_sequence(kind, eta, gamma, k, template))(keys)
+    for t in range(STEPS):
+        draws = np.asarray(seqs[t]["w"][:, 0], np.float64)
+        expected = std_fn(eta, gamma, t)
+        # the sample std of N draws has relative standard error ~ 1/sqrt(2N): allow 4 of them
+        assert abs(draws.std() / expected - 1) < 4 / np.sqrt(2 * N_DRAWS), (t, draws.std())
+        assert abs(draws.mean()) < 4 * expected / np.sqrt(N_DRAWS)
+    # the schedule decays, so step 0 and step 3 differ by more than sampling error
+    assert reference.paper_noise_std(eta, gamma, 3) < 0.75 * reference.paper_noise_std(eta, gamma, 0)
+
+
+def test_paper_noise_is_optax_add_noise():
+    template = {"w": jnp.zeros((5,))}
+    ours = _noise_sequence("paper", 0.01, 0.55, jax.random.key(3), template)
+    tx = optax.add_noise(0.01, 0.55, jax.random.key(3))
+    n, _ = tx.update(template, tx.init(template))
+    np.testing.assert_array_equal(ours[0]["w"], n["w"])
+
+
+def test_blog_noise_is_one_scalar_per_step_and_paper_noise_is_not():
+    template = [{"w": jnp.zeros((4, 3)), "b": jnp.zeros((3,))}, {"w": jnp.zeros((3, 1))}]
+    for n in _noise_sequence("blog", 0.1, 0.55, jax.random.key(1), template):
+        values = np.concatenate([np.ravel(a) for a in jax.tree.leaves(n)])
+        assert np.all(values == values[0]) and values[0] != 0
+    seq = _noise_sequence("blog", 0.1, 0.55, jax.random.key(1), template)
+    assert seq[0][0]["b"][0] != seq[1][0]["b"][0]
+    paper = _noise_sequence("paper", 0.1, 0.55, jax.random.key(1), template)[0]
+    assert len(np.unique(np.asarray(paper[0]["w"]))) == 12
+
+
+def test_noise_is_built_inside_vmap_so_each_seed_differs():
+    template = {"w": jnp.zeros((2,))}
+
+    def first_noise(seed):
+        return _noise_sequence("paper", 0.01, 0.55, jax.random.key(seed), template)[0]["w"]
+
+    draws = np.asarray(jax.vmap(first_noise)(jnp.arange(8)))
+    assert len(np.unique(draws[:, 0])) == 8
+
+
+def test_update_rule_clips_then_adds_noise_then_steps():
+    grads = {"w": jnp.array([30.0, 40.0])}  # global norm 50
+    rule = noise.update_rule(optax.sgd(0.1), noise="blog", eta=0.0, gamma=0.55,
+                             key=jax.random.key(0), clip=5.0)
+    upd, _ = rule.update(grads, rule.init(grads))
+    np.testing.assert_allclose(upd["w"], [-0.3, -0.4], rtol=1e-6)  # eta 0: clip and sgd only
+    noisy = noise.update_rule(optax.sgd(1.0), noise="paper", eta=1.0, key=jax.random.key(0))
+    upd, _ = noisy.update(grads, noisy.init(grads))
+    assert not np.allclose(upd["w"], [-30.0, -40.0])
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="unknown noise"):
+        noise.gradient_noise("pink", 0.1, 0.55, jax.random.key(0))
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        noise.optimizer("lbfgs", 0.1)

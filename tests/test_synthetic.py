@@ -1,0 +1,31 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dnijax import synthetic
+
+
+def test_sg_sets_of_the_two_topologies():
+    assert synthetic.sg_layers(3, "paper") == (True, True, False)
+    assert synthetic.sg_layers(3, "seed") == (True, True, True)
+    with pytest.raises(ValueError, match="topology"):
+        synthetic.sg_layers(3, "full")
+
+
+def test_module_shapes_conditioning_and_zero_init():
+    spec = synthetic.SGSpec("seed", conditioned=True, hidden=(7, 5), init="zero")
+    mods = synthetic.init_sg_modules(jax.random.key(0), (2, 4, 3), spec, cond_dim=3)
+    assert [layer["w"].shape for layer in mods[0]] == [(7, 7), (7, 5), (5, 4)]
+    assert [layer["w"].shape for layer in mods[1]] == [(6, 7), (7, 5), (5, 3)]
+    assert not mods[0][-1]["w"].any() and mods[0][0]["w"].any()
+    d = synthetic.apply_sg(mods[0], jnp.ones((9, 4)), jnp.ones((9, 3)))
+    assert d.shape == (9, 4) and not d.any()
+
+
+def test_network_init_module_is_the_article_linear_map():
+    spec = synthetic.SGSpec("seed", init="network", bias=False)
+    mods = synthetic.init_sg_modules(jax.random.key(0), (2, 4, 1), spec, cond_dim=1)
+    h = jax.random.normal(jax.random.key(1), (5, 4))
+    np.testing.assert_allclose(synthetic.apply_sg(mods[0], h), h @ mods[0][0]["w"], rtol=1e-6)
+    assert mods[1][0]["w"].shape == (1, 1)
