@@ -118,7 +118,8 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
             sg_loss = reduce(0.5 * jnp.sum((d[i] - sg(target)) ** 2, axis=-1))
             sg_losses.append(sg_loss)
             total = total + sg_loss
-        return total, (loss, out, jnp.stack(sg_losses))
+        sg_losses = jnp.stack(sg_losses) if sg_losses else jnp.zeros((0,), out.dtype)
+        return total, (loss, out, sg_losses)
 
     grads, (loss, out, sg_losses) = jax.grad(objective, argnums=(0, 1), has_aux=True)(
         params, sg_params)

@@ -138,8 +138,7 @@ def layer_mask(mask_key: jax.Array, update_prob: jax.Array, n_layers: int) -> ja
 
 
 def _all_finite(tree: Any) -> jax.Array:
-    leaves = jax.tree.leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in leaves]))
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(tree)], bool))
 
 
 def _mask_layers(updates: list, mask: jax.Array) -> list:
