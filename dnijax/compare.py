@@ -1,0 +1,159 @@
+"""The article's four-regime comparison: presets, and one run of all regimes over seeds.
+
+Presets:
+
+* ``seed``: the article's exact configuration (SPEC.md) with its defects corrected
+  (descent signs; each case uses its own weights): 2-10-28-1 sigmoid, no biases,
+  ``0.2 N(0,1) - 0.1`` weights drawn after the data from ``RandomState(4567 + seed)``,
+  linear SG modules on every layer (seed topology) with the same init, ``mse``/``sum``,
+  SGD at lr 8e-5 for 100 full-batch steps, ``blog`` noise with eta 0.1. Like the
+  article it trains on all 500 points, so its "test" accuracy is on those points too.
+* ``tuned`` (default): the same data with a stratified 80/20 split and standardised
+  inputs, a 2-10-28-1 tanh/tanh/sigmoid network with biases and Glorot init,
+  ``mse``/``mean``, zero-init linear SG modules (paper topology), ``paper`` noise,
+  learning rates chosen from ``dnijax sweep`` (see the README), 2000 steps.
+
+All four regimes of a seed start from identical weights. Each regime and its
+``+noise`` twin run in one compiled program (eta 0 for the twin without noise,
+which adds exactly zero), vmapped over seeds.
+
+Example:
+  >>> from dnijax import compare
+  >>> res = compare.run_compare("tuned", seeds=2, steps=50)
+  >>> sorted(res["regimes"]), len(res["regimes"]["dni"]["final_loss"])
+  (['backprop', 'backprop+noise', 'dni', 'dni+noise'], 2)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dnijax import data as data_lib
+from dnijax import sweep
+from dnijax.config import REGIMES, RunConfig
+
+PRESETS: dict[str, RunConfig] = {
+    "seed": RunConfig(
+        regime="backprop", widths=(2, 10, 28, 1), activations="sigmoid", bias=False,
+        init="normal", init_scale=0.2, init_shift=-0.1, loss="mse", reduction="sum",
+        optimizer="sgd", lr=8e-5, topology="seed", sg_init="network", sg_bias=False,
+        noise="blog", eta=0.1, gamma=0.55, steps=100, log_every=1),
+    "tuned": RunConfig(
+        regime="backprop", widths=(2, 10, 28, 1), activations=("tanh", "tanh", "sigmoid"),
+        bias=True, init="glorot", loss="mse", reduction="mean", optimizer="sgd", lr=1.0,
+        sg_lr=0.1, topology="paper", sg_init="zero", noise="paper", eta=0.01, gamma=0.55,
+        steps=2000, log_every=20),
+}
+DEFAULT_SEEDS = {"seed": 10, "tuned": 10}
+
+
+def preset_config(preset: str, *, steps: int | None = None, lr: float | None = None,
+                  sg_lr: float | None = None, eta: float | None = None) -> RunConfig:
+    """The preset's config with the given fields replaced (and validated)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset: unknown value {preset!r}; choose one of "
+                         f"{', '.join(PRESETS)}")
+    cfg = PRESETS[preset]
+    changes: dict[str, Any] = {k: v for k, v in dict(lr=lr, sg_lr=sg_lr, eta=eta).items()
+                               if v is not None}
+    if steps is not None:
+        changes.update(steps=steps, log_every=None)
+    return cfg.replace(**changes) if changes else cfg
+
+
+def preset_data(preset: str, seed: int) -> tuple[data_lib.Dataset, Any]:
+    """Data (and, for ``seed``, the article's initial weights) of one seed."""
+    if preset == "seed":
+        rng = np.random.RandomState(data_lib.ARTICLE_SEED + seed)
+        x, y = data_lib.article_classification(rng)
+        net_w, sg_w = data_lib.article_weights(rng)
+        ds = data_lib.Dataset("article", x.astype(np.float32), y.astype(np.int32),
+                              x.astype(np.float32), y.astype(np.int32), 2)
+        init = ([{"w": w.astype(np.float32)} for w in net_w],
+                [[{"w": s.astype(np.float32)}] for s in sg_w])
+        return ds, init
+    return data_lib.load("article", seed), None
+
+
+def _stack(trees: list) -> Any:
+    import jax
+    return jax.tree.map(lambda *a: np.stack(a), *trees)
+
+
+def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int | None = None,
+                lr: float | None = None, sg_lr: float | None = None,
+                eta: float | None = None, progress: sweep.Progress | None = None
+                ) -> dict[str, Any]:
+    """Runs the four regimes over ``seeds`` seeds and returns plain results.
+
+    Returns:
+      ``{"preset", "config", "regimes": {name: {...per-seed lists, "loss_curve"}},
+      "datasets": [per seed Dataset], "params": {name: [per seed final network]}}``.
+      The last two are for figures and are not written to JSON.
+    """
+    cfg = preset_config(preset, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta)
+    seeds = DEFAULT_SEEDS[preset] if seeds is None else seeds
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")
+    per_seed = [preset_data(preset, s) for s in range(seeds)]
+    datasets = [d for d, _ in per_seed]
+    both = lambda a: np.concatenate([a, a])  # noqa: E731  runs: seeds without noise, then with
+    x = both(np.stack([d.x_train for d in datasets]))
+    y = both(np.stack([d.y_train for d in datasets]))
+    xt = both(np.stack([d.x_test for d in datasets]))
+    yt = both(np.stack([d.y_test for d in datasets]))
+    keys = sweep.run_keys(np.concatenate([np.arange(seeds)] * 2))
+    etas = [0.0] * seeds + [cfg.eta] * seeds
+    inits = [i for _, i in per_seed]
+    total_steps = 2 * cfg.steps
+    results: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for family_index, family in enumerate(("backprop", "dni")):
+        fam_cfg = cfg.replace(regime=family)
+        net = sg = None
+        if inits[0] is not None:
+            net = _stack([i[0] for i in inits] * 2)
+            sg = _stack([i[1] for i in inits] * 2) if family == "dni" else None
+        tick = None if progress is None else (
+            lambda done, total, k=family_index: progress(k * cfg.steps + done, total_steps))
+        res = sweep.run_grid(fam_cfg, sweep.stack_hyper(fam_cfg, eta=etas), keys, (x, y),
+                             test=(xt, yt), per_run_data=True, net=net, sg=sg,
+                             noise_kind=cfg.noise, progress=tick)
+        for half, name in enumerate((family, family + "+noise")):
+            runs = slice(half * seeds, (half + 1) * seeds)
+            results[name] = summarize_runs(res, runs)
+            params[name] = [[{k: np.asarray(v[r]) for k, v in layer.items()}
+                             for layer in res.state.net] for r in range(*runs.indices(2 * seeds))]
+    return {"preset": preset, "config": config_dict(cfg, seeds),
+            "regimes": {name: results[name] for name in REGIMES},
+            "datasets": datasets, "params": params}
+
+
+def summarize_runs(res: sweep.GridResult, runs: slice) -> dict[str, Any]:
+    """Per-seed finals and a loss curve (mean, min, max over runs that did not diverge)."""
+    div = res.diverged_at[runs]
+    healthy = div < 0
+    loss = res.history["loss"][runs]
+    curve = loss[healthy] if healthy.any() else np.full((1, loss.shape[1]), np.nan)
+    as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
+    return {
+        "initial_loss": as_list(loss[:, 0]),
+        "final_loss": as_list(res.final_loss[runs]),
+        "final_accuracy": as_list(res.final_accuracy[runs]),
+        "test_accuracy": as_list(res.test_accuracy[runs]),
+        "diverged_at": [None if d < 0 else int(d) for d in div],
+        "loss_curve": {"step": [int(s) for s in res.history["step"]],
+                       "mean": as_list(curve.mean(0)), "min": as_list(curve.min(0)),
+                       "max": as_list(curve.max(0))},
+    }
+
+
+def config_dict(cfg: RunConfig, seeds: int) -> dict[str, Any]:
+    """The JSON-able description of a comparison's configuration."""
+    import dataclasses
+    out = {k: (list(v) if isinstance(v, tuple) else v)
+           for k, v in dataclasses.asdict(cfg).items() if k != "regime"}
+    out["seeds"] = seeds
+    return out

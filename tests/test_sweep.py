@@ -1,0 +1,74 @@
+"""The sweep engine: vmapped grids, divergence inside the program, sharding over devices."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+
+from dnijax import RunConfig, sweep, train
+
+CFG = RunConfig(regime="dni", widths=(2, 8, 8, 1), activations=("tanh", "tanh", "sigmoid"),
+                init="glorot", reduction="mean", steps=60, log_every=10, sg_lr=0.1)
+
+
+def test_grid_runs_equal_single_runs(blobs):
+    lrs = [0.1, 0.5, 1.0]
+    res = sweep.run_grid(CFG, sweep.stack_hyper(CFG, lr=lrs, sg_lr=[0.1] * 3),
+                         sweep.run_keys(0, 3), blobs, mesh=None)
+    for i, lr in enumerate(lrs):
+        _, hist = train.train(CFG.replace(lr=lr), *blobs, jax.random.key(i))
+        np.testing.assert_allclose(res.history["loss"][i], hist["loss"], rtol=2e-5, atol=1e-7)
+    assert res.history["loss"].shape == (3, 7) and res.history["step"][-1] == 60
+
+
+def test_diverging_runs_are_recorded_and_do_not_touch_the_others(blobs):
+    lrs = [0.5, 1e5, 0.5, 1e7]
+    res = sweep.run_grid(CFG, sweep.stack_hyper(CFG, lr=lrs, sg_lr=lrs),
+                         sweep.run_keys([3, 4, 3, 5]), blobs, mesh=None)
+    assert res.diverged_at[0] == -1 and res.diverged_at[2] == -1
+    assert res.diverged_at[1] >= 0 and res.diverged_at[3] >= 0
+    np.testing.assert_array_equal(res.history["loss"][0], res.history["loss"][2])
+    assert np.all(np.isfinite(res.final_loss))
+
+
+def test_a_new_learning_rate_does_not_recompile(blobs):
+    sweep.run_grid(CFG, sweep.stack_hyper(CFG, lr=[0.2, 0.3]), sweep.run_keys(0, 2), blobs,
+                   mesh=None)
+    before = sweep._advance._cache_size()
+    sweep.run_grid(CFG, sweep.stack_hyper(CFG, lr=[0.7, 0.9]), sweep.run_keys(5, 2), blobs,
+                   mesh=None)
+    assert sweep._advance._cache_size() == before
+
+
+SHARDED = textwrap.dedent("""
+    import os, sys, json
+    import jax, numpy as np
+    from dnijax import RunConfig, sweep
+    assert len(jax.devices()) == 8, jax.devices()
+    rng = np.random.RandomState(0)
+    labels = rng.randint(0, 2, 64).astype("int32")
+    x = (rng.randn(64, 2) + labels[:, None]).astype("float32")
+    cfg = RunConfig(regime="dni+noise", widths=(2, 8, 1), activations=("tanh", "sigmoid"),
+                    init="glorot", reduction="mean", steps=40, log_every=10, sg_lr=0.1)
+    lrs = [0.1, 0.3, 1.0, 3.0, 0.2]  # 5 runs over 8 devices
+    hyper = sweep.stack_hyper(cfg, lr=lrs)
+    a = sweep.run_grid(cfg, hyper, sweep.run_keys(0, 5), (x, labels), mesh=True)
+    b = sweep.run_grid(cfg, hyper, sweep.run_keys(0, 5), (x, labels), mesh=None)
+    print(json.dumps({"sharded": a.history["loss"].tolist(), "single": b.history["loss"].tolist(),
+                      "n_shards": len(a.state.step.sharding.device_set)}))
+""")
+
+
+def test_sharded_grid_equals_single_device_grid():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import json
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["n_shards"] == 8
+    np.testing.assert_allclose(res["sharded"], res["single"], rtol=1e-5, atol=1e-7)
