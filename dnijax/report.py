@@ -161,8 +161,9 @@ def plot_sensitivity(results: dict[str, Any], path: str) -> None:
         for i in range(len(regimes)):
             for j in range(len(lrs)):
                 v = values[i, j]
-                ax.text(j, i, "—" if np.isnan(v) else f"{v:.2f}", ha="center", va="center",
-                        fontsize=8, color="w" if cmap == "viridis" else "k")
+                dark = (cmap == "viridis") != (cmap == "Reds" and v > 0.6)
+                ax.text(j, i, "all\ndiverged" if np.isnan(v) else f"{v:.2f}", ha="center",
+                        va="center", fontsize=8, color="w" if dark and not np.isnan(v) else "k")
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path)
