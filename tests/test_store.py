@@ -1,0 +1,75 @@
+"""Interruption and determinism of written results: kill a sweep, rerun it, compare files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dnijax import store
+
+SWEEP = [sys.executable, "-m", "dnijax.cli", "sweep", "--lr", "0.1,0.3,1,3", "--regimes",
+         "backprop,dni", "--seeds", "2", "--steps", "200"]
+
+
+def _run(out, extra=()):
+    return subprocess.run(SWEEP + ["--out", str(out), *extra], capture_output=True, text=True,
+                          timeout=600)
+
+
+def _load(out):
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "sweep"
+    assert _run(out).returncode == 0
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_a_killed_sweep_resumes_to_the_same_results(sig, tmp_path, uninterrupted):
+    out = tmp_path / "sweep"
+    proc = subprocess.Popen(SWEEP + ["--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    blocks = out / "blocks"
+    while time.time() < deadline and proc.poll() is None:
+        if blocks.is_dir() and len([f for f in os.listdir(blocks) if f.endswith(".json")
+                                    and not f.startswith(".tmp")]) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    done_before = sorted(f for f in os.listdir(blocks) if not f.startswith(".tmp"))
+    assert 2 <= len(done_before) < 8 or proc.returncode == 0
+    assert not (out / "results.json").exists() or proc.returncode == 0
+    rerun = _run(out)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resumed: {len(done_before)} of 8 blocks" in rerun.stderr or len(done_before) == 8
+    assert _load(out) == _load(uninterrupted)
+    assert (out / "summary.md").read_text() == (uninterrupted / "summary.md").read_text()
+
+
+def test_same_command_gives_byte_identical_files(tmp_path, uninterrupted):
+    out = tmp_path / "again"
+    assert _run(out).returncode == 0
+    for name in ("results.json", "summary.md", "manifest.json"):
+        assert (out / name).read_bytes() == (uninterrupted / name).read_bytes(), name
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    path = tmp_path / "x.json"
+    store.atomic_write_json(str(path), {"a": 1})
+
+    class Boom:
+        pass
+
+    with pytest.raises(TypeError):
+        store.atomic_write_json(str(path), {"a": Boom()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert os.listdir(tmp_path) == ["x.json"]
