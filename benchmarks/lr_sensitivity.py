@@ -1,0 +1,53 @@
+"""Learning-rate sensitivity at full size: one shared lr, then a fixed SG lr, with a report.
+
+    python benchmarks/lr_sensitivity.py [--seeds N] [--out DIR]
+
+Answers the article's remark that DNI explodes at large learning rates, and whether
+the SG modules' learning rate is the cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dnijax import cli, store  # noqa: E402
+
+LRS = "0.01,0.03,0.1,0.3,1,3,10,30"
+
+
+def first_divergent_lr(results: dict, regime: str) -> float | None:
+    """The smallest learning rate at which at least half of the seeds diverged."""
+    for lr, frac in zip(results["lrs"], results["regimes"][regime]["diverged_fraction"]):
+        if frac >= 0.5:
+            return lr
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--out", default=os.path.join("runs", "lr_sensitivity"))
+    args = parser.parse_args()
+    lines = ["# Learning-rate sensitivity of the four regimes", ""]
+    for label, extra in (("one lr for network and SG modules", []),
+                         ("SG lr fixed at 0.1", ["--sg-lr", "0.1"])):
+        out = os.path.join(args.out, "shared" if not extra else "sg_lr_0.1")
+        argv = ["sweep", "--lr", LRS, "--seeds", str(args.seeds), "--out", out, *extra]
+        if cli.main(argv):
+            sys.exit(2)
+        res = store.read_json(os.path.join(out, "results.json"))
+        lines += [f"## {label}", ""]
+        for regime in res["regimes"]:
+            lr = first_divergent_lr(res, regime)
+            lines.append(f"- {regime}: " + ("no learning rate tried diverged" if lr is None else
+                                            f"half or more of the seeds diverge from lr {lr:g}"))
+        lines += ["", open(os.path.join(out, "summary.md")).read(), ""]
+    store.atomic_write_bytes(os.path.join(args.out, "report.md"), "\n".join(lines).encode())
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The article's comparison at full size, both presets, with a markdown report.
+
+    python benchmarks/seed_comparison.py [--seeds N] [--out DIR]
+
+Writes ``<out>/report.md`` (and each preset's ``dnijax compare`` outputs beside it)
+stating which regime reaches the lowest cost, with the spread over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dnijax import cli, store  # noqa: E402
+from dnijax.report import _healthy  # noqa: E402
+
+
+def ranking(results_path: str) -> list[tuple[str, float, float, int]]:
+    """(regime, mean final loss, std, diverged count) sorted by mean final loss."""
+    res = store.read_json(results_path)
+    rows = []
+    for name, r in res["regimes"].items():
+        h = _healthy(r["final_loss"], r["diverged_at"])
+        rows.append((name, float(h.mean()) if h.size else float("inf"),
+                     float(h.std()) if h.size else float("nan"),
+                     sum(d is not None for d in r["diverged_at"])))
+    return sorted(rows, key=lambda row: row[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--out", default=os.path.join("runs", "seed_comparison"))
+    args = parser.parse_args()
+    lines = ["# Which regime reaches the lowest cost?", ""]
+    for preset in ("seed", "tuned"):
+        out = os.path.join(args.out, preset)
+        if cli.main(["compare", "--preset", preset, "--seeds", str(args.seeds), "--out", out]):
+            sys.exit(2)
+        rows = ranking(os.path.join(out, "results.json"))
+        best, second = rows[0], rows[1]
+        gap = second[1] - best[1]
+        spread = max(best[2], second[2])
+        verdict = ("clearly lowest" if gap > 2 * spread else
+                   "lowest, but within the spread over seeds of " + second[0])
+        lines += [f"## preset `{preset}` ({args.seeds} seeds)", "",
+                  f"Lowest mean final loss: **{best[0]}** ({best[1]:.4g} ± {best[2]:.2g}), "
+                  f"{verdict} ({second[1]:.4g} ± {second[2]:.2g}).", "",
+                  open(os.path.join(out, "summary.md")).read(), ""]
+    store.atomic_write_bytes(os.path.join(args.out, "report.md"), "\n".join(lines).encode())
+    print("\n".join(lines))
+    print(f"wrote {os.path.join(args.out, 'report.md')}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
