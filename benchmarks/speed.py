@@ -131,6 +131,22 @@ def bench_engine(cfg: RunConfig, x, labels, n_runs: int) -> dict:
         elapsed / cfg.steps) * cfg.log_every), "device_mb": mem_mb}
 
 
+def sweep_memory_gib(n_runs: int) -> float:
+    """Compiled memory (arguments + outputs + temporaries) of one chunk of an article-scale
+    DNI+noise grid of ``n_runs`` runs, from XLA's memory analysis, plus its history."""
+    cfg = make_config("article", "dni+noise", 2000)
+    x, labels = make_data("article")
+    hyper = sweep.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
+    keys = sweep.run_keys(0, n_runs)
+    program = train.program_of(cfg)
+    state = jax.eval_shape(jax.vmap(lambda h, k: train.init_state(cfg, k, h, program=program)),
+                           hyper, keys)
+    data = train.make_data(cfg, x, labels)
+    mem = sweep._advance.lower(program, 100, None, hyper, state, data).compile().memory_analysis()
+    total = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+    return total / 2 ** 30
+
+
 def bench_torch(cfg: RunConfig, x, labels, n_runs: int, steps: int) -> dict | None:
     """PyTorch eager backprop on CPU (DNI is not implemented in torch here)."""
     try:
@@ -225,6 +241,9 @@ def main() -> None:
             "dni_over_backprop_flops": dni["flops_per_step"] / bp["flops_per_step"],
             "details": wide},
     }
+    summary["memory_1024_runs_gib"] = sweep_memory_gib(1024)
+    print(f"\ncompiled memory of a 1024-run article-scale DNI+noise sweep (100 records of "
+          f"{2000 // 100} steps per chunk): {summary['memory_1024_runs_gib']:.3f} GiB")
     print(f"\nsummary: article-scale engine speed-up over numpy (worst regime) "
           f"{summary['article_scale']['speedup_vs_numpy']:.1f}x; wide backprop at "
           f"{100 * summary['wide_scale']['backprop_fraction_of_matmul_peak']:.0f}% of matmul "

@@ -89,13 +89,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from dnijax import compare, report, store
     out = args.out or os.path.join("runs", f"compare-{args.preset}")
     # validate everything before anything runs or is written
+    overrides = _overrides(args)
     compare.preset_config(args.preset, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
-                          eta=args.eta)
+                          eta=args.eta, overrides=overrides)
     store.check_out_dir(out)
     seeds = args.seeds or compare.DEFAULT_SEEDS[args.preset]
     t0 = time.time()
     res = compare.run_compare(args.preset, seeds=seeds, steps=args.steps, lr=args.lr,
-                              sg_lr=args.sg_lr, eta=args.eta,
+                              sg_lr=args.sg_lr, eta=args.eta, overrides=overrides,
                               progress=Progress(f"compare {args.preset}"))
     train_s = time.time() - t0
     datasets, params = res.pop("datasets"), res.pop("params")
@@ -132,12 +133,15 @@ def _class1_score(config: dict):
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dnijax import compare, report, sensitivity, store
     out = args.out or os.path.join("runs", f"sweep-{args.preset}")
-    compare.preset_config(args.preset, steps=args.steps, sg_lr=args.sg_lr)
+    overrides = _overrides(args)
+    for lr in args.lr:
+        compare.preset_config(args.preset, steps=args.steps, lr=lr, sg_lr=args.sg_lr,
+                              overrides=overrides)
     store.check_out_dir(out)
     t0 = time.time()
     res = sensitivity.run_sweep(out, args.preset, args.lr, args.regimes, args.seeds,
                                 args.steps, args.sg_lr, args.overwrite,
-                                log=lambda m: print(m, file=sys.stderr))
+                                log=lambda m: print(m, file=sys.stderr), overrides=overrides)
     store.atomic_write_json(os.path.join(out, "results.json"), res)
     table = sensitivity.sweep_markdown(res)
     store.atomic_write_bytes(os.path.join(out, "summary.md"), table.encode())
@@ -147,6 +151,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(table)
     print(f"{time.time() - t0:.1f}s; wrote results.json, summary.md, sensitivity.png to {out}")
     return 0
+
+
+def _overrides(args: argparse.Namespace) -> dict | None:
+    from dnijax.config import load_overrides
+    return load_overrides(args.config) if args.config else None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -165,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lr", type=_positive_float("--lr"))
     c.add_argument("--sg-lr", type=_positive_float("--sg-lr"))
     c.add_argument("--eta", type=_positive_float("--eta", allow_zero=True))
+    c.add_argument("--config", help="JSON file of RunConfig fields overriding the preset")
     c.add_argument("--out", help="output folder (default runs/compare-<preset>)")
     c.set_defaults(func=cmd_compare)
 
@@ -176,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=_positive_int("--steps"))
     s.add_argument("--sg-lr", type=_positive_float("--sg-lr"),
                    help="SG-module learning rate (default: the swept lr)")
+    s.add_argument("--config", help="JSON file of RunConfig fields overriding the preset")
     s.add_argument("--out", help="output folder (default runs/sweep-<preset>)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace results of a different configuration in --out")
@@ -190,8 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def enable_compilation_cache() -> None:
+    """Keeps compiled programs across runs in ``$DNIJAX_CACHE`` (default
+    ``~/.cache/dnijax/xla``; set it empty to disable): a rerun skips XLA compilation."""
+    import jax
+    path = os.environ.get("DNIJAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache",
+                                                       "dnijax", "xla"))
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    enable_compilation_cache()
     try:
         return args.func(args)
     except (ValueError, OSError) as err:

@@ -32,7 +32,7 @@ import numpy as np
 
 from dnijax import data as data_lib
 from dnijax import sweep
-from dnijax.config import REGIMES, RunConfig
+from dnijax.config import REGIMES, RunConfig, check_data
 
 PRESETS: dict[str, RunConfig] = {
     "seed": RunConfig(
@@ -49,18 +49,35 @@ PRESETS: dict[str, RunConfig] = {
 DEFAULT_SEEDS = {"seed": 10, "tuned": 10}
 
 
+SEED_FIXED = ("widths", "bias", "topology", "conditioned", "sg_hidden", "sg_bias")
+
+
 def preset_config(preset: str, *, steps: int | None = None, lr: float | None = None,
-                  sg_lr: float | None = None, eta: float | None = None) -> RunConfig:
-    """The preset's config with the given fields replaced (and validated)."""
+                  sg_lr: float | None = None, eta: float | None = None,
+                  overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The preset's config with ``overrides`` (a config file's fields) and then the
+    given options replaced, validated, and checked against the preset's data."""
     if preset not in PRESETS:
         raise ValueError(f"preset: unknown value {preset!r}; choose one of "
                          f"{', '.join(PRESETS)}")
-    cfg = PRESETS[preset]
-    changes: dict[str, Any] = {k: v for k, v in dict(lr=lr, sg_lr=sg_lr, eta=eta).items()
-                               if v is not None}
+    changes: dict[str, Any] = dict(overrides or {})
+    if preset == "seed" and set(changes) & set(SEED_FIXED):
+        raise ValueError(f"--config: the seed preset's article weights fix "
+                         f"{', '.join(sorted(set(changes) & set(SEED_FIXED)))}; use the tuned "
+                         "preset to change them")
+    changes.update({k: v for k, v in dict(lr=lr, sg_lr=sg_lr, eta=eta).items()
+                    if v is not None})
     if steps is not None:
-        changes.update(steps=steps, log_every=None)
-    return cfg.replace(**changes) if changes else cfg
+        changes.update(steps=steps)
+    if "steps" in changes and "log_every" not in (overrides or {}):
+        changes["log_every"] = None
+    cfg = PRESETS[preset].replace(**changes) if changes else PRESETS[preset]
+    if changes:
+        ds, _ = preset_data(preset, 0)
+        check_data(cfg, ds.x_train, ds.y_train)
+        if cfg.steps % cfg.log_every:
+            raise ValueError(f"log_every: {cfg.log_every} does not divide steps {cfg.steps}")
+    return cfg
 
 
 def preset_data(preset: str, seed: int) -> tuple[data_lib.Dataset, Any]:
@@ -84,8 +101,8 @@ def _stack(trees: list) -> Any:
 
 def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int | None = None,
                 lr: float | None = None, sg_lr: float | None = None,
-                eta: float | None = None, progress: sweep.Progress | None = None
-                ) -> dict[str, Any]:
+                eta: float | None = None, overrides: dict[str, Any] | None = None,
+                progress: sweep.Progress | None = None) -> dict[str, Any]:
     """Runs the four regimes over ``seeds`` seeds and returns plain results.
 
     Returns:
@@ -93,7 +110,7 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
       "datasets": [per seed Dataset], "params": {name: [per seed final network]}}``.
       The last two are for figures and are not written to JSON.
     """
-    cfg = preset_config(preset, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta)
+    cfg = preset_config(preset, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta, overrides=overrides)
     seeds = DEFAULT_SEEDS[preset] if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")

@@ -205,6 +205,33 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
+def load_overrides(path: str, exclude: tuple[str, ...] = ("regime",)) -> dict[str, Any]:
+    """Reads a JSON object of :class:`RunConfig` fields (a config file) and checks its keys.
+
+    Lists become tuples; values are validated when the config is built.
+
+    Raises:
+      ValueError: the file is missing, is not JSON, is not an object, or has unknown keys.
+    """
+    import json
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except OSError as err:
+        raise ValueError(f"--config: cannot read {path!r} ({err.strerror})") from err
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--config: {path!r} is not valid JSON: {err.msg} at line "
+                         f"{err.lineno} column {err.colno}") from err
+    if not isinstance(obj, dict):
+        raise ValueError(f"--config: {path!r} must hold a JSON object of RunConfig fields")
+    allowed = [f.name for f in dataclasses.fields(RunConfig) if f.name not in exclude]
+    unknown = sorted(set(obj) - set(allowed))
+    if unknown:
+        raise ValueError(f"--config: unknown key(s) {', '.join(map(repr, unknown))} in {path!r}; "
+                         f"allowed: {', '.join(allowed)}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in obj.items()}
+
+
 def default_log_every(steps: int) -> int:
     """The largest divisor of ``steps`` that gives at least 100 records (or 1)."""
     if not isinstance(steps, (int, np.integer)) or steps < 1:

@@ -159,5 +159,5 @@ def accuracy(out: jax.Array, labels: jax.Array, spec: NetSpec) -> jax.Array:
 def encode_targets(labels: jax.Array, n_out: int, dtype: Any = jnp.float32) -> jax.Array:
     """Targets for the loss: a 0/1 column for one output, one-hot otherwise."""
     if n_out == 1:
-        return labels.astype(dtype)[:, None]
+        return labels.astype(dtype)[..., None]
     return jax.nn.one_hot(labels, n_out, dtype=dtype)

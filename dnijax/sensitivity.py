@@ -27,19 +27,20 @@ def block_name(regime: str, lr: float) -> str:
 
 
 def manifest(preset: str, lrs: Sequence[float], regimes: Sequence[str], seeds: int,
-             steps: int | None, sg_lr: float | None) -> dict[str, Any]:
+             steps: int | None, sg_lr: float | None,
+             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The configuration that a sweep's output folder belongs to."""
-    cfg = compare.preset_config(preset, steps=steps, sg_lr=sg_lr)
+    cfg = compare.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides)
     return {"kind": "sweep", "preset": preset, "lrs": [float(v) for v in lrs],
             "regimes": list(regimes), "seeds": seeds, "sg_lr": sg_lr,
             "config": compare.config_dict(cfg, seeds)}
 
 
 def run_block(preset: str, regime: str, lr: float, seeds: int, steps: int | None,
-              sg_lr: float | None) -> dict[str, Any]:
+              sg_lr: float | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """All seeds of one (regime, learning rate) as one vmapped program."""
-    cfg = compare.preset_config(preset, steps=steps, lr=lr,
-                                sg_lr=lr if sg_lr is None else sg_lr).replace(regime=regime)
+    cfg = compare.preset_config(preset, steps=steps, lr=lr, sg_lr=lr if sg_lr is None else sg_lr,
+                                overrides=overrides).replace(regime=regime)
     per_seed = [compare.preset_data(preset, s) for s in range(seeds)]
     stack = lambda f: np.stack([f(d) for d, _ in per_seed])  # noqa: E731
     net = sg = None
@@ -57,9 +58,10 @@ def run_block(preset: str, regime: str, lr: float, seeds: int, steps: int | None
 
 def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str] = REGIMES,
               seeds: int = 5, steps: int | None = None, sg_lr: float | None = None,
-              overwrite: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+              overwrite: bool = False, log: Callable[[str], None] = print,
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Runs (or resumes) a sweep into ``out`` and returns the assembled results."""
-    meta = manifest(preset, lrs, regimes, seeds, steps, sg_lr)
+    meta = manifest(preset, lrs, regimes, seeds, steps, sg_lr, overrides)
     resumed = store.open_out_dir(out, meta, overwrite)
     blocks_dir = os.path.join(out, "blocks")
     os.makedirs(blocks_dir, exist_ok=True)
@@ -70,7 +72,7 @@ def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str
         if store.read_json(path) is not None:
             done += 1
             continue
-        block = run_block(preset, regime, lr, seeds, steps, sg_lr)
+        block = run_block(preset, regime, lr, seeds, steps, sg_lr, overrides)
         store.atomic_write_json(path, block)
         n_div = sum(d is not None for d in block["diverged_at"])
         log(f"[{i + 1}/{len(todo)}] {regime:15s} lr {lr:<8g} diverged {n_div}/{seeds}")

@@ -162,13 +162,8 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
     def device_data(pair):
         if pair is None:
             return None
-        x, labels = pair
-        if per_run_data:
-            parts = [train.make_data(config, a, b) for a, b in zip(x, labels)]
-            stacked = train.Data(*(jnp.stack(f) for f in zip(*parts)))
-        else:
-            stacked = train.make_data(config, x, labels)
-        return _shard(stacked, mesh, n_pad, data_axis)
+        return _shard(train.make_data(config, *pair, per_run=per_run_data), mesh, n_pad,
+                      data_axis)
 
     train_data, test_data = device_data(data), device_data(test)
     hyper_d, keys_d = _shard(hyper, mesh, n_pad, 0), _shard(keys, mesh, n_pad, 0)

@@ -73,10 +73,16 @@ def program_of(config: RunConfig, *, noise_kind: str | None | bool = False) -> P
                    config.update_prob < 1, config.log_every)
 
 
-def make_data(config: RunConfig, x: Any, labels: Any) -> Data:
-    """Checks ``x`` and ``labels`` against ``config`` and puts them on device."""
-    config_lib.check_data(config, x, labels)
-    labels = jnp.asarray(np.asarray(labels).astype(np.int32))
+def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> Data:
+    """Checks ``x`` and ``labels`` against ``config`` and puts them on device.
+
+    With ``per_run``, ``x`` (R, N, d) and ``labels`` (R, N) hold one data set per run.
+    """
+    x = np.asarray(x)
+    labels = np.asarray(labels)
+    for xr, lr in (zip(x, labels) if per_run else [(x, labels)]):
+        config_lib.check_data(config, xr, lr)
+    labels = jnp.asarray(labels.astype(np.int32))
     return Data(jnp.asarray(x, config.jnp_dtype),
                 nets.encode_targets(labels, config.widths[-1], config.jnp_dtype), labels)
 

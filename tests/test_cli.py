@@ -87,3 +87,43 @@ def test_sweep_writes_results_and_resumes(tmp_path, capsys):
     assert "resumed: 2 of 2 blocks were already done" in capsys.readouterr().err
     assert cli.main(argv[:-2] + ["--seeds", "3", "--out", str(out)]) == 2
     assert "different configuration; pass --overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"lr": 1,', "is not valid JSON: Expecting property name"),
+    ('[1, 2]', "must hold a JSON object of RunConfig fields"),
+    ('{"lr": 1, "widht": 3}', "unknown key(s) 'widht'"),
+    ('{"regime": "dni"}', "unknown key(s) 'regime'"),
+    ('{"lr": -2}', "lr: -2 must be > 0"),
+    ('{"widths": [3, 8, 8, 1]}', "inputs have 2 features but widths[0] is 3"),
+    ('{"loss": "xent"}', "xent needs an output layer of at least 2 units"),
+    ('{"steps": 100, "log_every": 7}', "log_every: 7 does not divide steps 100"),
+])
+def test_bad_config_files_are_refused_before_anything_is_written(content, message, tmp_path,
+                                                                 capsys):
+    path = tmp_path / "cfg.json"
+    path.write_text(content)
+    for argv in (["compare"], ["sweep", "--lr", "0.1"]):
+        out = tmp_path / "out"
+        assert cli.main(argv + ["--config", str(path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert not out.exists()
+
+
+def test_missing_config_file_and_seed_preset_fixed_fields(tmp_path, capsys):
+    assert cli.main(["compare", "--config", str(tmp_path / "none.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    path = tmp_path / "cfg.json"
+    path.write_text('{"widths": [2, 5, 1]}')
+    assert cli.main(["compare", "--preset", "seed", "--config", str(path)]) == 2
+    assert "article weights fix widths" in capsys.readouterr().err
+
+
+def test_a_config_file_changes_the_run(tmp_path):
+    path = tmp_path / "cfg.json"
+    path.write_text('{"widths": [2, 6, 1], "activations": ["tanh", "sigmoid"], "steps": 20}')
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", "--seeds", "1", "--config", str(path), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["widths"] == [2, 6, 1] and res["config"]["steps"] == 20
