@@ -41,6 +41,7 @@ class Hyper(NamedTuple):
     eta: Any
     gamma: Any
     update_prob: Any
+    clip: Any = float("inf")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -80,6 +81,8 @@ class RunConfig:
       lr: network learning rate; sg_lr: SG-module learning rate (default: ``lr``).
       topology, conditioned, sg_hidden, sg_init, sg_bias: the SG modules (SPEC.md).
       update_prob: probability that a layer (with its SG module) updates in a step.
+      train_hidden: ``False`` trains the output layer only (the DNI paper's "no backprop"
+        baseline).
       noise: ``paper`` (optax.add_noise) or ``blog``; used by the ``+noise`` regimes.
       eta, gamma: noise schedule; clip: global-norm clipping before the noise.
       steps: training steps; batch_size: minibatch size (``None`` = full batch).
@@ -105,6 +108,7 @@ class RunConfig:
     sg_init: str = "zero"
     sg_bias: bool = True
     update_prob: float = 1.0
+    train_hidden: bool = True
     noise: str = "paper"
     eta: float = 0.01
     gamma: float = 0.55
@@ -156,6 +160,8 @@ class RunConfig:
         if self.update_prob < 1 and not self.is_dni:
             raise ValueError("update_prob: asynchronous updates (< 1) are a DNI option; use "
                              "regime dni or dni+noise")
+        if not isinstance(self.train_hidden, bool):
+            raise ValueError(f"train_hidden: {self.train_hidden!r} must be true or false")
         _choice("noise", self.noise, noise.NOISES)
         _number("eta", self.eta, nonneg=True)
         _number("gamma", self.gamma, nonneg=True)
@@ -198,7 +204,8 @@ class RunConfig:
         """The numeric hyperparameters as 0-d arrays of the run's dtype."""
         as_array = lambda v: jnp.asarray(v, self.jnp_dtype)  # noqa: E731
         return Hyper(as_array(self.lr), as_array(self.lr if self.sg_lr is None else self.sg_lr),
-                     as_array(self.eta), as_array(self.gamma), as_array(self.update_prob))
+                     as_array(self.eta), as_array(self.gamma), as_array(self.update_prob),
+                     as_array(float("inf") if self.clip is None else self.clip))
 
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with some fields changed (validated again)."""

@@ -90,9 +90,10 @@ def _init(config: RunConfig, program: train.Program, axes: tuple, hyper, keys, n
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _advance(program: train.Program, n_records: int, data_axis: Any, hyper, state, data):
-    run = lambda h, s, d: train.run_records(program, h, s, d, n_records)  # noqa: E731
-    return jax.vmap(run, in_axes=(0, 0, data_axis))(hyper, state, data)
+def _advance(program: train.Program, n_records: int, data_axis: Any, hyper, state, data,
+             test=None):
+    run = lambda h, s, d, t: train.run_records(program, h, s, d, n_records, t)  # noqa: E731
+    return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis))(hyper, state, data, test)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -129,7 +130,8 @@ def default_mesh() -> Mesh | None:
 def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
              test: Any = None, per_run_data: bool = False, net: Any = None, sg: Any = None,
              noise_kind: str | None | bool = False, progress: Progress | None = None,
-             chunks: int = 20, mesh: Mesh | None | bool = True) -> GridResult:
+             chunks: int = 20, mesh: Mesh | None | bool = True,
+             test_history: bool = False) -> GridResult:
     """Trains every run of a grid and returns their results.
 
     Args:
@@ -146,6 +148,7 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
       chunks: about how many host round-trips to make (for progress).
       mesh: a ``Mesh`` with axis ``"runs"``, ``True`` for all devices, ``None``/``False``
         for no sharding.
+      test_history: also record test accuracy at every history record.
     """
     if config.steps % config.log_every:
         raise ValueError(f"log_every: {config.log_every} does not divide steps {config.steps}")
@@ -176,7 +179,8 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
     per_chunk = _chunk_records(total_records, -(-total_records // max(1, chunks)))
     records = []
     for done in range(0, total_records, per_chunk):
-        state, rec = _advance(program, per_chunk, data_axis, hyper_d, state, train_data)
+        state, rec = _advance(program, per_chunk, data_axis, hyper_d, state, train_data,
+                              test_data if test_history else None)
         records.append(jax.device_get(rec))
         if progress is not None:
             progress((done + per_chunk) * config.log_every, config.steps)
@@ -193,6 +197,9 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
         "diverged": np.concatenate([hist["diverged"], (diverged_at >= 0)[:, None]], axis=1),
         "sg_loss": hist["sg_loss"],
     }
+    if "test_accuracy" in hist:
+        history["test_accuracy"] = np.concatenate(
+            [hist["test_accuracy"], np.asarray(test_acc)[:n_runs, None]], axis=1)
     state = jax.tree.map(lambda a: a[:n_runs], state)
     return GridResult(history, final_loss, final_acc, np.asarray(test_acc)[:n_runs],
                       diverged_at, state)

@@ -39,10 +39,11 @@ class Program(NamedTuple):
     sg: synthetic.SGSpec | None
     noise: str | None
     optimizer: str
-    clip: float | None
+    clip: bool
     batch_size: int | None
     async_updates: bool
     log_every: int
+    train_hidden: bool = True
 
 
 class Data(NamedTuple):
@@ -69,8 +70,8 @@ def program_of(config: RunConfig, *, noise_kind: str | None | bool = False) -> P
     """The :class:`Program` of a config (``noise_kind`` overrides its noise if given)."""
     kind = (config.noise if config.has_noise else None) if noise_kind is False else noise_kind
     return Program(config.net_spec, config.sg_spec if config.is_dni else None, kind,
-                   config.optimizer, config.clip, config.batch_size,
-                   config.update_prob < 1, config.log_every)
+                   config.optimizer, config.clip is not None, config.batch_size,
+                   config.update_prob < 1, config.log_every, config.train_hidden)
 
 
 def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> Data:
@@ -96,7 +97,8 @@ def update_rules(program: Program, hyper: Hyper,
 
     def rule(lr, key):
         return noise.update_rule(noise.optimizer(program.optimizer, lr), noise=program.noise,
-                                 eta=hyper.eta, gamma=hyper.gamma, key=key, clip=program.clip)
+                                 eta=hyper.eta, gamma=hyper.gamma, key=key,
+                                 clip=hyper.clip if program.clip else None)
 
     return rule(hyper.lr, keys[0]), rule(hyper.sg_lr, keys[1])
 
@@ -177,6 +179,8 @@ def train_step(program: Program, hyper: Hyper, state: TrainState,
         mask = layer_mask(mask_key, hyper.update_prob, len(state.net))
         net_upd = _mask_layers(net_upd, mask)
         sg_upd = _mask_layers(sg_upd, mask) if sg_upd is not None else None
+    if not program.train_hidden:  # only the output layer learns
+        net_upd = [jax.tree.map(jnp.zeros_like, u) for u in net_upd[:-1]] + net_upd[-1:]
     new_net = optax.apply_updates(state.net, net_upd)
     new_sg = optax.apply_updates(state.sg, sg_upd) if sg_upd is not None else None
     ok = jnp.isfinite(sig.loss) & _all_finite(new_net)
@@ -199,12 +203,14 @@ def evaluate(program: Program, net: nets.Params, data: Data) -> tuple[jax.Array,
 
 
 def run_records(program: Program, hyper: Hyper, state: TrainState, data: Data,
-                num_records: int) -> tuple[TrainState, dict[str, jax.Array]]:
+                num_records: int, test: Data | None = None
+                ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Runs ``num_records * program.log_every`` steps with ``lax.scan``.
 
     Returns the final state and one history record per ``log_every`` steps, taken
     before those steps: ``loss``/``accuracy`` on the full data, ``sg_loss`` of the
-    first of those steps, ``step``, and ``diverged`` (whether the run was frozen).
+    first of those steps, ``step``, ``diverged`` (whether the run was frozen) and,
+    given ``test`` data, ``test_accuracy``.
     """
 
     def steps(carry, _):
@@ -215,6 +221,8 @@ def run_records(program: Program, hyper: Hyper, state: TrainState, data: Data,
         loss, acc = evaluate(program, carry.net, data)
         rec = {"step": carry.step, "loss": loss, "accuracy": acc,
                "diverged": carry.diverged_at >= 0}
+        if test is not None:
+            rec["test_accuracy"] = evaluate(program, carry.net, test)[1]
         carry, sg_losses = jax.lax.scan(steps, carry, None, length=program.log_every)
         rec["sg_loss"] = sg_losses[0]
         return carry, rec

@@ -31,6 +31,7 @@ BAD = [
     (dict(noise="pink"), "noise: unknown value"),
     (dict(clip=0.0), "clip: 0.0 must be > 0"),
     (dict(dtype="bfloat16"), "dtype: unknown value"),
+    (dict(train_hidden="no"), "train_hidden: .no. must be true or false"),
 ]
 
 

@@ -80,3 +80,14 @@ def test_asynchronous_updates_skip_layers(blobs):
 def test_log_every_must_divide_steps(blobs):
     with pytest.raises(ValueError, match="log_every: 7 does not divide steps 40"):
         train.train(RunConfig(steps=40, log_every=7), *blobs, jax.random.key(0))
+
+
+def test_output_only_training_freezes_the_hidden_layers(blobs):
+    x, labels = blobs
+    cfg = RunConfig(train_hidden=False, **{**TOY, "steps": 50}, log_every=50)
+    start = train.init_state(cfg, jax.random.key(0))
+    state, hist = train.train(cfg, x, labels, jax.random.key(0))
+    for a, b in zip(jax.tree.leaves(start.net[:-1]), jax.tree.leaves(state.net[:-1])):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(start.net[-1]["w"], state.net[-1]["w"])
+    assert hist["loss"][-1] < hist["loss"][0]

@@ -1,0 +1,48 @@
+"""Helpers shared by the depth benchmarks: per-run initial weights, data, outputs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dnijax import data as data_lib  # noqa: E402
+from dnijax import nets, store  # noqa: E402
+
+
+def initial_nets(widths: Sequence[int], specs: Sequence[tuple[str, float, int]]) -> Any:
+    """One network per run, stacked: ``specs`` lists ``(init, scale, seed)`` per run."""
+    trees = [nets.init_network(jax.random.key(10_000 + seed), widths, init, scale, 0.0)
+             for init, scale, seed in specs]
+    return jax.tree.map(lambda *a: np.stack(a), *trees)
+
+
+def load(name: str) -> data_lib.Dataset:
+    """``digits`` (bundled with scikit-learn) or ``mnist1d`` (``pip install mnist1d``)."""
+    return data_lib.load(name, seed=0)
+
+
+def progress_line(label: str):
+    """A progress callback printing a line at every 25%."""
+    start, last = time.time(), [-1]
+
+    def tick(done: int, total: int) -> None:
+        q = int(4 * done / max(total, 1))
+        if q != last[0]:
+            last[0] = q
+            print(f"  {label}: {100 * done // max(total, 1)}% ({time.time() - start:.0f}s)",
+                  flush=True)
+
+    return tick
+
+
+def write(out: str, name: str, results: dict, markdown: str) -> None:
+    """``<out>/<name>.json`` and ``<out>/<name>.md``, atomically."""
+    os.makedirs(out, exist_ok=True)
+    store.atomic_write_json(os.path.join(out, f"{name}.json"), results)
+    store.atomic_write_bytes(os.path.join(out, f"{name}.md"), markdown.encode())
