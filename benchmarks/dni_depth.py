@@ -21,7 +21,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 import common  # noqa: E402
 from dnijax import RunConfig, store, sweep  # noqa: E402

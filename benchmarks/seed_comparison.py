@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dnijax import cli, store  # noqa: E402
-from dnijax.report import _healthy  # noqa: E402
+from dnijax.report import healthy_values  # noqa: E402
 
 
 def ranking(results_path: str) -> list[tuple[str, float, float, int]]:
@@ -24,7 +24,7 @@ def ranking(results_path: str) -> list[tuple[str, float, float, int]]:
     res = store.read_json(results_path)
     rows = []
     for name, r in res["regimes"].items():
-        h = _healthy(r["final_loss"], r["diverged_at"])
+        h = healthy_values(r["final_loss"], r["diverged_at"])
         rows.append((name, float(h.mean()) if h.size else float("inf"),
                      float(h.std()) if h.size else float("nan"),
                      sum(d is not None for d in r["diverged_at"])))

@@ -26,8 +26,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import jax
 import numpy as np
 
 from dnijax import data as data_lib
@@ -94,8 +96,8 @@ def preset_data(preset: str, seed: int) -> tuple[data_lib.Dataset, Any]:
     return data_lib.load("article", seed), None
 
 
-def _stack(trees: list) -> Any:
-    import jax
+def stack_trees(trees: list) -> Any:
+    """Stacks identically shaped trees along a new leading (run) axis."""
     return jax.tree.map(lambda *a: np.stack(a), *trees)
 
 
@@ -131,8 +133,8 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
         fam_cfg = cfg.replace(regime=family)
         net = sg = None
         if inits[0] is not None:
-            net = _stack([i[0] for i in inits] * 2)
-            sg = _stack([i[1] for i in inits] * 2) if family == "dni" else None
+            net = stack_trees([i[0] for i in inits] * 2)
+            sg = stack_trees([i[1] for i in inits] * 2) if family == "dni" else None
         tick = None if progress is None else (
             lambda done, total, k=family_index: progress(k * cfg.steps + done, total_steps))
         res = sweep.run_grid(fam_cfg, sweep.stack_hyper(fam_cfg, eta=etas), keys, (x, y),
@@ -169,7 +171,6 @@ def summarize_runs(res: sweep.GridResult, runs: slice) -> dict[str, Any]:
 
 def config_dict(cfg: RunConfig, seeds: int) -> dict[str, Any]:
     """The JSON-able description of a comparison's configuration."""
-    import dataclasses
     out = {k: (list(v) if isinstance(v, tuple) else v)
            for k, v in dataclasses.asdict(cfg).items() if k != "regime"}
     out["seeds"] = seeds

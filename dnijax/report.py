@@ -18,7 +18,8 @@ COLORS = {"backprop": "#1f77b4", "dni": "#d62728", "backprop+noise": "#2ca02c",
           "dni+noise": "#ff7f0e"}
 
 
-def _healthy(values: Sequence[Any], diverged: Sequence[Any]) -> np.ndarray:
+def healthy_values(values: Sequence[Any], diverged: Sequence[Any]) -> np.ndarray:
+    """The values of the runs that did not diverge, as floats."""
     return np.array([v for v, d in zip(values, diverged) if d is None and v is not None],
                     dtype=float)
 
@@ -41,8 +42,8 @@ def summary_markdown(results: dict[str, Any]) -> str:
     """A markdown table: final loss and accuracies (mean ± std over the seeds that did
     not diverge), steps to a target loss, and diverged runs per regime."""
     regimes = results["regimes"]
-    finals = [np.mean(_healthy(r["final_loss"], r["diverged_at"]))
-              for r in regimes.values() if _healthy(r["final_loss"], r["diverged_at"]).size]
+    finals = [np.mean(healthy_values(r["final_loss"], r["diverged_at"]))
+              for r in regimes.values() if healthy_values(r["final_loss"], r["diverged_at"]).size]
     # target: within 25% of the best regime's mean final loss
     target = 1.25 * float(min(finals)) if finals else float("nan")
     cfg = results["config"]
@@ -59,16 +60,17 @@ def summary_markdown(results: dict[str, Any]) -> str:
         when = f" (at {', '.join(str(d) for d in div if d is not None)})" if n_div else ""
         reached = steps_to_target(r["loss_curve"], target)
         lines.append(
-            f"| {name} | {_mean_std(_healthy(r['final_loss'], div), '.4g')} "
-            f"| {_mean_std(_healthy(r['final_accuracy'], div), '.3f')} "
-            f"| {_mean_std(_healthy(r['test_accuracy'], div), '.3f')} "
+            f"| {name} | {_mean_std(healthy_values(r['final_loss'], div), '.4g')} "
+            f"| {_mean_std(healthy_values(r['final_accuracy'], div), '.3f')} "
+            f"| {_mean_std(healthy_values(r['test_accuracy'], div), '.3f')} "
             f"| {'not reached' if reached is None else reached} "
             f"| {n_div}/{len(div)}{when} |")
-    first = {name: (r["final_loss"][0], r["diverged_at"][0]) for name, r in regimes.items()}
-    lines += ["", f"Seed 0{' (the article’s exact data and weights)' if results['preset'] == 'seed' else ''}: "
-              f"loss {next(iter(regimes.values()))['initial_loss'][0]:.4g} at step 0 -> " + ", ".join(
-                  f"{name} {'diverged at ' + str(d) if d is not None else format(v, '.4g')}"
-                  for name, (v, d) in first.items())]
+    which = " (the article’s exact data and weights)" if results["preset"] == "seed" else ""
+    start = next(iter(regimes.values()))["initial_loss"][0]
+    finals_0 = ", ".join(
+        f"{name} " + (f"diverged at {r['diverged_at'][0]}" if r["diverged_at"][0] is not None
+                      else format(r["final_loss"][0], ".4g")) for name, r in regimes.items())
+    lines += ["", f"Seed 0{which}: loss {start:.4g} at step 0 -> {finals_0}"]
     return "\n".join(lines) + "\n"
 
 
@@ -144,8 +146,8 @@ def plot_sensitivity(results: dict[str, Any], path: str) -> None:
     """Heatmaps over (regime, learning rate): median final loss and diverged fraction."""
     regimes = list(results["regimes"])
     lrs = results["lrs"]
-    loss = np.array([[np.nan if v is None else v for v in results["regimes"][r]["median_final_loss"]]
-                     for r in regimes], float)
+    loss = np.array([[np.nan if v is None else v
+                      for v in results["regimes"][r]["median_final_loss"]] for r in regimes], float)
     frac = np.array([results["regimes"][r]["diverged_fraction"] for r in regimes], float)
     fig, axes = plt.subplots(1, 2, figsize=(1.3 * len(lrs) + 5, 0.7 * len(regimes) + 2.2),
                              dpi=110)

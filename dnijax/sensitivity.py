@@ -45,8 +45,8 @@ def run_block(preset: str, regime: str, lr: float, seeds: int, steps: int | None
     stack = lambda f: np.stack([f(d) for d, _ in per_seed])  # noqa: E731
     net = sg = None
     if per_seed[0][1] is not None:
-        net = compare._stack([i[0] for _, i in per_seed])
-        sg = compare._stack([i[1] for _, i in per_seed]) if cfg.is_dni else None
+        net = compare.stack_trees([i[0] for _, i in per_seed])
+        sg = compare.stack_trees([i[1] for _, i in per_seed]) if cfg.is_dni else None
     res = sweep.run_grid(cfg, sweep.stack_hyper(cfg, lr=[cfg.lr] * seeds), sweep.run_keys(0, seeds),
                          (stack(lambda d: d.x_train), stack(lambda d: d.y_train)),
                          test=(stack(lambda d: d.x_test), stack(lambda d: d.y_test)),

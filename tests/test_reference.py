@@ -6,7 +6,6 @@ depths 1 to 8, every activation and loss.
 """
 
 import jax
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
