@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import common
-from dnijax import RunConfig, sweep
+from dnijax import RunConfig, store, sweep
 
 # (label, init, scale, clip, paper (no noise best/avg), paper (noise best/avg))
 SETTINGS = [
@@ -85,6 +85,41 @@ def table(cells: list[dict], family: str, with_paper: bool) -> str:
     return f"**{family}**\n\n" + "\n".join(lines) + "\n"
 
 
+def figure(results: dict, path: str) -> None:
+    """Best (marker) and average (bar) test accuracy per cell, noise off/on, per family."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    families = list(results["families"])
+    fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 4.2), dpi=110,
+                             sharey=True, squeeze=False)
+    labels = [label for label, *_ in SETTINGS]
+    for ax, family in zip(axes[0], families):
+        cells = results["families"][family]
+        for k, noisy in enumerate((False, True)):
+            row = [next(c for c in cells if c["setting"] == lab and c["noise"] == noisy)
+                   for lab in labels]
+            xs = np.arange(len(labels)) + (k - 0.5) * 0.38
+            color = "#ff7f0e" if noisy else "#1f77b4"
+            ax.bar(xs, [c["average"] for c in row], width=0.36, color=color, alpha=0.7,
+                   label=f"{'noise' if noisy else 'no noise'}: average")
+            ax.plot(xs, [c["best"] for c in row], "v", color=color, ms=7,
+                    label=f"{'noise' if noisy else 'no noise'}: best")
+            if family == "backprop":
+                ax.plot(xs, [c["paper"][1] for c in row], "_", color="k", ms=14, mew=2,
+                        label="paper average (MNIST)" if noisy else None)
+        ax.set_xticks(range(len(labels)), [lab.replace(", ", ",\n") for lab in labels],
+                      fontsize=8)
+        ax.set_title(f"{family}: {results['depth']} x {results['width']} ReLU, "
+                     f"{results['data']}, {results['steps']} steps")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].set_ylabel("test accuracy %")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    store.atomic_savefig(fig.savefig, path)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
@@ -112,6 +147,7 @@ def main() -> None:
     md.append(f"Total time {time.time() - t0:.0f}s.")
     text = "\n".join(md)
     common.write(args.out, "deep_noise", results, text)
+    figure(results, os.path.join(args.out, "deep_noise.png"))
     print(text)
 
 

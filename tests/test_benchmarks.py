@@ -24,6 +24,7 @@ def test_deep_noise_quick(tmp_path):
     assert len(res["families"]["backprop"]) == 10  # 5 inits x noise on/off
     assert all(0 <= c["average"] <= c["best"] <= 100 for c in res["families"]["dni"])
     assert "zero init, clip 10" in text and "94.5 / 49.7" in text
+    assert (tmp_path / "deep_noise.png").stat().st_size > 0
 
 
 def test_dni_depth_quick(tmp_path):
