@@ -42,13 +42,16 @@ def variants(width: int) -> dict[str, dict]:
     }
 
 
-def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lr: float) -> dict:
+def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lr: float,
+              only: tuple[str, ...] | None = None) -> dict:
     widths = (ds.n_features,) + (width,) * (n_layers - 1) + (ds.n_classes,)
     base = dict(widths=widths, activations=("relu",) * (n_layers - 1) + ("identity",),
                 init="he", loss="xent", reduction="mean", optimizer="adam", lr=lr,
                 steps=steps, log_every=steps // 20, batch_size=256, sg_init="zero")
     out = {}
     for name, fields in variants(width).items():
+        if only and name not in only:
+            continue
         probs = PROBS if name == "cdni" else (1.0,)
         cfg = RunConfig(**base, **fields, update_prob=min(probs))
         runs = [(p, s) for p in probs for s in range(seeds)]
@@ -112,18 +115,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--width", type=int)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam lr of net and SG modules")
+    parser.add_argument("--depths", help="comma-separated layer counts (default 3,4,5,6)")
+    parser.add_argument("--regimes", help="subset of: backprop,no backprop,dni,cdni")
     args = parser.parse_args()
     width = args.width or (16 if args.quick else 256)
     steps = args.steps or (40 if args.quick else 2000)
     seeds = args.seeds or (1 if args.quick else 3)
     depths = (3, 4) if args.quick else (3, 4, 5, 6)
+    if args.depths:
+        depths = tuple(int(d) for d in args.depths.split(","))
+    only = tuple(args.regimes.split(",")) if args.regimes else None
     ds = common.load(args.data)
     t0 = time.time()
     results = {"data": args.data, "width": width, "steps": steps, "seeds": seeds,
-               "optimizer": "adam", "lr": 1e-3, "batch": 256, "depths": {}}
+               "optimizer": "adam", "lr": args.lr, "batch": 256, "depths": {}}
     for n in depths:
-        results["depths"][str(n)] = run_depth(ds, n, width, steps, seeds, 1e-3)
-    text = (f"# DNI depth series ({args.data}, width {width}, Adam lr 1e-3, batch 256, "
+        results["depths"][str(n)] = run_depth(ds, n, width, steps, seeds, args.lr, only)
+    text = (f"# DNI depth series ({args.data}, width {width}, Adam lr {args.lr:g}, batch 256, "
             f"{steps} steps, {seeds} seeds): test error %\n\n" + markdown(results)
             + f"\nTotal time {time.time() - t0:.0f}s.\n")
     common.write(args.out, "dni_depth", results, text)

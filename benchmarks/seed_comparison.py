@@ -31,6 +31,26 @@ def ranking(results_path: str) -> list[tuple[str, float, float, int]]:
     return sorted(rows, key=lambda row: row[1])
 
 
+def paired(results_path: str, best: str) -> list[str]:
+    """Per-seed differences to the best regime (same seeds, same initial weights)."""
+    res = store.read_json(results_path)["regimes"]
+    lines = []
+    for name, r in res.items():
+        if name == best:
+            continue
+        pairs = [(a, b) for a, b, da, db in zip(r["final_loss"], res[best]["final_loss"],
+                                                r["diverged_at"], res[best]["diverged_at"])
+                 if da is None and db is None]
+        if not pairs:
+            lines.append(f"- {name}: every paired seed diverged")
+            continue
+        diff = np.array([a - b for a, b in pairs])
+        wins = int((diff > 0).sum())
+        lines.append(f"- {name} - {best}: {diff.mean():+.3g} ± {diff.std():.2g} per seed; "
+                     f"{best} is lower on {wins} of {len(diff)} seeds")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
@@ -50,6 +70,8 @@ def main() -> None:
         lines += [f"## preset `{preset}` ({args.seeds} seeds)", "",
                   f"Lowest mean final loss: **{best[0]}** ({best[1]:.4g} ± {best[2]:.2g}), "
                   f"{verdict} ({second[1]:.4g} ± {second[2]:.2g}).", "",
+                  "Paired by seed (final loss difference to the lowest regime):", "",
+                  *paired(os.path.join(out, "results.json"), best[0]), "",
                   open(os.path.join(out, "summary.md")).read(), ""]
     store.atomic_write_bytes(os.path.join(args.out, "report.md"), "\n".join(lines).encode())
     print("\n".join(lines))
