@@ -42,8 +42,11 @@ def main() -> None:
         lines += [f"## {label}", ""]
         for regime in res["regimes"]:
             lr = first_divergent_lr(res, regime)
-            lines.append(f"- {regime}: " + ("no learning rate tried diverged" if lr is None else
-                                            f"half or more of the seeds diverge from lr {lr:g}"))
+            any_div = sum(f > 0 for f in res["regimes"][regime]["diverged_fraction"])
+            lines.append(f"- {regime}: " + (
+                f"half or more of the seeds diverge from lr {lr:g}" if lr is not None else
+                "no learning rate tried made half the seeds diverge"
+                + (f" ({any_div} lr(s) with some diverged seeds)" if any_div else "")))
         lines += ["", open(os.path.join(out, "summary.md")).read(), ""]
     store.atomic_write_bytes(os.path.join(args.out, "report.md"), "\n".join(lines).encode())
     print("\n".join(lines))
