@@ -90,6 +90,14 @@ def gradient_noise(kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.Array
     raise ValueError(f"unknown noise {kind!r}; choose one of {NOISES}")
 
 
+def flat_gradient_noise(kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike,
+                        key: jax.Array) -> optax.GradientTransformation:
+    """:func:`gradient_noise` applied to all parameters raveled into one vector
+    (``optax.flatten``): the same i.i.d. noise, drawn once per step instead of once per
+    leaf, which makes the compiled step much smaller. The update rules use this."""
+    return optax.flatten(gradient_noise(kind, eta, gamma, key))
+
+
 def optimizer(name: str, learning_rate: jax.typing.ArrayLike) -> optax.GradientTransformation:
     """An optax optimiser by name: ``sgd``, ``momentum`` (0.9), ``adam`` or ``rmsprop``."""
     if name == "sgd":
@@ -119,6 +127,6 @@ def update_rule(base: optax.GradientTransformation, *, noise: str | None = None,
     if clip is not None:
         parts.append(optax.clip_by_global_norm(clip))
     if noise is not None:
-        parts.append(gradient_noise(noise, eta, gamma, key))
+        parts.append(flat_gradient_noise(noise, eta, gamma, key))
     parts.append(base)
     return optax.chain(*parts)

@@ -130,8 +130,13 @@ def init_state(config: RunConfig, key: jax.Array, hyper: Hyper | None = None, *,
     if program.sg is None:
         sg = None
     net_tx, sg_tx = update_rules(program, hyper, (k_noise_net, k_noise_sg))
-    return TrainState(net, sg, net_tx.init(net), sg_tx.init(sg) if sg is not None else (),
+    return TrainState(net, sg, net_tx.init(net), sg_tx.init(sg) if has_params(sg) else (),
                       k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+
+
+def has_params(tree: Any) -> bool:
+    """Whether a parameter tree holds any array (a depth-1 paper-topology net has no SG)."""
+    return tree is not None and len(jax.tree.leaves(tree)) > 0
 
 
 def step_keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -174,7 +179,7 @@ def train_step(program: Program, hyper: Hyper, state: TrainState,
     net_tx, sg_tx = update_rules(program, hyper)
     net_upd, net_opt = net_tx.update(sig.net_grads, state.net_opt, state.net)
     sg_upd, sg_opt = (sg_tx.update(sig.sg_grads, state.sg_opt, state.sg)
-                      if state.sg is not None else (None, state.sg_opt))
+                      if has_params(state.sg) else (None, state.sg_opt))
     if program.async_updates:
         mask = layer_mask(mask_key, hyper.update_prob, len(state.net))
         net_upd = _mask_layers(net_upd, mask)
@@ -182,9 +187,9 @@ def train_step(program: Program, hyper: Hyper, state: TrainState,
     if not program.train_hidden:  # only the output layer learns
         net_upd = [jax.tree.map(jnp.zeros_like, u) for u in net_upd[:-1]] + net_upd[-1:]
     new_net = optax.apply_updates(state.net, net_upd)
-    new_sg = optax.apply_updates(state.sg, sg_upd) if sg_upd is not None else None
+    new_sg = optax.apply_updates(state.sg, sg_upd) if sg_upd is not None else state.sg
     ok = jnp.isfinite(sig.loss) & _all_finite(new_net)
-    if new_sg is not None:
+    if sg_upd is not None:
         ok = ok & _all_finite(new_sg)
     live = ok & (state.diverged_at < 0)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(live, a, b), new, old)  # noqa

@@ -77,9 +77,10 @@ def _noise_state(opt_state: Any) -> Any:
 def _realised(program: train.Program, hyper, state: train.TrainState, template, steps: int):
     """Per-step noise added to the network's and SG modules' gradients, and update masks."""
     def noise_seq(opt_state, params):
-        if program.noise is None or params is None:
+        if program.noise is None or not train.has_params(params):
             return None
-        tx = noise_lib.gradient_noise(program.noise, hyper.eta, hyper.gamma, jax.random.key(0))
+        tx = noise_lib.flat_gradient_noise(program.noise, hyper.eta, hyper.gamma,
+                                          jax.random.key(0))
         zeros = jax.tree.map(jnp.zeros_like, params)
         return jax.lax.scan(lambda s, _: tx.update(zeros, s)[::-1], _noise_state(opt_state),
                             None, length=steps)[1]
