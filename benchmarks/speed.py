@@ -42,6 +42,14 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
+REPEATS = 1  # timed sections run this many times; the best time counts (--repeats)
+
+
+def _best(fn) -> float:
+    """The fastest of ``REPEATS`` runs of ``fn`` (the same work each time)."""
+    return min(_timed(fn) for _ in range(REPEATS))
+
+
 def step_flops(widths, batch: int, regime: str) -> float:
     """Matmul FLOPs of one step (paper topology, linear SG modules)."""
     pairs = list(zip(widths[:-1], widths[1:]))
@@ -79,14 +87,16 @@ def bench_numpy(cfg: RunConfig, x, labels, n_runs: int, steps: int) -> dict:
     y = np.asarray(train.make_data(cfg, x, labels).y)
     starts = [train.init_state(cfg, jax.random.key(r)) for r in range(n_runs)]
     starts = [(to_numpy(st.net, np.float32), to_numpy(st.sg, np.float32)) for st in starts]
+
+    def work():
+        for net, sg in starts:
+            reference.trajectory(cfg.regime.replace("+noise", ""), net, sg, x, y, steps,
+                                 activations=cfg.activations, loss=cfg.loss,
+                                 reduction=cfg.reduction, lr=cfg.lr, sg_lr=cfg.sg_lr,
+                                 topology=cfg.topology)
+
     tracemalloc.start()
-    t = time.perf_counter()
-    for net, sg in starts:
-        reference.trajectory(cfg.regime.replace("+noise", ""), net, sg, x, y, steps,
-                             activations=cfg.activations, loss=cfg.loss,
-                             reduction=cfg.reduction, lr=cfg.lr, sg_lr=cfg.sg_lr,
-                             topology=cfg.topology)
-    elapsed = time.perf_counter() - t
+    elapsed = _best(work)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {"run_steps_per_s": n_runs * steps / elapsed, "peak_mb": peak / 2 ** 20}
@@ -100,14 +110,15 @@ def bench_jax_loop(cfg: RunConfig, x, labels, n_runs: int, steps: int) -> dict:
     hyper = cfg.hyper()
     st = train.init_state(cfg, jax.random.key(0), hyper, program=program)
     compile_s = _timed(lambda: jax.block_until_ready(step(program, hyper, st, data)))
-    t = time.perf_counter()
-    for r in range(n_runs):
-        st = train.init_state(cfg, jax.random.key(r), hyper, program=program)
-        for _ in range(steps):
-            st, _ = step(program, hyper, st, data)
-        jax.block_until_ready(st)
-    return {"run_steps_per_s": n_runs * steps / (time.perf_counter() - t),
-            "compile_s": compile_s}
+
+    def work():
+        for r in range(n_runs):
+            st = train.init_state(cfg, jax.random.key(r), hyper, program=program)
+            for _ in range(steps):
+                st, _ = step(program, hyper, st, data)
+            jax.block_until_ready(st)
+
+    return {"run_steps_per_s": n_runs * steps / _best(work), "compile_s": compile_s}
 
 
 def bench_engine(cfg: RunConfig, x, labels, n_runs: int) -> dict:
@@ -117,9 +128,7 @@ def bench_engine(cfg: RunConfig, x, labels, n_runs: int) -> dict:
     t = time.perf_counter()
     sweep.run_grid(cfg.replace(steps=cfg.log_every), hyper, keys, (x, labels), mesh=None)
     first = time.perf_counter() - t  # compile + one chunk of log_every steps
-    t = time.perf_counter()
-    sweep.run_grid(cfg, hyper, keys, (x, labels), mesh=None, chunks=1)
-    elapsed = time.perf_counter() - t
+    elapsed = _best(lambda: sweep.run_grid(cfg, hyper, keys, (x, labels), mesh=None, chunks=1))
     program = train.program_of(cfg)
     data = train.make_data(cfg, x, labels)
     state = jax.jit(jax.vmap(lambda h, k: train.init_state(cfg, k, h, program=program)))(
@@ -216,7 +225,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps (under 2 minutes)")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--runs", type=int, default=None, help="runs of the article-scale grid")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="time each method this many times, keep the best (default: 1 "
+                             "with --quick, 3 otherwise)")
     args = parser.parse_args()
+    global REPEATS
+    REPEATS = args.repeats or (1 if args.quick else 3)
     steps = 50 if args.quick else 200
     peak = matmul_peak_gflops()
     print(f"device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPU cores; float32 matmul "
