@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -46,3 +47,22 @@ def write(out: str, name: str, results: dict, markdown: str) -> None:
     os.makedirs(out, exist_ok=True)
     store.atomic_write_json(os.path.join(out, f"{name}.json"), results)
     store.atomic_write_bytes(os.path.join(out, f"{name}.md"), markdown.encode())
+
+
+def base_parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """The options every depth benchmark takes: --quick, --data, --out, --seeds, --steps."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
+    parser.add_argument("--data", default="digits", choices=("digits", "mnist1d"))
+    parser.add_argument("--out", default=os.path.join("runs", name))
+    parser.add_argument("--seeds", type=int)
+    parser.add_argument("--steps", type=int)
+    return parser
+
+
+def save_figure(fig: Any, path: str) -> None:
+    """Lays out, writes atomically and closes a matplotlib figure."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    store.atomic_savefig(fig.savefig, path)
+    plt.close(fig)

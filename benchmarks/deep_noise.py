@@ -16,7 +16,6 @@ clipping threshold and noise on/off (eta 0) are per-run numbers.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import time
@@ -24,7 +23,7 @@ import time
 import numpy as np
 
 import common
-from dnijax import RunConfig, store, sweep
+from dnijax import RunConfig, sweep
 
 # (label, init, scale, clip, paper (no noise best/avg), paper (noise best/avg))
 SETTINGS = [
@@ -115,18 +114,11 @@ def figure(results: dict, path: str) -> None:
         ax.grid(alpha=0.3, axis="y")
     axes[0, 0].set_ylabel("test accuracy %")
     axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    store.atomic_savefig(fig.savefig, path)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
-    parser.add_argument("--data", default="digits", choices=("digits", "mnist1d"))
-    parser.add_argument("--out", default=os.path.join("runs", "deep_noise"))
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--steps", type=int)
+    parser = common.base_parser(__doc__, "deep_noise")
     parser.add_argument("--depth", type=int)
     args = parser.parse_args()
     depth, width = (4, 16) if args.quick else (args.depth or 20, 50)

@@ -13,7 +13,6 @@ a figure of test error over training.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -23,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import common  # noqa: E402
-from dnijax import RunConfig, store, sweep  # noqa: E402
+from dnijax import RunConfig, sweep  # noqa: E402
 
 # the DNI paper, Table 1 (MNIST FCN test error %), as cited in ANCHORS.md
 PAPER = {3: {"backprop": 2.0, "dni": 1.9, "cdni": 2.2}, 4: {"backprop": 1.8, "dni": 2.2,
@@ -102,18 +101,11 @@ def figure(results: dict, path: str) -> None:
         ax.grid(alpha=0.3, which="both")
     axes[0, 0].set_ylabel(f"test error % ({results['data']}, mean over seeds)")
     axes[0, -1].legend(fontsize=8)
-    fig.tight_layout()
-    store.atomic_savefig(fig.savefig, path)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
-    parser.add_argument("--data", default="digits", choices=("digits", "mnist1d"))
-    parser.add_argument("--out", default=os.path.join("runs", "dni_depth"))
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--steps", type=int)
+    parser = common.base_parser(__doc__, "dni_depth")
     parser.add_argument("--width", type=int)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam lr of net and SG modules")
     parser.add_argument("--depths", help="comma-separated layer counts (default 3,4,5,6)")
