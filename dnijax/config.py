@@ -173,6 +173,9 @@ class RunConfig:
         if self.log_every is None:
             set_("log_every", default_log_every(self.steps))
         _number("log_every", self.log_every, integer=True, low=1)
+        if self.steps % self.log_every:
+            raise ValueError(f"log_every: {self.log_every} does not divide steps {self.steps}; "
+                             "pick a divisor")
         _choice("dtype", self.dtype, DTYPES)
 
     @property

@@ -150,8 +150,6 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
         for no sharding.
       test_history: also record test accuracy at every history record.
     """
-    if config.steps % config.log_every:
-        raise ValueError(f"log_every: {config.log_every} does not divide steps {config.steps}")
     n_runs = int(keys.shape[0])
     if any(np.shape(v)[0] != n_runs for v in hyper):
         raise ValueError(f"sweep: {n_runs} keys but hyperparameters for "

@@ -251,7 +251,7 @@ def train(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
     """Trains one run of ``config`` on ``(x, labels)``.
 
     Args:
-      config: the run (``config.steps`` must be a multiple of ``config.log_every``).
+      config: the run.
       x: inputs (N, widths[0]); labels: integer classes (N,).
       key: PRNG key.
       net, sg: optional initial parameters.
@@ -260,9 +260,6 @@ def train(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
       The final :class:`TrainState` and a history of numpy arrays with records at
       steps ``0, log_every, ..., steps`` (``sg_loss`` has no record at ``steps``).
     """
-    if config.steps % config.log_every:
-        raise ValueError(f"log_every: {config.log_every} does not divide steps "
-                         f"{config.steps}; pick a divisor")
     data = make_data(config, x, labels)
     program = program_of(config)
     state = init_state(config, key, program=program, net=net, sg=sg)

@@ -25,6 +25,7 @@ BAD = [
     (dict(regime="dni", update_prob=1.5), r"update_prob: 1.5 must be in \(0, 1\]"),
     (dict(update_prob=0.5), "update_prob: asynchronous updates"),
     (dict(steps=0), "steps: 0 must be >= 1"),
+    (dict(steps=40, log_every=7), "log_every: 7 does not divide steps 40"),
     (dict(loss="xent"), "xent needs an output layer of at least 2"),
     (dict(topology="full"), "topology: unknown value"),
     (dict(sg_init="ones"), "sg_init: unknown value"),
