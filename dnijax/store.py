@@ -25,29 +25,9 @@ def _publish(tmp: str, path: str) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_bytes(path: str, payload: bytes) -> None:
-    """Writes ``payload`` to ``path`` via a temporary file and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        _publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-    """``json.dumps(obj, indent=1, sort_keys=True)`` written atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
-
-
 def atomic_savefig(save, path: str) -> None:
-    """Calls ``save(tmp_path)`` (e.g. a figure's savefig) and renames the result."""
+    """Calls ``save(tmp_path)`` (e.g. a figure's savefig) and renames the result to ``path``;
+    on any failure the temporary file is removed and ``path`` is left as it was."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     os.close(fd)
@@ -58,6 +38,22 @@ def atomic_savefig(save, path: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str, payload: bytes) -> None:
+    """Writes ``payload`` to ``path`` via a synced temporary file and ``os.replace``."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_savefig(write, path)
+
+
+def atomic_write_json(path: str, obj: Any) -> None:
+    """``json.dumps(obj, indent=1, sort_keys=True)`` written atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
 def check_out_dir(out: str) -> None:
