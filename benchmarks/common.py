@@ -9,18 +9,17 @@ import time
 from typing import Any, Sequence
 
 import jax
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dnijax import data as data_lib  # noqa: E402
-from dnijax import nets, store  # noqa: E402
+from dnijax import compare, nets, store  # noqa: E402
 
 
 def initial_nets(widths: Sequence[int], specs: Sequence[tuple[str, float, int]]) -> Any:
     """One network per run, stacked: ``specs`` lists ``(init, scale, seed)`` per run."""
     trees = [nets.init_network(jax.random.key(10_000 + seed), widths, init, scale, 0.0)
              for init, scale, seed in specs]
-    return jax.tree.map(lambda *a: np.stack(a), *trees)
+    return compare.stack_trees(trees)
 
 
 def load(name: str) -> data_lib.Dataset:

@@ -99,6 +99,24 @@ def stack_trees(trees: list) -> Any:
     return jax.tree.map(lambda *a: np.stack(a), *trees)
 
 
+def preset_grid_inputs(preset: str, seeds: int, copies: int = 1
+                       ) -> tuple[list[data_lib.Dataset], dict[str, Any]]:
+    """Per-run data (and, for ``seed``, initial weights) of ``seeds`` seeds, the seeds
+    repeated ``copies`` times along the run axis, as :func:`sweep.run_grid` keywords
+    (drop ``sg`` for a program without SG modules)."""
+    per_seed = [preset_data(preset, s) for s in range(seeds)]
+    datasets = [d for d, _ in per_seed]
+    stack = lambda f: np.concatenate([np.stack([f(d) for d in datasets])] * copies)  # noqa
+    grid: dict[str, Any] = {
+        "data": (stack(lambda d: d.x_train), stack(lambda d: d.y_train)),
+        "test": (stack(lambda d: d.x_test), stack(lambda d: d.y_test)),
+        "per_run_data": True, "net": None, "sg": None}
+    if per_seed[0][1] is not None:
+        grid["net"] = stack_trees([i[0] for _, i in per_seed] * copies)
+        grid["sg"] = stack_trees([i[1] for _, i in per_seed] * copies)
+    return datasets, grid
+
+
 def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int | None = None,
                 lr: float | None = None, sg_lr: float | None = None,
                 eta: float | None = None, overrides: dict[str, Any] | None = None,
@@ -114,29 +132,19 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
     seeds = DEFAULT_SEEDS[preset] if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")
-    per_seed = [preset_data(preset, s) for s in range(seeds)]
-    datasets = [d for d, _ in per_seed]
-    both = lambda a: np.concatenate([a, a])  # noqa: E731  runs: seeds without noise, then with
-    x = both(np.stack([d.x_train for d in datasets]))
-    y = both(np.stack([d.y_train for d in datasets]))
-    xt = both(np.stack([d.x_test for d in datasets]))
-    yt = both(np.stack([d.y_test for d in datasets]))
+    # runs: the seeds without noise, then the same seeds with noise
+    datasets, grid = preset_grid_inputs(preset, seeds, copies=2)
     keys = sweep.run_keys(np.concatenate([np.arange(seeds)] * 2))
     etas = [0.0] * seeds + [cfg.eta] * seeds
-    inits = [i for _, i in per_seed]
     total_steps = 2 * cfg.steps
     results: dict[str, Any] = {}
     params: dict[str, Any] = {}
     for family_index, family in enumerate(("backprop", "dni")):
         fam_cfg = cfg.replace(regime=family)
-        net = sg = None
-        if inits[0] is not None:
-            net = stack_trees([i[0] for i in inits] * 2)
-            sg = stack_trees([i[1] for i in inits] * 2) if family == "dni" else None
         tick = None if progress is None else (
             lambda done, total, k=family_index: progress(k * cfg.steps + done, total_steps))
-        res = sweep.run_grid(fam_cfg, sweep.stack_hyper(fam_cfg, eta=etas), keys, (x, y),
-                             test=(xt, yt), per_run_data=True, net=net, sg=sg,
+        res = sweep.run_grid(fam_cfg, sweep.stack_hyper(fam_cfg, eta=etas), keys,
+                             **dict(grid, sg=grid["sg"] if family == "dni" else None),
                              noise_kind=cfg.noise, progress=tick)
         for half, name in enumerate((family, family + "+noise")):
             runs = slice(half * seeds, (half + 1) * seeds)

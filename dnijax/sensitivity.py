@@ -41,16 +41,9 @@ def run_block(preset: str, regime: str, lr: float, seeds: int, steps: int | None
     """All seeds of one (regime, learning rate) as one vmapped program."""
     cfg = compare.preset_config(preset, steps=steps, lr=lr, sg_lr=lr if sg_lr is None else sg_lr,
                                 overrides=overrides).replace(regime=regime)
-    per_seed = [compare.preset_data(preset, s) for s in range(seeds)]
-    stack = lambda f: np.stack([f(d) for d, _ in per_seed])  # noqa: E731
-    net = sg = None
-    if per_seed[0][1] is not None:
-        net = compare.stack_trees([i[0] for _, i in per_seed])
-        sg = compare.stack_trees([i[1] for _, i in per_seed]) if cfg.is_dni else None
+    _, grid = compare.preset_grid_inputs(preset, seeds)
     res = sweep.run_grid(cfg, sweep.stack_hyper(cfg, lr=[cfg.lr] * seeds), sweep.run_keys(0, seeds),
-                         (stack(lambda d: d.x_train), stack(lambda d: d.y_train)),
-                         test=(stack(lambda d: d.x_test), stack(lambda d: d.y_test)),
-                         per_run_data=True, net=net, sg=sg)
+                         **dict(grid, sg=grid["sg"] if cfg.is_dni else None))
     summary = compare.summarize_runs(res, slice(0, seeds))
     summary.pop("loss_curve")
     return {"regime": regime, "lr": float(lr), **summary}
