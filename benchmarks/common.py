@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Any, Sequence
 
 import jax
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dnijax import data as data_lib  # noqa: E402
-from dnijax import compare, nets, store  # noqa: E402
+from dnijax import data as data_lib
+from dnijax import engine, nets, store
 
 
 def initial_nets(widths: Sequence[int], specs: Sequence[tuple[str, float, int]]) -> Any:
     """One network per run, stacked: ``specs`` lists ``(init, scale, seed)`` per run."""
     trees = [nets.init_network(jax.random.key(10_000 + seed), widths, init, scale, 0.0)
              for init, scale, seed in specs]
-    return compare.stack_trees(trees)
+    return engine.stack_trees(trees)
 
 
 def load(name: str) -> data_lib.Dataset:

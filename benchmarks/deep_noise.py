@@ -23,7 +23,8 @@ import time
 import numpy as np
 
 import common
-from dnijax import RunConfig, sweep
+from dnijax import RunConfig, engine
+from dnijax.config import regime_name
 
 # (label, init, scale, clip, paper (no noise best/avg), paper (noise best/avg))
 SETTINGS = [
@@ -40,20 +41,20 @@ def run_family(family: str, ds, depth: int, width: int, steps: int, seeds: int,
                batch: int) -> list[dict]:
     """All cells of one family (backprop or dni) as one vmapped program."""
     widths = (ds.n_features,) + (width,) * depth + (ds.n_classes,)
-    cfg = RunConfig(regime=family, widths=widths, activations=("relu",) * depth + ("identity",),
+    cfg = RunConfig(regime=regime_name(family, True), widths=widths,
+                    activations=("relu",) * depth + ("identity",),
                     loss="xent", reduction="mean", optimizer="sgd", lr=0.1, noise="paper",
                     eta=0.01, gamma=0.55, clip=10.0, steps=steps, batch_size=batch,
                     topology="paper", sg_init="zero")
     runs = list(itertools.product(range(len(SETTINGS)), LRS, (False, True), range(seeds)))
-    hyper = sweep.stack_hyper(
+    hyper = engine.stack_hyper(
         cfg, lr=[lr for _, lr, _, _ in runs], sg_lr=[lr / 10 for _, lr, _, _ in runs],
         eta=[0.01 if noisy else 0.0 for _, _, noisy, _ in runs],
         clip=[np.inf if SETTINGS[s][3] is None else SETTINGS[s][3] for s, _, _, _ in runs])
     net = common.initial_nets(widths, [(SETTINGS[s][1], SETTINGS[s][2], seed)
                                        for s, _, _, seed in runs])
-    res = sweep.run_grid(cfg, hyper, sweep.run_keys([seed for *_, seed in runs]),
+    res = engine.run_grid(cfg, hyper, engine.run_keys([seed for *_, seed in runs]),
                          (ds.x_train, ds.y_train), test=(ds.x_test, ds.y_test), net=net,
-                         noise_kind="paper",
                          progress=common.progress_line(f"{family} ({len(runs)} runs)"))
     cells = []
     for s, setting in enumerate(SETTINGS):

@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import common  # noqa: E402
-from dnijax import RunConfig, sweep  # noqa: E402
+from dnijax import RunConfig, engine  # noqa: E402
 
 # the DNI paper, Table 1 (MNIST FCN test error %), as cited in ANCHORS.md
 PAPER = {3: {"backprop": 2.0, "dni": 1.9, "cdni": 2.2}, 4: {"backprop": 1.8, "dni": 2.2,
@@ -54,8 +54,8 @@ def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lr: float,
         probs = PROBS if name == "cdni" else (1.0,)
         cfg = RunConfig(**base, **fields, update_prob=min(probs))
         runs = [(p, s) for p in probs for s in range(seeds)]
-        hyper = sweep.stack_hyper(cfg, update_prob=[p for p, _ in runs])
-        res = sweep.run_grid(cfg, hyper, sweep.run_keys([s for _, s in runs]),
+        hyper = engine.stack_hyper(cfg, update_prob=[p for p, _ in runs])
+        res = engine.run_grid(cfg, hyper, engine.run_keys([s for _, s in runs]),
                              (ds.x_train, ds.y_train), test=(ds.x_test, ds.y_test),
                              test_history=True,
                              progress=common.progress_line(f"{n_layers} layers, {name}"))

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dnijax import cli, store  # noqa: E402
+from dnijax import report, store
+from dnijax.experiments import lr_sweep
 
-LRS = "0.01,0.03,0.1,0.3,1,3,10,30"
+LRS = (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30)
 
 
 def first_divergent_lr(results: dict, regime: str) -> float | None:
@@ -32,13 +31,11 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join("runs", "lr_sensitivity"))
     args = parser.parse_args()
     lines = ["# Learning-rate sensitivity of the four regimes", ""]
-    for label, extra in (("one lr for network and SG modules", []),
-                         ("SG lr fixed at 0.1", ["--sg-lr", "0.1"])):
-        out = os.path.join(args.out, "shared" if not extra else "sg_lr_0.1")
-        argv = ["sweep", "--lr", LRS, "--seeds", str(args.seeds), "--out", out, *extra]
-        if cli.main(argv):
-            sys.exit(2)
-        res = store.read_json(os.path.join(out, "results.json"))
+    for label, sg_lr in (("one lr for network and SG modules", None),
+                         ("SG lr fixed at 0.1", 0.1)):
+        out = os.path.join(args.out, "shared" if sg_lr is None else "sg_lr_0.1")
+        res = lr_sweep.run_sweep(out, "tuned", LRS, seeds=args.seeds, sg_lr=sg_lr)
+        report.write_sweep(out, res)
         lines += [f"## {label}", ""]
         for regime in res["regimes"]:
             lr = first_divergent_lr(res, regime)
@@ -47,7 +44,7 @@ def main() -> None:
                 f"half or more of the seeds diverge from lr {lr:g}" if lr is not None else
                 "no learning rate tried made half the seeds diverge"
                 + (f" ({any_div} lr(s) with some diverged seeds)" if any_div else "")))
-        lines += ["", open(os.path.join(out, "summary.md")).read(), ""]
+        lines += ["", report.sweep_markdown(res), ""]
     store.atomic_write_bytes(os.path.join(args.out, "report.md"), "\n".join(lines).encode())
     print("\n".join(lines))
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dnijax import cli, store  # noqa: E402
-from dnijax.report import healthy_values  # noqa: E402
+from dnijax import report, store
+from dnijax.experiments import compare
+from dnijax.stats import healthy_values
 
 
-def ranking(results_path: str) -> list[tuple[str, float, float, int]]:
+def ranking(res: dict) -> list[tuple[str, float, float, int]]:
     """(regime, mean final loss, std, diverged count) sorted by mean final loss."""
-    res = store.read_json(results_path)
     rows = []
     for name, r in res["regimes"].items():
         h = healthy_values(r["final_loss"], r["diverged_at"])
@@ -31,9 +29,9 @@ def ranking(results_path: str) -> list[tuple[str, float, float, int]]:
     return sorted(rows, key=lambda row: row[1])
 
 
-def paired(results_path: str, best: str) -> list[str]:
+def paired(results: dict, best: str) -> list[str]:
     """Per-seed differences to the best regime (same seeds, same initial weights)."""
-    res = store.read_json(results_path)["regimes"]
+    res = results["regimes"]
     lines = []
     for name, r in res.items():
         if name == best:
@@ -59,9 +57,9 @@ def main() -> None:
     lines = ["# Which regime reaches the lowest cost?", ""]
     for preset in ("seed", "tuned"):
         out = os.path.join(args.out, preset)
-        if cli.main(["compare", "--preset", preset, "--seeds", str(args.seeds), "--out", out]):
-            sys.exit(2)
-        rows = ranking(os.path.join(out, "results.json"))
+        res = compare.run_compare(preset, seeds=args.seeds)
+        report.write_compare(out, res, res.pop("datasets"), res.pop("params"))
+        rows = ranking(res)
         best, second = rows[0], rows[1]
         gap = second[1] - best[1]
         spread = max(best[2], second[2])
@@ -71,8 +69,7 @@ def main() -> None:
                   f"Lowest mean final loss: **{best[0]}** ({best[1]:.4g} ± {best[2]:.2g}), "
                   f"{verdict} ({second[1]:.4g} ± {second[2]:.2g}).", "",
                   "Paired by seed (final loss difference to the lowest regime):", "",
-                  *paired(os.path.join(out, "results.json"), best[0]), "",
-                  open(os.path.join(out, "summary.md")).read(), ""]
+                  *paired(res, best[0]), "", report.summary_markdown(res), ""]
     store.atomic_write_bytes(os.path.join(args.out, "report.md"), "\n".join(lines).encode())
     print("\n".join(lines))
     print(f"wrote {os.path.join(args.out, 'report.md')}")

@@ -1,16 +1,18 @@
 """dnijax: backprop, synthetic gradients (DNI) and gradient noise, compared properly in JAX.
 
-The public API is re-exported here; see the README for a tour.
+The public API is re-exported here; see the README for a tour and ``docs/math.md``
+for the mathematics.
 """
 
-from dnijax import config, nets, noise, regimes, synthetic, train
-from dnijax.config import REGIMES, Hyper, RunConfig, check_data
-from dnijax.noise import add_blog_noise, gradient_noise, update_rule
-from dnijax.train import Program, TrainState, init_state, program_of, train_step
+from dnijax import config, engine, nets, noise, signals, synthetic, train, updates
+from dnijax.config import REGIMES, Hyper, Program, RunConfig, check_data, parse_regime
+from dnijax.noise import add_blog_noise, gradient_noise
+from dnijax.train import TrainState, init_state, train_step
+from dnijax.updates import async_gate, update_rule
 
 __all__ = [
-    "REGIMES", "Hyper", "Program", "RunConfig", "TrainState", "add_blog_noise", "check_data",
-    "config", "gradient_noise", "init_state", "nets", "noise", "program_of", "regimes",
-    "synthetic", "train", "train_step", "update_rule",
+    "REGIMES", "Hyper", "Program", "RunConfig", "TrainState", "add_blog_noise", "async_gate",
+    "check_data", "config", "engine", "gradient_noise", "init_state", "nets", "noise",
+    "parse_regime", "signals", "synthetic", "train", "train_step", "update_rule", "updates",
 ]
 __version__ = "0.1.0"

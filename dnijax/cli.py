@@ -86,70 +86,45 @@ class Progress:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from dnijax import compare, report, store
+    from dnijax import report, store
+    from dnijax.experiments import compare, presets
     out = args.out or os.path.join("runs", f"compare-{args.preset}")
     # validate everything before anything runs or is written
     overrides = _overrides(args)
-    compare.preset_config(args.preset, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
+    presets.preset_config(args.preset, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
                           eta=args.eta, overrides=overrides)
     store.check_out_dir(out)
-    seeds = args.seeds or compare.DEFAULT_SEEDS[args.preset]
+    seeds = args.seeds or presets.DEFAULT_SEEDS[args.preset]
     t0 = time.time()
     res = compare.run_compare(args.preset, seeds=seeds, steps=args.steps, lr=args.lr,
                               sg_lr=args.sg_lr, eta=args.eta, overrides=overrides,
                               progress=Progress(f"compare {args.preset}"))
     train_s = time.time() - t0
     datasets, params = res.pop("datasets"), res.pop("params")
-    os.makedirs(out, exist_ok=True)
-    store.atomic_write_json(os.path.join(out, "results.json"), res)
-    summary = report.summary_markdown(res)
-    store.atomic_write_bytes(os.path.join(out, "summary.md"), summary.encode())
-    store.atomic_savefig(lambda p: report.plot_loss_curves(res, p),
-                         os.path.join(out, "loss_curves.png"))
-    store.atomic_savefig(lambda p: report.plot_decision_regions(
-        _class1_score(res["config"]), datasets[0], {k: v[0] for k, v in params.items()}, p),
-        os.path.join(out, "decision_regions.png"))
-    print(summary)
-    print(f"trained in {train_s:.1f}s, total {time.time() - t0:.1f}s; wrote results.json, "
-          f"summary.md, loss_curves.png, decision_regions.png to {out}")
+    written = report.write_compare(out, res, datasets, params)
+    print(report.summary_markdown(res))
+    print(f"trained in {train_s:.1f}s, total {time.time() - t0:.1f}s; wrote "
+          f"{', '.join(written)} to {out}")
     return 0
 
 
-def _class1_score(config: dict):
-    """Class-1 score in [0, 1] of a single-output network, for decision regions."""
-    import jax
-    import jax.numpy as jnp
-
-    from dnijax import nets
-    spec = nets.make_net_spec(config["activations"], config["loss"], config["reduction"])
-
-    def score(net, x):
-        out = nets.predict(jax.tree.map(jnp.asarray, net), jnp.asarray(x), spec)[:, 0]
-        return jax.nn.sigmoid(out) if spec.loss == "bce" else out
-
-    return score
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from dnijax import compare, report, sensitivity, store
+    from dnijax import report, store
+    from dnijax.experiments import lr_sweep, presets
     out = args.out or os.path.join("runs", f"sweep-{args.preset}")
     overrides = _overrides(args)
     for lr in args.lr:
-        compare.preset_config(args.preset, steps=args.steps, lr=lr, sg_lr=args.sg_lr,
+        presets.preset_config(args.preset, steps=args.steps, lr=lr, sg_lr=args.sg_lr,
                               overrides=overrides)
     store.check_out_dir(out)
     t0 = time.time()
-    res = sensitivity.run_sweep(out, args.preset, args.lr, args.regimes, args.seeds,
-                                args.steps, args.sg_lr, args.overwrite,
-                                log=lambda m: print(m, file=sys.stderr), overrides=overrides)
-    store.atomic_write_json(os.path.join(out, "results.json"), res)
-    table = sensitivity.sweep_markdown(res)
-    store.atomic_write_bytes(os.path.join(out, "summary.md"), table.encode())
-    store.atomic_savefig(lambda p: report.plot_sensitivity(res, p),
-                         os.path.join(out, "sensitivity.png"))
+    res = lr_sweep.run_sweep(out, args.preset, args.lr, args.regimes, args.seeds,
+                             args.steps, args.sg_lr, args.overwrite,
+                             log=lambda m: print(m, file=sys.stderr), overrides=overrides)
+    written = report.write_sweep(out, res)
     print("median final loss over healthy seeds (fraction of seeds diverged)\n")
-    print(table)
-    print(f"{time.time() - t0:.1f}s; wrote results.json, summary.md, sensitivity.png to {out}")
+    print(report.sweep_markdown(res))
+    print(f"{time.time() - t0:.1f}s; wrote {', '.join(written)} to {out}")
     return 0
 
 
@@ -159,8 +134,8 @@ def _overrides(args: argparse.Namespace) -> dict | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from dnijax import validate_cli
-    return validate_cli.run(args.depth, args.width, args.steps, args.seed)
+    from dnijax import validate
+    return validate.run_table(args.depth, args.width, args.steps, args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:

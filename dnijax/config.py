@@ -3,6 +3,10 @@
 A :class:`RunConfig` is checked when it is built: every bad value raises a
 ``ValueError`` whose message names the field, the value and what is allowed,
 before anything is compiled. Data are checked against it by :func:`check_data`.
+A config splits into a :class:`Program` (the structure: everything that changes
+the compiled code) and a :class:`Hyper` (the numbers, as arrays: one program
+serves every value). A regime name is parsed here, and only here, into a signal
+rule (:mod:`dnijax.signals`) and whether the update rule adds noise.
 
 Example:
   >>> from dnijax import RunConfig
@@ -24,10 +28,32 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from dnijax import nets, noise, synthetic
+from dnijax import nets, noise, signals, synthetic, updates
 
-REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")
+REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")  # the article's four
 DTYPES = ("float32", "float64")
+NOISE_TO = ("all", "network")
+NOISE_SUFFIX = "+noise"
+
+
+def regime_names() -> tuple[str, ...]:
+    """Every regime of the registered signal rules: each rule, then each rule with noise."""
+    return tuple(signals.RULES) + tuple(r + NOISE_SUFFIX for r in signals.RULES)
+
+
+def parse_regime(name: str) -> tuple[str, bool]:
+    """``"dni+noise"`` -> ``("dni", True)``: the signal rule and whether noise is added."""
+    noisy = isinstance(name, str) and name.endswith(NOISE_SUFFIX)
+    rule = name[:-len(NOISE_SUFFIX)] if noisy else name
+    if rule not in signals.RULES:
+        raise ValueError(f"regime: unknown value {name!r}; choose one of "
+                         f"{', '.join(regime_names())}")
+    return rule, noisy
+
+
+def regime_name(rule: str, noisy: bool) -> str:
+    """The inverse of :func:`parse_regime`."""
+    return rule + (NOISE_SUFFIX if noisy else "")
 
 
 class Hyper(NamedTuple):
@@ -42,6 +68,58 @@ class Hyper(NamedTuple):
     gamma: Any
     update_prob: Any
     clip: Any = float("inf")
+
+
+class Program(NamedTuple):
+    """The structure of a run: everything that changes the compiled code (hashable, so a
+    static argument of ``jax.jit``). Built by :meth:`RunConfig.program`.
+
+    Attributes:
+      signal: the signal rule's name (:mod:`dnijax.signals`).
+      widths, init, init_scale, init_shift, bias, dtype: the network's shape and init.
+      net: activations, loss and reduction; sg: the SG modules (``None`` without them).
+      noise: ``paper``/``blog``/``None``; noise_to_sg: whether the SG modules get it too;
+      noise_before_clip: the order of noise and clipping.
+      optimizer, clip (whether to clip), batch_size, async_updates, train_hidden,
+      log_every: the update rule and the loop.
+    """
+
+    signal: str
+    widths: tuple[int, ...]
+    net: nets.NetSpec
+    init: str
+    init_scale: float
+    init_shift: float
+    bias: bool
+    sg: synthetic.SGSpec | None
+    noise: str | None
+    noise_to_sg: bool
+    noise_before_clip: bool
+    optimizer: str
+    clip: bool
+    batch_size: int | None
+    async_updates: bool
+    train_hidden: bool
+    log_every: int
+    dtype: str
+
+    @property
+    def jnp_dtype(self) -> Any:
+        return jnp.float64 if self.dtype == "float64" else jnp.float32
+
+    def program(self) -> Program:
+        """The run's :class:`Program`."""
+        return Program(
+            self.signal, self.widths, self.net_spec, self.init, float(self.init_scale),
+            float(self.init_shift), self.bias, self.sg_spec if self.uses_sg else None,
+            self.noise if self.noisy else None, self.noise_to == "all",
+            self.noise_before_clip, self.optimizer,
+            self.clip is not None, self.batch_size, self.update_prob < 1, self.train_hidden,
+            self.log_every, self.dtype)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.widths) - 1
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -71,7 +149,8 @@ class RunConfig:
     """Everything one training run depends on (apart from data and PRNG key).
 
     Attributes:
-      regime: ``backprop``, ``dni``, ``backprop+noise`` or ``dni+noise``.
+      regime: ``backprop``, ``dni``, ``backprop+noise`` or ``dni+noise`` (or a rule
+        registered with :func:`dnijax.signals.register`, with or without ``+noise``).
       widths: layer widths ``(n_in, n_1, ..., n_out)``; L = len(widths) - 1 layers.
       activations: one name for every layer, or one per layer.
       bias: whether network layers have biases.
@@ -79,11 +158,16 @@ class RunConfig:
       loss, reduction: ``mse``/``xent``/``bce`` and ``mean``/``sum``.
       optimizer: ``sgd``, ``momentum``, ``adam`` or ``rmsprop``, for net and SG alike.
       lr: network learning rate; sg_lr: SG-module learning rate (default: ``lr``).
-      topology, conditioned, sg_hidden, sg_init, sg_bias: the SG modules (SPEC.md).
-      update_prob: probability that a layer (with its SG module) updates in a step.
+      topology, conditioned, sg_hidden, sg_init, sg_bias: the SG modules
+        (``docs/math.md``, "Synthetic gradients (DNI)").
+      update_prob: probability that a layer (with its SG module) updates in a step
+        (``docs/math.md``, "Asynchronous updates").
       train_hidden: ``False`` trains the output layer only (the DNI paper's "no backprop"
         baseline).
       noise: ``paper`` (optax.add_noise) or ``blog``; used by the ``+noise`` regimes.
+      noise_to: ``all`` (network and SG modules, the article's choice) or ``network``.
+      noise_before_clip: add the noise before the clipping instead of after it (the
+        paper's order for its other tasks is after; it does not state it for MNIST).
       eta, gamma: noise schedule; clip: global-norm clipping before the noise.
       steps: training steps; batch_size: minibatch size (``None`` = full batch).
       log_every: steps between history records (``None``: about 100 records).
@@ -110,6 +194,8 @@ class RunConfig:
     update_prob: float = 1.0
     train_hidden: bool = True
     noise: str = "paper"
+    noise_to: str = "all"
+    noise_before_clip: bool = False
     eta: float = 0.01
     gamma: float = 0.55
     clip: float | None = None
@@ -120,7 +206,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        _choice("regime", self.regime, REGIMES)
+        parse_regime(self.regime)
         widths = tuple(self.widths) if isinstance(self.widths, (list, tuple)) else None
         if not widths or len(widths) < 2:
             raise ValueError(f"widths: {self.widths!r} must list at least an input and an "
@@ -145,7 +231,7 @@ class RunConfig:
         if self.loss == "xent" and widths[-1] < 2:
             raise ValueError("loss: xent needs an output layer of at least 2 units; use bce "
                              "or mse for a single output")
-        _choice("optimizer", self.optimizer, noise.OPTIMIZERS)
+        _choice("optimizer", self.optimizer, updates.OPTIMIZERS)
         _number("lr", self.lr, positive=True)
         if self.sg_lr is not None:
             _number("sg_lr", self.sg_lr, positive=True)
@@ -157,12 +243,16 @@ class RunConfig:
         _number("update_prob", self.update_prob)
         if not 0 < self.update_prob <= 1:
             raise ValueError(f"update_prob: {self.update_prob!r} must be in (0, 1]")
-        if self.update_prob < 1 and not self.is_dni:
+        if self.update_prob < 1 and not self.uses_sg:
             raise ValueError("update_prob: asynchronous updates (< 1) are a DNI option; use "
                              "regime dni or dni+noise")
         if not isinstance(self.train_hidden, bool):
             raise ValueError(f"train_hidden: {self.train_hidden!r} must be true or false")
         _choice("noise", self.noise, noise.NOISES)
+        _choice("noise_to", self.noise_to, NOISE_TO)
+        if not isinstance(self.noise_before_clip, bool):
+            raise ValueError(f"noise_before_clip: {self.noise_before_clip!r} must be true or "
+                             "false")
         _number("eta", self.eta, nonneg=True)
         _number("gamma", self.gamma, nonneg=True)
         if self.clip is not None:
@@ -179,14 +269,19 @@ class RunConfig:
         _choice("dtype", self.dtype, DTYPES)
 
     @property
-    def is_dni(self) -> bool:
-        """Whether the regime trains with synthetic gradients."""
-        return self.regime.startswith("dni")
+    def signal(self) -> str:
+        """The regime's signal rule, e.g. ``dni`` for ``dni+noise``."""
+        return parse_regime(self.regime)[0]
 
     @property
-    def has_noise(self) -> bool:
+    def noisy(self) -> bool:
         """Whether the regime adds gradient noise."""
-        return self.regime.endswith("+noise")
+        return parse_regime(self.regime)[1]
+
+    @property
+    def uses_sg(self) -> bool:
+        """Whether the regime's signal rule trains SG modules."""
+        return signals.RULES[self.signal].uses_sg
 
     @property
     def net_spec(self) -> nets.NetSpec:
@@ -202,6 +297,16 @@ class RunConfig:
     @property
     def jnp_dtype(self) -> Any:
         return jnp.float64 if self.dtype == "float64" else jnp.float32
+
+    def program(self) -> Program:
+        """The run's :class:`Program`."""
+        return Program(
+            self.signal, self.widths, self.net_spec, self.init, float(self.init_scale),
+            float(self.init_shift), self.bias, self.sg_spec if self.uses_sg else None,
+            self.noise if self.noisy else None, self.noise_to == "all",
+            self.noise_before_clip, self.optimizer,
+            self.clip is not None, self.batch_size, self.update_prob < 1, self.train_hidden,
+            self.log_every, self.dtype)
 
     def hyper(self) -> Hyper:
         """The numeric hyperparameters as 0-d arrays of the run's dtype."""
@@ -242,12 +347,16 @@ def load_overrides(path: str, exclude: tuple[str, ...] = ("regime",)) -> dict[st
     return {k: tuple(v) if isinstance(v, list) else v for k, v in obj.items()}
 
 
+def largest_divisor(n: int, at_most: int) -> int:
+    """The largest divisor of ``n`` that is at most ``at_most`` (1 at least)."""
+    return max(d for d in range(1, max(1, min(n, at_most)) + 1) if n % d == 0)
+
+
 def default_log_every(steps: int) -> int:
     """The largest divisor of ``steps`` that gives at least 100 records (or 1)."""
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         return 1
-    target = max(1, steps // 100)
-    return max(d for d in range(1, target + 1) if steps % d == 0)
+    return largest_divisor(steps, steps // 100)
 
 
 def check_data(config: RunConfig, x: Any, labels: Any) -> None:

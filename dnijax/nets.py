@@ -5,6 +5,8 @@ layer i computes ``z_i = h_{i-1} @ w_i (+ b_i)`` and ``h_i = phi_i(z_i)``. The
 structure that is not an array (activations, loss, reduction) lives in a
 hashable :class:`NetSpec`, so it can be a static argument of ``jax.jit``.
 
+See ``docs/math.md``, "Networks".
+
 Example:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import nets

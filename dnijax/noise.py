@@ -1,4 +1,4 @@
-"""Gradient noise as optax transforms, and the assembly of a full update rule.
+"""Gradient noise as optax transforms (``docs/math.md``, "Gradient noise").
 
 * ``paper`` noise (Neelakantan et al. 2015) is :func:`optax.add_noise`:
   ``n ~ N(0, sigma_t^2 I)`` per element with ``sigma_t^2 = eta / (1 + t)^gamma``.
@@ -6,8 +6,8 @@
   scalar per step, shared by every element of every parameter,
   ``n_t ~ N(0, s_t^2)`` with ``s_t = eta / (1 + t)^gamma`` (eta a standard deviation).
 
-The update rule is ``chain(clip?, noise?, optimiser)``: noise after clipping and
-before the learning rate, as in the paper.
+:mod:`dnijax.updates` puts them in the update chain, after clipping and before
+the optimiser, as in the paper.
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import optax
 
 NOISES = ("paper", "blog")
-OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 
 
 class BlogNoiseState(NamedTuple):
@@ -96,37 +95,3 @@ def flat_gradient_noise(kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.
     (``optax.flatten``): the same i.i.d. noise, drawn once per step instead of once per
     leaf, which makes the compiled step much smaller. The update rules use this."""
     return optax.flatten(gradient_noise(kind, eta, gamma, key))
-
-
-def optimizer(name: str, learning_rate: jax.typing.ArrayLike) -> optax.GradientTransformation:
-    """An optax optimiser by name: ``sgd``, ``momentum`` (0.9), ``adam`` or ``rmsprop``."""
-    if name == "sgd":
-        return optax.sgd(learning_rate)
-    if name == "momentum":
-        return optax.sgd(learning_rate, momentum=0.9)
-    if name == "adam":
-        return optax.adam(learning_rate)
-    if name == "rmsprop":
-        return optax.rmsprop(learning_rate)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}")
-
-
-def update_rule(base: optax.GradientTransformation, *, noise: str | None = None,
-                eta: jax.typing.ArrayLike = 0.0, gamma: jax.typing.ArrayLike = 0.55,
-                key: jax.Array | None = None,
-                clip: float | None = None) -> optax.GradientTransformation:
-    """``chain(clip_by_global_norm?, noise?, base)``.
-
-    Args:
-      base: the optimiser, e.g. ``optax.sgd(lr)``.
-      noise: ``None``, ``paper`` or ``blog``.
-      eta, gamma, key: the noise schedule and its PRNG key.
-      clip: global-norm clipping threshold applied before the noise, or ``None``.
-    """
-    parts = []
-    if clip is not None:
-        parts.append(optax.clip_by_global_norm(clip))
-    if noise is not None:
-        parts.append(flat_gradient_noise(noise, eta, gamma, key))
-    parts.append(base)
-    return optax.chain(*parts)

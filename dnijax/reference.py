@@ -1,4 +1,4 @@
-"""The four regimes of SPEC.md derived by hand in numpy: no autodiff, no JAX.
+"""The four regimes derived by hand in numpy: no autodiff, no JAX (``docs/math.md``).
 
 This module is the project's proof of correctness: tests and ``dnijax validate``
 hold the JAX implementation to it. Parameters use the same layout as the JAX
@@ -244,76 +244,130 @@ def clip_by_global_norm(grads: list, max_norm: float) -> list:
     return _map(lambda a: a * scale, grads)
 
 
-def sgd_update(params: list, grads: list, lr: float, noise: list | None = None,
-               mask: Sequence[bool] | None = None) -> list:
-    """``theta_i <- theta_i - lr (g_i + n_i)`` for each layer i whose ``mask[i]`` is set."""
-    new = []
-    for i, (p, g) in enumerate(zip(params, grads)):
-        if p is None:
-            new.append(None)
-            continue
-        n_i = noise[i] if noise is not None else _map(np.zeros_like, g)
-        on = 1.0 if mask is None or mask[i] else 0.0
-        new.append(_map(lambda a, b, m: a - on * lr * (b + m), p, g, n_i))
-    return new
+# ---------------------------------------------------------------- optimisers, per layer
+OPTIMIZERS = ("sgd", "momentum", "adam")
+MOMENTUM = 0.9
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
-def step(regime: str, params: list, sgs: list | None, x: np.ndarray, y: np.ndarray, *,
-         activations: Sequence[str], loss: str, reduction: str, lr: float,
-         sg_lr: float | None = None, topology: str = "paper", conditioned: bool = False,
-         clip: float | None = None, net_noise: list | None = None,
-         sg_noise: list | None = None, mask: Sequence[bool] | None = None):
-    """One synchronous SGD step of ``regime`` (signals from the current parameters).
+def init_optimizer(params: list, optimizer: str) -> list:
+    """Per-layer optimiser state (``None`` for a layer without parameters):
+    ``sgd``: nothing; ``momentum``: the trace ``m``; ``adam``: ``mu``, ``nu`` and the
+    layer's own step count."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; the reference has {OPTIMIZERS}")
+    states = []
+    for p in params:
+        zeros = _map(np.zeros_like, p)
+        states.append(None if p is None else {
+            "sgd": {}, "momentum": {"m": zeros},
+            "adam": {"mu": zeros, "nu": _map(np.zeros_like, p), "count": 0}}[optimizer])
+    return states
 
-    Args:
-      regime: ``backprop``, ``dni``, ``backprop+noise`` or ``dni+noise``.
-      params, sgs: network and SG parameters (``sgs`` unused without DNI).
-      x, y: the batch and its encoded targets.
-      activations, loss, reduction, topology, conditioned: as in SPEC.md.
-      lr, sg_lr: learning rates (``sg_lr`` defaults to ``lr``).
-      clip: global-norm clipping of each gradient tree before the noise.
-      net_noise, sg_noise: the noise realisation to add (trees like the params);
-        ignored by the regimes without ``+noise``.
-      mask: per-layer update flags (``update_prob`` experiments).
 
-    Returns:
-      ``(new_params, new_sgs, info)`` with info ``{"loss", "net_grads", "sg_grads",
-      "sg_losses"}`` (the gradients before clipping and noise).
+def optimizer_step(params: list, grads: list, states: list, lr: float, optimizer: str,
+                   mask: Sequence[bool] | None = None) -> tuple[list, list]:
+    """One update of each layer whose ``mask`` flag is set; the others keep their
+    parameters *and* their state (``docs/math.md``, "Asynchronous updates").
+
+    * ``sgd``: ``theta -= lr g``
+    * ``momentum``: ``m = g + 0.9 m``, ``theta -= lr m``
+    * ``adam``: ``k += 1``, ``mu = b1 mu + (1-b1) g``, ``nu = b2 nu + (1-b2) g^2``,
+      ``theta -= lr (mu / (1-b1^k)) / (sqrt(nu / (1-b2^k)) + eps)``
     """
-    noisy = regime.endswith("+noise")
-    if regime.startswith("dni"):
+    new_params, new_states = [], []
+    for i, (p, g, st) in enumerate(zip(params, grads, states)):
+        if p is None or (mask is not None and not mask[i]):
+            new_params.append(p)
+            new_states.append(st)
+            continue
+        if optimizer == "sgd":
+            step, st = _map(lambda a: lr * a, g), {}
+        elif optimizer == "momentum":
+            m = _map(lambda a, b: a + MOMENTUM * b, g, st["m"])
+            step, st = _map(lambda a: lr * a, m), {"m": m}
+        else:
+            k = st["count"] + 1
+            mu = _map(lambda a, b: ADAM_B1 * b + (1 - ADAM_B1) * a, g, st["mu"])
+            nu = _map(lambda a, b: ADAM_B2 * b + (1 - ADAM_B2) * a * a, g, st["nu"])
+            c1, c2 = 1 - ADAM_B1 ** k, 1 - ADAM_B2 ** k
+            step = _map(lambda m_, v_: lr * (m_ / c1) / (np.sqrt(v_ / c2) + ADAM_EPS), mu, nu)
+            st = {"mu": mu, "nu": nu, "count": k}
+        new_params.append(_map(lambda a, b: a - b, p, step))
+        new_states.append(st)
+    return new_params, new_states
+
+
+def signals(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np.ndarray, *,
+            activations: Sequence[str], loss: str, reduction: str, topology: str = "paper",
+            conditioned: bool = False) -> dict:
+    """The signals of one step of rule ``backprop`` or ``dni``: ``{"loss", "net_grads",
+    "sg_grads", "sg_losses"}`` (``sg_grads`` is ``None`` for backprop)."""
+    if signal == "dni":
         j, g_net, g_sg, sg_losses = dni_grads(params, sgs, x, y, activations, loss, reduction,
                                               topology, conditioned)
-    elif regime.startswith("backprop"):
+    elif signal == "backprop":
         (j, g_net), g_sg, sg_losses = backprop_grads(params, x, y, activations, loss,
                                                      reduction), None, []
     else:
-        raise ValueError(f"unknown regime {regime!r}")
-    info = {"loss": j, "net_grads": g_net, "sg_grads": g_sg, "sg_losses": sg_losses}
-    clipped = (lambda g: clip_by_global_norm(g, clip)) if clip is not None else (lambda g: g)
-    new_params = sgd_update(params, clipped(g_net), lr, net_noise if noisy else None, mask)
-    new_sgs = sgs
-    if g_sg is not None:
-        new_sgs = sgd_update(sgs, clipped(g_sg), lr if sg_lr is None else sg_lr,
-                             sg_noise if noisy else None, mask)
-    return new_params, new_sgs, info
+        raise ValueError(f"unknown signal rule {signal!r}; the reference has backprop, dni")
+    return {"loss": j, "net_grads": g_net, "sg_grads": g_sg, "sg_losses": sg_losses}
 
 
-def trajectory(regime: str, params: list, sgs: list | None, x: np.ndarray, y: np.ndarray,
-               steps: int, *, net_noises: Sequence | None = None,
-               sg_noises: Sequence | None = None, masks: Sequence | None = None, **settings):
-    """``steps`` calls of :func:`step`; per-step noise and masks are taken from the lists.
+def trajectory(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np.ndarray,
+               steps: int, *, activations: Sequence[str], loss: str, reduction: str,
+               lr: float, sg_lr: float | None = None, optimizer: str = "sgd",
+               topology: str = "paper", conditioned: bool = False, clip: float | None = None,
+               noise_before_clip: bool = False, net_noises: Sequence | None = None,
+               sg_noises: Sequence | None = None,
+               masks: Sequence | None = None) -> tuple[list, list | None, list[float]]:
+    """``steps`` synchronous steps of rule ``signal`` from ``(params, sgs)``.
 
-    Returns ``(params, sgs, losses)`` with the loss at the start of every step.
+    Each step: the signals at the current parameters; for each group (network, SG
+    modules) global-norm clipping (``clip``; after the noise with
+    ``noise_before_clip``), the step's noise realisation (the
+    ``+noise`` regimes: ``net_noises[t]``, ``sg_noises[t]``, trees like the params, or
+    ``None`` for none), then the optimiser of each layer whose flag in ``masks[t]`` is
+    set (``update_prob`` experiments; all layers without ``masks``).
+
+    Args:
+      signal: ``backprop`` or ``dni``.
+      params, sgs: network and SG parameters (``sgs`` unused by backprop).
+      x, y: the batch and its encoded targets (full batch).
+      activations, loss, reduction, topology, conditioned: as in ``docs/math.md``.
+      lr, sg_lr: learning rates (``sg_lr`` defaults to ``lr``); optimizer: ``sgd``,
+        ``momentum`` or ``adam`` (per layer, for both groups).
+
+    Returns:
+      ``(params, sgs, losses)`` with the loss at the start of every step.
     """
+    settings = dict(activations=activations, loss=loss, reduction=reduction,
+                    topology=topology, conditioned=conditioned)
+    net_state = init_optimizer(params, optimizer)
+    sg_state = init_optimizer(sgs, optimizer) if signal == "dni" else None
     losses = []
     for t in range(steps):
-        params, sgs, info = step(
-            regime, params, sgs, x, y,
-            net_noise=None if net_noises is None else net_noises[t],
-            sg_noise=None if sg_noises is None else sg_noises[t],
-            mask=None if masks is None else masks[t], **settings)
+        info = signals(signal, params, sgs, x, y, **settings)
         losses.append(info["loss"])
+        mask = None if masks is None else masks[t]
+        groups = [(params, info["net_grads"], net_state, lr,
+                   None if net_noises is None else net_noises[t])]
+        if info["sg_grads"] is not None:
+            groups.append((sgs, info["sg_grads"], sg_state, lr if sg_lr is None else sg_lr,
+                           None if sg_noises is None else sg_noises[t]))
+        new = []
+        for group, grads, state, rate, noise in groups:
+            if clip is not None and not noise_before_clip:
+                grads = clip_by_global_norm(grads, clip)
+            if noise is not None:
+                grads = [None if g is None else _map(lambda a, b: a + b, g, n)
+                         for g, n in zip(grads, noise)]
+            if clip is not None and noise_before_clip:
+                grads = clip_by_global_norm(grads, clip)
+            new.append(optimizer_step(group, grads, state, rate, optimizer, mask))
+        (params, net_state), *rest = new
+        if rest:
+            sgs, sg_state = rest[0]
     return params, sgs, losses
 
 

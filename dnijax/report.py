@@ -1,11 +1,13 @@
-"""Tables and figures from plain results (dicts of lists, as written to JSON).
+"""Every table and figure, from plain results (dicts of lists, as written to JSON).
 
 Diverged runs are never averaged in: tables count them separately and figures
-draw the healthy runs' band with the diverged count in the legend.
+draw the healthy runs' band with the diverged count in the legend. The writers
+at the end put a command's outputs in its folder, atomically.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import matplotlib
@@ -14,57 +16,59 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dnijax import store  # noqa: E402
+from dnijax import stats  # noqa: E402
+
 COLORS = {"backprop": "#1f77b4", "dni": "#d62728", "backprop+noise": "#2ca02c",
           "dni+noise": "#ff7f0e"}
 
 
-def healthy_values(values: Sequence[Any], diverged: Sequence[Any]) -> np.ndarray:
-    """The values of the runs that did not diverge, as floats."""
-    return np.array([v for v, d in zip(values, diverged) if d is None and v is not None],
-                    dtype=float)
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table: one header row, then one row per entry of ``rows``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
-def _mean_std(values: np.ndarray, fmt: str) -> str:
-    if values.size == 0:
-        return "n/a"
-    return f"{values.mean():{fmt}} ± {values.std():{fmt}}"
-
-
-def steps_to_target(curve: dict[str, list], target: float) -> int | None:
-    """First recorded step at which the mean loss curve is at or below ``target``."""
-    for step, value in zip(curve["step"], curve["mean"]):
-        if value is not None and value <= target:
-            return int(step)
-    return None
+def _paired_cells(paired: dict[str, Any] | None) -> list[str]:
+    """``[difference [CI], wins/n, p]`` of a paired comparison, or dashes."""
+    if paired is None:
+        return ["—", "—", "—"]
+    ci = paired["ci95"]
+    diff = "n/a" if paired["mean_diff"] is None else f"{paired['mean_diff']:+.3g}" + (
+        f" [{ci[0]:+.3g}, {ci[1]:+.3g}]" if ci else "")
+    p = "n/a" if paired["p_value"] is None else f"{paired['p_value']:.2g}"
+    return [diff, f"{paired['wins']}/{paired['n']}", p]
 
 
 def summary_markdown(results: dict[str, Any]) -> str:
-    """A markdown table: final loss and accuracies (mean ± std over the seeds that did
-    not diverge), steps to a target loss, and diverged runs per regime."""
+    """A comparison's table: final loss, test accuracy and steps to 90% of each run's own
+    loss drop (means with 95% intervals over the seeds that did not diverge), diverged runs,
+    and each regime against backprop, paired by seed (:mod:`dnijax.stats`)."""
     regimes = results["regimes"]
-    finals = [np.mean(healthy_values(r["final_loss"], r["diverged_at"]))
-              for r in regimes.values() if healthy_values(r["final_loss"], r["diverged_at"]).size]
-    # target: within 25% of the best regime's mean final loss
-    target = 1.25 * float(min(finals)) if finals else float("nan")
     cfg = results["config"]
     lines = [f"### dnijax compare: preset `{results['preset']}`, {cfg['seeds']} seeds, "
              f"{cfg['steps']} steps, lr {cfg['lr']:g}"
              + (f", SG lr {cfg['sg_lr']:g}" if cfg.get("sg_lr") else "") +
              f", {cfg['noise']} noise eta {cfg['eta']:g}", "",
-             f"| regime | final loss | train accuracy | test accuracy | steps to loss "
-             f"{target:.4g} | diverged |",
-             "|---|---|---|---|---|---|"]
+             f"Means with their {stats.INTERVAL} (n). \"vs backprop\": the per-seed "
+             "difference in final loss (regime − backprop, same data and initial weights) "
+             "with its 95% interval, the seeds on which the regime's loss is lower, and the "
+             f"p-value ({stats.PAIRED_TEST}).", ""]
+    rows = []
     for name, r in regimes.items():
         div = r["diverged_at"]
         n_div = sum(d is not None for d in div)
         when = f" (at {', '.join(str(d) for d in div if d is not None)})" if n_div else ""
-        reached = steps_to_target(r["loss_curve"], target)
-        lines.append(
-            f"| {name} | {_mean_std(healthy_values(r['final_loss'], div), '.4g')} "
-            f"| {_mean_std(healthy_values(r['final_accuracy'], div), '.3f')} "
-            f"| {_mean_std(healthy_values(r['test_accuracy'], div), '.3f')} "
-            f"| {'not reached' if reached is None else reached} "
-            f"| {n_div}/{len(div)}{when} |")
+        summary = r["summary"]
+        paired = r.get("paired_vs_backprop", {}).get("final_loss")
+        rows.append([name, stats.format_mean_ci(summary["final_loss"], ".4g"),
+                     stats.format_mean_ci(summary["test_accuracy"], ".3f"),
+                     stats.format_mean_ci(summary["steps_to_90pct_drop"], ".0f"),
+                     f"{n_div}/{len(div)}{when}", *_paired_cells(paired)])
+    lines.append(markdown_table(["regime", "final loss", "test accuracy",
+                                 "steps to 90% of its loss drop", "diverged",
+                                 "final loss vs backprop", "lower on", "p"], rows).rstrip())
     which = " (the article’s exact data and weights)" if results["preset"] == "seed" else ""
     start = next(iter(regimes.values()))["initial_loss"][0]
     finals_0 = ", ".join(
@@ -91,7 +95,11 @@ def plot_loss_curves(results: dict[str, Any], path: str) -> None:
         ax.set_title(title, fontsize=10)
         if not np.all(np.isnan(np.array(c["mean"], float))):
             ax.fill_between(c["step"], np.array(c["min"], float), np.array(c["max"], float),
-                            color=COLORS.get(name), alpha=0.25, lw=0, label="min–max")
+                            color=COLORS.get(name), alpha=0.12, lw=0, label="min–max")
+            if "ci95_lo" in c:
+                ax.fill_between(c["step"], np.array(c["ci95_lo"], float),
+                                np.array(c["ci95_hi"], float), color=COLORS.get(name),
+                                alpha=0.35, lw=0, label="95% CI of the mean")
             ax.plot(c["step"], np.array(c["mean"], float), color=COLORS.get(name), lw=2,
                     label="mean")
         ax.set_yscale("log")
@@ -104,6 +112,37 @@ def plot_loss_curves(results: dict[str, Any], path: str) -> None:
     axes[0, 0].legend(loc="upper right")
     fig.suptitle(f"preset {results['preset']}: training loss over {cfg['seeds']} seeds "
                  "(grey: the other regimes' means)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_alignment(results: dict[str, Any], path: str) -> None:
+    """One panel per SG module: cosine between its synthetic gradient and the true gradient
+    over training, mean and 95% interval over the healthy seeds, for each regime with SG
+    modules."""
+    with_sg = {k: r for k, r in results["regimes"].items() if "sg_alignment" in r}
+    n_layers = max(len(r["sg_alignment"]["layers"]) for r in with_sg.values())
+    fig, axes = plt.subplots(1, n_layers, figsize=(4.2 * n_layers, 3.4), dpi=110,
+                             sharey=True, squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        for name, r in with_sg.items():
+            a = r["sg_alignment"]
+            if i >= len(a["layers"]):
+                continue
+            layer = a["layers"][i]
+            as_float = lambda v: np.array([np.nan if x is None else x for x in v], float)  # noqa
+            ax.plot(a["step"], as_float(layer["mean"]), color=COLORS.get(name), label=name)
+            ax.fill_between(a["step"], as_float(layer["ci95_lo"]), as_float(layer["ci95_hi"]),
+                            color=COLORS.get(name), alpha=0.25, lw=0)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_title(f"SG module of layer {i + 1}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("cos(synthetic, true gradient)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"preset {results['preset']}: SG alignment, mean and 95% CI over "
+                 f"{results['config']['seeds']} seeds", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -152,7 +191,7 @@ def plot_sensitivity(results: dict[str, Any], path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(1.3 * len(lrs) + 5, 0.7 * len(regimes) + 2.2),
                              dpi=110)
     for ax, values, title, cmap in ((axes[0], np.log10(loss), "log10 median final loss "
-                                     "(healthy runs)", "viridis"),
+                                     "(diverged runs as +inf)", "viridis"),
                                     (axes[1], frac, "fraction of runs diverged", "Reds")):
         im = ax.imshow(values, cmap=cmap, aspect="auto",
                        vmin=0 if cmap == "Reds" else None, vmax=1 if cmap == "Reds" else None)
@@ -164,9 +203,74 @@ def plot_sensitivity(results: dict[str, Any], path: str) -> None:
             for j in range(len(lrs)):
                 v = values[i, j]
                 dark = (cmap == "viridis") != (cmap == "Reds" and v > 0.6)
-                ax.text(j, i, "all\ndiverged" if np.isnan(v) else f"{v:.2f}", ha="center",
+                ax.text(j, i, "diverged" if np.isnan(v) else f"{v:.2f}", ha="center",
                         va="center", fontsize=8, color="w" if dark and not np.isnan(v) else "k")
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def sweep_markdown(results: dict[str, Any]) -> str:
+    """Per regime and learning rate: the median final loss with diverged runs counted as
+    +inf (so a cell where most runs diverged reads "diverged"), the diverged fraction, and
+    the mean with its 95% interval over the runs that did not diverge."""
+    rows = []
+    for name, r in results["regimes"].items():
+        cells = []
+        for m, f, mean, ci, n in zip(r["median_final_loss"], r["diverged_fraction"],
+                                     r["mean_final_loss"], r["mean_final_loss_ci95"],
+                                     r["n_healthy"]):
+            cell = "diverged" if m is None else f"{m:.3g}"
+            if f:
+                cell += f" ({f:.0%} div)"
+            if mean is not None and n > 1 and m is not None:
+                cell += f"; mean {mean:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
+            cells.append(cell)
+        rows.append([name] + cells)
+    return markdown_table(["regime"] + [f"lr {v:g}" for v in results["lrs"]], rows)
+
+
+def class1_score(config: dict[str, Any]):
+    """``score(net, x)``: the class-1 score in [0, 1] of a single-output network with the
+    comparison's ``config`` (activations, loss, reduction), for decision regions."""
+    import jax
+    import jax.numpy as jnp
+
+    from dnijax import nets
+    spec = nets.make_net_spec(config["activations"], config["loss"], config["reduction"])
+
+    def score(net, x):
+        out = nets.predict(jax.tree.map(jnp.asarray, net), jnp.asarray(x), spec)[:, 0]
+        return jax.nn.sigmoid(out) if spec.loss == "bce" else out
+
+    return score
+
+
+def write_compare(out: str, results: dict[str, Any], datasets: Sequence[Any],
+                  params: dict[str, Any]) -> list[str]:
+    """Writes a comparison's ``results.json``, ``summary.md`` and figures into ``out``;
+    returns the file names."""
+    os.makedirs(out, exist_ok=True)
+    store.atomic_write_json(os.path.join(out, "results.json"), results)
+    store.atomic_write_bytes(os.path.join(out, "summary.md"), summary_markdown(results).encode())
+    store.atomic_savefig(lambda p: plot_loss_curves(results, p),
+                         os.path.join(out, "loss_curves.png"))
+    store.atomic_savefig(lambda p: plot_decision_regions(
+        class1_score(results["config"]), datasets[0], {k: v[0] for k, v in params.items()}, p),
+        os.path.join(out, "decision_regions.png"))
+    written = ["results.json", "summary.md", "loss_curves.png", "decision_regions.png"]
+    if any(r.get("sg_alignment", {}).get("layers") for r in results["regimes"].values()):
+        store.atomic_savefig(lambda p: plot_alignment(results, p),
+                             os.path.join(out, "alignment.png"))
+        written.append("alignment.png")
+    return written
+
+
+def write_sweep(out: str, results: dict[str, Any]) -> list[str]:
+    """Writes a sweep's ``results.json``, ``summary.md`` and heatmaps into ``out``."""
+    store.atomic_write_json(os.path.join(out, "results.json"), results)
+    store.atomic_write_bytes(os.path.join(out, "summary.md"), sweep_markdown(results).encode())
+    store.atomic_savefig(lambda p: plot_sensitivity(results, p),
+                         os.path.join(out, "sensitivity.png"))
+    return ["results.json", "summary.md", "sensitivity.png"]

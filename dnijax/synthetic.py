@@ -8,6 +8,8 @@ hidden layers then a linear layer (no hidden sizes = a linear module).
 The SG parameters of a network are a list with one entry per network layer:
 the module's layer list for layers in the SG set S, ``None`` for the others.
 
+See ``docs/math.md``, "Synthetic gradients (DNI)".
+
 Example:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import synthetic

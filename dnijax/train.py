@@ -1,10 +1,13 @@
-"""One run: state, the jitted step, and ``lax.scan`` over steps with a history.
+"""One run: its state, the jitted step, and ``lax.scan`` over steps with a history.
 
-The compiled program depends only on a run's structure (:class:`Program`); its
-numbers (learning rates, eta, gamma, update_prob) arrive as a :class:`Hyper` of
-arrays, so a new value does not recompile and :mod:`dnijax.sweep` can vmap over
-them. A step whose loss or new parameters are not finite is not applied: the
-run is frozen there and ``diverged_at`` records the step.
+The compiled program depends only on a run's structure (:class:`~dnijax.config.Program`);
+its numbers (learning rates, eta, gamma, update_prob, clip) arrive as a
+:class:`~dnijax.config.Hyper` of arrays, so a new value does not recompile and
+:mod:`dnijax.engine` can vmap over them. A step is: signals (the program's
+signal rule) -> update (the group's update rule, :mod:`dnijax.updates`) -> the
+finite guard: a step whose loss or new parameters are not finite is not applied,
+the run is frozen there and ``diverged_at`` records the step (``docs/math.md``,
+"Divergence"). :func:`train` runs one config: a grid of one on the engine.
 
 Example:
   >>> import jax, numpy as np
@@ -19,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -28,22 +30,8 @@ import numpy as np
 import optax
 
 from dnijax import config as config_lib
-from dnijax import nets, noise, regimes, synthetic
-from dnijax.config import Hyper, RunConfig
-
-
-class Program(NamedTuple):
-    """The static structure of a run: everything that changes the compiled code."""
-
-    net: nets.NetSpec
-    sg: synthetic.SGSpec | None
-    noise: str | None
-    optimizer: str
-    clip: bool
-    batch_size: int | None
-    async_updates: bool
-    log_every: int
-    train_hidden: bool = True
+from dnijax import nets, signals, synthetic, updates
+from dnijax.config import Hyper, Program, RunConfig
 
 
 class Data(NamedTuple):
@@ -66,12 +54,11 @@ class TrainState(NamedTuple):
     diverged_at: jax.Array
 
 
-def program_of(config: RunConfig, *, noise_kind: str | None | bool = False) -> Program:
-    """The :class:`Program` of a config (``noise_kind`` overrides its noise if given)."""
-    kind = (config.noise if config.has_noise else None) if noise_kind is False else noise_kind
-    return Program(config.net_spec, config.sg_spec if config.is_dni else None, kind,
-                   config.optimizer, config.clip is not None, config.batch_size,
-                   config.update_prob < 1, config.log_every, config.train_hidden)
+class UpdateRules(NamedTuple):
+    """The update rules of a run's two parameter groups."""
+
+    net: optax.GradientTransformationExtraArgs
+    sg: optax.GradientTransformationExtraArgs
 
 
 def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> Data:
@@ -89,48 +76,52 @@ def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> 
 
 
 def update_rules(program: Program, hyper: Hyper,
-                 keys: tuple[jax.Array, jax.Array] | None = None
-                 ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    """The network's and the SG modules' update rules (noise keys matter at init only)."""
-    if keys is None:
-        keys = (jax.random.key(0), jax.random.key(0))
+                 noise_keys: tuple[jax.Array, jax.Array] | None = None) -> UpdateRules:
+    """The network's and the SG modules' update rules (:func:`dnijax.updates.update_rule`).
 
-    def rule(lr, key):
-        return noise.update_rule(noise.optimizer(program.optimizer, lr), noise=program.noise,
-                                 eta=hyper.eta, gamma=hyper.gamma, key=key,
-                                 clip=hyper.clip if program.clip else None)
+    ``noise_keys`` seed the noise states at ``init``; afterwards the states carry
+    their keys, so the rules a step uses need none.
+    """
+    keys = (None, None) if noise_keys is None else noise_keys
+    frozen = None if program.train_hidden else [True] * (program.n_layers - 1) + [False]
 
-    return rule(hyper.lr, keys[0]), rule(hyper.sg_lr, keys[1])
+    def rule(lr, noise, key, frozen_layers):
+        return updates.update_rule(
+            optimizer=program.optimizer, learning_rate=lr, noise=noise, eta=hyper.eta,
+            gamma=hyper.gamma, noise_key=key, clip=hyper.clip if program.clip else None,
+            noise_before_clip=program.noise_before_clip, asynchronous=program.async_updates,
+            frozen=frozen_layers)
+
+    return UpdateRules(rule(hyper.lr, program.noise, keys[0], frozen),
+                       rule(hyper.sg_lr, program.noise if program.noise_to_sg else None,
+                            keys[1], None))
 
 
-def init_state(config: RunConfig, key: jax.Array, hyper: Hyper | None = None, *,
-               program: Program | None = None, net: nets.Params | None = None,
+def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
+               net: nets.Params | None = None,
                sg: synthetic.SGParams | None = None) -> TrainState:
     """Initial state of a run. The same ``key`` gives the same network weights in
     every regime, so regimes compared under one key start from identical copies.
 
     Args:
-      config: the run.
+      program: the run's structure (:meth:`RunConfig.program`).
+      hyper: its numbers (:meth:`RunConfig.hyper`).
       key: PRNG key (split into network init, SG init, noise and batch/mask keys).
-      hyper: numeric hyperparameters (default: ``config.hyper()``).
-      program: the structure (default: ``program_of(config)``).
       net, sg: explicit initial parameters, replacing the drawn ones.
     """
-    hyper = config.hyper() if hyper is None else hyper
-    program = program_of(config) if program is None else program
     k_net, k_sg, k_noise_net, k_noise_sg, k_run = jax.random.split(key, 5)
-    dtype = config.jnp_dtype
+    dtype = program.jnp_dtype
     if net is None:
-        net = nets.init_network(k_net, config.widths, config.init, config.init_scale,
-                                config.init_shift, config.bias, dtype)
-    if program.sg is not None and sg is None:
-        sg = synthetic.init_sg_modules(k_sg, config.widths, program.sg, config.widths[-1],
-                                       config.init, config.init_scale, config.init_shift,
-                                       dtype)
+        net = nets.init_network(k_net, program.widths, program.init, program.init_scale,
+                                program.init_shift, program.bias, dtype)
     if program.sg is None:
         sg = None
-    net_tx, sg_tx = update_rules(program, hyper, (k_noise_net, k_noise_sg))
-    return TrainState(net, sg, net_tx.init(net), sg_tx.init(sg) if has_params(sg) else (),
+    elif sg is None:
+        sg = synthetic.init_sg_modules(k_sg, program.widths, program.sg, program.widths[-1],
+                                       program.init, program.init_scale, program.init_shift,
+                                       dtype)
+    rules = update_rules(program, hyper, (k_noise_net, k_noise_sg))
+    return TrainState(net, sg, rules.net.init(net), rules.sg.init(sg) if has_params(sg) else (),
                       k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
 
 
@@ -150,47 +141,42 @@ def layer_mask(mask_key: jax.Array, update_prob: jax.Array, n_layers: int) -> ja
     return jax.random.bernoulli(mask_key, update_prob, (n_layers,))
 
 
-def _all_finite(tree: Any) -> jax.Array:
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every element of every leaf of ``tree`` is finite."""
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(tree)], bool))
 
 
-def _mask_layers(updates: list, mask: jax.Array) -> list:
-    return [None if u is None else jax.tree.map(lambda a: a * mask[i].astype(a.dtype), u)
-            for i, u in enumerate(updates)]
+def compute_signals(program: Program, state: TrainState, x: jax.Array,
+                    y: jax.Array) -> signals.Signals:
+    """The program's signal rule at ``state`` on the batch ``(x, y)``."""
+    rule = signals.RULES[program.signal].fn
+    return rule(state.net, state.sg, x, y, program.net, program.sg)
 
 
-def signals(program: Program, state: TrainState, x: jax.Array,
-            y: jax.Array) -> regimes.Signals:
-    """The regime's signals at ``state`` on the batch ``(x, y)``."""
-    if program.sg is None:
-        return regimes.backprop_signals(state.net, x, y, program.net)
-    return regimes.dni_signals(state.net, state.sg, x, y, program.net, program.sg)
+def train_step(program: Program, hyper: Hyper, state: TrainState, data: Data,
+               rules: UpdateRules | None = None) -> tuple[TrainState, signals.Signals]:
+    """One synchronous step: signals from the current parameters, then one update.
 
-
-def train_step(program: Program, hyper: Hyper, state: TrainState,
-               data: Data) -> tuple[TrainState, regimes.Signals]:
-    """One synchronous step: signals from the current parameters, then one update."""
+    ``rules`` are the run's :func:`update_rules` (built here if not given).
+    """
+    rules = update_rules(program, hyper) if rules is None else rules
     key, batch_key, mask_key = step_keys(state.key)
     x, y = data.x, data.y
     if program.batch_size is not None:
         idx = jax.random.permutation(batch_key, x.shape[0])[:program.batch_size]
         x, y = x[idx], y[idx]
-    sig = signals(program, state, x, y)
-    net_tx, sg_tx = update_rules(program, hyper)
-    net_upd, net_opt = net_tx.update(sig.net_grads, state.net_opt, state.net)
-    sg_upd, sg_opt = (sg_tx.update(sig.sg_grads, state.sg_opt, state.sg)
-                      if has_params(state.sg) else (None, state.sg_opt))
+    sig = compute_signals(program, state, x, y)
+    extra = {}
     if program.async_updates:
-        mask = layer_mask(mask_key, hyper.update_prob, len(state.net))
-        net_upd = _mask_layers(net_upd, mask)
-        sg_upd = _mask_layers(sg_upd, mask) if sg_upd is not None else None
-    if not program.train_hidden:  # only the output layer learns
-        net_upd = [jax.tree.map(jnp.zeros_like, u) for u in net_upd[:-1]] + net_upd[-1:]
+        extra["layer_mask"] = layer_mask(mask_key, hyper.update_prob, len(state.net))
+    net_upd, net_opt = rules.net.update(sig.net_grads, state.net_opt, state.net, **extra)
     new_net = optax.apply_updates(state.net, net_upd)
-    new_sg = optax.apply_updates(state.sg, sg_upd) if sg_upd is not None else state.sg
-    ok = jnp.isfinite(sig.loss) & _all_finite(new_net)
-    if sg_upd is not None:
-        ok = ok & _all_finite(new_sg)
+    ok = jnp.isfinite(sig.loss) & all_finite(new_net)
+    new_sg, sg_opt = state.sg, state.sg_opt
+    if has_params(state.sg):
+        sg_upd, sg_opt = rules.sg.update(sig.sg_grads, state.sg_opt, state.sg, **extra)
+        new_sg = optax.apply_updates(state.sg, sg_upd)
+        ok = ok & all_finite(new_sg)
     live = ok & (state.diverged_at < 0)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(live, a, b), new, old)  # noqa
     diverged_at = jnp.where((state.diverged_at < 0) & ~ok, state.step, state.diverged_at)
@@ -208,18 +194,20 @@ def evaluate(program: Program, net: nets.Params, data: Data) -> tuple[jax.Array,
 
 
 def run_records(program: Program, hyper: Hyper, state: TrainState, data: Data,
-                num_records: int, test: Data | None = None
+                num_records: int, test: Data | None = None, alignment: bool = False
                 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Runs ``num_records * program.log_every`` steps with ``lax.scan``.
 
     Returns the final state and one history record per ``log_every`` steps, taken
     before those steps: ``loss``/``accuracy`` on the full data, ``sg_loss`` of the
-    first of those steps, ``step``, ``diverged`` (whether the run was frozen) and,
-    given ``test`` data, ``test_accuracy``.
+    first of those steps, ``step``, ``diverged`` (whether the run was frozen),
+    given ``test`` data ``test_accuracy``, and with ``alignment`` (for rules with SG
+    modules) ``sg_alignment``: :func:`dnijax.signals.sg_alignment` on the full data.
     """
+    rules = update_rules(program, hyper)
 
     def steps(carry, _):
-        carry, sig = train_step(program, hyper, carry, data)
+        carry, sig = train_step(program, hyper, carry, data, rules)
         return carry, sig.sg_loss
 
     def record(carry, _):
@@ -228,6 +216,9 @@ def run_records(program: Program, hyper: Hyper, state: TrainState, data: Data,
                "diverged": carry.diverged_at >= 0}
         if test is not None:
             rec["test_accuracy"] = evaluate(program, carry.net, test)[1]
+        if alignment and program.sg is not None:
+            rec["sg_alignment"] = signals.sg_alignment(carry.net, carry.sg, data.x, data.y,
+                                                       program.net, program.sg)
         carry, sg_losses = jax.lax.scan(steps, carry, None, length=program.log_every)
         rec["sg_loss"] = sg_losses[0]
         return carry, rec
@@ -235,20 +226,10 @@ def run_records(program: Program, hyper: Hyper, state: TrainState, data: Data,
     return jax.lax.scan(record, state, None, length=num_records)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _run_records_jit(program, hyper, state, data, num_records):
-    return run_records(program, hyper, state, data, num_records)
-
-
-@functools.partial(jax.jit, static_argnums=(0,))
-def _final_jit(program, state, data):
-    return evaluate(program, state.net, data)
-
-
 def train(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
           net: nets.Params | None = None, sg: synthetic.SGParams | None = None
           ) -> tuple[TrainState, dict[str, np.ndarray]]:
-    """Trains one run of ``config`` on ``(x, labels)``.
+    """Trains one run of ``config`` on ``(x, labels)``: a grid of one on the engine.
 
     Args:
       config: the run.
@@ -260,15 +241,11 @@ def train(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
       The final :class:`TrainState` and a history of numpy arrays with records at
       steps ``0, log_every, ..., steps`` (``sg_loss`` has no record at ``steps``).
     """
-    data = make_data(config, x, labels)
-    program = program_of(config)
-    state = init_state(config, key, program=program, net=net, sg=sg)
-    state, hist = _run_records_jit(program, config.hyper(), state, data,
-                                   config.steps // config.log_every)
-    loss, acc = _final_jit(program, state, data)
-    history = {k: np.asarray(v) for k, v in hist.items()}
-    history["step"] = np.append(history["step"], int(state.step))
-    history["loss"] = np.append(history["loss"], np.asarray(loss))
-    history["accuracy"] = np.append(history["accuracy"], np.asarray(acc))
-    history["diverged"] = np.append(history["diverged"], bool(state.diverged_at >= 0))
-    return state, history
+    from dnijax import engine  # the driver sits above this module
+
+    one = lambda tree: None if tree is None else jax.tree.map(lambda a: jnp.asarray(a)[None],  # noqa
+                                                               tree)
+    res = engine.run_grid(config, engine.stack_hyper(config), key[None], (x, labels),
+                          net=one(net), sg=one(sg), mesh=None, chunks=1)
+    history = {k: v if k == "step" else v[0] for k, v in res.history.items()}
+    return jax.tree.map(lambda a: a[0], res.state), history

@@ -1,9 +1,14 @@
-"""Holds the JAX implementation to the hand-derived numpy reference.
+"""Holds the JAX implementation to the hand-derived numpy reference (``dnijax validate``).
 
 This is the one library module that imports :mod:`dnijax.reference` (besides
 the tests): it runs both on the same data, initial parameters, noise
 realisation and update masks, and reports relative errors. The JAX side draws
-the noise and the masks; the reference adds the same numbers (SPEC.md).
+the noise and the masks; the reference adds the same numbers (``docs/math.md``,
+"Numerical agreement"). :func:`run_table` prints the table of ``dnijax validate``:
+for each regime, topology and conditioning, on random data, the largest relative
+error of every gradient after step 1 and of every parameter after N steps, in
+float64 (held to the tolerances) and in float32 (reported only, so users see
+the precision of their runs).
 
 Relative error of two trees: the largest, over leaves, of
 ``||a - b||_F / ||b||_F`` (0 when both are exactly zero).
@@ -22,16 +27,15 @@ Example:
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from dnijax import noise as noise_lib
-from dnijax import reference, train
-from dnijax.config import RunConfig
+from dnijax import noise, reference, train, updates
+from dnijax.config import REGIMES, Program, RunConfig
 
 GRAD_TOL = 1e-9
 PARAM_TOL = 1e-7
@@ -60,37 +64,31 @@ def random_data(config: RunConfig, batch: int, seed: int) -> tuple[np.ndarray, n
 
 
 def reference_settings(config: RunConfig) -> dict[str, Any]:
-    """The keyword arguments of :func:`reference.step` for a config."""
+    """The settings of :func:`reference.signals` for a config."""
     return dict(activations=config.activations, loss=config.loss, reduction=config.reduction,
-                lr=config.lr, sg_lr=config.sg_lr, topology=config.topology,
-                conditioned=config.conditioned, clip=config.clip)
-
-
-def _noise_state(opt_state: Any) -> Any:
-    for s in opt_state:
-        if isinstance(s, (noise_lib.BlogNoiseState, optax.AddNoiseState)):
-            return s
-    raise ValueError("no noise transform in this update rule")
+                topology=config.topology, conditioned=config.conditioned)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def _realised(program: train.Program, hyper, state: train.TrainState, template, steps: int):
+def _realised(program: Program, hyper, state: train.TrainState, template, steps: int):
     """Per-step noise added to the network's and SG modules' gradients, and update masks."""
-    def noise_seq(opt_state, params):
-        if program.noise is None or not train.has_params(params):
+    def noise_seq(opt_state, params, noisy):
+        if not noisy or not train.has_params(params):
             return None
-        tx = noise_lib.flat_gradient_noise(program.noise, hyper.eta, hyper.gamma,
-                                          jax.random.key(0))
+        tx = noise.flat_gradient_noise(program.noise, hyper.eta, hyper.gamma,
+                                       jax.random.key(0))  # the state brings the key
         zeros = jax.tree.map(jnp.zeros_like, params)
-        return jax.lax.scan(lambda s, _: tx.update(zeros, s)[::-1], _noise_state(opt_state),
-                            None, length=steps)[1]
+        return jax.lax.scan(lambda s, _: tx.update(zeros, s)[::-1],
+                            updates.noise_state(opt_state), None, length=steps)[1]
 
     def mask_step(key, _):
         key, _, mask_key = train.step_keys(key)
         return key, train.layer_mask(mask_key, hyper.update_prob, len(template))
 
     masks = jax.lax.scan(mask_step, state.key, None, length=steps)[1]
-    return noise_seq(state.net_opt, state.net), noise_seq(state.sg_opt, state.sg), masks
+    noisy = program.noise is not None
+    return (noise_seq(state.net_opt, state.net, noisy),
+            noise_seq(state.sg_opt, state.sg, noisy and program.noise_to_sg), masks)
 
 
 def _per_step(tree: Any, steps: int) -> list | None:
@@ -104,44 +102,89 @@ def compare(config: RunConfig, x: np.ndarray, labels: np.ndarray, key: jax.Array
     """Runs JAX and the reference side by side from the same start.
 
     Args:
-      config: the run; must use ``sgd`` and full batches. Its dtype is the JAX
-        side's; the reference always computes in float64.
+      config: the run; full batches, optimiser ``sgd``, ``momentum`` or ``adam``. Its
+        dtype is the JAX side's; the reference always computes in float64.
       x, labels: the data.
       key: PRNG key for initial parameters, noise and masks.
       steps: trajectory length (default ``config.steps``).
 
     Returns:
-      ``{"grad": ..., "params": ..., "loss": ...}``: relative errors of every
-      gradient of the first step, of all parameters after ``steps`` steps, and of
-      the losses along the way.
+      ``{"grad": ..., "params": ..., "loss": ..., "diverged": ...}``: relative errors
+      of every gradient of the first step, of all parameters after ``steps`` steps,
+      and of the first loss.
     """
-    if config.optimizer != "sgd" or config.batch_size is not None:
-        raise ValueError("validate: the reference implements full-batch SGD only")
+    if config.optimizer not in reference.OPTIMIZERS or config.batch_size is not None:
+        raise ValueError(f"validate: the reference implements full-batch "
+                         f"{', '.join(reference.OPTIMIZERS)} only")
     steps = config.steps if steps is None else steps
+    config = config.replace(steps=steps, log_every=steps)
     data = train.make_data(config, x, labels)
-    program = train.program_of(config)._replace(log_every=steps)
-    hyper = config.hyper()
-    state = train.init_state(config, key, hyper, program=program)
+    program, hyper = config.program(), config.hyper()
+    state = train.init_state(program, hyper, key)
 
-    sig = jax.jit(train.signals, static_argnums=0)(program, state, data.x, data.y)
+    sig = jax.jit(train.compute_signals, static_argnums=0)(program, state, data.x, data.y)
     x64, y64 = np.asarray(data.x, np.float64), np.asarray(data.y, np.float64)
     net0, sg0 = to_numpy(state.net), to_numpy(state.sg)
     settings = reference_settings(config)
-    _, _, info = reference.step(config.regime, net0, sg0, x64, y64, **settings)
+    info = reference.signals(config.signal, net0, sg0, x64, y64, **settings)
     grad_err = rel_error(sig.net_grads, info["net_grads"])
-    if config.is_dni:
+    if config.uses_sg:
         grad_err = max(grad_err, rel_error(sig.sg_grads, info["sg_grads"]))
 
     net_noise, sg_noise, masks = _realised(program, hyper, state, state.net, steps)
-    final, hist = train._run_records_jit(program, hyper, state, data, 1)
+    final, hist = train.train(config, x, labels, key)
     ref_net, ref_sg, ref_losses = reference.trajectory(
-        config.regime, net0, sg0, x64, y64, steps,
+        config.signal, net0, sg0, x64, y64, steps, lr=config.lr, sg_lr=config.sg_lr,
+        optimizer=config.optimizer, clip=config.clip,
+        noise_before_clip=config.noise_before_clip,
         net_noises=_per_step(to_numpy(net_noise), steps),
         sg_noises=_per_step(to_numpy(sg_noise), steps),
         masks=np.asarray(masks) if program.async_updates else None, **settings)
     param_err = rel_error(final.net, ref_net)
-    if config.is_dni:
+    if config.uses_sg:
         param_err = max(param_err, rel_error(final.sg, ref_sg))
     loss_err = rel_error(np.asarray(hist["loss"][:1]), np.asarray(ref_losses[:1]))
     return {"grad": grad_err, "params": param_err, "loss": loss_err,
             "diverged": bool(final.diverged_at >= 0)}
+
+
+HIDDEN_ACTS = ("tanh", "sigmoid", "relu")
+
+
+def cases(depth: int, width: int, steps: int, dtype: str):
+    """(regime, topology, conditioned, config) for every row of the table."""
+    widths = (3,) + (width,) * (depth - 1) + (2,)
+    acts = tuple(HIDDEN_ACTS[i % 3] for i in range(depth - 1)) + ("identity",)
+    for regime in REGIMES:
+        uses_sg = RunConfig(regime=regime).uses_sg
+        variants = itertools.product(("paper", "seed"), (False, True)) if uses_sg else [
+            ("-", False)]
+        for topology, conditioned in variants:
+            yield regime, topology, conditioned, RunConfig(
+                regime=regime, widths=widths, activations=acts, loss="xent", reduction="mean",
+                init="glorot", lr=0.05, sg_lr=0.02, eta=0.01, noise="paper",
+                topology="paper" if topology == "-" else topology, conditioned=conditioned,
+                sg_init="network", dtype=dtype, steps=steps)
+
+
+def run_table(depth: int, width: int, steps: int, seed: int) -> int:
+    """Prints the table; returns 0 if every float64 row is within tolerance, else 1."""
+    print(f"dnijax validate: depth {depth}, width {width}, {steps} SGD steps, seed {seed}; "
+          f"tolerances: gradients {GRAD_TOL:g}, parameters {PARAM_TOL:g} (float64)\n")
+    header = (f"{'regime':15s} {'topology':8s} {'cond':5s} {'f64 grad':>9s} {'f64 params':>10s}"
+              f" {'f32 grad':>9s} {'f32 params':>10s}  verdict")
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for regime, topology, cond, cfg64 in cases(depth, width, steps, "float64"):
+        x, labels = random_data(cfg64, 16, seed)
+        with jax.enable_x64(True):
+            e64 = compare(cfg64, x, labels, jax.random.key(seed))
+        e32 = compare(cfg64.replace(dtype="float32"), x, labels, jax.random.key(seed))
+        ok = e64["grad"] <= GRAD_TOL and e64["params"] <= PARAM_TOL
+        failures += not ok
+        print(f"{regime:15s} {topology:8s} {'yes' if cond else 'no':5s} {e64['grad']:9.1e} "
+              f"{e64['params']:10.1e} {e32['grad']:9.1e} {e32['params']:10.1e}  "
+              f"{'ok' if ok else 'FAIL'}")
+    print(f"\n{'all rows within tolerance' if not failures else f'{failures} row(s) FAILED'}")
+    return 0 if not failures else 1

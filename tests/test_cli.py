@@ -13,8 +13,8 @@ REGIMES = ["backprop", "dni", "backprop+noise", "dni+noise"]
 def test_compare_writes_every_output_with_the_documented_schema(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out)]) == 0
-    assert sorted(os.listdir(out)) == ["decision_regions.png", "loss_curves.png",
-                                       "results.json", "summary.md"]
+    assert sorted(os.listdir(out)) == ["alignment.png", "decision_regions.png",
+                                       "loss_curves.png", "results.json", "summary.md"]
     res = json.loads((out / "results.json").read_text())
     assert res["preset"] == "tuned" and res["config"]["steps"] == 40
     assert sorted(res["regimes"]) == sorted(REGIMES)
@@ -27,6 +27,33 @@ def test_compare_writes_every_output_with_the_documented_schema(tmp_path, capsys
         assert all(lo <= m <= hi for lo, m, hi in zip(curve["min"], curve["mean"], curve["max"]))
     printed = capsys.readouterr().out
     assert "| dni+noise |" in printed and "Seed 0" in printed
+    assert "lower on" in printed and (out / "summary.md").read_text() in printed
+
+
+def test_compare_reports_intervals_and_paired_tests(tmp_path):
+    """results.json carries, per regime, means with 95% intervals and the diverged fraction,
+    and every regime but backprop a paired-by-seed comparison with backprop."""
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", "--seeds", "5", "--steps", "200", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    for name, r in res["regimes"].items():
+        s = r["summary"]
+        for key in ("final_loss", "test_accuracy"):
+            lo, hi = s[key]["ci95"]
+            assert lo <= s[key]["mean"] <= hi and s[key]["n"] == 5
+        assert s["diverged_fraction"] == 0.0
+        assert len(r["steps_to_90pct_drop"]) == 5
+        if name == "backprop":
+            assert "paired_vs_backprop" not in r
+            continue
+        p = r["paired_vs_backprop"]["final_loss"]
+        assert p["n"] == 5 and 0 <= p["wins"] <= 5 and 0 < p["p_value"] <= 1
+        diffs = [a - b for a, b in zip(r["final_loss"], res["regimes"]["backprop"]["final_loss"])]
+        assert abs(p["mean_diff"] - sum(diffs) / 5) < 1e-12
+        assert p["ci95"][0] <= p["mean_diff"] <= p["ci95"][1]
+    assert len(res["regimes"]["dni"]["sg_alignment"]["layers"]) == 2  # paper topology, 3 layers
+    summary = (out / "summary.md").read_text()
+    assert "(n=5)" in summary and "Wilcoxon" in summary and "/5 |" in summary
 
 
 def test_seed_preset_shows_the_articles_run(tmp_path, capsys):
@@ -34,7 +61,7 @@ def test_seed_preset_shows_the_articles_run(tmp_path, capsys):
     assert cli.main(["compare", "--preset", "seed", "--seeds", "1", "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     bp = res["regimes"]["backprop"]
-    # SPEC.md: cost about 78 -> 61..64 and accuracy at the majority class
+    # docs/math.md, "The seed preset": cost about 78 -> 61..64 and accuracy at the majority class
     assert 77 < bp["initial_loss"][0] < 79 and 61 < bp["final_loss"][0] < 64
     assert all(abs(r["final_accuracy"][0] - 0.5) < 0.02 for r in res["regimes"].values())
 

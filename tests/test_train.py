@@ -58,7 +58,7 @@ def test_same_config_and_key_give_bit_identical_results(blobs):
 
 def test_regimes_share_initial_weights_under_one_key():
     cfgs = [RunConfig(regime=r, **TOY) for r in ("backprop", "dni+noise")]
-    states = [train.init_state(c, jax.random.key(3)) for c in cfgs]
+    states = [train.init_state(c.program(), c.hyper(), jax.random.key(3)) for c in cfgs]
     for u, v in zip(jax.tree.leaves(states[0].net), jax.tree.leaves(states[1].net)):
         np.testing.assert_array_equal(u, v)
 
@@ -67,8 +67,8 @@ def test_asynchronous_updates_skip_layers(blobs):
     x, labels = blobs
     cfg = RunConfig(regime="dni", update_prob=0.2, **{**TOY, "steps": 10}, log_every=10)
     data = train.make_data(cfg, x, labels)
-    program = train.program_of(cfg)
-    state = train.init_state(cfg, jax.random.key(0), program=program)
+    program = cfg.program()
+    state = train.init_state(program, cfg.hyper(), jax.random.key(0))
     skipped = 0
     for _ in range(10):
         new, _ = train.train_step(program, cfg.hyper(), state, data)
@@ -85,9 +85,23 @@ def test_log_every_must_divide_steps(blobs):
 def test_output_only_training_freezes_the_hidden_layers(blobs):
     x, labels = blobs
     cfg = RunConfig(train_hidden=False, **{**TOY, "steps": 50}, log_every=50)
-    start = train.init_state(cfg, jax.random.key(0))
+    start = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
     state, hist = train.train(cfg, x, labels, jax.random.key(0))
     for a, b in zip(jax.tree.leaves(start.net[:-1]), jax.tree.leaves(state.net[:-1])):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(start.net[-1]["w"], state.net[-1]["w"])
     assert hist["loss"][-1] < hist["loss"][0]
+
+
+def test_an_update_that_overflows_the_parameters_freezes_the_run_at_that_step(blobs):
+    """The loss at the start of step 0 is finite, but lr * grad overflows float32: the guard
+    must catch it on the parameters, not wait for the next step's loss."""
+    x, labels = blobs
+    cfg = RunConfig(regime="backprop", widths=(2, 4, 1), lr=1e38, steps=3, log_every=1,
+                    init="glorot", reduction="sum")
+    start = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
+    state, hist = train.train(cfg, x, labels, jax.random.key(0))
+    assert np.isfinite(hist["loss"][0])
+    assert int(state.diverged_at) == 0
+    for a, b in zip(jax.tree.leaves(start.net), jax.tree.leaves(state.net)):
+        np.testing.assert_array_equal(a, b)

@@ -1,10 +1,14 @@
-"""Many runs as one compiled program: vmap over runs, scan over steps, sharded over devices.
+"""The one training driver: vmap over runs, scan over steps, run blocks, shards over devices.
 
-A grid is R runs of one :class:`~dnijax.train.Program` that differ in their
+A grid is R runs of one :class:`~dnijax.config.Program` that differ in their
 numbers (a stacked :class:`~dnijax.config.Hyper`), their PRNG keys and,
 optionally, their data and initial parameters. The steps run in chunks of
 ``lax.scan`` so the host can report progress between chunks without a dispatch
-per step; the compiled chunk is reused, so only the first chunk compiles.
+per step; the compiled chunk is reused, so only the first chunk compiles. The
+run axis can be cut into blocks of ``block_runs`` runs, trained one after the
+other with the same compiled program, so device memory does not grow with R.
+A run's results do not depend on the block it ran in beyond float rounding (the
+compiled program differs with the block size, so the last bits can).
 
 With several devices the run axis is sharded over a 1-D ``Mesh`` (axis
 ``"runs"``); R need not divide the device count (the grid is padded with copies
@@ -14,12 +18,12 @@ lists every host's devices and the same code shards the grid across all of them.
 
 Example:
   >>> import jax, numpy as np
-  >>> from dnijax import RunConfig, sweep
+  >>> from dnijax import RunConfig, engine
   >>> x = np.random.RandomState(0).randn(64, 2).astype("float32")
   >>> labels = (x[:, 0] > 0).astype("int32")
   >>> cfg = RunConfig(regime="dni", widths=(2, 8, 1), steps=100, reduction="mean")
-  >>> hyper = sweep.stack_hyper(cfg, lr=[0.1, 0.5, 1e6])
-  >>> res = sweep.run_grid(cfg, hyper, sweep.run_keys(0, 3), (x, labels))
+  >>> hyper = engine.stack_hyper(cfg, lr=[0.1, 0.5, 1e6])
+  >>> res = engine.run_grid(cfg, hyper, engine.run_keys(0, 3), (x, labels))
   >>> res.diverged_at.tolist()[:2], bool(res.diverged_at[2] >= 0)
   ([-1, -1], True)
 """
@@ -35,7 +39,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dnijax import train
-from dnijax.config import Hyper, RunConfig
+from dnijax.config import Hyper, Program, RunConfig, largest_divisor
 
 Progress = Callable[[int, int], None]
 
@@ -66,6 +70,11 @@ def run_keys(seed: int | Sequence[int], n: int | None = None) -> jax.Array:
     return jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
 
 
+def stack_trees(trees: Sequence[Any]) -> Any:
+    """Stacks identically shaped trees (one per run) along a new leading run axis."""
+    return jax.tree.map(lambda *a: np.stack(a), *trees)
+
+
 def stack_hyper(config: RunConfig, **values: Any) -> Hyper:
     """A stacked :class:`Hyper`: each field given as a list (one value per run), the
     others taken from ``config``. Lists must share one length."""
@@ -81,29 +90,38 @@ def stack_hyper(config: RunConfig, **values: Any) -> Hyper:
     return Hyper(**fields)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _init(config: RunConfig, program: train.Program, axes: tuple, hyper, keys, net, sg):
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init(program: Program, axes: tuple, hyper, keys, net, sg):
     def one(h, k, n, s):
-        return train.init_state(config, k, h, program=program, net=n, sg=s)
+        return train.init_state(program, h, k, net=n, sg=s)
 
     return jax.vmap(one, in_axes=(0, 0) + axes)(hyper, keys, net, sg)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _advance(program: train.Program, n_records: int, data_axis: Any, hyper, state, data,
-             test=None):
-    run = lambda h, s, d, t: train.run_records(program, h, s, d, n_records, t)  # noqa: E731
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _advance(program: Program, n_records: int, data_axis: Any, alignment: bool, hyper, state,
+             data, test=None):
+    run = lambda h, s, d, t: train.run_records(program, h, s, d, n_records, t,  # noqa: E731
+                                               alignment)
     return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis))(hyper, state, data, test)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _evaluate(program: train.Program, data_axis: Any, net, data):
+def _evaluate(program: Program, data_axis: Any, net, data):
     return jax.vmap(lambda n, d: train.evaluate(program, n, d), in_axes=(0, data_axis))(net, data)
 
 
-def _chunk_records(total: int, target: int) -> int:
-    """The largest divisor of ``total`` not above ``target`` (one compiled chunk size)."""
-    return max(d for d in range(1, max(1, min(total, target)) + 1) if total % d == 0)
+def compiled_bytes(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any,
+                   n_records: int = 1) -> int:
+    """Memory XLA's analysis reports (arguments, outputs, temporaries) for one chunk of
+    ``n_records`` records of this grid, on one device, with data shared by every run."""
+    program = config.program()
+    state = jax.eval_shape(
+        jax.vmap(lambda h, k: train.init_state(program, h, k)), hyper, keys)
+    device_data = train.make_data(config, *data)
+    mem = _advance.lower(program, n_records, None, False, hyper, state,
+                         device_data).compile().memory_analysis()
+    return int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
 
 
 def _shard(tree: Any, mesh: Mesh | None, n_pad: int, axis: int | None) -> Any:
@@ -129,9 +147,9 @@ def default_mesh() -> Mesh | None:
 
 def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
              test: Any = None, per_run_data: bool = False, net: Any = None, sg: Any = None,
-             noise_kind: str | None | bool = False, progress: Progress | None = None,
-             chunks: int = 20, mesh: Mesh | None | bool = True,
-             test_history: bool = False) -> GridResult:
+             progress: Progress | None = None, chunks: int = 20,
+             mesh: Mesh | None | bool = True, test_history: bool = False,
+             alignment: bool = False, block_runs: int | None = None) -> GridResult:
     """Trains every run of a grid and returns their results.
 
     Args:
@@ -142,43 +160,76 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
         ``per_run_data=True`` (x: (R, N, d), labels: (R, N)).
       test: optional test ``(x, labels)``, shaped like ``data``.
       net, sg: optional initial parameters stacked per run (leading axis R).
-      noise_kind: override the program's noise (``"paper"``/``"blog"``/``None``), e.g.
-        to run a regime and its ``+noise`` twin in one program with eta 0 for the former.
-      progress: called as ``progress(steps_done, steps_total)`` between chunks.
-      chunks: about how many host round-trips to make (for progress).
+      progress: called as ``progress(steps_done, steps_total)`` between chunks, where
+        the total counts the steps of every block.
+      chunks: about how many host round-trips to make per block (for progress).
       mesh: a ``Mesh`` with axis ``"runs"``, ``True`` for all devices, ``None``/``False``
         for no sharding.
       test_history: also record test accuracy at every history record.
+      alignment: also record ``sg_alignment`` (R, K-1, |S|) at every history record
+        (:func:`dnijax.signals.sg_alignment`; rules with SG modules only).
+      block_runs: train at most this many runs at once (``None``: all R at once).
     """
     n_runs = int(keys.shape[0])
     if any(np.shape(v)[0] != n_runs for v in hyper):
-        raise ValueError(f"sweep: {n_runs} keys but hyperparameters for "
+        raise ValueError(f"engine: {n_runs} keys but hyperparameters for "
                          f"{sorted({np.shape(v)[0] for v in hyper})} runs")
     mesh = default_mesh() if mesh is True else (mesh or None)
-    n_dev = 1 if mesh is None else mesh.devices.size
-    n_pad = -n_runs % n_dev
-    program = train.program_of(config, noise_kind=noise_kind)
+    program = config.program()
+    block = n_runs if block_runs is None else max(1, min(int(block_runs), n_runs))
+    starts = range(0, n_runs, block)
     data_axis = 0 if per_run_data else None
 
-    def device_data(pair):
-        if pair is None:
-            return None
-        return _shard(train.make_data(config, *pair, per_run=per_run_data), mesh, n_pad,
-                      data_axis)
+    def to_device(pair):
+        return None if pair is None else train.make_data(config, *pair, per_run=per_run_data)
 
-    train_data, test_data = device_data(data), device_data(test)
-    hyper_d, keys_d = _shard(hyper, mesh, n_pad, 0), _shard(keys, mesh, n_pad, 0)
+    train_data, test_data = to_device(data), to_device(test)
+    results = []
+    for b, start in enumerate(starts):
+        runs = slice(start, min(start + block, n_runs))
+        cut = lambda tree, axis=0: None if tree is None or axis is None else jax.tree.map(  # noqa
+            lambda a: a[runs], tree)
+        tick = None if progress is None else (
+            lambda done, total, b=b: progress(b * config.steps + done, len(starts) * total))
+        results.append(_run_block(
+            config, program, mesh, block, data_axis, cut(hyper), cut(keys),
+            train_data if data_axis is None else cut(train_data),
+            test_data if data_axis is None else cut(test_data), cut(net), cut(sg),
+            tick, chunks, test_history, alignment))
+    if len(results) == 1:
+        return results[0]
+    history = {k: (results[0].history[k] if k == "step" else
+                   np.concatenate([r.history[k] for r in results]))
+               for k in results[0].history}
+    return GridResult(history, *(np.concatenate([getattr(r, f) for r in results])
+                                 for f in ("final_loss", "final_accuracy", "test_accuracy",
+                                           "diverged_at")),
+                      jax.tree.map(lambda *a: jnp.concatenate(a), *[r.state for r in results]))
+
+
+def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, block: int,
+               data_axis: Any, hyper: Hyper, keys: jax.Array, train_data: Any, test_data: Any,
+               net: Any, sg: Any, progress: Progress | None, chunks: int,
+               test_history: bool, alignment: bool) -> GridResult:
+    """One block of runs: init, the scanned chunks, the final evaluation, the history.
+
+    The block is padded (with copies of its last run) to ``block`` runs rounded up to a
+    multiple of the devices, so every block runs the same compiled program."""
+    n_runs = int(keys.shape[0])
+    n_dev = 1 if mesh is None else mesh.devices.size
+    n_pad = block + (-block % n_dev) - n_runs
+    shard = lambda tree, axis=0: None if tree is None else _shard(tree, mesh, n_pad, axis)  # noqa
+    train_data, test_data = shard(train_data, data_axis), shard(test_data, data_axis)
     axes = (None if net is None else 0, None if sg is None else 0)
-    net_d = None if net is None else _shard(net, mesh, n_pad, 0)
-    sg_d = None if sg is None else _shard(sg, mesh, n_pad, 0)
-    state = _init(config, program, axes, hyper_d, keys_d, net_d, sg_d)
+    hyper_d = shard(hyper)
+    state = _init(program, axes, hyper_d, shard(keys), shard(net), shard(sg))
 
     total_records = config.steps // config.log_every
-    per_chunk = _chunk_records(total_records, -(-total_records // max(1, chunks)))
+    per_chunk = largest_divisor(total_records, -(-total_records // max(1, chunks)))
     records = []
     for done in range(0, total_records, per_chunk):
-        state, rec = _advance(program, per_chunk, data_axis, hyper_d, state, train_data,
-                              test_data if test_history else None)
+        state, rec = _advance(program, per_chunk, data_axis, alignment, hyper_d, state,
+                              train_data, test_data if test_history else None)
         records.append(jax.device_get(rec))
         if progress is not None:
             progress((done + per_chunk) * config.log_every, config.steps)
@@ -195,6 +246,8 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
         "diverged": np.concatenate([hist["diverged"], (diverged_at >= 0)[:, None]], axis=1),
         "sg_loss": hist["sg_loss"],
     }
+    if "sg_alignment" in hist:
+        history["sg_alignment"] = hist["sg_alignment"]
     if "test_accuracy" in hist:
         history["test_accuracy"] = np.concatenate(
             [hist["test_accuracy"], np.asarray(test_acc)[:n_runs, None]], axis=1)

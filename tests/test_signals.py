@@ -1,14 +1,14 @@
-"""The regimes' signals: backprop is jax.grad, and DNI signals never leak across layers."""
+"""Signal rules: backprop is jax.grad, DNI signals never leak across layers, new rules plug in."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnijax import nets, regimes, synthetic
+from dnijax import nets, signals, synthetic
 
 WIDTHS = (3, 5, 4, 6, 2)
-SPEC = nets.make_net_spec(("tanh", "sigmoid", "relu", "sigmoid"), "mse", "mean")
+NET_SPEC = nets.make_net_spec(("tanh", "sigmoid", "relu", "sigmoid"), "mse", "mean")
 
 
 def _setup(topology, init="network", conditioned=False, seed=0):
@@ -23,17 +23,17 @@ def _setup(topology, init="network", conditioned=False, seed=0):
 
 def test_backprop_signals_are_the_gradient_of_the_batch_loss():
     net, _, x, y, _ = _setup("paper")
-    sig = regimes.backprop_signals(net, x, y, SPEC)
-    expected = jax.grad(nets.batch_loss)(net, x, y, SPEC)
+    sig = signals.backprop_signals(net, None, x, y, NET_SPEC)
+    expected = jax.grad(nets.batch_loss)(net, x, y, NET_SPEC)
     for a, b in zip(jax.tree.leaves(sig.net_grads), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
-    np.testing.assert_allclose(sig.loss, nets.batch_loss(net, x, y, SPEC), rtol=1e-6)
+    np.testing.assert_allclose(sig.loss, nets.batch_loss(net, x, y, NET_SPEC), rtol=1e-6)
 
 
 @pytest.mark.parametrize("topology", ["paper", "seed"])
 def test_zero_init_sg_gives_zero_updates_to_the_layers_it_drives(topology):
     net, sgs, x, y, sg_spec = _setup(topology, init="zero")
-    sig = regimes.dni_signals(net, sgs, x, y, SPEC, sg_spec)
+    sig = signals.dni_signals(net, sgs, x, y, NET_SPEC, sg_spec)
     in_s = synthetic.sg_layers(len(net), topology)
     for i, g in enumerate(sig.net_grads):
         norm = sum(float(jnp.abs(a).sum()) for a in jax.tree.leaves(g))
@@ -47,8 +47,8 @@ def test_zero_init_sg_gives_zero_updates_to_the_layers_it_drives(topology):
 
 def test_paper_topology_output_layer_gets_the_true_gradient():
     net, sgs, x, y, sg_spec = _setup("paper")
-    dni = regimes.dni_signals(net, sgs, x, y, SPEC, sg_spec)
-    bp = regimes.backprop_signals(net, x, y, SPEC)
+    dni = signals.dni_signals(net, sgs, x, y, NET_SPEC, sg_spec)
+    bp = signals.backprop_signals(net, None, x, y, NET_SPEC)
     for k in ("w", "b"):
         np.testing.assert_allclose(dni.net_grads[-1][k], bp.net_grads[-1][k], rtol=1e-6)
     assert not np.allclose(dni.net_grads[0]["w"], bp.net_grads[0]["w"])
@@ -65,14 +65,14 @@ def _perturb(tree, key):
 def test_no_signal_leaks_across_layer_boundaries(topology, conditioned):
     """Layer i's signals depend on layers <= i+1 (and SG modules i, i+1) only."""
     net, sgs, x, y, sg_spec = _setup(topology, conditioned=conditioned)
-    base = regimes.dni_signals(net, sgs, x, y, SPEC, sg_spec)
+    base = signals.dni_signals(net, sgs, x, y, NET_SPEC, sg_spec)
     n = len(net)
     for i in range(n - 2):
         net2, sgs2 = list(net), list(sgs)
         for j in range(i + 2, n):  # change everything above layer i+1
             net2[j] = _perturb(net[j], jax.random.key(10 + j))
             sgs2[j] = None if sgs[j] is None else _perturb(sgs[j], jax.random.key(20 + j))
-        moved = regimes.dni_signals(net2, sgs2, x, y, SPEC, sg_spec)
+        moved = signals.dni_signals(net2, sgs2, x, y, NET_SPEC, sg_spec)
         for a, b in zip(jax.tree.leaves(base.net_grads[i]), jax.tree.leaves(moved.net_grads[i])):
             np.testing.assert_array_equal(a, b)
         for a, b in zip(jax.tree.leaves(base.sg_grads[i]), jax.tree.leaves(moved.sg_grads[i])):
@@ -80,17 +80,44 @@ def test_no_signal_leaks_across_layer_boundaries(topology, conditioned):
         # ... while layer i+1 does drive them (the check can fail)
         net3 = list(net)
         net3[i + 1] = _perturb(net[i + 1], jax.random.key(99))
-        moved = regimes.dni_signals(net3, sgs, x, y, SPEC, sg_spec)
+        moved = signals.dni_signals(net3, sgs, x, y, NET_SPEC, sg_spec)
         assert not np.allclose(base.sg_grads[i][0]["w"], moved.sg_grads[i][0]["w"])
 
 
 def test_lower_layers_do_not_change_an_upper_layers_update_except_through_its_input():
     """Changing layer 1 changes layer 3's input; holding h_2 fixed, nothing else moves it."""
     net, sgs, x, y, sg_spec = _setup("seed")
-    base = regimes.dni_signals(net, sgs, x, y, SPEC, sg_spec)
+    base = signals.dni_signals(net, sgs, x, y, NET_SPEC, sg_spec)
     sgs2 = list(sgs)
     sgs2[0] = _perturb(sgs[0], jax.random.key(5))  # SG module of layer 1 only
-    moved = regimes.dni_signals(net, sgs2, x, y, SPEC, sg_spec)
+    moved = signals.dni_signals(net, sgs2, x, y, NET_SPEC, sg_spec)
     for i in range(1, len(net)):
         for a, b in zip(jax.tree.leaves(base.net_grads[i]), jax.tree.leaves(moved.net_grads[i])):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_new_signal_rule_is_one_function_and_a_registry_entry(blobs):
+    """A toy rule (the sign of the backprop gradient) trains under both of its regimes."""
+    from dnijax import RunConfig, config, train
+
+    def sign_signals(net, sg, x, y, spec, sg_spec):
+        sig = signals.backprop_signals(net, sg, x, y, spec)
+        return sig._replace(net_grads=jax.tree.map(jnp.sign, sig.net_grads))
+
+    signals.register("sign", sign_signals)
+    try:
+        assert {"sign", "sign+noise"} <= set(config.regime_names())
+        for regime in ("sign", "sign+noise"):
+            cfg = RunConfig(regime=regime, widths=(2, 8, 1), lr=0.01, steps=100, eta=1e-4,
+                            activations=("tanh", "sigmoid"), init="glorot", reduction="mean")
+            _, hist = train.train(cfg, *blobs, jax.random.key(0))
+            assert hist["loss"][-1] < 0.5 * hist["loss"][0]
+    finally:
+        signals.unregister("sign")
+    with pytest.raises(ValueError, match="regime: unknown value 'sign'"):
+        RunConfig(regime="sign")
+
+
+def test_rule_names_are_checked():
+    with pytest.raises(ValueError, match="not a valid name"):
+        signals.register("dni+aux", signals.dni_signals)

@@ -1,4 +1,4 @@
-"""The sweep engine: vmapped grids, divergence inside the program, sharding over devices."""
+"""The training engine: vmapped grids, divergence inside the program, sharding over devices."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import textwrap
 import jax
 import numpy as np
 
-from dnijax import RunConfig, sweep, train
+from dnijax import RunConfig, engine, train
 
 CFG = RunConfig(regime="dni", widths=(2, 8, 8, 1), activations=("tanh", "tanh", "sigmoid"),
                 init="glorot", reduction="mean", steps=60, log_every=10, sg_lr=0.1)
@@ -16,8 +16,8 @@ CFG = RunConfig(regime="dni", widths=(2, 8, 8, 1), activations=("tanh", "tanh", 
 
 def test_grid_runs_equal_single_runs(blobs):
     lrs = [0.1, 0.5, 1.0]
-    res = sweep.run_grid(CFG, sweep.stack_hyper(CFG, lr=lrs, sg_lr=[0.1] * 3),
-                         sweep.run_keys(0, 3), blobs, mesh=None)
+    res = engine.run_grid(CFG, engine.stack_hyper(CFG, lr=lrs, sg_lr=[0.1] * 3),
+                         engine.run_keys(0, 3), blobs, mesh=None)
     for i, lr in enumerate(lrs):
         _, hist = train.train(CFG.replace(lr=lr), *blobs, jax.random.key(i))
         np.testing.assert_allclose(res.history["loss"][i], hist["loss"], rtol=2e-5, atol=1e-7)
@@ -26,8 +26,8 @@ def test_grid_runs_equal_single_runs(blobs):
 
 def test_diverging_runs_are_recorded_and_do_not_touch_the_others(blobs):
     lrs = [0.5, 1e5, 0.5, 1e7]
-    res = sweep.run_grid(CFG, sweep.stack_hyper(CFG, lr=lrs, sg_lr=lrs),
-                         sweep.run_keys([3, 4, 3, 5]), blobs, mesh=None)
+    res = engine.run_grid(CFG, engine.stack_hyper(CFG, lr=lrs, sg_lr=lrs),
+                         engine.run_keys([3, 4, 3, 5]), blobs, mesh=None)
     assert res.diverged_at[0] == -1 and res.diverged_at[2] == -1
     assert res.diverged_at[1] >= 0 and res.diverged_at[3] >= 0
     np.testing.assert_array_equal(res.history["loss"][0], res.history["loss"][2])
@@ -35,18 +35,18 @@ def test_diverging_runs_are_recorded_and_do_not_touch_the_others(blobs):
 
 
 def test_a_new_learning_rate_does_not_recompile(blobs):
-    sweep.run_grid(CFG, sweep.stack_hyper(CFG, lr=[0.2, 0.3]), sweep.run_keys(0, 2), blobs,
+    engine.run_grid(CFG, engine.stack_hyper(CFG, lr=[0.2, 0.3]), engine.run_keys(0, 2), blobs,
                    mesh=None)
-    before = sweep._advance._cache_size()
-    sweep.run_grid(CFG, sweep.stack_hyper(CFG, lr=[0.7, 0.9]), sweep.run_keys(5, 2), blobs,
+    before = engine._advance._cache_size()
+    engine.run_grid(CFG, engine.stack_hyper(CFG, lr=[0.7, 0.9]), engine.run_keys(5, 2), blobs,
                    mesh=None)
-    assert sweep._advance._cache_size() == before
+    assert engine._advance._cache_size() == before
 
 
 SHARDED = textwrap.dedent("""
     import os, sys, json
     import jax, numpy as np
-    from dnijax import RunConfig, sweep
+    from dnijax import RunConfig, engine
     assert len(jax.devices()) == 8, jax.devices()
     rng = np.random.RandomState(0)
     labels = rng.randint(0, 2, 64).astype("int32")
@@ -54,9 +54,9 @@ SHARDED = textwrap.dedent("""
     cfg = RunConfig(regime="dni+noise", widths=(2, 8, 1), activations=("tanh", "sigmoid"),
                     init="glorot", reduction="mean", steps=40, log_every=10, sg_lr=0.1)
     lrs = [0.1, 0.3, 1.0, 3.0, 0.2]  # 5 runs over 8 devices
-    hyper = sweep.stack_hyper(cfg, lr=lrs)
-    a = sweep.run_grid(cfg, hyper, sweep.run_keys(0, 5), (x, labels), mesh=True)
-    b = sweep.run_grid(cfg, hyper, sweep.run_keys(0, 5), (x, labels), mesh=None)
+    hyper = engine.stack_hyper(cfg, lr=lrs)
+    a = engine.run_grid(cfg, hyper, engine.run_keys(0, 5), (x, labels), mesh=True)
+    b = engine.run_grid(cfg, hyper, engine.run_keys(0, 5), (x, labels), mesh=None)
     print(json.dumps({"sharded": a.history["loss"].tolist(), "single": b.history["loss"].tolist(),
                       "n_shards": len(a.state.step.sharding.device_set)}))
 """)
@@ -72,3 +72,20 @@ def test_sharded_grid_equals_single_device_grid():
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["n_shards"] == 8
     np.testing.assert_allclose(res["sharded"], res["single"], rtol=1e-5, atol=1e-7)
+
+
+def test_blocks_of_runs_give_the_results_of_one_block(blobs):
+    x, labels = blobs
+    cfg = CFG.replace(regime="dni+noise", steps=20, log_every=5)
+    n = 5
+    per_run = (np.stack([x] * n), np.stack([labels] * n))
+    args = (cfg, engine.stack_hyper(cfg, lr=[0.1, 0.3, 0.5, 0.7, 1e6]), engine.run_keys(0, n),
+            per_run)
+    whole = engine.run_grid(*args, per_run_data=True, mesh=None)
+    blocked = engine.run_grid(*args, per_run_data=True, mesh=None, block_runs=2)
+    np.testing.assert_array_equal(whole.diverged_at, blocked.diverged_at)
+    for a, b in ((whole.final_loss, blocked.final_loss), (whole.history["loss"],
+                                                          blocked.history["loss"])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float rounding only
+    for a, b in zip(jax.tree.leaves(whole.state.net), jax.tree.leaves(blocked.state.net)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float rounding only

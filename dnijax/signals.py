@@ -1,9 +1,12 @@
-"""The signals of one step for each regime (SPEC.md): backprop and DNI.
+"""Signal rules: what gradient signal each layer gets in one step (backprop, DNI, yours).
 
-Both functions are pure: given the parameters at the start of a step and a
-batch, they return every gradient signal of that step, computed from those
-parameters alone (synchronous semantics). Noise, optimisers and update masks
-are applied afterwards, in :mod:`dnijax.train`.
+A signal rule is one pure function ``rule(net, sg, x, y, net_spec, sg_spec) ->
+Signals``: given the parameters at the start of a step and a batch, it returns
+every gradient signal of that step, computed from those parameters alone
+(``docs/math.md``, "Synchronous steps"). Noise, optimisers, the asynchronous gate
+and freezing are the update rule's business (:mod:`dnijax.updates`). Rules live
+in a registry: :func:`register` adds one, and the regimes ``name`` and
+``name+noise`` then exist for :class:`~dnijax.config.RunConfig`.
 
 The DNI signals come from one scalar built out of stop_gradient-isolated terms
 and a single ``jax.grad``:
@@ -20,20 +23,20 @@ layer boundary.
 
 Example:
   >>> import jax, jax.numpy as jnp
-  >>> from dnijax import nets, synthetic, regimes
+  >>> from dnijax import nets, synthetic, signals
   >>> spec = nets.make_net_spec(("tanh", "tanh", "sigmoid"), "mse", "mean")
   >>> sgspec = synthetic.SGSpec("paper")
   >>> params = nets.init_network(jax.random.key(0), (2, 5, 5, 1), "glorot")
   >>> sgs = synthetic.init_sg_modules(jax.random.key(1), (2, 5, 5, 1), sgspec, 1)
   >>> x, y = jnp.ones((4, 2)), jnp.zeros((4, 1))
-  >>> s = regimes.dni_signals(params, sgs, x, y, spec, sgspec)
+  >>> s = signals.dni_signals(params, sgs, x, y, spec, sgspec)
   >>> float(jnp.abs(s.net_grads[0]["w"]).max())  # a zero-init SG drives layer 1
   0.0
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,9 +64,9 @@ class Signals(NamedTuple):
     sg_loss: jax.Array
 
 
-def backprop_signals(params: nets.Params, x: jax.Array, y: jax.Array,
-                     spec: nets.NetSpec) -> Signals:
-    """Regime ``backprop``: ``g = grad_theta J(theta)``."""
+def backprop_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.Array,
+                     spec: nets.NetSpec, sg_spec: Any = None) -> Signals:
+    """Rule ``backprop``: ``g = grad_theta J(theta)`` (``docs/math.md``, "Backprop")."""
     def objective(p):
         out = nets.predict(p, x, spec)
         return nets.reduce_batch(nets.per_example_loss(out, y, spec.loss), spec.reduction), out
@@ -82,8 +85,9 @@ def _input_vjp(layer: dict[str, jax.Array], h_in: jax.Array, activation: str,
 
 def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array,
                 y: jax.Array, spec: nets.NetSpec, sg_spec: synthetic.SGSpec) -> Signals:
-    """Regime ``dni``: layer updates from synthetic gradients, SG modules regressed
-    on bootstrapped (or, next to the output, true) per-example gradients."""
+    """Rule ``dni``: layer updates from synthetic gradients, SG modules regressed
+    on bootstrapped (or, next to the output, true) per-example gradients
+    (``docs/math.md``, "Synthetic gradients (DNI)")."""
     n = len(params)
     in_s = synthetic.sg_layers(n, sg_spec.topology)
     acts = spec.activations
@@ -124,3 +128,68 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
     grads, (loss, out, sg_losses) = jax.grad(objective, argnums=(0, 1), has_aux=True)(
         params, sg_params)
     return Signals(grads[0], grads[1], sg(loss), out, sg(sg_losses))
+
+
+def sg_alignment(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array,
+                 y: jax.Array, spec: nets.NetSpec, sg_spec: synthetic.SGSpec) -> jax.Array:
+    """How well each SG module predicts the true gradient: for every layer i in S, the
+    cosine between ``d_i = M_i(h_i)`` and the true per-example gradient ``dl_b/dh_i``
+    (by backprop through the whole network), averaged over the batch; shape ``(|S|,)``.
+    A zero synthetic or true gradient counts as cosine 0."""
+    in_s = synthetic.sg_layers(len(params), sg_spec.topology)
+    hs = nets.forward(params, x, spec)
+    cond = y if sg_spec.conditioned else None
+
+    def total_loss(shifts):  # a zero shift added to each h_i: its gradient is dl_b/dh_i
+        h = x
+        for layer, act, shift in zip(params, spec.activations, shifts):
+            h = nets.apply_layer(layer, h, act)[1] + shift
+        return jnp.sum(nets.per_example_loss(h, y, spec.loss))
+
+    true = jax.grad(total_loss)([jnp.zeros_like(h) for h in hs[1:]])
+    cosines = []
+    for i, carries in enumerate(in_s):
+        if not carries:
+            continue
+        d = synthetic.apply_sg(sg_params[i], hs[i + 1], cond)
+        dot = jnp.sum(d * true[i], axis=-1)
+        norms = jnp.linalg.norm(d, axis=-1) * jnp.linalg.norm(true[i], axis=-1)
+        cosines.append(jnp.mean(jnp.where(norms > 0, dot / jnp.where(norms > 0, norms, 1), 0)))
+    return jnp.stack(cosines) if cosines else jnp.zeros((0,), x.dtype)
+
+
+Rule = Callable[..., Signals]
+
+
+class SignalRule(NamedTuple):
+    """A registered rule: its function and whether it trains SG modules."""
+
+    fn: Rule
+    uses_sg: bool
+
+
+RULES: dict[str, SignalRule] = {}
+
+
+def register(name: str, fn: Rule, *, uses_sg: bool = False) -> None:
+    """Adds the signal rule ``name`` (regimes ``name`` and ``name+noise``).
+
+    Args:
+      name: the rule's name; letters, digits, ``_`` and ``-`` (no ``+``).
+      fn: ``fn(net, sg, x, y, net_spec, sg_spec) -> Signals``; ``sg`` and ``sg_spec``
+        are ``None`` unless ``uses_sg``.
+      uses_sg: whether the rule trains SG modules (built from ``RunConfig``'s SG fields).
+    """
+    if not name or "+" in name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"signal rule: {name!r} is not a valid name; use letters, digits, "
+                         "'_' or '-'")
+    RULES[name] = SignalRule(fn, uses_sg)
+
+
+def unregister(name: str) -> None:
+    """Removes a rule added with :func:`register`."""
+    RULES.pop(name, None)
+
+
+register("backprop", backprop_signals)
+register("dni", dni_signals, uses_sg=True)

@@ -1,8 +1,10 @@
-"""Learning-rate sensitivity: final loss and divergence per (regime, learning rate).
+"""The learning-rate sweep: final loss and divergence per (regime, learning rate).
 
-The study runs in blocks, one per (regime, learning rate), each block all seeds
-vmapped in one program (the program is compiled once per regime: the learning
-rate is an array). Each finished block is written atomically under
+A cell's median counts a diverged run as +inf (:mod:`dnijax.stats`), so a cell where
+most runs diverged reads as diverged; its mean has a 95% interval over the runs
+that did not diverge. The study runs in blocks, one per (regime, learning rate),
+each block all seeds vmapped in one program (the program is compiled once per
+regime: the learning rate is an array). Each finished block is written atomically under
 ``<out>/blocks/``; a rerun of the same command skips finished blocks, so an
 interrupted sweep resumes without redoing or losing work.
 
@@ -17,8 +19,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from dnijax import compare, store, sweep
+from dnijax import engine, stats, store
 from dnijax.config import REGIMES
+from dnijax.experiments import compare, presets
 
 
 def block_name(regime: str, lr: float) -> str:
@@ -30,7 +33,7 @@ def manifest(preset: str, lrs: Sequence[float], regimes: Sequence[str], seeds: i
              steps: int | None, sg_lr: float | None,
              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The configuration that a sweep's output folder belongs to."""
-    cfg = compare.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides)
+    cfg = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides)
     return {"kind": "sweep", "preset": preset, "lrs": [float(v) for v in lrs],
             "regimes": list(regimes), "seeds": seeds, "sg_lr": sg_lr,
             "config": compare.config_dict(cfg, seeds)}
@@ -39,11 +42,13 @@ def manifest(preset: str, lrs: Sequence[float], regimes: Sequence[str], seeds: i
 def run_block(preset: str, regime: str, lr: float, seeds: int, steps: int | None,
               sg_lr: float | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """All seeds of one (regime, learning rate) as one vmapped program."""
-    cfg = compare.preset_config(preset, steps=steps, lr=lr, sg_lr=lr if sg_lr is None else sg_lr,
+    cfg = presets.preset_config(preset, steps=steps, lr=lr,
+                                sg_lr=lr if sg_lr is None else sg_lr,
                                 overrides=overrides).replace(regime=regime)
-    _, grid = compare.preset_grid_inputs(preset, seeds)
-    res = sweep.run_grid(cfg, sweep.stack_hyper(cfg, lr=[cfg.lr] * seeds), sweep.run_keys(0, seeds),
-                         **dict(grid, sg=grid["sg"] if cfg.is_dni else None))
+    _, grid = presets.grid_inputs(preset, seeds)
+    res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * seeds),
+                          engine.run_keys(0, seeds),
+                          **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
     summary = compare.summarize_runs(res, slice(0, seeds))
     summary.pop("loss_curve")
     return {"regime": regime, "lr": float(lr), **summary}
@@ -80,31 +85,18 @@ def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
     for regime in meta["regimes"]:
         cells = [store.read_json(os.path.join(out, "blocks", block_name(regime, lr)))
                  for lr in meta["lrs"]]
-        healthy = [[v for v, d in zip(c["final_loss"], c["diverged_at"])
-                    if d is None and v is not None] for c in cells]
+        loss = [stats.summarize(c["final_loss"], c["diverged_at"]) for c in cells]
+        medians = [stats.median_with_failures(c["final_loss"], c["diverged_at"]) for c in cells]
         regimes[regime] = {
-            "median_final_loss": [float(np.median(h)) if h else None for h in healthy],
-            "mean_final_loss": [float(np.mean(h)) if h else None for h in healthy],
-            "diverged_fraction": [float(np.mean([d is not None for d in c["diverged_at"]]))
-                                  for c in cells],
-            "mean_test_accuracy": [float(np.mean([a for a, d in zip(c["test_accuracy"],
-                                                                    c["diverged_at"])
-                                                  if d is None])) if h else None
-                                   for c, h in zip(cells, healthy)],
+            "median_final_loss": [m if np.isfinite(m) else None for m in medians],
+            "mean_final_loss": [s["mean"] for s in loss],
+            "mean_final_loss_ci95": [s["ci95"] for s in loss],
+            "n_healthy": [s["n"] for s in loss],
+            "diverged_fraction": [s["diverged_fraction"] for s in loss],
+            "mean_test_accuracy": [
+                stats.summarize(c["test_accuracy"], c["diverged_at"])["mean"] for c in cells],
             "final_loss": [c["final_loss"] for c in cells],
             "diverged_at": [c["diverged_at"] for c in cells],
         }
     return {"preset": meta["preset"], "config": meta["config"], "lrs": meta["lrs"],
             "sg_lr": meta["sg_lr"], "regimes": regimes}
-
-
-def sweep_markdown(results: dict[str, Any]) -> str:
-    """A table of median final loss (diverged fraction) per regime and learning rate."""
-    lrs = results["lrs"]
-    lines = ["| regime | " + " | ".join(f"lr {v:g}" for v in lrs) + " |",
-             "|---|" + "---|" * len(lrs)]
-    for name, r in results["regimes"].items():
-        cells = [("diverged" if m is None else f"{m:.3g}") + (f" ({f:.0%} div)" if f else "")
-                 for m, f in zip(r["median_final_loss"], r["diverged_fraction"])]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"

@@ -1,0 +1,133 @@
+"""The article's four-regime comparison: every regime over seeds, from identical starts.
+
+All four regimes of a seed start from identical weights and see the same data.
+Each signal rule runs with its ``+noise`` twin in one compiled program (eta 0 for
+the twin without noise, which adds exactly zero), vmapped over seeds.
+
+Example:
+  >>> from dnijax.experiments import compare
+  >>> res = compare.run_compare("tuned", seeds=2, steps=50)
+  >>> sorted(res["regimes"]), len(res["regimes"]["dni"]["final_loss"])
+  (['backprop', 'backprop+noise', 'dni', 'dni+noise'], 2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from dnijax import engine, stats
+from dnijax.config import REGIMES, RunConfig, parse_regime, regime_name
+from dnijax.experiments import presets
+
+
+def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int | None = None,
+                lr: float | None = None, sg_lr: float | None = None,
+                eta: float | None = None, overrides: dict[str, Any] | None = None,
+                progress: engine.Progress | None = None) -> dict[str, Any]:
+    """Runs the four regimes over ``seeds`` seeds and returns plain results.
+
+    Returns:
+      ``{"preset", "config", "regimes": {name: {...per-seed lists, "loss_curve"}},
+      "datasets": [per seed Dataset], "params": {name: [per seed final network]}}``.
+      The last two are for figures and are not written to JSON.
+    """
+    cfg = presets.preset_config(preset, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta,
+                                overrides=overrides)
+    seeds = presets.DEFAULT_SEEDS[preset] if seeds is None else seeds
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")
+    # runs: the seeds without noise, then the same seeds with noise
+    datasets, grid = presets.grid_inputs(preset, seeds, copies=2)
+    keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
+    etas = [0.0] * seeds + [cfg.eta] * seeds
+    rules = list(dict.fromkeys(parse_regime(r)[0] for r in REGIMES))
+    total_steps = len(rules) * cfg.steps
+    results: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for index, rule in enumerate(rules):
+        noisy_cfg = cfg.replace(regime=regime_name(rule, True))
+        tick = None if progress is None else (
+            lambda done, total, k=index: progress(k * cfg.steps + done, total_steps))
+        res = engine.run_grid(noisy_cfg, engine.stack_hyper(noisy_cfg, eta=etas), keys,
+                              **dict(grid, sg=grid["sg"] if noisy_cfg.uses_sg else None),
+                              progress=tick, alignment=noisy_cfg.uses_sg)
+        for half, noisy in enumerate((False, True)):
+            name = regime_name(rule, noisy)
+            runs = slice(half * seeds, (half + 1) * seeds)
+            results[name] = summarize_runs(res, runs)
+            if "sg_alignment" in res.history:
+                results[name]["sg_alignment"] = alignment_curves(res, runs)
+            params[name] = [[{k: np.asarray(v[r]) for k, v in layer.items()}
+                             for layer in res.state.net] for r in range(*runs.indices(2 * seeds))]
+    regimes = {name: results[name] for name in REGIMES}
+    add_statistics(regimes)
+    return {"preset": preset, "config": config_dict(cfg, seeds), "regimes": regimes,
+            "datasets": datasets, "params": params}
+
+
+def summarize_runs(res: engine.GridResult, runs: slice) -> dict[str, Any]:
+    """Per-seed finals, steps to 90% of each run's own loss drop, and a loss curve (mean,
+    its 95% interval, min and max over the runs that did not diverge)."""
+    div = res.diverged_at[runs]
+    healthy = div < 0
+    loss = res.history["loss"][runs]
+    step = res.history["step"]
+    curve = loss[healthy] if healthy.any() else np.full((1, loss.shape[1]), np.nan)
+    as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
+    band = [stats.mean_ci(curve[:, k].tolist())["ci95"] for k in range(curve.shape[1])]
+    return {
+        "initial_loss": as_list(loss[:, 0]),
+        "final_loss": as_list(res.final_loss[runs]),
+        "final_accuracy": as_list(res.final_accuracy[runs]),
+        "test_accuracy": as_list(res.test_accuracy[runs]),
+        "diverged_at": [None if d < 0 else int(d) for d in div],
+        "steps_to_90pct_drop": [stats.steps_to_fraction(step, run, 0.9) if d < 0 else None
+                                for run, d in zip(loss, div)],
+        "loss_curve": {"step": [int(s) for s in step],
+                       "mean": as_list(curve.mean(0)), "min": as_list(curve.min(0)),
+                       "max": as_list(curve.max(0)),
+                       "ci95_lo": [None if b is None else b[0] for b in band],
+                       "ci95_hi": [None if b is None else b[1] for b in band]},
+    }
+
+
+def alignment_curves(res: engine.GridResult, runs: slice) -> dict[str, Any]:
+    """Per SG module: the cosine between synthetic and true gradients at each record, mean
+    and 95% interval over the runs that did not diverge (:func:`dnijax.signals.sg_alignment`)."""
+    cos = res.history["sg_alignment"][runs][res.diverged_at[runs] < 0]  # (n, K-1, |S|)
+    per_layer = []
+    for i in range(cos.shape[-1]):
+        band = [stats.mean_ci(cos[:, k, i].tolist()) for k in range(cos.shape[1])]
+        per_layer.append({"mean": [b["mean"] for b in band],
+                          "ci95_lo": [b["ci95"][0] if b["ci95"] else None for b in band],
+                          "ci95_hi": [b["ci95"][1] if b["ci95"] else None for b in band]})
+    return {"step": [int(s) for s in res.history["step"][:-1]], "layers": per_layer}
+
+
+def add_statistics(regimes: dict[str, dict[str, Any]], baseline: str = "backprop") -> None:
+    """Adds ``summary`` (mean and 95% interval of the final loss, test accuracy and steps to
+    90% of the loss drop, with the diverged fraction) to every regime, and
+    ``paired_vs_backprop`` (``docs``: :mod:`dnijax.stats`) to every other regime."""
+    base = regimes[baseline]
+    for name, r in regimes.items():
+        div = r["diverged_at"]
+        r["summary"] = {key: stats.summarize(r[key], div)
+                        for key in ("final_loss", "test_accuracy", "steps_to_90pct_drop")}
+        r["summary"]["diverged_fraction"] = r["summary"]["final_loss"]["diverged_fraction"]
+        if name != baseline:
+            r["paired_vs_backprop"] = {
+                "final_loss": stats.paired(r["final_loss"], base["final_loss"], div,
+                                           base["diverged_at"]),
+                "test_accuracy": stats.paired(r["test_accuracy"], base["test_accuracy"], div,
+                                              base["diverged_at"], lower_is_better=False)}
+
+
+def config_dict(cfg: RunConfig, seeds: int) -> dict[str, Any]:
+    """The JSON-able description of a comparison's configuration."""
+    out = {k: (list(v) if isinstance(v, tuple) else v)
+           for k, v in dataclasses.asdict(cfg).items() if k != "regime"}
+    out["seeds"] = seeds
+    return out

@@ -1,0 +1,105 @@
+"""Presets: the configurations of the article's comparison, with their data and weights.
+
+* ``seed``: the article's exact configuration (``docs/math.md``, "The seed preset")
+  with its defects corrected (descent signs; each case uses its own weights):
+  2-10-28-1 sigmoid, no biases, ``0.2 N(0,1) - 0.1`` weights drawn after the data
+  from ``RandomState(4567 + seed)``, linear SG modules on every layer (seed
+  topology) with the same init, ``mse``/``sum``, SGD at lr 8e-5 for 100 full-batch
+  steps, ``blog`` noise with eta 0.1. Like the article it trains on all 500 points,
+  so its "test" accuracy is on those points too.
+* ``tuned`` (default): the same data with a stratified 80/20 split and standardised
+  inputs, a 2-10-28-1 tanh/tanh/sigmoid network with biases and Glorot init,
+  ``mse``/``mean``, zero-init linear SG modules (paper topology), ``paper`` noise,
+  learning rates chosen from ``dnijax sweep`` (see the README), 2000 steps.
+
+Example:
+  >>> from dnijax.experiments import presets
+  >>> cfg = presets.preset_config("tuned", steps=100)
+  >>> cfg.steps, cfg.log_every, cfg.lr
+  (100, 1, 1.0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dnijax import data as data_lib
+from dnijax import engine
+from dnijax.config import RunConfig, check_data
+
+PRESETS: dict[str, RunConfig] = {
+    "seed": RunConfig(
+        regime="backprop", widths=(2, 10, 28, 1), activations="sigmoid", bias=False,
+        init="normal", init_scale=0.2, init_shift=-0.1, loss="mse", reduction="sum",
+        optimizer="sgd", lr=8e-5, topology="seed", sg_init="network", sg_bias=False,
+        noise="blog", eta=0.1, gamma=0.55, steps=100, log_every=1),
+    "tuned": RunConfig(
+        regime="backprop", widths=(2, 10, 28, 1), activations=("tanh", "tanh", "sigmoid"),
+        bias=True, init="glorot", loss="mse", reduction="mean", optimizer="sgd", lr=1.0,
+        sg_lr=0.1, topology="paper", sg_init="zero", noise="paper", eta=0.01, gamma=0.55,
+        steps=2000, log_every=20),
+}
+DEFAULT_SEEDS = {"seed": 10, "tuned": 10}
+
+
+SEED_FIXED = ("widths", "bias", "topology", "conditioned", "sg_hidden", "sg_bias")
+
+
+def preset_config(preset: str, *, steps: int | None = None, lr: float | None = None,
+                  sg_lr: float | None = None, eta: float | None = None,
+                  overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The preset's config with ``overrides`` (a config file's fields) and then the
+    given options replaced, validated, and checked against the preset's data."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset: unknown value {preset!r}; choose one of "
+                         f"{', '.join(PRESETS)}")
+    changes: dict[str, Any] = dict(overrides or {})
+    if preset == "seed" and set(changes) & set(SEED_FIXED):
+        raise ValueError(f"--config: the seed preset's article weights fix "
+                         f"{', '.join(sorted(set(changes) & set(SEED_FIXED)))}; use the tuned "
+                         "preset to change them")
+    changes.update({k: v for k, v in dict(lr=lr, sg_lr=sg_lr, eta=eta).items()
+                    if v is not None})
+    if steps is not None:
+        changes.update(steps=steps)
+    if "steps" in changes and "log_every" not in (overrides or {}):
+        changes["log_every"] = None
+    cfg = PRESETS[preset].replace(**changes) if changes else PRESETS[preset]
+    if changes:
+        ds, _ = preset_data(preset, 0)
+        check_data(cfg, ds.x_train, ds.y_train)
+    return cfg
+
+
+def preset_data(preset: str, seed: int) -> tuple[data_lib.Dataset, Any]:
+    """Data (and, for ``seed``, the article's initial weights) of one seed."""
+    if preset == "seed":
+        rng = np.random.RandomState(data_lib.ARTICLE_SEED + seed)
+        x, y = data_lib.article_classification(rng)
+        net_w, sg_w = data_lib.article_weights(rng)
+        ds = data_lib.Dataset("article", x.astype(np.float32), y.astype(np.int32),
+                              x.astype(np.float32), y.astype(np.int32), 2)
+        init = ([{"w": w.astype(np.float32)} for w in net_w],
+                [[{"w": s.astype(np.float32)}] for s in sg_w])
+        return ds, init
+    return data_lib.load("article", seed), None
+
+
+def grid_inputs(preset: str, seeds: int, copies: int = 1
+                       ) -> tuple[list[data_lib.Dataset], dict[str, Any]]:
+    """Per-run data (and, for ``seed``, initial weights) of ``seeds`` seeds, the seeds
+    repeated ``copies`` times along the run axis, as :func:`engine.run_grid` keywords
+    (drop ``sg`` for a program without SG modules)."""
+    per_seed = [preset_data(preset, s) for s in range(seeds)]
+    datasets = [d for d, _ in per_seed]
+    stack = lambda f: np.concatenate([np.stack([f(d) for d in datasets])] * copies)  # noqa
+    grid: dict[str, Any] = {
+        "data": (stack(lambda d: d.x_train), stack(lambda d: d.y_train)),
+        "test": (stack(lambda d: d.x_test), stack(lambda d: d.y_test)),
+        "per_run_data": True, "net": None, "sg": None}
+    if per_seed[0][1] is not None:
+        grid["net"] = engine.stack_trees([i[0] for _, i in per_seed] * copies)
+        grid["sg"] = engine.stack_trees([i[1] for _, i in per_seed] * copies)
+    return datasets, grid

@@ -1,0 +1,120 @@
+"""Statistics of runs over seeds: intervals, paired tests, and divergence-aware summaries.
+
+Conventions used by every table, figure and JSON file of the project:
+
+* **Interval of a mean**: the 95% Student-t confidence interval over the runs that
+  did not diverge, ``mean ± t_{0.975, n-1} * sd / sqrt(n)``; ``n`` is always
+  reported beside it. With one run there is no interval (``None``).
+* **Paired comparison** of a regime with backprop, seed by seed (same data, same
+  initial weights): the mean of the per-seed differences with its t interval, the
+  number of seeds where the regime is lower ("wins") out of n, and the two-sided
+  Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``). The difference, its
+  interval and the p-value use the seeds where both runs stayed finite; wins count
+  every seed, a diverged run losing to a finite one.
+* **Divergence is counted, never dropped**: a summary reports the diverged fraction,
+  and a median over runs treats a diverged run's loss as +inf, so a cell where most
+  runs diverged reads as diverged.
+
+Example:
+  >>> from dnijax import stats
+  >>> s = stats.mean_ci([1.0, 2.0, 3.0])
+  >>> round(s["mean"], 3), [round(v, 3) for v in s["ci95"]], s["n"]
+  (2.0, [-0.484, 4.484], 3)
+  >>> stats.healthy_values([0.1, None, 0.3], [None, 12, None]).tolist()
+  [0.1, 0.3]
+  >>> stats.median_with_failures([0.1, 0.2, 0.3], [None, 5, 9])  # 2 of 3 diverged
+  inf
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+INTERVAL = "95% Student-t interval of the mean over runs that did not diverge"
+PAIRED_TEST = "Wilcoxon signed-rank, two-sided, on per-seed differences"
+
+
+def healthy_values(values: Sequence[Any], diverged: Sequence[Any]) -> np.ndarray:
+    """The values of the runs that did not diverge (``diverged`` entry ``None``), as floats."""
+    return np.array([v for v, d in zip(values, diverged) if d is None and v is not None],
+                    dtype=float)
+
+
+def _t_interval(values: np.ndarray) -> list[float] | None:
+    if values.size < 2:
+        return None
+    half = scipy_stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(
+        values.size)
+    return [float(values.mean() - half), float(values.mean() + half)]
+
+
+def mean_ci(values: Sequence[float]) -> dict[str, Any]:
+    """``{"mean", "ci95": [lo, hi] or None, "n"}`` of finite values (``None``s dropped)."""
+    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    return {"mean": float(v.mean()) if v.size else None, "ci95": _t_interval(v), "n": int(v.size)}
+
+
+def summarize(values: Sequence[Any], diverged: Sequence[Any]) -> dict[str, Any]:
+    """:func:`mean_ci` over the healthy runs, plus ``n_runs`` and ``diverged_fraction``."""
+    out = mean_ci(healthy_values(values, diverged).tolist())
+    out["n_runs"] = len(diverged)
+    out["diverged_fraction"] = float(np.mean([d is not None for d in diverged])) if len(
+        diverged) else 0.0
+    return out
+
+
+def median_with_failures(values: Sequence[Any], diverged: Sequence[Any]) -> float:
+    """The median over all runs, a diverged (or non-finite) run counting as +inf."""
+    v = [float("inf") if d is not None or v is None else float(v)
+         for v, d in zip(values, diverged)]
+    return float(np.median(v)) if v else float("nan")
+
+
+def paired(values: Sequence[Any], baseline: Sequence[Any], diverged: Sequence[Any],
+           baseline_diverged: Sequence[Any], lower_is_better: bool = True) -> dict[str, Any]:
+    """Paired comparison of ``values`` with ``baseline``, seed by seed (see the module doc).
+
+    Returns:
+      ``{"mean_diff", "ci95", "wins", "n", "n_both_finite", "p_value", "test"}`` where
+      ``mean_diff`` is ``values - baseline`` averaged over the seeds where both are finite.
+    """
+    sign = 1.0 if lower_is_better else -1.0
+    as_score = lambda v, d: float("inf") if d is not None or v is None else sign * float(v)  # noqa
+    a = [as_score(v, d) for v, d in zip(values, diverged)]
+    b = [as_score(v, d) for v, d in zip(baseline, baseline_diverged)]
+    wins = sum(x < y for x, y in zip(a, b))
+    diffs = np.array([(x - y) * sign for x, y in zip(a, b)
+                      if math.isfinite(x) and math.isfinite(y)], dtype=float)
+    p_value = None
+    if diffs.size and np.all(diffs == 0):
+        p_value = 1.0
+    elif diffs.size >= 2:
+        p_value = float(scipy_stats.wilcoxon(diffs, zero_method="wilcox").pvalue)
+    return {"mean_diff": float(diffs.mean()) if diffs.size else None,
+            "ci95": _t_interval(diffs), "wins": int(wins), "n": len(a),
+            "n_both_finite": int(diffs.size), "p_value": p_value, "test": PAIRED_TEST}
+
+
+def steps_to_fraction(steps: Sequence[int], loss: Sequence[float], fraction: float = 0.9
+                      ) -> int | None:
+    """The first recorded step at which a run has made ``fraction`` of its own loss drop
+    (from the first record to the last): a target that depends on the run, so it carries
+    information whatever the scale of the loss. ``None`` if the loss did not drop."""
+    loss = np.asarray(loss, dtype=float)
+    if loss.size < 2 or not np.all(np.isfinite(loss)) or loss[-1] >= loss[0]:
+        return None
+    target = loss[0] - fraction * (loss[0] - loss[-1])
+    return int(np.asarray(steps)[np.argmax(loss <= target)])
+
+
+def format_mean_ci(summary: dict[str, Any], fmt: str = ".4g") -> str:
+    """``"m [lo, hi] (n=k)"`` for a :func:`mean_ci`/:func:`summarize` result."""
+    if summary.get("mean") is None:
+        return "n/a"
+    ci = summary.get("ci95")
+    interval = f" [{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else ""
+    return f"{summary['mean']:{fmt}}{interval} (n={summary['n']})"
