@@ -46,11 +46,11 @@ def write(out: str, name: str, results: dict, markdown: str) -> None:
     store.atomic_write_bytes(os.path.join(out, f"{name}.md"), markdown.encode())
 
 
-def base_parser(doc: str, name: str) -> argparse.ArgumentParser:
+def base_parser(doc: str, name: str, default_data: str = "digits") -> argparse.ArgumentParser:
     """The options every depth benchmark takes: --quick, --data, --out, --seeds, --steps."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
-    parser.add_argument("--data", default="digits", choices=("digits", "mnist1d"))
+    parser.add_argument("--data", default=default_data, choices=("digits", "mnist1d"))
     parser.add_argument("--out", default=os.path.join("runs", name))
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--steps", type=int)

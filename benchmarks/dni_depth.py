@@ -1,131 +1,168 @@
-"""The DNI paper's FCN depth series, scaled to this machine, beside the paper's Table 1.
+"""The DNI paper's FCN depth series with matched controls, scaled to this machine.
 
 N-layer fully connected ReLU nets (N-1 hidden layers, He init, no batch norm), Adam,
-batch 256, on offline data (scikit-learn's digits by default), for N = 3..6:
-backprop; DNI (SG modules with two hidden ReLU layers of the network's width, zero
-final layer); cDNI (linear SG conditioned on the one-hot label); "no backprop" (only
-the output layer trained); then cDNI with each layer updating with probability
-p in {1, 0.5, 0.2, 0.1} per step. Test error (%) per depth, mean over seeds, and
-a figure of test error over training.
+batch 256, on offline data (``mnist1d`` by default: 40-sample 1-D signals, 10 classes,
+hard enough that training only the output layer is clearly worse than backprop), for
+N = 3..6. The SG module's architecture (linear, or an MLP with two hidden ReLU layers
+of the network's width) is crossed with conditioning on the label (DNI, cDNI), four
+columns, so "conditioning helps" and "the smaller module helps" can be told apart.
+Every learning rate gets its own backprop and "no backprop" (output layer only)
+baselines. Linear cDNI also runs asynchronously (each layer with its SG module updates
+with probability p per step; a skipped layer keeps its parameters and its Adam state).
+Test error (%), mean with its 95% Student-t interval over seeds, beside the paper's
+Table 1, and SG alignment along training (cosine between synthetic and true gradients).
 
-    python benchmarks/dni_depth.py [--quick] [--data digits|mnist1d] [--out DIR]
+All runs of one (depth, column) at every learning rate (and every p) are one program.
+
+    python benchmarks/dni_depth.py [--quick] [--data mnist1d|digits] [--lrs 1e-3,1e-4]
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import common
+from dnijax import RunConfig, engine, stats
+from dnijax.report import markdown_table
 
-import common  # noqa: E402
-from dnijax import RunConfig, engine  # noqa: E402
-
-# the DNI paper, Table 1 (MNIST FCN test error %), as cited in ANCHORS.md
+# the DNI paper, Table 1 (MNIST FCN test error %), as commonly cited
 PAPER = {3: {"backprop": 2.0, "dni": 1.9, "cdni": 2.2}, 4: {"backprop": 1.8, "dni": 2.2,
          "cdni": 1.9}, 5: {"backprop": 1.8, "dni": 3.4, "cdni": 1.7},
          6: {"backprop": 1.8, "dni": 4.3, "cdni": 1.6}}
 PROBS = (1.0, 0.5, 0.2, 0.1)
 
 
-def variants(width: int) -> dict[str, dict]:
-    """Regime name -> RunConfig fields."""
+def columns(width: int) -> dict[str, dict]:
+    """Column name -> RunConfig fields."""
+    mlp = (width, width)
     return {
         "backprop": dict(regime="backprop"),
         "no backprop": dict(regime="backprop", train_hidden=False),
-        "dni": dict(regime="dni", sg_hidden=(width, width)),
-        "cdni": dict(regime="dni", conditioned=True),  # update_prob swept per run
+        "dni linear": dict(regime="dni"),
+        "dni mlp": dict(regime="dni", sg_hidden=mlp),
+        "cdni linear": dict(regime="dni", conditioned=True),  # update_prob per run
+        "cdni mlp": dict(regime="dni", conditioned=True, sg_hidden=mlp),
     }
 
 
-def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lr: float,
+def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lrs: tuple[float, ...],
               only: tuple[str, ...] | None = None) -> dict:
+    """Every column at one depth: ``{lr: {column: cell}}``."""
     widths = (ds.n_features,) + (width,) * (n_layers - 1) + (ds.n_classes,)
     base = dict(widths=widths, activations=("relu",) * (n_layers - 1) + ("identity",),
-                init="he", loss="xent", reduction="mean", optimizer="adam", lr=lr,
-                steps=steps, log_every=steps // 20, batch_size=256, sg_init="zero")
-    out = {}
-    for name, fields in variants(width).items():
+                init="he", loss="xent", reduction="mean", optimizer="adam", steps=steps,
+                log_every=max(1, steps // 20), batch_size=256, sg_init="zero")
+    out: dict = {str(lr): {} for lr in lrs}
+    for name, fields in columns(width).items():
         if only and name not in only:
             continue
-        probs = PROBS if name == "cdni" else (1.0,)
-        cfg = RunConfig(**base, **fields, update_prob=min(probs))
-        runs = [(p, s) for p in probs for s in range(seeds)]
-        hyper = engine.stack_hyper(cfg, update_prob=[p for p, _ in runs])
-        res = engine.run_grid(cfg, hyper, engine.run_keys([s for _, s in runs]),
-                             (ds.x_train, ds.y_train), test=(ds.x_test, ds.y_test),
-                             test_history=True,
-                             progress=common.progress_line(f"{n_layers} layers, {name}"))
-        for p in probs:
-            idx = [i for i, (q, _) in enumerate(runs) if q == p]
-            label = name if name != "cdni" or p == 1.0 else f"cdni p={p:g}"
+        probs = PROBS if name == "cdni linear" else (1.0,)
+        cfg = RunConfig(**base, **fields, lr=lrs[0], update_prob=min(probs))
+        runs = list(itertools.product(lrs, probs, range(seeds)))
+        hyper = engine.stack_hyper(cfg, lr=[lr for lr, _, _ in runs],
+                                   update_prob=[p for _, p, _ in runs])
+        res = engine.run_grid(cfg, hyper, engine.run_keys([s for *_, s in runs]),
+                              (ds.x_train, ds.y_train), test=(ds.x_test, ds.y_test),
+                              test_history=True, alignment=cfg.uses_sg,
+                              progress=common.progress_line(f"{n_layers} layers, {name}"))
+        for lr, p in itertools.product(lrs, probs):
+            idx = [i for i, (q, pp, _) in enumerate(runs) if q == lr and pp == p]
+            label = name if p == 1.0 else f"{name} p={p:g}"
             err = 100 * (1 - res.test_accuracy[idx])
-            out[label] = {"test_error": float(err.mean()), "std": float(err.std()),
-                          "per_seed": err.tolist(),
-                          "diverged": int((res.diverged_at[idx] >= 0).sum()),
-                          "curve_step": res.history["step"].tolist(),
-                          "curve_test_error": (100 * (1 - res.history["test_accuracy"][idx])
-                                               ).mean(0).tolist()}
+            summary = stats.mean_ci(err.tolist())
+            c = {"test_error": summary["mean"], "ci95": summary["ci95"], "n": summary["n"],
+                 "per_seed": err.tolist(), "diverged": int((res.diverged_at[idx] >= 0).sum()),
+                 "curve_step": res.history["step"].tolist(),
+                 "curve_test_error": (100 * (1 - res.history["test_accuracy"][idx])
+                                      ).mean(0).tolist()}
+            if "sg_alignment" in res.history:
+                c["alignment_step"] = res.history["step"][:-1].tolist()
+                c["alignment"] = res.history["sg_alignment"][idx].mean(0).T.tolist()
+            out[str(lr)][label] = c
     return out
+
+
+def fmt(c: dict) -> str:
+    ci = c["ci95"]
+    return f"{c['test_error']:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "") + (
+        f" ({c['diverged']} div)" if c["diverged"] else "")
 
 
 def markdown(results: dict) -> str:
     depths = sorted(results["depths"], key=int)
-    names = list(results["depths"][depths[0]])
-    lines = ["| layers | " + " | ".join(names) + " | paper bp / DNI / cDNI |",
-             "|---|" + "---|" * (len(names) + 1)]
-    for d in depths:
-        row = results["depths"][d]
-        cells = [f"{row[n]['test_error']:.2f} ± {row[n]['std']:.2f}"
-                 + (f" ({row[n]['diverged']} div)" if row[n]["diverged"] else "") for n in names]
-        paper = PAPER.get(int(d))
-        ref = f"{paper['backprop']} / {paper['dni']} / {paper['cdni']}" if paper else "—"
-        lines.append(f"| {d} | " + " | ".join(cells) + f" | {ref} |")
-    return "\n".join(lines) + "\n"
+    parts = []
+    for lr in results["lrs"]:
+        names = list(results["depths"][depths[0]][str(lr)])
+        rows = []
+        for d in depths:
+            row = results["depths"][d][str(lr)]
+            paper = PAPER.get(int(d))
+            ref = f"{paper['backprop']} / {paper['dni']} / {paper['cdni']}" if paper else "—"
+            rows.append([d] + [fmt(row[n]) for n in names] + [ref])
+        parts.append(f"**Adam lr {lr:g}**\n\n" + markdown_table(
+            ["layers"] + names + ["paper bp / DNI / cDNI"], rows))
+    return "\n".join(parts)
 
 
 def figure(results: dict, path: str) -> None:
+    """Row 1: test error along training per depth (first lr); row 2: SG alignment of the
+    first hidden layer's module along training (first lr)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     depths = sorted(results["depths"], key=int)
-    fig, axes = plt.subplots(1, len(depths), figsize=(4.2 * len(depths), 3.8), dpi=110,
-                             sharey=True, squeeze=False)
-    for ax, d in zip(axes[0], depths):
-        for name, r in results["depths"][d].items():
-            ax.plot(r["curve_step"], r["curve_test_error"], label=name,
-                    ls="--" if name.startswith("cdni p=") else "-")
-        ax.set_title(f"{d} layers")
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3, which="both")
+    lr = str(results["lrs"][0])
+    names = list(results["depths"][depths[0]][lr])
+    color = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(names)}
+    fig, axes = plt.subplots(2, len(depths), figsize=(4.2 * len(depths), 7.2), dpi=110,
+                             squeeze=False, sharey="row")
+    for k, d in enumerate(depths):
+        top, bottom = axes[0, k], axes[1, k]
+        for name, c in results["depths"][d][lr].items():
+            ls = "--" if " p=" in name else "-"
+            top.plot(c["curve_step"], c["curve_test_error"], ls, color=color[name], label=name)
+            if "alignment" in c:
+                bottom.plot(c["alignment_step"], c["alignment"][0], ls, color=color[name],
+                            label=name)
+        top.set_title(f"{d} layers, Adam lr {float(lr):g}", fontsize=10)
+        top.grid(alpha=0.3)
+        bottom.set_xlabel("step")
+        bottom.axhline(0, color="0.5", lw=0.8)
+        bottom.grid(alpha=0.3)
     axes[0, 0].set_ylabel(f"test error % ({results['data']}, mean over seeds)")
-    axes[0, -1].legend(fontsize=8)
+    axes[1, 0].set_ylabel("cos(SG, true gradient), layer 1")
+    axes[0, -1].legend(fontsize=7)
     common.save_figure(fig, path)
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__, "dni_depth")
+    parser = common.base_parser(__doc__, "dni_depth", default_data="mnist1d")
     parser.add_argument("--width", type=int)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam lr of net and SG modules")
+    parser.add_argument("--lrs", help="comma-separated Adam learning rates (default 1e-3,1e-4)")
     parser.add_argument("--depths", help="comma-separated layer counts (default 3,4,5,6)")
-    parser.add_argument("--regimes", help="subset of: backprop,no backprop,dni,cdni")
+    parser.add_argument("--columns", help="subset of: " + ", ".join(columns(1)))
     args = parser.parse_args()
-    width = args.width or (16 if args.quick else 256)
+    width = args.width or (16 if args.quick else 96)
     steps = args.steps or (40 if args.quick else 2000)
     seeds = args.seeds or (1 if args.quick else 3)
-    depths = (3, 4) if args.quick else (3, 4, 5, 6)
+    depths = (3,) if args.quick else (3, 4, 5, 6)
     if args.depths:
         depths = tuple(int(d) for d in args.depths.split(","))
-    only = tuple(args.regimes.split(",")) if args.regimes else None
+    lrs = tuple(float(v) for v in (args.lrs or ("1e-3" if args.quick else "1e-3,1e-4")
+                                   ).split(","))
+    only = tuple(args.columns.split(",")) if args.columns else None
     ds = common.load(args.data)
     t0 = time.time()
     results = {"data": args.data, "width": width, "steps": steps, "seeds": seeds,
-               "optimizer": "adam", "lr": args.lr, "batch": 256, "depths": {}}
+               "optimizer": "adam", "lrs": list(lrs), "batch": 256, "depths": {}}
     for n in depths:
-        results["depths"][str(n)] = run_depth(ds, n, width, steps, seeds, args.lr, only)
-    text = (f"# DNI depth series ({args.data}, width {width}, Adam lr {args.lr:g}, batch 256, "
-            f"{steps} steps, {seeds} seeds): test error %\n\n" + markdown(results)
+        results["depths"][str(n)] = run_depth(ds, n, width, steps, seeds, lrs, only)
+    text = (f"# DNI depth series ({args.data}, width {width}, batch 256, {steps} steps, "
+            f"{seeds} seeds): test error %, mean [{stats.INTERVAL}]\n\n" + markdown(results)
             + f"\nTotal time {time.time() - t0:.0f}s.\n")
     common.write(args.out, "dni_depth", results, text)
     figure(results, os.path.join(args.out, "dni_depth.png"))
@@ -133,4 +170,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    np.seterr(all="ignore")
     main()

@@ -1,6 +1,6 @@
 """Learning-rate sensitivity at full size: one shared lr, then a fixed SG lr, with a report.
 
-    python benchmarks/lr_sensitivity.py [--seeds N] [--out DIR]
+    python benchmarks/lr_sensitivity.py [--quick] [--seeds N] [--out DIR]
 
 Answers the article's remark that DNI explodes at large learning rates, and whether
 the SG modules' learning rate is the cause.
@@ -27,14 +27,18 @@ def first_divergent_lr(results: dict, regime: str) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true",
+                        help="2 learning rates, 2 seeds, 40 steps (smoke test)")
+    parser.add_argument("--seeds", type=int)
     parser.add_argument("--out", default=os.path.join("runs", "lr_sensitivity"))
     args = parser.parse_args()
+    args.seeds = args.seeds or (2 if args.quick else 10)
+    lrs, steps = ((0.3, 30), 40) if args.quick else (LRS, None)
     lines = ["# Learning-rate sensitivity of the four regimes", ""]
     for label, sg_lr in (("one lr for network and SG modules", None),
                          ("SG lr fixed at 0.1", 0.1)):
         out = os.path.join(args.out, "shared" if sg_lr is None else "sg_lr_0.1")
-        res = lr_sweep.run_sweep(out, "tuned", LRS, seeds=args.seeds, sg_lr=sg_lr)
+        res = lr_sweep.run_sweep(out, "tuned", lrs, seeds=args.seeds, steps=steps, sg_lr=sg_lr)
         report.write_sweep(out, res)
         lines += [f"## {label}", ""]
         for regime in res["regimes"]:

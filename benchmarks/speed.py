@@ -1,12 +1,82 @@
-"""Speed of dnijax against the numpy reference (and PyTorch, if installed), side by side.
+"""Speed of the dnijax sweep engine against honest baselines, on equal work, in one run.
 
-Same work for every method: same runs, same steps, float32, full batch (article
-scale) or one fixed batch (wide scale). Prints run-steps per second, ratios to
-the numpy reference, compile time apart from run time, memory, and achieved
-GFLOP/s (matmul FLOPs counted from the layer shapes) against this machine's
-float32 matmul throughput measured in the same run.
+Article scale (500 points, 2-10-28-1 sigmoid with biases, ``mse``/``mean``, full
+batch, float32, SGD lr 0.5, SG lr 0.1, the same number of steps for every
+method), for each regime ``backprop``, ``dni``, ``backprop+noise``,
+``dni+noise``, these columns (run-steps/s counts one step of one run, so methods
+that train different numbers of runs compare directly):
 
-    python benchmarks/speed.py [--quick] [--json PATH]
+* ``engine``: ``dnijax.engine.run_grid`` (public API, all runs vmapped, steps
+  scanned, with its finite checks, optax updates and history), 128 runs.
+* ``tight numpy`` (the MAIN baseline): ``baselines.numpy_runs``, a hand-written
+  numpy loop with explicit backward formulas and in-place updates, one run after
+  another, as a numpy user writes it. It is the main baseline because it is what
+  the engine replaces: the way such experiments are written without it (the
+  article's own script is such a loop), written for speed rather than generality;
+  fewer runs are timed since it is sequential.
+* ``reference``: ``dnijax.reference.trajectory``, the general numpy reference
+  built for readability and checked against the engine, one run after another.
+  It takes noise as an input, so it runs WITHOUT noise in the ``+noise`` regimes
+  (marked in the table); its ratios are there for continuity with earlier
+  figures, not as the target's yardstick.
+* ``torch``: ``baselines.torch_runs``, PyTorch on CPU, all runs batched along a
+  leading axis with ``bmm``/``baddbmm``, backward written by hand for backprop and
+  DNI, noise included; each call with torch's default thread count or one thread,
+  whichever a short untimed probe right before it finds faster (on a loaded
+  2-core machine two threads can run ~15x slower than one, waiting for a
+  descheduled peer; on an idle one they can be twice as fast).
+  Skipped when torch does not import (``pip install -e ".[torch]"``).
+* ``lean JAX``: ``baselines.make_jax_lean``, a minimal jitted ``vmap(scan)``: no
+  finite checks, optax or history, and no RNG in the noise-free regimes: the
+  engine's ceiling.
+
+Equal work: every method trains the same shapes for the same steps in the same
+regime (noise included wherever the method supports it) from identical starting
+points (``baselines.init_runs``; the sequential methods take the first runs of the
+same stack). Every method gets one untimed warm-up call of the timed shape first
+(JAX programs compile there; jax results are waited for with
+``jax.block_until_ready`` before the clock is read); then ``--repeats`` rounds
+time every method once each, interleaved, and the fastest time of each method
+counts. Compile time (engine, lean JAX) is the warm-up call's time minus the best
+run time. Memory is measured in a pass of its own, never inside a timed section:
+``tracemalloc`` peak of a separate untimed call for numpy and the reference, and
+XLA's memory analysis (``engine.compiled_bytes``) for the engine.
+
+Wide scale (7 layers of 256 units, ReLU, ``xent``, one batch of 256, 8 runs):
+the engine's backprop GFLOP/s (matmul FLOPs counted from the layer shapes, see
+:func:`step_flops`) as a fraction of XLA's float32 1024^3 matmul throughput measured
+in the same run (before and after the timings, the higher counted), and the DNI /
+backprop time ratio against their FLOP ratio (the reference, one run, is shown for
+context).
+
+Also recorded: the BLAS numpy uses (``threadpoolctl.threadpool_info()``:
+library, version, CPU kernel, threads) with the environment variables
+``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` as this process sees them, numpy's
+float32 1024^3 matmul throughput beside XLA's, and ``compile_s_default_compare``:
+the compile time of the default ``dnijax compare``, measured in a fresh
+subprocess with the persistent compilation cache disabled (``DNIJAX_CACHE`` set
+empty, ``JAX_COMPILATION_CACHE_DIR`` removed from the child's environment) that
+calls ``dnijax.experiments.compare.run_compare("tuned", seeds=10, steps=20)``
+twice: compile time = first call's time - second call's (the second reuses the
+in-memory jit cache; both include the same data preparation and running). The
+default's 2000 steps are cut to 20 because only compilation is measured: the
+programs have the same structure, only their scan lengths (steps per record,
+records per chunk) differ.
+
+The README's full-run command unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE``
+for that one command, because on this project's machine they force an older
+OpenBLAS kernel on numpy (slower matmuls, which would flatter the engine); this
+script never changes the environment itself, it only records it:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
+        python benchmarks/speed.py --repeats 3 --json speed.json
+
+    python benchmarks/speed.py [--quick] [--repeats N] [--runs R] [--json PATH]
+
+Sizes: 200 steps, 8 tight-numpy runs, 4 reference runs, wide scale 100 steps x 8
+runs, best of 3; ``--quick`` (CI smoke runs, about 75 s on 2 cores): 50 steps,
+4 and 2 sequential runs, wide 25 steps x 4 runs, best of 1. Timings on a shared
+machine scatter: compare figures from the same run only.
 """
 
 from __future__ import annotations
@@ -14,47 +84,144 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
+import baselines
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dnijax import RunConfig, reference, sweep, train  # noqa: E402
-from dnijax.validate import to_numpy  # noqa: E402
+from dnijax import RunConfig, engine, parse_regime, reference, train
+
+REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")
+OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                "OMP_NUM_THREADS")
+TARGETS = {"vs_tight_numpy": 5.0, "vs_tight_numpy_stretch": 8.0, "vs_torch": 2.0,
+           "over_lean_jax": 0.9, "wide_fraction_of_peak": 0.6, "dni_time_over_flops": 1.2}
 
 
-def matmul_peak_gflops(n: int = 1024, reps: int = 10) -> float:
+# ---------------------------------------------------------------- timing helpers
+def _timed(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def matmul_peak_gflops(n: int = 1024, reps: int = 20) -> float:
     """float32 matmul throughput of this machine through XLA (best of ``reps``)."""
-    a = jnp.ones((n, n), jnp.float32)
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
     f = jax.jit(lambda x: x @ x)
     jax.block_until_ready(f(a))
     best = min(_timed(lambda: jax.block_until_ready(f(a))) for _ in range(reps))
     return 2 * n ** 3 / best / 1e9
 
 
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+def numpy_matmul_gflops(n: int = 1024, reps: int = 20) -> float:
+    """float32 matmul throughput of numpy's BLAS (best of ``reps``, warm-up outside)."""
+    a = np.random.default_rng(0).standard_normal((n, n), np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(reps))
+    return 2 * n ** 3 / best / 1e9
 
 
-REPEATS = 1  # timed sections run this many times; the best time counts (--repeats)
+def time_methods(methods: dict[str, Callable[[], Any]], repeats: int,
+                 prepare: dict[str, Callable[[], Any]] | None = None) -> dict[str, dict]:
+    """One untimed warm-up call of every method (its seconds kept, for compile time),
+    then ``repeats`` interleaved rounds timing each once; the best time counts.
+
+    ``prepare[name]``, if given, runs untimed right before each call of ``name``."""
+    prepare = prepare or {}
+    calls: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(1 + repeats):
+        for name, fn in methods.items():
+            if name in prepare:
+                prepare[name]()
+            calls[name].append(_timed(fn))
+    return {name: {"best_s": min(t[1:]), "first_s": t[0], "calls_s": t}
+            for name, t in calls.items()}
 
 
-def _best(fn) -> float:
-    """The fastest of ``REPEATS`` runs of ``fn`` (the same work each time)."""
-    return min(_timed(fn) for _ in range(REPEATS))
+def traced_peak_mb(fn: Callable[[], Any]) -> float:
+    """``tracemalloc`` peak of one untimed call of ``fn``, in MiB."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2 ** 20
+    finally:
+        tracemalloc.stop()
 
 
+# ---------------------------------------------------------------- environment
+def blas_info() -> dict:
+    """numpy's BLAS (threadpoolctl) and the OpenBLAS environment variables as seen here."""
+    info: dict[str, Any] = {"env": {k: os.environ.get(k) for k in OPENBLAS_ENV}}
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        info["threadpoolctl"] = None
+        try:  # numpy >= 1.25: the BLAS numpy was built against (not the loaded kernel)
+            blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+            info["numpy"] = {"internal_api": blas.get("name"), "version": blas.get("version"),
+                             "source": "numpy.show_config (threadpoolctl missing)"}
+        except Exception:  # noqa: BLE001 - a record, never a failure
+            info["numpy"] = None
+        return info
+    pools = threadpool_info()
+    blas = [p for p in pools if p.get("user_api") == "blas"]
+    mine = [p for p in blas if "numpy" in str(p.get("filepath", ""))] or blas[:1]
+    keys = ("internal_api", "version", "architecture", "corename", "num_threads",
+            "threading_layer", "filepath")
+    info["numpy"] = {k: mine[0].get(k) for k in keys if k in mine[0]} if mine else None
+    info["threadpoolctl"] = pools
+    return info
+
+
+def describe_blas(info: dict) -> str:
+    np_blas = info.get("numpy") or {}
+    kernel = np_blas.get("architecture") or np_blas.get("corename") or "?"
+    env = ", ".join(f"{k}={info['env'][k]!r}" for k in OPENBLAS_ENV[:2])
+    return (f"numpy BLAS: {np_blas.get('internal_api', '?')} {np_blas.get('version', '?')}, "
+            f"kernel {kernel}, {np_blas.get('num_threads', '?')} threads; {env}")
+
+
+def compile_s_default_compare(timeout: float = 600.0) -> dict:
+    """Compile seconds of the default ``dnijax compare`` (see the module docstring)."""
+    code = ("import json, time\n"
+            "from dnijax.experiments import compare\n"
+            "t = []\n"
+            "for _ in range(2):\n"
+            "    s = time.perf_counter()\n"
+            "    compare.run_compare('tuned', seeds=10, steps=20)\n"
+            "    t.append(time.perf_counter() - s)\n"
+            "print(json.dumps({'first_s': t[0], 'second_s': t[1]}))\n")
+    env = dict(os.environ, DNIJAX_CACHE="")
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 env=env, cwd=tmp, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return {"compile_s": None, "error": f"timed out after {timeout:.0f} s"}
+    if out.returncode != 0:
+        return {"compile_s": None, "error": out.stderr.strip().splitlines()[-1:]}
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["compile_s"] = res["first_s"] - res["second_s"]
+    return res
+
+
+# ---------------------------------------------------------------- problems
 def step_flops(widths, batch: int, regime: str) -> float:
     """Matmul FLOPs of one step (paper topology, linear SG modules)."""
     pairs = list(zip(widths[:-1], widths[1:]))
     fwd = sum(2 * batch * a * b for a, b in pairs)
-    if regime.startswith("backprop"):
+    if parse_regime(regime)[0] == "backprop":
         return fwd + fwd + (fwd - 2 * batch * pairs[0][0] * pairs[0][1])  # dW and dh
     extra = fwd  # dW of every layer
     for i, (_, n) in enumerate(pairs[:-1]):
@@ -82,62 +249,37 @@ def make_data(scale: str):
     return x, rng.randint(0, 10, 256).astype(np.int32)
 
 
-def bench_numpy(cfg: RunConfig, x, labels, n_runs: int, steps: int) -> dict:
-    """The reference, one run after another (float32 arrays, as the article ran)."""
-    y = np.asarray(train.make_data(cfg, x, labels).y)
-    starts = [train.init_state(cfg, jax.random.key(r)) for r in range(n_runs)]
-    starts = [(to_numpy(st.net, np.float32), to_numpy(st.sg, np.float32)) for st in starts]
+def engine_call(cfg: RunConfig, x, labels, n_runs: int, net=None, sg=None) -> Callable:
+    """One whole ``run_grid`` call (a single chunk), waited for."""
+    hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
+    keys = engine.run_keys(0, n_runs)
 
-    def work():
+    def call():
+        res = engine.run_grid(cfg, hyper, keys, (x, labels), net=net,
+                              sg=sg if cfg.uses_sg else None, mesh=None, chunks=1)
+        jax.block_until_ready(res.state)
+
+    return call
+
+
+def engine_memory_mb(cfg: RunConfig, x, labels, n_runs: int) -> float:
+    hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
+    keys = engine.run_keys(0, n_runs)
+    n_records = cfg.steps // cfg.log_every
+    return engine.compiled_bytes(cfg, hyper, keys, (x, labels), n_records) / 2 ** 20
+
+
+def reference_call(cfg: RunConfig, starts: list, x, y, steps: int) -> Callable:
+    """``reference.trajectory`` for each start in turn (never with noise)."""
+
+    def call():
         for net, sg in starts:
-            reference.trajectory(cfg.regime.replace("+noise", ""), net, sg, x, y, steps,
+            reference.trajectory(cfg.signal, net, sg, x, y, steps,
                                  activations=cfg.activations, loss=cfg.loss,
                                  reduction=cfg.reduction, lr=cfg.lr, sg_lr=cfg.sg_lr,
                                  topology=cfg.topology)
 
-    tracemalloc.start()
-    elapsed = _best(work)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return {"run_steps_per_s": n_runs * steps / elapsed, "peak_mb": peak / 2 ** 20}
-
-
-def bench_jax_loop(cfg: RunConfig, x, labels, n_runs: int, steps: int) -> dict:
-    """A jitted step called from a Python loop, one run after another."""
-    program = train.program_of(cfg)
-    data = train.make_data(cfg, x, labels)
-    step = jax.jit(train.train_step, static_argnums=0)
-    hyper = cfg.hyper()
-    st = train.init_state(cfg, jax.random.key(0), hyper, program=program)
-    compile_s = _timed(lambda: jax.block_until_ready(step(program, hyper, st, data)))
-
-    def work():
-        for r in range(n_runs):
-            st = train.init_state(cfg, jax.random.key(r), hyper, program=program)
-            for _ in range(steps):
-                st, _ = step(program, hyper, st, data)
-            jax.block_until_ready(st)
-
-    return {"run_steps_per_s": n_runs * steps / _best(work), "compile_s": compile_s}
-
-
-def bench_engine(cfg: RunConfig, x, labels, n_runs: int) -> dict:
-    """The sweep engine: all runs vmapped, steps scanned, one program."""
-    hyper = sweep.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
-    keys = sweep.run_keys(0, n_runs)
-    t = time.perf_counter()
-    sweep.run_grid(cfg.replace(steps=cfg.log_every), hyper, keys, (x, labels), mesh=None)
-    first = time.perf_counter() - t  # compile + one chunk of log_every steps
-    elapsed = _best(lambda: sweep.run_grid(cfg, hyper, keys, (x, labels), mesh=None, chunks=1))
-    program = train.program_of(cfg)
-    data = train.make_data(cfg, x, labels)
-    state = jax.jit(jax.vmap(lambda h, k: train.init_state(cfg, k, h, program=program)))(
-        hyper, keys)
-    mem = sweep._advance.lower(program, 1, None, hyper, state, data).compile().memory_analysis()
-    mem_mb = None if mem is None else (mem.temp_size_in_bytes + mem.argument_size_in_bytes
-                                       + mem.output_size_in_bytes) / 2 ** 20
-    return {"run_steps_per_s": n_runs * cfg.steps / elapsed, "compile_s": max(0.0, first - (
-        elapsed / cfg.steps) * cfg.log_every), "device_mb": mem_mb}
+    return call
 
 
 def sweep_memory_gib(n_runs: int) -> float:
@@ -145,127 +287,349 @@ def sweep_memory_gib(n_runs: int) -> float:
     DNI+noise grid of ``n_runs`` runs, from XLA's memory analysis, plus its history."""
     cfg = make_config("article", "dni+noise", 2000)
     x, labels = make_data("article")
-    hyper = sweep.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
-    keys = sweep.run_keys(0, n_runs)
-    program = train.program_of(cfg)
-    state = jax.eval_shape(jax.vmap(lambda h, k: train.init_state(cfg, k, h, program=program)),
-                           hyper, keys)
-    data = train.make_data(cfg, x, labels)
-    mem = sweep._advance.lower(program, 100, None, hyper, state, data).compile().memory_analysis()
-    total = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-    return total / 2 ** 30
+    hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
+    keys = engine.run_keys(0, n_runs)
+    return engine.compiled_bytes(cfg, hyper, keys, (x, labels), n_records=100) / 2 ** 30
 
 
-def bench_torch(cfg: RunConfig, x, labels, n_runs: int, steps: int) -> dict | None:
-    """PyTorch eager backprop on CPU (DNI is not implemented in torch here)."""
+def import_torch():
     try:
         import torch
     except ImportError:
         return None
-    if not cfg.regime.startswith("backprop"):
-        return None
-    torch.set_num_threads(os.cpu_count() or 1)
-    xt = torch.tensor(x)
-    yt = torch.tensor(np.asarray(train.make_data(cfg, x, labels).y))
-    acts = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
-            "identity": lambda z: z}
-    t = time.perf_counter()
-    for r in range(n_runs):
-        ws = [torch.randn(a, b, requires_grad=True) for a, b in zip(cfg.widths[:-1],
-                                                                    cfg.widths[1:])]
-        opt = torch.optim.SGD(ws, lr=cfg.lr)
-        for _ in range(steps):
-            h = xt
-            for w, a in zip(ws, cfg.net_spec.activations):
-                h = acts[a](h @ w)
-            loss = (0.5 * ((h - yt) ** 2).sum(-1)).mean() if cfg.loss == "mse" else \
-                torch.nn.functional.cross_entropy(h, yt.argmax(-1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return {"run_steps_per_s": n_runs * steps / (time.perf_counter() - t)}
+    return torch
 
 
-def run_scale(scale: str, regimes, n_runs: int, steps: int, seq_runs: int, peak: float) -> dict:
-    x, labels = make_data(scale)
+# ---------------------------------------------------------------- article scale
+def torch_thread_probe(torch, regime: str, params, sgs, x, y, lr: float, sg_lr: float,
+                       probe_steps: int = 10, probe_calls: int = 2) -> dict:
+    """The faster of torch's default thread count and one thread, right now: each
+    timed torch call is preceded by this untimed probe (``probe_steps`` steps, best of
+    ``probe_calls``) and runs with its choice.
+
+    On a loaded 2-core machine two intra-op threads can wait for a descheduled peer
+    and run ~15x slower than one thread (measured here: ~700 against ~12k run-steps/s),
+    while on an idle one they are up to twice as fast; the load changes within a run,
+    so the choice is made afresh before every call: torch gets its better setting,
+    and the pathological one does not cost minutes."""
+    before = torch.get_num_threads()
+    rates = {}
+    try:
+        for th in sorted({before, 1}, reverse=True):
+            torch.set_num_threads(th)
+            best = min(_timed(lambda: baselines.torch_runs(
+                regime, params, sgs, x, y, probe_steps, lr, sg_lr)) for _ in range(probe_calls))
+            rates[th] = params[0][0].shape[0] * probe_steps / best
+    finally:
+        torch.set_num_threads(before)
+    return {"threads": max(rates, key=rates.get), "probe_run_steps_per_s": rates}
+
+
+def article_regime(regime: str, steps: int, n_batched: int, n_numpy: int, n_ref: int,
+                   repeats: int, torch) -> dict:
+    cfg = make_config("article", regime, steps)
+    x, labels = make_data("article")
+    y = np.asarray(train.make_data(cfg, x, labels).y, np.float32)
+    params, sgs = baselines.init_runs(n_batched, cfg.widths, seed=0)
+    dni = cfg.uses_sg
+    first = lambda stack, n: [(p[:n], q[:n]) for p, q in stack]  # noqa: E731
+    lr, sg_lr, eta = cfg.lr, cfg.sg_lr, cfg.eta
+    common = {"steps": steps, "lr": lr, "sg_lr": sg_lr, "eta": eta, "seed": 0}
+
+    # engine: the same starting points, in its layout (stacked reference layout)
+    net, sg = baselines.to_reference(params, sgs)
+    methods: dict[str, Callable] = {"engine": engine_call(cfg, x, labels, n_batched, net, sg)}
+
+    np_params, np_sgs = first(params, n_numpy), first(sgs, n_numpy)
+    numpy_fn = lambda: baselines.numpy_runs(regime, np_params, np_sgs if dni else None,  # noqa: E731
+                                            x, y, **common)
+    methods["tight_numpy"] = numpy_fn
+
+    ref_starts = [baselines.to_reference(baselines.run_of(params, r),
+                                         baselines.run_of(sgs, r) if dni else None)
+                  for r in range(n_ref)]
+    methods["reference"] = reference_call(cfg, ref_starts, x, y, steps)
+
+    prepare, probes = {}, []
+    if torch is not None:
+        prepare["torch"] = lambda: probes.append(torch_thread_probe(
+            torch, regime, params, sgs if dni else None, x, y, lr, sg_lr))
+
+        def torch_fn():
+            before = torch.get_num_threads()
+            torch.set_num_threads(probes[-1]["threads"])
+            try:
+                baselines.torch_runs(regime, params, sgs if dni else None, x, y, **common)
+            finally:
+                torch.set_num_threads(before)
+
+        methods["torch"] = torch_fn
+
+    lean = baselines.make_jax_lean(regime, steps, float(lr), float(sg_lr), float(eta))
+    j_params = jax.device_put(tuple(tuple(p) for p in params))
+    j_sgs = jax.device_put(tuple(tuple(p) for p in sgs)) if dni else None
+    jx, jy, key = jax.device_put(x), jax.device_put(y), jax.random.key(0)
+    methods["lean_jax"] = lambda: jax.block_until_ready(lean(j_params, j_sgs, jx, jy, key))
+
+    times = time_methods(methods, repeats, prepare)
+    runs = {"engine": n_batched, "tight_numpy": n_numpy, "reference": n_ref,
+            "lean_jax": n_batched, "torch": n_batched}
+    flops = step_flops(cfg.widths, x.shape[0], regime)
+    row: dict[str, Any] = {}
+    for name, t in times.items():
+        rate = runs[name] * steps / t["best_s"]
+        row[name] = {"run_steps_per_s": rate, "runs": runs[name], "steps": steps,
+                     "best_s": t["best_s"], "noise": cfg.noisy and name != "reference",
+                     "gflops": rate * flops / 1e9}
+    for name in ("engine", "lean_jax"):
+        row[name]["compile_s"] = max(0.0, times[name]["first_s"] - times[name]["best_s"])
+    if probes:  # the thread count of the fastest timed call, and every call's
+        calls = times["torch"]["calls_s"]
+        best_call = 1 + int(np.argmin(calls[1:]))
+        row["torch"].update(threads=probes[best_call]["threads"],
+                            threads_per_call=[p["threads"] for p in probes],
+                            calls_s=calls, probes=[p["probe_run_steps_per_s"] for p in probes])
+
+    # memory, a pass of its own
+    row["engine"]["memory_mb"] = engine_memory_mb(cfg, x, labels, n_batched)
+    row["tight_numpy"]["memory_mb"] = traced_peak_mb(numpy_fn)
+    row["reference"]["memory_mb"] = traced_peak_mb(methods["reference"])
+
+    eng = row["engine"]["run_steps_per_s"]
+    ratios = {"engine_over_tight_numpy": eng / row["tight_numpy"]["run_steps_per_s"],
+              "engine_over_reference": eng / row["reference"]["run_steps_per_s"],
+              "engine_over_torch": eng / row["torch"]["run_steps_per_s"] if "torch" in row
+              else None,
+              "engine_over_lean_jax": eng / row["lean_jax"]["run_steps_per_s"]}
+    return {"methods": row, "ratios": ratios, "flops_per_step": flops}
+
+
+def print_article(out: dict, steps: int, repeats: int) -> None:
+    any_regime = next(iter(out.values()))["methods"]
+    runs = {k: v["runs"] for k, v in any_regime.items()}
+    print(f"\narticle scale: 500 x 2-10-28-1 sigmoid with biases, mse/mean, full batch, "
+          f"float32, SGD lr 0.5 / SG lr 0.1, {steps} steps; runs: engine "
+          f"{runs['engine']}, tight numpy {runs['tight_numpy']} (one after another), "
+          f"reference {runs['reference']}, torch {runs.get('torch', '-')}, lean JAX "
+          f"{runs['lean_jax']}; best of {repeats}, warm-up untimed")
+    print("\nrun-steps/s (one step of one run)")
+    print("| regime | engine | tight numpy | reference | torch (bmm) | lean JAX "
+          "| engine / numpy | engine / torch | engine / lean JAX | engine / reference |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda v, f: "-" if v is None else format(v, f) + "x"  # noqa: E731
+    for regime, res in out.items():
+        m, r = res["methods"], res["ratios"]
+        ref = f"{m['reference']['run_steps_per_s']:.0f}" + ("*" if regime.endswith("+noise")
+                                                             else "")
+        torch_s = (f"{m['torch']['run_steps_per_s']:.0f} ({m['torch']['threads']}t)"
+                   if "torch" in m else "-")
+        print(f"| {regime} | {m['engine']['run_steps_per_s']:.0f} | "
+              f"{m['tight_numpy']['run_steps_per_s']:.0f} | {ref} | {torch_s} | "
+              f"{m['lean_jax']['run_steps_per_s']:.0f} | "
+              f"{r['engine_over_tight_numpy']:.1f}x | {fmt(r['engine_over_torch'], '.2f')} | "
+              f"{r['engine_over_lean_jax']:.2f}x | {r['engine_over_reference']:.1f}x |")
+    print("* the reference runs without noise (it takes noise as an input); every other "
+          "method draws its noise.  torch: (N t) = threads of its fastest call, chosen by an "
+          "untimed probe before each call.")
+    print("\n| regime | engine GFLOP/s (% peak) | engine compile s | lean JAX compile s | "
+          "engine compiled MB | numpy peak MB | reference peak MB |")
+    print("|---|---|---|---|---|---|---|")
+    for regime, res in out.items():
+        m = res["methods"]
+        print(f"| {regime} | {m['engine']['gflops']:.1f} "
+              f"({100 * m['engine']['fraction_of_matmul_peak']:.0f}%) | "
+              f"{m['engine']['compile_s']:.2f} | {m['lean_jax']['compile_s']:.2f} | "
+              f"{m['engine']['memory_mb']:.1f} | {m['tight_numpy']['memory_mb']:.2f} | "
+              f"{m['reference']['memory_mb']:.2f} |")
+
+
+# ---------------------------------------------------------------- wide scale
+def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
+    x, labels = make_data("wide")
     out = {}
-    for regime in regimes:
-        cfg = make_config(scale, regime, steps)
-        batch = x.shape[0]
-        flops = step_flops(cfg.widths, batch, regime)
-        row = {"numpy": bench_numpy(cfg, x, labels, seq_runs, steps),
-               "jax_loop": bench_jax_loop(cfg, x, labels, seq_runs, steps),
-               "engine": bench_engine(cfg, x, labels, n_runs)}
-        torch_row = bench_torch(cfg, x, labels, seq_runs, steps)
-        if torch_row:
-            row["torch"] = torch_row
-        base = row["numpy"]["run_steps_per_s"]
-        for name, r in row.items():
-            r["vs_numpy"] = r["run_steps_per_s"] / base
-            r["gflops"] = r["run_steps_per_s"] * flops / 1e9
-            r["fraction_of_matmul_peak"] = r["gflops"] / peak
-        row["flops_per_step"] = flops
+    for regime in ("backprop", "dni"):
+        cfg = make_config("wide", regime, steps)
+        y = np.asarray(train.make_data(cfg, x, labels).y)
+        st = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
+        as_numpy = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float32), tree)  # noqa: E731
+        starts = [(as_numpy(st.net), as_numpy(st.sg))]
+        methods = {"engine": engine_call(cfg, x, labels, n_runs),
+                   "reference": reference_call(cfg, starts, x, y, steps)}
+        times = time_methods(methods, repeats)
+        flops = step_flops(cfg.widths, x.shape[0], regime)
+        row: dict[str, Any] = {"flops_per_step": flops}
+        for name, runs in (("engine", n_runs), ("reference", 1)):
+            rate = runs * steps / times[name]["best_s"]
+            row[name] = {"run_steps_per_s": rate, "runs": runs, "steps": steps,
+                         "best_s": times[name]["best_s"], "gflops": rate * flops / 1e9}
+        row["engine"]["compile_s"] = max(0.0, times["engine"]["first_s"]
+                                         - times["engine"]["best_s"])
+        row["engine"]["memory_mb"] = engine_memory_mb(cfg, x, labels, n_runs)
+        row["engine"]["vs_reference"] = (row["engine"]["run_steps_per_s"]
+                                         / row["reference"]["run_steps_per_s"])
         out[regime] = row
-        print(f"\n{scale} scale, {regime}: {flops / 1e6:.3f} MFLOP per run-step")
-        print(f"  {'method':9s} {'run-steps/s':>12s} {'x numpy':>8s} {'GFLOP/s':>8s} "
-              f"{'% peak':>7s} {'compile s':>9s} {'memory MB':>9s}")
-        for name, r in row.items():
-            if not isinstance(r, dict):
-                continue
-            mem = r.get("peak_mb", r.get("device_mb"))
-            print(f"  {name:9s} {r['run_steps_per_s']:12.0f} {r['vs_numpy']:8.2f} "
-                  f"{r['gflops']:8.2f} {100 * r['fraction_of_matmul_peak']:6.1f}% "
-                  f"{r.get('compile_s', float('nan')):9.2f} "
-                  f"{mem if mem is not None else float('nan'):9.1f}")
     return out
+
+
+def print_wide(out: dict, steps: int, n_runs: int) -> None:
+    print(f"\nwide scale: 7 layers of 256 (ReLU), xent/mean, batch 256, float32, {steps} "
+          f"steps; engine {n_runs} runs, reference 1 run")
+    print("| regime | engine run-steps/s | reference | engine / reference | MFLOP per "
+          "run-step | engine GFLOP/s (% peak) | engine compile s | engine compiled MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for regime, r in out.items():
+        e = r["engine"]
+        print(f"| {regime} | {e['run_steps_per_s']:.1f} | "
+              f"{r['reference']['run_steps_per_s']:.1f} | {e['vs_reference']:.2f}x | "
+              f"{r['flops_per_step'] / 1e6:.1f} | {e['gflops']:.1f} "
+              f"({100 * e['fraction_of_matmul_peak']:.0f}%) | {e['compile_s']:.2f} | "
+              f"{e['memory_mb']:.1f} |")
+
+
+# ---------------------------------------------------------------- summary
+def apply_peak(tree: Any, peak: float) -> None:
+    """Sets ``fraction_of_matmul_peak`` beside every ``gflops`` figure in ``tree``."""
+    if isinstance(tree, dict):
+        if "gflops" in tree:
+            tree["fraction_of_matmul_peak"] = tree["gflops"] / peak
+        for v in tree.values():
+            apply_peak(v, peak)
+
+
+def worst(article: dict, key: str) -> tuple[float | None, str | None]:
+    vals = {k: v["ratios"][key] for k, v in article.items() if v["ratios"][key] is not None}
+    if not vals:
+        return None, None
+    regime = min(vals, key=vals.get)
+    return vals[regime], regime
+
+
+def targets(summary: dict) -> list[dict]:
+    a, w = summary["article_scale"], summary["wide_scale"]
+    t = TARGETS
+    numpy_v, torch_v = a["speedup_vs_tight_numpy"], a["speedup_vs_torch"]
+    time_over_flops = w["dni_over_backprop_time"] / w["dni_over_backprop_flops"]
+    rows = [
+        ("engine >= 5x tight numpy in every regime", numpy_v,
+         f"{numpy_v:.1f}x (worst: {a['worst_regime_vs_tight_numpy']})",
+         numpy_v >= t["vs_tight_numpy"]),
+        ("stretch: engine >= 8x tight numpy in every regime", numpy_v, f"{numpy_v:.1f}x",
+         numpy_v >= t["vs_tight_numpy_stretch"]),
+        ("engine >= 2x batched torch in every regime", torch_v,
+         "torch not installed" if torch_v is None else
+         f"{torch_v:.2f}x (worst: {a['worst_regime_vs_torch']})",
+         None if torch_v is None else torch_v >= t["vs_torch"]),
+        ("engine >= 0.9x lean JAX (backprop)", a["engine_over_lean_jax"],
+         f"{a['engine_over_lean_jax']:.2f}x", a["engine_over_lean_jax"] >= t["over_lean_jax"]),
+        ("wide backprop >= 60% of XLA matmul peak", w["backprop_fraction_of_matmul_peak"],
+         f"{100 * w['backprop_fraction_of_matmul_peak']:.0f}%",
+         w["backprop_fraction_of_matmul_peak"] >= t["wide_fraction_of_peak"]),
+        ("DNI/backprop time <= 1.2x their FLOP ratio", time_over_flops,
+         (f"time ratio {w['dni_over_backprop_time']:.2f} / FLOP ratio "
+          f"{w['dni_over_backprop_flops']:.2f} = {time_over_flops:.2f}"),
+         time_over_flops <= t["dni_time_over_flops"]),
+    ]
+    return [{"target": n, "value": v, "measured": s, "met": m} for n, v, s, m in rows]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps (under 2 minutes)")
-    parser.add_argument("--json", help="write the figures to this file")
-    parser.add_argument("--runs", type=int, default=None, help="runs of the article-scale grid")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer steps and runs (about 2 minutes; CI smoke runs)")
+    parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="runs of the batched methods at article scale (default 128)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="time each method this many times, keep the best (default: 1 "
-                             "with --quick, 3 otherwise)")
+                        help="time each method this many times (interleaved), keep the best "
+                             "(default: 1 with --quick, 3 otherwise)")
     args = parser.parse_args()
-    global REPEATS
-    REPEATS = args.repeats or (1 if args.quick else 3)
+    repeats = max(1, args.repeats or (1 if args.quick else 3))
     steps = 50 if args.quick else 200
-    peak = matmul_peak_gflops()
-    print(f"device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPU cores; float32 matmul "
-          f"peak measured: {peak:.1f} GFLOP/s")
-    n_article = args.runs or (4 * 32)
-    article = run_scale("article", ("backprop", "dni", "backprop+noise", "dni+noise"),
-                        n_article, steps, seq_runs=2 if args.quick else 4, peak=peak)
-    wide = run_scale("wide", ("backprop", "dni"), 4 if args.quick else 8, steps // 2,
-                     seq_runs=1, peak=peak)
-    engine = [r["engine"]["vs_numpy"] for r in article.values()]
+    n_batched = args.runs or 128
+    n_numpy, n_ref = (4, 2) if args.quick else (8, 4)
+    wide_steps, wide_runs = (25, 4) if args.quick else (100, 8)
+    started = time.perf_counter()
+
+    torch = import_torch()
+    blas = blas_info()  # after torch's import, so its libraries are listed too
+    peak_start = matmul_peak_gflops()
+    np_peak = numpy_matmul_gflops()
+    print(f"device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPU cores; float32 1024^3 "
+          f"matmul: XLA {peak_start:.1f} GFLOP/s, numpy {np_peak:.1f} GFLOP/s")
+    print(describe_blas(blas))
+    torch_line = (f"torch {torch.__version__}, {torch.get_num_threads()} threads by default"
+                  if torch else "torch not installed (column skipped)")
+    print(f"{torch_line}; jax {jax.__version__}, numpy {np.__version__}")
+
+    article = {}
+    for regime in REGIMES:
+        print(f"  timing article scale, {regime} ...", file=sys.stderr, flush=True)
+        article[regime] = article_regime(regime, steps, n_batched, n_numpy, n_ref, repeats,
+                                         torch)
+    print("  timing wide scale ...", file=sys.stderr, flush=True)
+    wide = wide_scale(wide_steps, wide_runs, repeats)
+    # the XLA peak again: a load spike during the first measurement would flatter every
+    # fraction of it (the higher of the two counts)
+    peak_end = matmul_peak_gflops()
+    peak = max(peak_start, peak_end)
+    apply_peak(article, peak)
+    apply_peak(wide, peak)
+    print(f"XLA matmul peak measured again after the timings: {peak_end:.1f} GFLOP/s; "
+          f"fractions of peak use the higher, {peak:.1f} GFLOP/s")
+    print_article(article, steps, repeats)
+    print_wide(wide, wide_steps, wide_runs)
+
+    vs_numpy, worst_numpy = worst(article, "engine_over_tight_numpy")
+    vs_torch, worst_torch = worst(article, "engine_over_torch")
+    vs_ref, _ = worst(article, "engine_over_reference")
     bp, dni = wide["backprop"], wide["dni"]
-    summary = {
+    summary: dict[str, Any] = {
         "matmul_peak_gflops": peak,
-        "article_scale": {"speedup_vs_numpy": float(np.min(engine)),
-                          "speedup_vs_numpy_per_regime": {k: v["engine"]["vs_numpy"]
-                                                          for k, v in article.items()},
-                          "runs": n_article, "steps": steps, "details": article},
+        "matmul_peak_gflops_start_end": [peak_start, peak_end],
+        "numpy_matmul_gflops": np_peak,
+        "blas": blas,
+        "article_scale": {
+            "speedup_vs_numpy": vs_numpy,  # against the tight numpy loop, worst regime
+            "speedup_vs_tight_numpy": vs_numpy,
+            "worst_regime_vs_tight_numpy": worst_numpy,
+            "speedup_vs_reference": vs_ref,
+            "speedup_vs_torch": vs_torch,
+            "worst_regime_vs_torch": worst_torch,
+            "engine_over_lean_jax": article["backprop"]["ratios"]["engine_over_lean_jax"],
+            "speedup_vs_numpy_per_regime": {k: v["ratios"]["engine_over_tight_numpy"]
+                                            for k, v in article.items()},
+            "runs": n_batched, "numpy_runs": n_numpy, "reference_runs": n_ref,
+            "steps": steps, "repeats": repeats, "details": article},
         "wide_scale": {
             "backprop_fraction_of_matmul_peak": bp["engine"]["fraction_of_matmul_peak"],
             "dni_over_backprop_time": bp["engine"]["run_steps_per_s"]
             / dni["engine"]["run_steps_per_s"],
             "dni_over_backprop_flops": dni["flops_per_step"] / bp["flops_per_step"],
-            "details": wide},
+            "runs": wide_runs, "steps": wide_steps, "details": wide},
     }
     summary["memory_1024_runs_gib"] = sweep_memory_gib(1024)
     print(f"\ncompiled memory of a 1024-run article-scale DNI+noise sweep (100 records of "
           f"{2000 // 100} steps per chunk): {summary['memory_1024_runs_gib']:.3f} GiB")
-    print(f"\nsummary: article-scale engine speed-up over numpy (worst regime) "
-          f"{summary['article_scale']['speedup_vs_numpy']:.1f}x; wide backprop at "
-          f"{100 * summary['wide_scale']['backprop_fraction_of_matmul_peak']:.0f}% of matmul "
-          f"peak; DNI/backprop time {summary['wide_scale']['dni_over_backprop_time']:.2f} vs "
-          f"FLOP ratio {summary['wide_scale']['dni_over_backprop_flops']:.2f}")
+    cmp = compile_s_default_compare()
+    summary["compile_s_default_compare"] = cmp["compile_s"]
+    summary["compile_default_compare"] = cmp
+    if cmp["compile_s"] is None:
+        print(f"default compare compile time: not measured ({cmp['error']})")
+    else:
+        print(f"default `dnijax compare` compile time (fresh process, no persistent cache): "
+              f"{cmp['compile_s']:.1f} s (first call {cmp['first_s']:.1f} s - second "
+              f"{cmp['second_s']:.1f} s)")
+
+    summary["targets"] = targets(summary)
+    print("\ntargets:")
+    for t in summary["targets"]:
+        verdict = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
+        print(f"  {t['target']:52s} {t['measured']:44s} {verdict}")
+    summary["wall_s"] = time.perf_counter() - started
+    print(f"\ntotal {summary['wall_s']:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(summary, f, indent=1)
+            json.dump(summary, f, indent=1, default=str)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""The command line: ``dnijax compare | sweep | validate``.
+"""The command line: ``dnijax compare | sweep | validate | report``.
 
-Bad options get one line on stderr and exit code 2, before anything is compiled
-or written.
+Bad options (and bad ``--data`` files) get one line on stderr and exit code 2, before
+anything is compiled or written.
 """
 
 from __future__ import annotations
@@ -20,6 +20,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         sys.stderr.write(f"dnijax: error: {message}\n")
         sys.exit(2)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default; an option whose default is ``None`` (the preset's
+    value, or none) says what that means in its own help instead of "(default: None)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _positive_int(name: str):
@@ -85,46 +95,75 @@ class Progress:
         sys.stderr.flush()
 
 
+def _default_out(command: str, args: argparse.Namespace) -> str:
+    """``runs/<command>-<preset>``, with ``-<data name>`` for data other than the article's."""
+    from dnijax.experiments import presets
+    name = f"{command}-{args.preset}"
+    if args.data not in (None, presets.DEFAULT_DATA):
+        name += "-" + os.path.splitext(os.path.basename(args.data.rstrip("/\\")))[0]
+    return os.path.join("runs", name)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from dnijax import report, store
     from dnijax.experiments import compare, presets
-    out = args.out or os.path.join("runs", f"compare-{args.preset}")
-    # validate everything before anything runs or is written
+    out = args.out or _default_out("compare", args)
+    # validate everything (seed 0's data included) before anything runs or is written
     overrides = _overrides(args)
+    notes: list[str] = []
     presets.preset_config(args.preset, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
-                          eta=args.eta, overrides=overrides)
+                          eta=args.eta, overrides=overrides, data=args.data,
+                          notify=notes.append)
     store.check_out_dir(out)
+    for note in notes:
+        print(f"dnijax: {note}", flush=True)
     seeds = args.seeds or presets.DEFAULT_SEEDS[args.preset]
     t0 = time.time()
     res = compare.run_compare(args.preset, seeds=seeds, steps=args.steps, lr=args.lr,
                               sg_lr=args.sg_lr, eta=args.eta, overrides=overrides,
-                              progress=Progress(f"compare {args.preset}"))
+                              progress=Progress(f"compare {args.preset}"), data=args.data)
     train_s = time.time() - t0
     datasets, params = res.pop("datasets"), res.pop("params")
     written = report.write_compare(out, res, datasets, params)
     print(report.summary_markdown(res))
+    skipped = report.decision_regions_skipped(res["config"])
     print(f"trained in {train_s:.1f}s, total {time.time() - t0:.1f}s; wrote "
-          f"{', '.join(written)} to {out}")
+          f"{', '.join(written)} to {out}"
+          + (f" (no decision_regions.png: {skipped})" if skipped else ""))
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dnijax import report, store
     from dnijax.experiments import lr_sweep, presets
-    out = args.out or os.path.join("runs", f"sweep-{args.preset}")
+    out = args.out or _default_out("sweep", args)
     overrides = _overrides(args)
-    for lr in args.lr:
-        presets.preset_config(args.preset, steps=args.steps, lr=lr, sg_lr=args.sg_lr,
-                              overrides=overrides)
+    notes: list[str] = []
+    cfg = presets.preset_config(args.preset, steps=args.steps, lr=args.lr[0],
+                                sg_lr=args.sg_lr, overrides=overrides, data=args.data,
+                                notify=notes.append)
+    for lr in args.lr[1:]:  # the other learning rates, validated by the config
+        cfg.replace(lr=lr)
     store.check_out_dir(out)
+    for note in notes:
+        print(f"dnijax: {note}", flush=True)
     t0 = time.time()
     res = lr_sweep.run_sweep(out, args.preset, args.lr, args.regimes, args.seeds,
                              args.steps, args.sg_lr, args.overwrite,
-                             log=lambda m: print(m, file=sys.stderr), overrides=overrides)
+                             log=lambda m: print(m, file=sys.stderr), overrides=overrides,
+                             data=args.data)
     written = report.write_sweep(out, res)
     print("median final loss over healthy seeds (fraction of seeds diverged)\n")
     print(report.sweep_markdown(res))
     print(f"{time.time() - t0:.1f}s; wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dnijax import report
+    kind, written, skipped = report.rebuild(args.dir)
+    print(f"dnijax report: rebuilt {', '.join(written)} in {args.dir} from results.json "
+          f"({kind})" + (f"; no decision_regions.png: {skipped}" if skipped else ""))
     return 0
 
 
@@ -138,41 +177,89 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return validate.run_table(args.depth, args.width, args.steps, args.seed)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dnijax", description="Backprop, DNI and gradient noise, compared.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _preset_default(field: str, unset: str = "") -> str:
+    """``"the preset's: tuned 2000, seed 100"``: a field's value in each preset."""
+    from dnijax.experiments import presets
+    values = presets.DEFAULT_SEEDS if field == "seeds" else {
+        name: getattr(cfg, field) for name, cfg in presets.PRESETS.items()}
+    cells = [f"{name} " + (unset if v is None else f"{v:g}") for name, v in values.items()]
+    return f"the preset's: {', '.join(sorted(cells, reverse=True))}"
 
-    c = sub.add_parser("compare", help="the article's four-regime comparison")
-    c.add_argument("--preset", choices=("tuned", "seed"), default="tuned")
-    c.add_argument("--seeds", type=_positive_int("--seeds"))
-    c.add_argument("--steps", type=_positive_int("--steps"))
-    c.add_argument("--lr", type=_positive_float("--lr"))
-    c.add_argument("--sg-lr", type=_positive_float("--sg-lr"))
-    c.add_argument("--eta", type=_positive_float("--eta", allow_zero=True))
-    c.add_argument("--config", help="JSON file of RunConfig fields overriding the preset")
-    c.add_argument("--out", help="output folder (default runs/compare-<preset>)")
+
+def build_parser() -> argparse.ArgumentParser:
+    from dnijax import __version__, data
+    parser = _Parser(prog="dnijax", formatter_class=_HelpFormatter,
+                     description="Backprop, DNI and gradient noise, compared.")
+    parser.add_argument("--version", action="version", version=f"dnijax {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    kw = dict(formatter_class=_HelpFormatter)
+    data_help = (f"data: a built-in set ({', '.join(data.DATASETS)}; mnist1d needs "
+                 "pip install mnist1d) or a file: .npz with arrays x (N, d) and labels (N,), "
+                 ".csv of numbers with the integer label last (header allowed). Seed s has its "
+                 "own split and standardisation (dnijax.data.resolve(spec, s)). The preset's "
+                 "input and output widths follow the data (default: article, the presets' "
+                 "data; the seed preset takes no other)")
+    preset_help = ("configuration: tuned (the article's data, a net that learns) or seed (the "
+                   "article's exact run, its defects corrected)")
+    config_help = ("JSON file of RunConfig fields overriding the preset; the options override "
+                   "it (default: none)")
+
+    c = sub.add_parser("compare", help="the article's four-regime comparison", **kw)
+    c.add_argument("--preset", choices=("tuned", "seed"), default="tuned", help=preset_help)
+    c.add_argument("--data", metavar="NAME|PATH", help=data_help)
+    c.add_argument("--seeds", type=_positive_int("--seeds"),
+                   help=f"number of seeds (data and initial weights per seed) (default: "
+                        f"{_preset_default('seeds')})")
+    c.add_argument("--steps", type=_positive_int("--steps"),
+                   help=f"training steps (default: {_preset_default('steps')})")
+    c.add_argument("--lr", type=_positive_float("--lr"),
+                   help=f"network learning rate (default: {_preset_default('lr')})")
+    c.add_argument("--sg-lr", type=_positive_float("--sg-lr"),
+                   help=f"SG-module learning rate (default: {_preset_default('sg_lr', '= lr')})")
+    c.add_argument("--eta", type=_positive_float("--eta", allow_zero=True),
+                   help="gradient-noise scale of the +noise regimes (default: "
+                        f"{_preset_default('eta')})")
+    c.add_argument("--config", metavar="FILE", help=config_help)
+    c.add_argument("--out", metavar="DIR", help="output folder (default: runs/compare-<preset>, "
+                   "with -<data name> for --data other than article)")
     c.set_defaults(func=cmd_compare)
 
-    s = sub.add_parser("sweep", help="learning-rate sensitivity per regime")
-    s.add_argument("--lr", type=_float_list, required=True, help="e.g. 0.1,0.3,1,3")
-    s.add_argument("--regimes", type=_regime_list, default=list(REGIMES))
-    s.add_argument("--preset", choices=("tuned", "seed"), default="tuned")
-    s.add_argument("--seeds", type=_positive_int("--seeds"), default=5)
-    s.add_argument("--steps", type=_positive_int("--steps"))
+    s = sub.add_parser("sweep", help="learning-rate sensitivity per regime", **kw)
+    s.add_argument("--lr", type=_float_list, required=True,
+                   help="learning rates to sweep, comma-separated, e.g. 0.1,0.3,1,3 (required)")
+    s.add_argument("--regimes", type=_regime_list, default=",".join(REGIMES),
+                   help="regimes to sweep, comma-separated")
+    s.add_argument("--preset", choices=("tuned", "seed"), default="tuned", help=preset_help)
+    s.add_argument("--data", metavar="NAME|PATH", help=data_help)
+    s.add_argument("--seeds", type=_positive_int("--seeds"), default=5,
+                   help="seeds per (regime, lr) block")
+    s.add_argument("--steps", type=_positive_int("--steps"),
+                   help=f"training steps (default: {_preset_default('steps')})")
     s.add_argument("--sg-lr", type=_positive_float("--sg-lr"),
-                   help="SG-module learning rate (default: the swept lr)")
-    s.add_argument("--config", help="JSON file of RunConfig fields overriding the preset")
-    s.add_argument("--out", help="output folder (default runs/sweep-<preset>)")
+                   help="SG-module learning rate, fixed (default: the swept lr)")
+    s.add_argument("--config", metavar="FILE", help=config_help)
+    s.add_argument("--out", metavar="DIR", help="output folder; rerunning the same command "
+                   "resumes in it (default: runs/sweep-<preset>, with -<data name> for --data "
+                   "other than article)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace results of a different configuration in --out")
     s.set_defaults(func=cmd_sweep)
 
-    v = sub.add_parser("validate", help="hold JAX to the numpy reference")
-    v.add_argument("--depth", type=_positive_int("--depth"), default=3)
-    v.add_argument("--width", type=_positive_int("--width"), default=8)
-    v.add_argument("--steps", type=_positive_int("--steps"), default=100)
-    v.add_argument("--seed", type=int, default=0)
+    v = sub.add_parser("validate", help="hold JAX to the numpy reference", **kw)
+    v.add_argument("--depth", type=_positive_int("--depth"), default=3,
+                   help="layers of the test network")
+    v.add_argument("--width", type=_positive_int("--width"), default=8,
+                   help="width of its hidden layers")
+    v.add_argument("--steps", type=_positive_int("--steps"), default=100,
+                   help="SGD steps compared")
+    v.add_argument("--seed", type=int, default=0, help="seed of the data, weights and noise")
     v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser("report", help="rebuild a finished compare or sweep folder's "
+                       "summary.md, results.csv and figures from its results.json", **kw)
+    r.add_argument("dir", metavar="DIR", help="the output folder of a dnijax compare or sweep")
+    r.set_defaults(func=cmd_report)
     return parser
 
 

@@ -107,16 +107,6 @@ class Program(NamedTuple):
     def jnp_dtype(self) -> Any:
         return jnp.float64 if self.dtype == "float64" else jnp.float32
 
-    def program(self) -> Program:
-        """The run's :class:`Program`."""
-        return Program(
-            self.signal, self.widths, self.net_spec, self.init, float(self.init_scale),
-            float(self.init_shift), self.bias, self.sg_spec if self.uses_sg else None,
-            self.noise if self.noisy else None, self.noise_to == "all",
-            self.noise_before_clip, self.optimizer,
-            self.clip is not None, self.batch_size, self.update_prob < 1, self.train_hidden,
-            self.log_every, self.dtype)
-
     @property
     def n_layers(self) -> int:
         return len(self.widths) - 1

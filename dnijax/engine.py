@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -98,6 +99,16 @@ def _init(program: Program, axes: tuple, hyper, keys, net, sg):
     return jax.vmap(one, in_axes=(0, 0) + axes)(hyper, keys, net, sg)
 
 
+@functools.partial(jax.jit, static_argnums=(0,))
+def _init_network(shape: tuple, keys):
+    """The runs' initial networks; compiled once per network shape and init, so the
+    programs of several regimes share it (drawing normals is slow to compile)."""
+    widths, init, scale, shift, bias, dtype = shape
+    program = Program("backprop", widths, None, init, scale, shift, bias, None, None, False,
+                      False, "sgd", False, None, False, True, 1, dtype)
+    return jax.vmap(lambda k: train.init_network(program, k))(keys)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _advance(program: Program, n_records: int, data_axis: Any, alignment: bool, hyper, state,
              data, test=None):
@@ -122,6 +133,68 @@ def compiled_bytes(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any,
     mem = _advance.lower(program, n_records, None, False, hyper, state,
                          device_data).compile().memory_analysis()
     return int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
+
+
+CPU_BLOCK_BYTES = 2 ** 29
+
+
+def _host_memory() -> int:
+    """The memory this process may use: physical memory, lowered by a cgroup limit or an
+    address-space rlimit where one is set."""
+    import resource
+    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            text = f.read().strip()
+        if text.isdigit():
+            limits.append(int(text))
+    except OSError:
+        pass
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if soft not in (resource.RLIM_INFINITY, -1):
+        limits.append(soft)
+    return min(limits)
+
+
+def memory_budget() -> int:
+    """The bytes one block of runs may use: ``DNIJAX_MEMORY_BUDGET`` (bytes, or with a
+    ``K``/``M``/``G`` suffix) if set; else half an accelerator's ``bytes_limit``; on the CPU
+    an eighth of the memory this process may use (physical memory, a cgroup limit or an
+    address-space rlimit), at most 512 MiB: larger blocks do not train faster there. It
+    depends on the machine only, not on what is free at the moment, so block sizes (and
+    results, which can differ in the last bits with the block size) repeat."""
+    text = os.environ.get("DNIJAX_MEMORY_BUDGET", "").strip().upper()
+    if text:
+        scale = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30}.get(text[-1], 1)
+        try:
+            value = float(text[:-1] if scale > 1 else text) * scale
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise ValueError(f"DNIJAX_MEMORY_BUDGET: {text!r} is not a positive size; give "
+                             "bytes or a number with K, M or G, e.g. 2G")
+        return int(value)
+    limit = (jax.devices()[0].memory_stats() or {}).get("bytes_limit")
+    if limit:
+        return int(limit // 2)
+    return int(min(CPU_BLOCK_BYTES, _host_memory() // 8))
+
+
+def bytes_per_run(config: RunConfig, n_rows: int, per_run_rows: int = 0) -> int:
+    """A generous estimate of the device memory one run of a block needs: the training
+    step's activations (a minibatch, or the ``n_rows`` rows of full-batch training) forward
+    and backward, three times over with SG modules; the records' evaluations on the
+    ``n_rows`` rows; the parameters with optimiser state; and ``per_run_rows`` rows of the
+    run's own data."""
+    item = 8 if config.dtype == "float64" else 4
+    widths = config.widths
+    sg = 3 if config.uses_sg else 1
+    units = sum(widths[1:])
+    train_rows = min(n_rows, config.batch_size or n_rows)
+    activations = (2 * train_rows * sg + n_rows) * units * item  # ~2x XLA's own analysis
+    params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:])) * item * 4 * sg
+    data = per_run_rows * (widths[0] + widths[-1] + 1) * item
+    return activations + params + data
 
 
 def _shard(tree: Any, mesh: Mesh | None, n_pad: int, axis: int | None) -> Any:
@@ -149,7 +222,7 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
              test: Any = None, per_run_data: bool = False, net: Any = None, sg: Any = None,
              progress: Progress | None = None, chunks: int = 20,
              mesh: Mesh | None | bool = True, test_history: bool = False,
-             alignment: bool = False, block_runs: int | None = None) -> GridResult:
+             alignment: bool = False, block_runs: int | str | None = "auto") -> GridResult:
     """Trains every run of a grid and returns their results.
 
     Args:
@@ -168,7 +241,9 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
       test_history: also record test accuracy at every history record.
       alignment: also record ``sg_alignment`` (R, K-1, |S|) at every history record
         (:func:`dnijax.signals.sg_alignment`; rules with SG modules only).
-      block_runs: train at most this many runs at once (``None``: all R at once).
+      block_runs: train at most this many runs at once; ``"auto"`` sizes blocks so that
+        :func:`bytes_per_run` times the block fits :func:`memory_budget`; ``None``: all R
+        at once. Per-run data go to the device block by block.
     """
     n_runs = int(keys.shape[0])
     if any(np.shape(v)[0] != n_runs for v in hyper):
@@ -176,26 +251,34 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
                          f"{sorted({np.shape(v)[0] for v in hyper})} runs")
     mesh = default_mesh() if mesh is True else (mesh or None)
     program = config.program()
-    block = n_runs if block_runs is None else max(1, min(int(block_runs), n_runs))
-    starts = range(0, n_runs, block)
     data_axis = 0 if per_run_data else None
+    if block_runs == "auto":
+        rows = sum(np.shape(pair[1])[-1] for pair in (data, test) if pair is not None)
+        need = bytes_per_run(config, np.shape(data[1])[-1], rows if per_run_data else 0)
+        block = max(1, min(n_runs, memory_budget() // need))
+    else:
+        block = n_runs if block_runs is None else max(1, min(int(block_runs), n_runs))
+    starts = range(0, n_runs, block)
 
-    def to_device(pair):
-        return None if pair is None else train.make_data(config, *pair, per_run=per_run_data)
+    def to_device(pair, runs=slice(None)):
+        if pair is None:
+            return None
+        if per_run_data:
+            pair = tuple(np.asarray(a)[runs] for a in pair)
+        return train.make_data(config, *pair, per_run=per_run_data)
 
-    train_data, test_data = to_device(data), to_device(test)
+    shared = (None, None) if per_run_data else (to_device(data), to_device(test))
     results = []
     for b, start in enumerate(starts):
         runs = slice(start, min(start + block, n_runs))
-        cut = lambda tree, axis=0: None if tree is None or axis is None else jax.tree.map(  # noqa
-            lambda a: a[runs], tree)
+        cut = lambda tree: None if tree is None else jax.tree.map(lambda a: a[runs], tree)  # noqa
         tick = None if progress is None else (
             lambda done, total, b=b: progress(b * config.steps + done, len(starts) * total))
+        train_data, test_data = ((to_device(data, runs), to_device(test, runs))
+                                 if per_run_data else shared)
         results.append(_run_block(
-            config, program, mesh, block, data_axis, cut(hyper), cut(keys),
-            train_data if data_axis is None else cut(train_data),
-            test_data if data_axis is None else cut(test_data), cut(net), cut(sg),
-            tick, chunks, test_history, alignment))
+            config, program, mesh, block, data_axis, cut(hyper), cut(keys), train_data,
+            test_data, cut(net), cut(sg), tick, chunks, test_history, alignment))
     if len(results) == 1:
         return results[0]
     history = {k: (results[0].history[k] if k == "step" else
@@ -220,9 +303,13 @@ def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, block: in
     n_pad = block + (-block % n_dev) - n_runs
     shard = lambda tree, axis=0: None if tree is None else _shard(tree, mesh, n_pad, axis)  # noqa
     train_data, test_data = shard(train_data, data_axis), shard(test_data, data_axis)
-    axes = (None if net is None else 0, None if sg is None else 0)
-    hyper_d = shard(hyper)
-    state = _init(program, axes, hyper_d, shard(keys), shard(net), shard(sg))
+    hyper_d, keys_d = shard(hyper), shard(keys)
+    if net is None:
+        net_d = _init_network((program.widths, program.init, program.init_scale,
+                               program.init_shift, program.bias, program.dtype), keys_d)
+    else:
+        net_d = shard(net)
+    state = _init(program, (0, None if sg is None else 0), hyper_d, keys_d, net_d, shard(sg))
 
     total_records = config.steps // config.log_every
     per_chunk = largest_divisor(total_records, -(-total_records // max(1, chunks)))

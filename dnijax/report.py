@@ -1,8 +1,9 @@
-"""Every table and figure, from plain results (dicts of lists, as written to JSON).
+"""Every table, and the writers of a command's outputs, from plain results (dicts of lists,
+as written to JSON); the figures are :mod:`dnijax.figures`.
 
-Diverged runs are never averaged in: tables count them separately and figures
-draw the healthy runs' band with the diverged count in the legend. The writers
-at the end put a command's outputs in its folder, atomically.
+Diverged runs are never averaged in: tables count them separately (:mod:`dnijax.stats`).
+The writers put a command's outputs in its folder, atomically, and
+:func:`read_results` reads a finished folder back for ``dnijax report``.
 """
 
 from __future__ import annotations
@@ -10,18 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from dnijax import store  # noqa: E402
-from dnijax import stats  # noqa: E402
-
-COLORS = {"backprop": "#1f77b4", "dni": "#d62728", "backprop+noise": "#2ca02c",
-          "dni+noise": "#ff7f0e"}
-
+from dnijax import stats, store
+from dnijax.figures import (class1_score, plot_alignment, plot_decision_regions,
+                            plot_loss_curves, plot_sensitivity)
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A markdown table: one header row, then one row per entry of ``rows``."""
@@ -78,139 +72,6 @@ def summary_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_loss_curves(results: dict[str, Any], path: str) -> None:
-    """One panel per regime: mean loss with a min-max band over the healthy seeds, log
-    scale; the other regimes' means in grey for reference."""
-    regimes = results["regimes"]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=110, sharex=True, sharey=True)
-    for ax, (name, r) in zip(axes.ravel(), regimes.items()):
-        for other, o in regimes.items():
-            if other != name:
-                ax.plot(o["loss_curve"]["step"], np.array(o["loss_curve"]["mean"], float),
-                        color="0.6", lw=0.8)
-        c = r["loss_curve"]
-        n_div = sum(d is not None for d in r["diverged_at"])
-        n = len(r["diverged_at"])
-        title = f"{name}: {n - n_div} of {n} seeds" + (f", {n_div} diverged" if n_div else "")
-        ax.set_title(title, fontsize=10)
-        if not np.all(np.isnan(np.array(c["mean"], float))):
-            ax.fill_between(c["step"], np.array(c["min"], float), np.array(c["max"], float),
-                            color=COLORS.get(name), alpha=0.12, lw=0, label="min–max")
-            if "ci95_lo" in c:
-                ax.fill_between(c["step"], np.array(c["ci95_lo"], float),
-                                np.array(c["ci95_hi"], float), color=COLORS.get(name),
-                                alpha=0.35, lw=0, label="95% CI of the mean")
-            ax.plot(c["step"], np.array(c["mean"], float), color=COLORS.get(name), lw=2,
-                    label="mean")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3, which="both")
-    for ax in axes[1]:
-        ax.set_xlabel("step")
-    cfg = results["config"]
-    for ax in axes[:, 0]:
-        ax.set_ylabel(f"training loss ({cfg['loss']}, {cfg['reduction']})")
-    axes[0, 0].legend(loc="upper right")
-    fig.suptitle(f"preset {results['preset']}: training loss over {cfg['seeds']} seeds "
-                 "(grey: the other regimes' means)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_alignment(results: dict[str, Any], path: str) -> None:
-    """One panel per SG module: cosine between its synthetic gradient and the true gradient
-    over training, mean and 95% interval over the healthy seeds, for each regime with SG
-    modules."""
-    with_sg = {k: r for k, r in results["regimes"].items() if "sg_alignment" in r}
-    n_layers = max(len(r["sg_alignment"]["layers"]) for r in with_sg.values())
-    fig, axes = plt.subplots(1, n_layers, figsize=(4.2 * n_layers, 3.4), dpi=110,
-                             sharey=True, squeeze=False)
-    for i, ax in enumerate(axes[0]):
-        for name, r in with_sg.items():
-            a = r["sg_alignment"]
-            if i >= len(a["layers"]):
-                continue
-            layer = a["layers"][i]
-            as_float = lambda v: np.array([np.nan if x is None else x for x in v], float)  # noqa
-            ax.plot(a["step"], as_float(layer["mean"]), color=COLORS.get(name), label=name)
-            ax.fill_between(a["step"], as_float(layer["ci95_lo"]), as_float(layer["ci95_hi"]),
-                            color=COLORS.get(name), alpha=0.25, lw=0)
-        ax.axhline(0, color="0.5", lw=0.8)
-        ax.set_title(f"SG module of layer {i + 1}", fontsize=10)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("cos(synthetic, true gradient)")
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"preset {results['preset']}: SG alignment, mean and 95% CI over "
-                 f"{results['config']['seeds']} seeds", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_decision_regions(predict_fn, dataset, params: dict[str, Any], path: str) -> None:
-    """Ground truth beside each regime's decision regions (class-1 probability), one seed.
-
-    Args:
-      predict_fn: ``predict_fn(net, grid_points) -> (P,) class-1 scores in [0, 1]``.
-      dataset: a :class:`~dnijax.data.Dataset` (2-D inputs).
-      params: regime name -> final network of that seed.
-    """
-    x, y = dataset.x_train, dataset.y_train
-    pad = 0.5 * (x.max(0) - x.min(0)) * 0.2
-    lo, hi = x.min(0) - pad, x.max(0) + pad
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
-    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
-    n = len(params) + 1
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), dpi=110, sharex=True, sharey=True)
-    axes[0].scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=8, edgecolors="none")
-    axes[0].set_title("ground truth")
-    for ax, (name, net) in zip(axes[1:], params.items()):
-        score = np.asarray(predict_fn(net, grid)).reshape(gx.shape)
-        ax.contourf(gx, gy, score, levels=np.linspace(0, 1, 11), cmap="coolwarm", alpha=0.75)
-        ax.contour(gx, gy, score, levels=[0.5], colors="k", linewidths=1)
-        pred = np.asarray(predict_fn(net, x)) > 0.5
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=5, edgecolors="k",
-                   linewidths=0.2)
-        ax.set_title(f"{name}\ntrain acc {np.mean(pred == y):.3f}")
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_sensitivity(results: dict[str, Any], path: str) -> None:
-    """Heatmaps over (regime, learning rate): median final loss and diverged fraction."""
-    regimes = list(results["regimes"])
-    lrs = results["lrs"]
-    loss = np.array([[np.nan if v is None else v
-                      for v in results["regimes"][r]["median_final_loss"]] for r in regimes], float)
-    frac = np.array([results["regimes"][r]["diverged_fraction"] for r in regimes], float)
-    fig, axes = plt.subplots(1, 2, figsize=(1.3 * len(lrs) + 5, 0.7 * len(regimes) + 2.2),
-                             dpi=110)
-    for ax, values, title, cmap in ((axes[0], np.log10(loss), "log10 median final loss "
-                                     "(diverged runs as +inf)", "viridis"),
-                                    (axes[1], frac, "fraction of runs diverged", "Reds")):
-        im = ax.imshow(values, cmap=cmap, aspect="auto",
-                       vmin=0 if cmap == "Reds" else None, vmax=1 if cmap == "Reds" else None)
-        ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs], rotation=45)
-        ax.set_yticks(range(len(regimes)), regimes)
-        ax.set_xlabel("learning rate")
-        ax.set_title(title, fontsize=10)
-        for i in range(len(regimes)):
-            for j in range(len(lrs)):
-                v = values[i, j]
-                dark = (cmap == "viridis") != (cmap == "Reds" and v > 0.6)
-                ax.text(j, i, "diverged" if np.isnan(v) else f"{v:.2f}", ha="center",
-                        va="center", fontsize=8, color="w" if dark and not np.isnan(v) else "k")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def sweep_markdown(results: dict[str, Any]) -> str:
     """Per regime and learning rate: the median final loss with diverged runs counted as
     +inf (so a cell where most runs diverged reads "diverged"), the diverged fraction, and
@@ -231,35 +92,135 @@ def sweep_markdown(results: dict[str, Any]) -> str:
     return markdown_table(["regime"] + [f"lr {v:g}" for v in results["lrs"]], rows)
 
 
-def class1_score(config: dict[str, Any]):
-    """``score(net, x)``: the class-1 score in [0, 1] of a single-output network with the
-    comparison's ``config`` (activations, loss, reduction), for decision regions."""
-    import jax
-    import jax.numpy as jnp
-
-    from dnijax import nets
-    spec = nets.make_net_spec(config["activations"], config["loss"], config["reduction"])
-
-    def score(net, x):
-        out = nets.predict(jax.tree.map(jnp.asarray, net), jnp.asarray(x), spec)[:, 0]
-        return jax.nn.sigmoid(out) if spec.loss == "bce" else out
-
-    return score
-
-
 def write_compare(out: str, results: dict[str, Any], datasets: Sequence[Any],
                   params: dict[str, Any]) -> list[str]:
-    """Writes a comparison's ``results.json``, ``summary.md`` and figures into ``out``;
-    returns the file names."""
+    """Writes a comparison's ``results.json``, ``final_params.npz`` (seed 0's final networks,
+    for 2-D inputs) and, through :func:`write_compare_outputs`, ``summary.md``,
+    ``results.csv`` and figures into ``out``; returns the file names."""
     os.makedirs(out, exist_ok=True)
     store.atomic_write_json(os.path.join(out, "results.json"), results)
+    written = ["results.json"]
+    seed0 = {k: v[0] for k, v in params.items()}
+    if decision_regions_skipped(results["config"]) is None:
+        store.atomic_write_bytes(os.path.join(out, "final_params.npz"), final_params_npz(seed0))
+        written.append("final_params.npz")
+    else:  # an earlier run's, into the same folder, would no longer match
+        for stale in ("final_params.npz", "decision_regions.png"):
+            if os.path.isfile(os.path.join(out, stale)):
+                os.remove(os.path.join(out, stale))
+    return written + write_compare_outputs(out, results, datasets[0], seed0)
+
+
+def write_sweep(out: str, results: dict[str, Any]) -> list[str]:
+    """Writes a sweep's ``results.json`` and, through :func:`write_sweep_outputs`,
+    ``summary.md``, ``results.csv`` and heatmaps into ``out``; returns the file names."""
+    store.atomic_write_json(os.path.join(out, "results.json"), results)
+    return ["results.json"] + write_sweep_outputs(out, results)
+
+
+# --- results.csv, final networks, and rebuilding a finished folder (dnijax report) ---------
+
+CSV_COLUMNS = ("regime", "seed", "lr", "sg_lr", "eta", "final_loss", "final_accuracy",
+               "test_accuracy", "diverged_at")
+COMPARE_KEYS = ("initial_loss", "final_loss", "final_accuracy", "test_accuracy", "diverged_at",
+                "summary", "loss_curve")
+SWEEP_KEYS = ("median_final_loss", "mean_final_loss", "mean_final_loss_ci95", "n_healthy",
+              "diverged_fraction", "final_loss", "diverged_at")
+
+
+def results_csv(results: dict[str, Any]) -> str:
+    """``results.csv``: one row per run (``CSV_COLUMNS``), empty cells for ``None``.
+
+    A comparison's runs are (regime, seed), with ``lr``, ``sg_lr`` and ``eta`` from its config;
+    a sweep's are (regime, lr, seed), ``sg_lr`` being the swept lr unless the sweep fixed it.
+    ``eta`` is 0 for the regimes without noise (they run with eta 0). ``seed`` is the
+    seed's index: its data are ``resolve(data, seed)``.
+    """
+    import csv
+    import io
+
+    from dnijax.config import parse_regime
+    cfg = results["config"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    sweep = "lrs" in results
+    fixed_sg_lr = results["sg_lr"] if sweep else cfg.get("sg_lr")
+    settings = [(lr, lr if fixed_sg_lr is None else fixed_sg_lr)
+                for lr in (results["lrs"] if sweep else [cfg["lr"]])]
+    for name, r in results["regimes"].items():
+        eta = cfg["eta"] if parse_regime(name)[1] else 0.0
+        for i, (lr, sg_lr) in enumerate(settings):
+            n = len(r["diverged_at"][i] if sweep else r["diverged_at"])
+            columns = []
+            for key in ("final_loss", "final_accuracy", "test_accuracy", "diverged_at"):
+                values = r.get(key)  # sweeps before per-run accuracies were kept lack them
+                values = values[i] if sweep and values is not None else values
+                columns.append([None] * n if values is None else values)
+            for seed, row in enumerate(zip(*columns)):
+                writer.writerow([name, seed, lr, sg_lr, eta, *row])
+    return buf.getvalue()
+
+
+def decision_regions_skipped(config: dict[str, Any]) -> str | None:
+    """Why a comparison with ``config`` gets no ``decision_regions.png`` (``None``: it gets
+    one): the figure is drawn for 2-D inputs and a single output."""
+    n_in, n_out = config["widths"][0], config["widths"][-1]
+    if n_in != 2:
+        return f"the inputs have {n_in} features; it is drawn for 2-D inputs"
+    if n_out != 1:
+        return f"the network has {n_out} outputs; it is drawn for a single output"
+    return None
+
+
+def final_params_npz(params: dict[str, Any]) -> bytes:
+    """``final_params.npz`` of one network per regime (a list of layers ``{"w", "b"}``):
+    arrays named ``<regime>/<layer>/<w|b>``."""
+    import io
+    arrays = {f"{name}/{i}/{k}": np.asarray(v) for name, net in params.items()
+              for i, layer in enumerate(net) for k, v in layer.items()}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def read_final_params(path: str) -> dict[str, Any] | None:
+    """The networks of a ``final_params.npz`` (regime -> list of layers), ``None`` if the
+    file is absent.
+
+    Raises:
+      ValueError: one line, when the file cannot be read as such.
+    """
+    if not os.path.isfile(path):
+        return None
+    nets: dict[str, dict[int, dict[str, np.ndarray]]] = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for key in z.files:
+                name, layer, leaf = key.rsplit("/", 2)
+                nets.setdefault(name, {}).setdefault(int(layer), {})[leaf] = z[key]
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path!r} cannot be read ({' '.join(str(err).split())})") from err
+    return {name: [layers[i] for i in sorted(layers)] for name, layers in nets.items()}
+
+
+def write_compare_outputs(out: str, results: dict[str, Any], dataset: Any | None,
+                          params: dict[str, Any] | None) -> list[str]:
+    """Writes a comparison's ``summary.md``, ``results.csv``, ``loss_curves.png``,
+    ``decision_regions.png`` (2-D inputs with seed 0's ``dataset`` and final networks
+    ``params``, regime -> network; skipped where either is ``None``) and
+    ``alignment.png`` (with SG modules); returns the file names."""
     store.atomic_write_bytes(os.path.join(out, "summary.md"), summary_markdown(results).encode())
+    store.atomic_write_bytes(os.path.join(out, "results.csv"), results_csv(results).encode())
     store.atomic_savefig(lambda p: plot_loss_curves(results, p),
                          os.path.join(out, "loss_curves.png"))
-    store.atomic_savefig(lambda p: plot_decision_regions(
-        class1_score(results["config"]), datasets[0], {k: v[0] for k, v in params.items()}, p),
-        os.path.join(out, "decision_regions.png"))
-    written = ["results.json", "summary.md", "loss_curves.png", "decision_regions.png"]
+    written = ["summary.md", "results.csv", "loss_curves.png"]
+    if decision_regions_skipped(results["config"]) is None and None not in (dataset, params):
+        nets = {k: params[k] for k in results["regimes"] if k in params}
+        store.atomic_savefig(lambda p: plot_decision_regions(
+            class1_score(results["config"]), dataset, nets, p),
+            os.path.join(out, "decision_regions.png"))
+        written.append("decision_regions.png")
     if any(r.get("sg_alignment", {}).get("layers") for r in results["regimes"].values()):
         store.atomic_savefig(lambda p: plot_alignment(results, p),
                              os.path.join(out, "alignment.png"))
@@ -267,10 +228,89 @@ def write_compare(out: str, results: dict[str, Any], datasets: Sequence[Any],
     return written
 
 
-def write_sweep(out: str, results: dict[str, Any]) -> list[str]:
-    """Writes a sweep's ``results.json``, ``summary.md`` and heatmaps into ``out``."""
-    store.atomic_write_json(os.path.join(out, "results.json"), results)
+def write_sweep_outputs(out: str, results: dict[str, Any]) -> list[str]:
+    """Writes a sweep's ``summary.md``, ``results.csv`` and ``sensitivity.png``; returns the
+    file names."""
     store.atomic_write_bytes(os.path.join(out, "summary.md"), sweep_markdown(results).encode())
+    store.atomic_write_bytes(os.path.join(out, "results.csv"), results_csv(results).encode())
     store.atomic_savefig(lambda p: plot_sensitivity(results, p),
                          os.path.join(out, "sensitivity.png"))
-    return ["results.json", "summary.md", "sensitivity.png"]
+    return ["summary.md", "results.csv", "sensitivity.png"]
+
+
+def read_results(out: str) -> tuple[str, dict[str, Any]]:
+    """The kind (``compare`` or ``sweep``: a sweep's results have ``lrs``) and the results of
+    a finished folder, its regimes in the order the command wrote them (``results.json``
+    sorts keys: a comparison's order is ``REGIMES``, a sweep's its ``manifest.json``'s).
+
+    Raises:
+      ValueError: one line, when ``out`` is not a folder holding a compare's or a sweep's
+        readable ``results.json``.
+    """
+    import json
+
+    from dnijax.config import REGIMES
+    if not os.path.isdir(out):
+        raise ValueError(f"report: {out!r} is not a folder; give the output folder of a "
+                         "dnijax compare or sweep")
+    path = os.path.join(out, "results.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"report: {out!r} has no results.json; give the output folder of a "
+                         "finished dnijax compare or sweep")
+    try:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"report: {path!r} is not readable JSON ({err}); rerun the command "
+                         "that wrote it") from err
+    kind = "sweep" if isinstance(results, dict) and "lrs" in results else "compare"
+    shape = f"report: {path!r} does not hold the results of a dnijax compare or sweep"
+    try:
+        regimes, cfg = results["regimes"], results["config"]
+        needed = SWEEP_KEYS if kind == "sweep" else COMPARE_KEYS
+        if not regimes or not isinstance(cfg, dict) or any(
+                k not in r for r in regimes.values() for k in needed):
+            raise ValueError(shape)
+        order = list(REGIMES)
+        if kind == "sweep":
+            manifest = store.read_json(os.path.join(out, store.MANIFEST))
+            order = (manifest or {}).get("regimes") or order
+        rank = {name: i for i, name in enumerate(order)}
+        results["regimes"] = dict(sorted(regimes.items(),
+                                         key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+        # render the texts once: a wrong shape fails here, before anything is written
+        (sweep_markdown if kind == "sweep" else summary_markdown)(results)
+        results_csv(results)
+        if kind == "compare":
+            decision_regions_skipped(cfg)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as err:
+        raise ValueError(shape) from err
+    return kind, results
+
+
+def rebuild(out: str) -> tuple[str, list[str], str | None]:
+    """``dnijax report``: rebuilds a finished folder's ``summary.md``, ``results.csv`` and
+    figures from its ``results.json`` (a comparison's decision regions from
+    ``final_params.npz`` and seed 0's data, regenerated from the recorded config).
+
+    Returns:
+      The kind (``compare`` or ``sweep``), the files written, and why the decision regions
+      were skipped (``None`` if they were drawn or do not apply).
+    """
+    from dnijax.experiments import presets
+    kind, res = read_results(out)
+    if kind == "sweep":
+        return kind, write_sweep_outputs(out, res), None
+    dataset, params = None, None
+    skipped = decision_regions_skipped(res["config"])
+    if skipped is None:
+        try:
+            params = read_final_params(os.path.join(out, "final_params.npz"))
+            if params is None:
+                skipped = "the folder has no final_params.npz (rerun compare to get it)"
+            else:
+                spec = None if res["preset"] == "seed" else res["config"].get("data")
+                dataset = presets.preset_data(res["preset"], 0, spec)[0]
+        except ValueError as err:
+            skipped = str(err)
+    return kind, write_compare_outputs(out, res, dataset, params), skipped

@@ -112,8 +112,7 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
     k_net, k_sg, k_noise_net, k_noise_sg, k_run = jax.random.split(key, 5)
     dtype = program.jnp_dtype
     if net is None:
-        net = nets.init_network(k_net, program.widths, program.init, program.init_scale,
-                                program.init_shift, program.bias, dtype)
+        net = init_network(program, key)
     if program.sg is None:
         sg = None
     elif sg is None:
@@ -123,6 +122,14 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
     rules = update_rules(program, hyper, (k_noise_net, k_noise_sg))
     return TrainState(net, sg, rules.net.init(net), rules.sg.init(sg) if has_params(sg) else (),
                       k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+
+
+def init_network(program: Program, key: jax.Array) -> nets.Params:
+    """The network weights :func:`init_state` draws from a run's ``key``: they depend on
+    the network's shape and init only, the same in every regime."""
+    return nets.init_network(jax.random.split(key, 5)[0], program.widths, program.init,
+                             program.init_scale, program.init_shift, program.bias,
+                             program.jnp_dtype)
 
 
 def has_params(tree: Any) -> bool:

@@ -152,39 +152,49 @@ HIDDEN_ACTS = ("tanh", "sigmoid", "relu")
 
 
 def cases(depth: int, width: int, steps: int, dtype: str):
-    """(regime, topology, conditioned, config) for every row of the table."""
+    """(regime, topology, conditioned, update, config) for every row of the table: every
+    regime, topology and conditioning with SGD, then asynchronous Adam and momentum, and
+    noise to the network only."""
     widths = (3,) + (width,) * (depth - 1) + (2,)
     acts = tuple(HIDDEN_ACTS[i % 3] for i in range(depth - 1)) + ("identity",)
+    base = dict(widths=widths, activations=acts, loss="xent", reduction="mean", init="glorot",
+                lr=0.05, sg_lr=0.02, eta=0.01, noise="paper", sg_init="network", dtype=dtype,
+                steps=steps)
     for regime in REGIMES:
         uses_sg = RunConfig(regime=regime).uses_sg
         variants = itertools.product(("paper", "seed"), (False, True)) if uses_sg else [
             ("-", False)]
         for topology, conditioned in variants:
-            yield regime, topology, conditioned, RunConfig(
-                regime=regime, widths=widths, activations=acts, loss="xent", reduction="mean",
-                init="glorot", lr=0.05, sg_lr=0.02, eta=0.01, noise="paper",
-                topology="paper" if topology == "-" else topology, conditioned=conditioned,
-                sg_init="network", dtype=dtype, steps=steps)
+            yield regime, topology, conditioned, "sgd", RunConfig(
+                regime=regime, topology="paper" if topology == "-" else topology,
+                conditioned=conditioned, **base)
+    extra = [("dni", "adam p=0.5", dict(optimizer="adam", lr=0.01, sg_lr=0.005,
+                                        update_prob=0.5)),
+             ("dni+noise", "momentum p=0.5", dict(optimizer="momentum", update_prob=0.5)),
+             ("dni+noise", "sgd, noise net", dict(noise_to="network"))]
+    for regime, label, fields in extra:
+        yield regime, "paper", True, label, RunConfig(regime=regime, conditioned=True,
+                                                      **{**base, **fields})
 
 
 def run_table(depth: int, width: int, steps: int, seed: int) -> int:
     """Prints the table; returns 0 if every float64 row is within tolerance, else 1."""
-    print(f"dnijax validate: depth {depth}, width {width}, {steps} SGD steps, seed {seed}; "
+    print(f"dnijax validate: depth {depth}, width {width}, {steps} steps, seed {seed}; "
           f"tolerances: gradients {GRAD_TOL:g}, parameters {PARAM_TOL:g} (float64)\n")
-    header = (f"{'regime':15s} {'topology':8s} {'cond':5s} {'f64 grad':>9s} {'f64 params':>10s}"
-              f" {'f32 grad':>9s} {'f32 params':>10s}  verdict")
+    header = (f"{'regime':15s} {'topology':8s} {'cond':5s} {'update':15s} {'f64 grad':>9s} "
+              f"{'f64 params':>10s} {'f32 grad':>9s} {'f32 params':>10s}  verdict")
     print(header)
     print("-" * len(header))
     failures = 0
-    for regime, topology, cond, cfg64 in cases(depth, width, steps, "float64"):
+    for regime, topology, cond, update, cfg64 in cases(depth, width, steps, "float64"):
         x, labels = random_data(cfg64, 16, seed)
         with jax.enable_x64(True):
             e64 = compare(cfg64, x, labels, jax.random.key(seed))
         e32 = compare(cfg64.replace(dtype="float32"), x, labels, jax.random.key(seed))
         ok = e64["grad"] <= GRAD_TOL and e64["params"] <= PARAM_TOL
         failures += not ok
-        print(f"{regime:15s} {topology:8s} {'yes' if cond else 'no':5s} {e64['grad']:9.1e} "
-              f"{e64['params']:10.1e} {e32['grad']:9.1e} {e32['params']:10.1e}  "
-              f"{'ok' if ok else 'FAIL'}")
+        print(f"{regime:15s} {topology:8s} {'yes' if cond else 'no':5s} {update:15s} "
+              f"{e64['grad']:9.1e} {e64['params']:10.1e} {e32['grad']:9.1e} "
+              f"{e32['params']:10.1e}  {'ok' if ok else 'FAIL'}")
     print(f"\n{'all rows within tolerance' if not failures else f'{failures} row(s) FAILED'}")
     return 0 if not failures else 1

@@ -1,4 +1,5 @@
-"""Smoke tests: the benchmark scripts run end to end at tiny sizes and write their outputs."""
+"""Smoke tests: every benchmark script runs end to end at tiny sizes (``--quick``) and writes
+its outputs, with a 95% interval beside each reported mean."""
 
 import json
 import os
@@ -22,7 +23,11 @@ def test_deep_noise_quick(tmp_path):
     res = json.loads((tmp_path / "deep_noise.json").read_text())
     assert set(res["families"]) == {"backprop", "dni"}
     assert len(res["families"]["backprop"]) == 10  # 5 inits x noise on/off
-    assert all(0 <= c["average"] <= c["best"] <= 100 for c in res["families"]["dni"])
+    assert all(0 <= c["average"] <= c["best"] <= 100 and "ci95" in c
+               for c in res["families"]["dni"])
+    # part 2: 3 poor rows x 4 etas after the clip, 2 clipped rows x 4 etas before it
+    assert len(res["long"]) == 20 and res["long_steps"] == 50
+    assert {c["order"] for c in res["long"]} == {"noise after clip", "noise before clip"}
     assert "zero init, clip 10" in text and "94.5 / 49.7" in text
     assert (tmp_path / "deep_noise.png").stat().st_size > 0
 
@@ -31,12 +36,33 @@ def test_dni_depth_quick(tmp_path):
     text = _run("dni_depth.py", "--quick", "--steps", "20", "--width", "8", "--out",
                 str(tmp_path))
     res = json.loads((tmp_path / "dni_depth.json").read_text())
-    assert sorted(res["depths"]) == ["3", "4"]
-    assert {"backprop", "no backprop", "dni", "cdni", "cdni p=0.1"} <= set(res["depths"]["3"])
+    assert sorted(res["depths"]) == ["3"] and res["data"] == "mnist1d"
+    cells = res["depths"]["3"]["0.001"]
+    assert {"backprop", "no backprop", "dni linear", "dni mlp", "cdni linear", "cdni mlp",
+            "cdni linear p=0.1"} <= set(cells)
+    assert all("ci95" in c for c in cells.values())
+    assert len(cells["dni mlp"]["alignment"]) == 2  # SG modules on the 2 hidden layers
     assert (tmp_path / "dni_depth.png").stat().st_size > 0
-    assert "| 4 |" in text
+    assert "| 3 |" in text
 
 
-@pytest.mark.parametrize("script", ["seed_comparison.py", "lr_sensitivity.py", "speed.py"])
+def test_dni_noise_quick(tmp_path):
+    text = _run("dni_noise.py", "--quick", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "dni_noise.json").read_text())
+    assert len(res["variants"]) == 4
+    for fam in res["variants"].values():
+        assert fam["dni"]["summary"]["final_loss"]["n"] == 2
+        assert len(fam["dni+noise"]["sg_alignment"]["layers"]) == 6
+    assert "noise higher on" in text and (tmp_path / "dni_noise.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("script", ["seed_comparison.py", "lr_sensitivity.py"])
+def test_comparison_reports_quick(script, tmp_path):
+    text = _run(script, "--quick", "--out", str(tmp_path))
+    assert (tmp_path / "report.md").read_text() in text
+
+
+@pytest.mark.parametrize("script", ["seed_comparison.py", "lr_sensitivity.py", "speed.py",
+                                    "dni_noise.py"])
 def test_scripts_explain_themselves(script):
     assert "usage" in _run(script, "--help")

@@ -1,10 +1,13 @@
 """The command line: outputs and their schema, one-line errors that write nothing, resume."""
 
+import argparse
 import json
 import os
 
+import numpy as np
 import pytest
 
+import dnijax
 from dnijax import cli
 
 REGIMES = ["backprop", "dni", "backprop+noise", "dni+noise"]
@@ -14,9 +17,11 @@ def test_compare_writes_every_output_with_the_documented_schema(tmp_path, capsys
     out = tmp_path / "cmp"
     assert cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out)]) == 0
     assert sorted(os.listdir(out)) == ["alignment.png", "decision_regions.png",
-                                       "loss_curves.png", "results.json", "summary.md"]
+                                       "final_params.npz", "loss_curves.png", "results.csv",
+                                       "results.json", "summary.md"]
     res = json.loads((out / "results.json").read_text())
     assert res["preset"] == "tuned" and res["config"]["steps"] == 40
+    assert res["config"]["data"] == "article"
     assert sorted(res["regimes"]) == sorted(REGIMES)
     for r in res["regimes"].values():
         for key in ("final_loss", "final_accuracy", "test_accuracy", "diverged_at"):
@@ -154,3 +159,169 @@ def test_a_config_file_changes_the_run(tmp_path):
     assert cli.main(["compare", "--seeds", "1", "--config", str(path), "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["config"]["widths"] == [2, 6, 1] and res["config"]["steps"] == 20
+
+
+# --- --data: built-in sets and a user's files ------------------------------------------------
+
+def test_compare_on_digits_fits_the_network_to_the_data(tmp_path, capsys):
+    out = tmp_path / "digits"
+    out.mkdir()
+    for stale in ("final_params.npz", "decision_regions.png"):  # from an earlier 2-D run
+        (out / stale).write_text("old")
+    assert cli.main(["compare", "--data", "digits", "--seeds", "2", "--steps", "100",
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    notes = [line for line in printed.splitlines() if line.startswith("dnijax: ")]
+    assert notes == ["dnijax: --data digits has 64 features and 10 classes; widths "
+                     "(2, 10, 28, 1) -> (64, 10, 28, 10)"]
+    assert printed.startswith(notes[0])  # before training and the table
+    res = json.loads((out / "results.json").read_text())
+    cfg = res["config"]
+    assert cfg["data"] == "digits" and cfg["widths"] == [64, 10, 28, 10]
+    assert cfg["loss"] == "mse" and cfg["activations"][-1] == "sigmoid"  # one-hot targets
+    for r in res["regimes"].values():
+        assert r["diverged_at"] == [None, None]
+        assert r["final_loss"][0] < r["initial_loss"][0]
+    assert min(res["regimes"]["backprop"]["test_accuracy"]) > 0.3  # chance is 0.1
+    # 64 features: no decision regions (and no final networks for them, the stale ones gone),
+    # and it says so
+    assert sorted(os.listdir(out)) == ["alignment.png", "loss_curves.png", "results.csv",
+                                       "results.json", "summary.md"]
+    assert ("(no decision_regions.png: the inputs have 64 features; it is drawn for 2-D "
+            "inputs)") in printed
+
+
+def test_a_built_in_set_that_fits_prints_no_note_and_seed_s_gets_its_own_split(tmp_path, capsys):
+    from dnijax import data
+    from dnijax.experiments import presets
+    out = tmp_path / "moons"
+    assert cli.main(["compare", "--data", "moons", "--seeds", "1", "--steps", "20",
+                     "--out", str(out)]) == 0
+    assert "dnijax: --data" not in capsys.readouterr().out
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["data"] == "moons" and res["config"]["widths"] == [2, 10, 28, 1]
+    assert (out / "decision_regions.png").stat().st_size > 0
+    datasets, _ = presets.grid_inputs("tuned", 2, data="moons")
+    for seed, ds in enumerate(datasets):
+        np.testing.assert_array_equal(ds.x_train, data.resolve("moons", seed).x_train)
+    assert not np.array_equal(datasets[0].x_train, datasets[1].x_train)
+
+
+def test_sweep_on_a_users_file_fits_the_network_and_records_the_data(tmp_path, capsys,
+                                                                     monkeypatch):
+    rng = np.random.RandomState(0)
+    x = rng.randn(90, 3)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=x, labels=np.argmax(x, 1) * 5)  # labels 0, 5, 10: three classes
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", "--lr", "0.5", "--regimes", "backprop", "--seeds", "2", "--steps", "20",
+            "--data", str(path)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0] == (f"dnijax: --data {path} has 3 features and 3 classes; "
+                                       "widths (2, 10, 28, 1) -> (3, 10, 28, 3)")
+    out = tmp_path / "runs" / "sweep-tuned-mine"  # the default folder names the data
+    for name in ("manifest.json", "results.json"):
+        cfg = json.loads((out / name).read_text())["config"]
+        assert cfg["data"] == str(path) and cfg["widths"] == [3, 10, 28, 3]
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + 2
+
+
+X = np.random.RandomState(0).randn(20, 2)
+Y = np.arange(20) % 2
+
+
+def _npz(name, **arrays):
+    def make(folder):
+        np.savez(folder / name, **arrays)
+        return folder / name
+    return make
+
+
+def _text(name, body):
+    def make(folder):
+        (folder / name).write_text(body)
+        return folder / name
+    return make
+
+
+BAD_DATA = {  # a bad data file -> part of its one-line message
+    "missing file": (lambda folder: folder / "none.npz", "no such file"),
+    "unknown extension": (_text("data.txt", "1,2,0\n3,4,1\n"), "unknown file extension '.txt'"),
+    "missing array": (_npz("nolabels.npz", x=X), "has no array 'labels'"),
+    "shape mismatch": (_npz("short.npz", x=X, labels=Y[:-1]), "shape mismatch"),
+    "NaN in inputs": (_npz("nan.npz", x=np.where(X > 1, np.nan, X), labels=Y), "NaN or inf"),
+    "non-integer labels": (_npz("half.npz", x=X, labels=Y + 0.5), "labels must be integers"),
+    "single class": (_npz("one.npz", x=X, labels=0 * Y), "single class"),
+    "too few rows": (_npz("few.npz", x=X[:3], labels=[0, 0, 1]), "too few rows"),
+    "non-numeric CSV cell": (_text("cell.csv", "a,b,label\n1,2,0\n3,x,1\n"),
+                             "row 3, column 2 is 'x', not a finite number"),
+}
+
+
+@pytest.mark.parametrize("command", [["compare"], ["sweep", "--lr", "0.1"]])
+@pytest.mark.parametrize("case", BAD_DATA)
+def test_bad_data_files_get_one_line_naming_the_file_and_nothing_runs_or_is_written(
+        case, command, tmp_path, capsys, monkeypatch):
+    from dnijax.experiments import compare, lr_sweep
+    make, message = BAD_DATA[case]
+    (tmp_path / "files").mkdir()
+    path = make(tmp_path / "files")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    never = lambda *a, **k: pytest.fail("training started")  # noqa: E731
+    monkeypatch.setattr(compare, "run_compare", never)
+    monkeypatch.setattr(lr_sweep, "run_sweep", never)
+    for out in ([], ["--out", str(work / "out")]):
+        assert cli.main(command + ["--data", str(path)] + out) == 2
+        captured = capsys.readouterr()
+        assert captured.err.startswith("dnijax: error: data: ")
+        assert message in captured.err and repr(str(path)) in captured.err
+        assert captured.err.count("\n") == 1 and captured.out == "", captured
+        assert os.listdir(work) == []
+
+
+def test_the_seed_preset_and_unknown_names_refuse_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for argv, message in [
+            (["compare", "--preset", "seed", "--data", "moons"],
+             "--data: the seed preset's data are the article's by definition"),
+            (["sweep", "--lr", "1", "--preset", "seed", "--data", "article"],
+             "--data: the seed preset's data are the article's by definition"),
+            (["compare", "--data", "mnist"], "unknown data set 'mnist'")]:
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert os.listdir(tmp_path) == []
+
+
+# --- help and version ------------------------------------------------------------------------
+
+def test_every_option_of_every_subcommand_has_help_with_its_default():
+    parser = cli.build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subs.choices) == {"compare", "sweep", "validate", "report"}
+    for name, sub in subs.choices.items():
+        assert issubclass(sub.formatter_class, argparse.ArgumentDefaultsHelpFormatter)
+        text = " ".join(sub.format_help().split())
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and " ".join(action.help.split()) in text, (name, action.dest)
+            if not action.option_strings:  # the positional DIR of report
+                continue
+            if action.default is not None:
+                assert f"(default: {action.default})" in text, (name, action.dest)
+            else:  # the preset's value, "none", or required: the help says which
+                assert "(default: " in action.help or "(required)" in action.help, action.dest
+    compare_help = " ".join(subs.choices["compare"].format_help().split())
+    assert "--data NAME|PATH" in compare_help and "(default: tuned)" in compare_help
+    assert "training steps (default: the preset's: tuned 2000, seed 100)" in compare_help
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"dnijax {dnijax.__version__}\n"

@@ -89,3 +89,29 @@ def test_blocks_of_runs_give_the_results_of_one_block(blobs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float rounding only
     for a, b in zip(jax.tree.leaves(whole.state.net), jax.tree.leaves(blocked.state.net)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float rounding only
+
+
+def test_auto_blocks_follow_the_memory_budget(blobs, monkeypatch):
+    """With a budget of about two runs, "auto" trains a 5-run grid in blocks, per-run data
+    block by block, with the results of one block."""
+    x, labels = blobs
+    cfg = CFG.replace(steps=20, log_every=5)
+    per_run = (np.stack([x] * 5), np.stack([labels] * 5))
+    args = (cfg, engine.stack_hyper(cfg, lr=[0.1, 0.3, 0.5, 0.7, 0.9]), engine.run_keys(0, 5),
+            per_run)
+    whole = engine.run_grid(*args, per_run_data=True, mesh=None, block_runs=None)
+    need = engine.bytes_per_run(cfg, len(labels), len(labels))
+    monkeypatch.setenv("DNIJAX_MEMORY_BUDGET", str(2 * need + 1))
+    assert engine.memory_budget() == 2 * need + 1
+    ticks = []
+    auto = engine.run_grid(*args, per_run_data=True, mesh=None,
+                           progress=lambda done, total: ticks.append((done, total)))
+    assert ticks[-1] == (3 * 20, 3 * 20)  # three blocks of two runs (the last one padded)
+    np.testing.assert_allclose(whole.final_loss, auto.final_loss, rtol=1e-5, atol=1e-7)
+
+
+def test_a_bad_memory_budget_is_refused(monkeypatch):
+    monkeypatch.setenv("DNIJAX_MEMORY_BUDGET", "lots")
+    import pytest
+    with pytest.raises(ValueError, match="DNIJAX_MEMORY_BUDGET: 'LOTS' is not a positive size"):
+        engine.memory_budget()

@@ -26,8 +26,12 @@ from dnijax.experiments import presets
 def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int | None = None,
                 lr: float | None = None, sg_lr: float | None = None,
                 eta: float | None = None, overrides: dict[str, Any] | None = None,
-                progress: engine.Progress | None = None) -> dict[str, Any]:
+                progress: engine.Progress | None = None,
+                data: str | None = None) -> dict[str, Any]:
     """Runs the four regimes over ``seeds`` seeds and returns plain results.
+
+    ``data``: a ``--data`` spec (:func:`dnijax.data.resolve`; ``None``: the preset's);
+    seed s trains on ``resolve(data, s)``.
 
     Returns:
       ``{"preset", "config", "regimes": {name: {...per-seed lists, "loss_curve"}},
@@ -35,12 +39,12 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
       The last two are for figures and are not written to JSON.
     """
     cfg = presets.preset_config(preset, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta,
-                                overrides=overrides)
+                                overrides=overrides, data=data)
     seeds = presets.DEFAULT_SEEDS[preset] if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")
     # runs: the seeds without noise, then the same seeds with noise
-    datasets, grid = presets.grid_inputs(preset, seeds, copies=2)
+    datasets, grid = presets.grid_inputs(preset, seeds, copies=2, data=data)
     keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
     etas = [0.0] * seeds + [cfg.eta] * seeds
     rules = list(dict.fromkeys(parse_regime(r)[0] for r in REGIMES))
@@ -64,7 +68,7 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
                              for layer in res.state.net] for r in range(*runs.indices(2 * seeds))]
     regimes = {name: results[name] for name in REGIMES}
     add_statistics(regimes)
-    return {"preset": preset, "config": config_dict(cfg, seeds), "regimes": regimes,
+    return {"preset": preset, "config": config_dict(cfg, seeds, data), "regimes": regimes,
             "datasets": datasets, "params": params}
 
 
@@ -107,6 +111,15 @@ def alignment_curves(res: engine.GridResult, runs: slice) -> dict[str, Any]:
     return {"step": [int(s) for s in res.history["step"][:-1]], "layers": per_layer}
 
 
+def summary_of(regime: dict[str, Any]) -> dict[str, Any]:
+    """Mean and 95% interval of the final loss, test accuracy and steps to 90% of the loss
+    drop over the runs that did not diverge, and the diverged fraction."""
+    out = {key: stats.summarize(regime[key], regime["diverged_at"])
+           for key in ("final_loss", "test_accuracy", "steps_to_90pct_drop")}
+    out["diverged_fraction"] = out["final_loss"]["diverged_fraction"]
+    return out
+
+
 def add_statistics(regimes: dict[str, dict[str, Any]], baseline: str = "backprop") -> None:
     """Adds ``summary`` (mean and 95% interval of the final loss, test accuracy and steps to
     90% of the loss drop, with the diverged fraction) to every regime, and
@@ -114,9 +127,7 @@ def add_statistics(regimes: dict[str, dict[str, Any]], baseline: str = "backprop
     base = regimes[baseline]
     for name, r in regimes.items():
         div = r["diverged_at"]
-        r["summary"] = {key: stats.summarize(r[key], div)
-                        for key in ("final_loss", "test_accuracy", "steps_to_90pct_drop")}
-        r["summary"]["diverged_fraction"] = r["summary"]["final_loss"]["diverged_fraction"]
+        r["summary"] = summary_of(r)
         if name != baseline:
             r["paired_vs_backprop"] = {
                 "final_loss": stats.paired(r["final_loss"], base["final_loss"], div,
@@ -125,9 +136,11 @@ def add_statistics(regimes: dict[str, dict[str, Any]], baseline: str = "backprop
                                               base["diverged_at"], lower_is_better=False)}
 
 
-def config_dict(cfg: RunConfig, seeds: int) -> dict[str, Any]:
-    """The JSON-able description of a comparison's configuration."""
+def config_dict(cfg: RunConfig, seeds: int, data: str | None = None) -> dict[str, Any]:
+    """The JSON-able description of a comparison's configuration (``data``: its data spec,
+    ``None`` for the preset's)."""
     out = {k: (list(v) if isinstance(v, tuple) else v)
            for k, v in dataclasses.asdict(cfg).items() if k != "regime"}
     out["seeds"] = seeds
+    out["data"] = data or presets.DEFAULT_DATA
     return out

@@ -31,21 +31,28 @@ def block_name(regime: str, lr: float) -> str:
 
 def manifest(preset: str, lrs: Sequence[float], regimes: Sequence[str], seeds: int,
              steps: int | None, sg_lr: float | None,
-             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The configuration that a sweep's output folder belongs to."""
-    cfg = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides)
+             overrides: dict[str, Any] | None = None,
+             data: str | None = None) -> dict[str, Any]:
+    """The configuration that a sweep's output folder belongs to (``data``: the data spec,
+    recorded in ``config``)."""
+    cfg = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides,
+                                data=data)
     return {"kind": "sweep", "preset": preset, "lrs": [float(v) for v in lrs],
             "regimes": list(regimes), "seeds": seeds, "sg_lr": sg_lr,
-            "config": compare.config_dict(cfg, seeds)}
+            "config": compare.config_dict(cfg, seeds, data)}
 
 
 def run_block(preset: str, regime: str, lr: float, seeds: int, steps: int | None,
-              sg_lr: float | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All seeds of one (regime, learning rate) as one vmapped program."""
+              sg_lr: float | None, overrides: dict[str, Any] | None = None,
+              data: str | None = None, grid: dict[str, Any] | None = None) -> dict[str, Any]:
+    """All seeds of one (regime, learning rate) as one vmapped program (seed s on
+    ``resolve(data, s)``; ``grid``: :func:`presets.grid_inputs`' keywords, made here if not
+    given)."""
     cfg = presets.preset_config(preset, steps=steps, lr=lr,
                                 sg_lr=lr if sg_lr is None else sg_lr,
-                                overrides=overrides).replace(regime=regime)
-    _, grid = presets.grid_inputs(preset, seeds)
+                                overrides=overrides, data=data).replace(regime=regime)
+    if grid is None:
+        _, grid = presets.grid_inputs(preset, seeds, data=data)
     res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * seeds),
                           engine.run_keys(0, seeds),
                           **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
@@ -57,20 +64,25 @@ def run_block(preset: str, regime: str, lr: float, seeds: int, steps: int | None
 def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str] = REGIMES,
               seeds: int = 5, steps: int | None = None, sg_lr: float | None = None,
               overwrite: bool = False, log: Callable[[str], None] = print,
-              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Runs (or resumes) a sweep into ``out`` and returns the assembled results."""
-    meta = manifest(preset, lrs, regimes, seeds, steps, sg_lr, overrides)
+              overrides: dict[str, Any] | None = None,
+              data: str | None = None) -> dict[str, Any]:
+    """Runs (or resumes) a sweep into ``out`` and returns the assembled results
+    (``data``: a ``--data`` spec, :func:`dnijax.data.resolve`; ``None``: the preset's)."""
+    meta = manifest(preset, lrs, regimes, seeds, steps, sg_lr, overrides, data)
     resumed = store.open_out_dir(out, meta, overwrite)
     blocks_dir = os.path.join(out, "blocks")
     os.makedirs(blocks_dir, exist_ok=True)
     todo = [(r, lr) for r in regimes for lr in lrs]
     done = 0
+    grid = None  # the seeds' data, made once for every block that runs
     for i, (regime, lr) in enumerate(todo):
         path = os.path.join(blocks_dir, block_name(regime, lr))
         if store.read_json(path) is not None:
             done += 1
             continue
-        block = run_block(preset, regime, lr, seeds, steps, sg_lr, overrides)
+        if grid is None:
+            _, grid = presets.grid_inputs(preset, seeds, data=data)
+        block = run_block(preset, regime, lr, seeds, steps, sg_lr, overrides, data, grid)
         store.atomic_write_json(path, block)
         n_div = sum(d is not None for d in block["diverged_at"])
         log(f"[{i + 1}/{len(todo)}] {regime:15s} lr {lr:<8g} diverged {n_div}/{seeds}")
@@ -96,6 +108,8 @@ def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
             "mean_test_accuracy": [
                 stats.summarize(c["test_accuracy"], c["diverged_at"])["mean"] for c in cells],
             "final_loss": [c["final_loss"] for c in cells],
+            "final_accuracy": [c["final_accuracy"] for c in cells],
+            "test_accuracy": [c["test_accuracy"] for c in cells],
             "diverged_at": [c["diverged_at"] for c in cells],
         }
     return {"preset": meta["preset"], "config": meta["config"], "lrs": meta["lrs"],

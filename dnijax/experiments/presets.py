@@ -12,6 +12,10 @@
   ``mse``/``mean``, zero-init linear SG modules (paper topology), ``paper`` noise,
   learning rates chosen from ``dnijax sweep`` (see the README), 2000 steps.
 
+Other data (``data=``, the ``--data`` option; ``tuned`` only): a built-in name or a user's
+file, seed s loaded with ``dnijax.data.resolve(data, s)``; the preset's ``widths[0]`` and
+``widths[-1]`` follow the data unless a config file sets ``widths`` (:func:`fit_widths`).
+
 Example:
   >>> from dnijax.experiments import presets
   >>> cfg = presets.preset_config("tuned", steps=100)
@@ -21,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -42,6 +46,7 @@ PRESETS: dict[str, RunConfig] = {
         steps=2000, log_every=20),
 }
 DEFAULT_SEEDS = {"seed": 10, "tuned": 10}
+DEFAULT_DATA = "article"  # the presets' data; only the tuned preset takes others (--data)
 
 
 SEED_FIXED = ("widths", "bias", "topology", "conditioned", "sg_hidden", "sg_bias")
@@ -49,9 +54,23 @@ SEED_FIXED = ("widths", "bias", "topology", "conditioned", "sg_hidden", "sg_bias
 
 def preset_config(preset: str, *, steps: int | None = None, lr: float | None = None,
                   sg_lr: float | None = None, eta: float | None = None,
-                  overrides: dict[str, Any] | None = None) -> RunConfig:
+                  overrides: dict[str, Any] | None = None, data: str | None = None,
+                  notify: Callable[[str], None] | None = None) -> RunConfig:
     """The preset's config with ``overrides`` (a config file's fields) and then the
-    given options replaced, validated, and checked against the preset's data."""
+    given options replaced, validated, and checked against seed 0's data.
+
+    Args:
+      preset: a name in ``PRESETS``.
+      steps, lr, sg_lr, eta: options that replace the preset's values (``None``: keep).
+      overrides: a config file's fields (:func:`dnijax.config.load_overrides`).
+      data: a ``--data`` spec, a built-in name or a file (:func:`dnijax.data.resolve`);
+        ``None``: the preset's data (the article's). The ``seed`` preset refuses it.
+      notify: called with one line when the preset's ``widths[0]`` and ``widths[-1]``
+        are changed to fit ``data`` (only if ``overrides`` do not set ``widths``).
+
+    Raises:
+      ValueError: one line, for a bad value, a bad data file or data that do not fit.
+    """
     if preset not in PRESETS:
         raise ValueError(f"preset: unknown value {preset!r}; choose one of "
                          f"{', '.join(PRESETS)}")
@@ -66,15 +85,45 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
         changes.update(steps=steps)
     if "steps" in changes and "log_every" not in (overrides or {}):
         changes["log_every"] = None
-    cfg = PRESETS[preset].replace(**changes) if changes else PRESETS[preset]
-    if changes:
-        ds, _ = preset_data(preset, 0)
-        check_data(cfg, ds.x_train, ds.y_train)
+    ds, _ = preset_data(preset, 0, data)
+    base = PRESETS[preset]
+    if "widths" not in changes:  # the preset's network follows the data
+        widths = fit_widths(base.widths, changes.get("loss", base.loss), ds)
+        if widths != base.widths:
+            changes["widths"] = widths
+            if notify is not None:
+                notify(f"--data {data or DEFAULT_DATA} has {ds.n_features} features and "
+                       f"{ds.n_classes} classes; widths {base.widths} -> {widths}")
+    cfg = base.replace(**changes) if changes else base
+    check_data(cfg, ds.x_train, ds.y_train)
     return cfg
 
 
-def preset_data(preset: str, seed: int) -> tuple[data_lib.Dataset, Any]:
-    """Data (and, for ``seed``, the article's initial weights) of one seed."""
+def output_width(n_classes: int, loss: str) -> int:
+    """The output layer for ``n_classes`` classes: 1 unit for 2 classes (``xent``: 2), else
+    one per class."""
+    return 1 if n_classes == 2 and loss != "xent" else n_classes
+
+
+def fit_widths(widths: tuple[int, ...], loss: str, ds: data_lib.Dataset) -> tuple[int, ...]:
+    """``widths`` with the input width set to the data's features and the output width to
+    :func:`output_width` where they do not fit ``ds`` (an output fits with one unit per class,
+    or one unit for 2 classes); the hidden widths unchanged."""
+    n_out, k = widths[-1], ds.n_classes
+    fits_out = n_out == k or (n_out == 1 and k == 2)
+    return (ds.n_features, *widths[1:-1], n_out if fits_out else output_width(k, loss))
+
+
+def preset_data(preset: str, seed: int, data: str | None = None
+                ) -> tuple[data_lib.Dataset, Any]:
+    """Data (and, for ``seed``, the article's initial weights) of one seed.
+
+    ``data`` (a ``--data`` spec; ``None``: the article's) is loaded with
+    ``data_lib.resolve(data, seed)``: seed s has its own split and standardisation.
+    """
+    if preset == "seed" and data is not None:
+        raise ValueError("--data: the seed preset's data are the article's by definition (its "
+                         "weights are drawn right after them); use --preset tuned for other data")
     if preset == "seed":
         rng = np.random.RandomState(data_lib.ARTICLE_SEED + seed)
         x, y = data_lib.article_classification(rng)
@@ -84,15 +133,15 @@ def preset_data(preset: str, seed: int) -> tuple[data_lib.Dataset, Any]:
         init = ([{"w": w.astype(np.float32)} for w in net_w],
                 [[{"w": s.astype(np.float32)}] for s in sg_w])
         return ds, init
-    return data_lib.load("article", seed), None
+    return data_lib.resolve(data or DEFAULT_DATA, seed), None
 
 
-def grid_inputs(preset: str, seeds: int, copies: int = 1
-                       ) -> tuple[list[data_lib.Dataset], dict[str, Any]]:
+def grid_inputs(preset: str, seeds: int, copies: int = 1, data: str | None = None
+                ) -> tuple[list[data_lib.Dataset], dict[str, Any]]:
     """Per-run data (and, for ``seed``, initial weights) of ``seeds`` seeds, the seeds
     repeated ``copies`` times along the run axis, as :func:`engine.run_grid` keywords
-    (drop ``sg`` for a program without SG modules)."""
-    per_seed = [preset_data(preset, s) for s in range(seeds)]
+    (drop ``sg`` for a program without SG modules). ``data``: as :func:`preset_data`."""
+    per_seed = [preset_data(preset, s, data) for s in range(seeds)]
     datasets = [d for d, _ in per_seed]
     stack = lambda f: np.concatenate([np.stack([f(d) for d in datasets])] * copies)  # noqa
     grid: dict[str, Any] = {

@@ -1,0 +1,167 @@
+"""Every figure, from plain results (dicts of lists, as written to JSON).
+
+Figures draw the healthy runs (mean, its 95% interval, min-max) with the diverged count
+in the titles; :mod:`dnijax.report` writes them into a command's folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLORS = {"backprop": "#1f77b4", "dni": "#d62728", "backprop+noise": "#2ca02c",
+          "dni+noise": "#ff7f0e"}
+
+
+def plot_loss_curves(results: dict[str, Any], path: str) -> None:
+    """One panel per regime: mean loss with a min-max band over the healthy seeds, log
+    scale; the other regimes' means in grey for reference."""
+    regimes = results["regimes"]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=110, sharex=True, sharey=True)
+    for ax, (name, r) in zip(axes.ravel(), regimes.items()):
+        for other, o in regimes.items():
+            if other != name:
+                ax.plot(o["loss_curve"]["step"], np.array(o["loss_curve"]["mean"], float),
+                        color="0.6", lw=0.8)
+        c = r["loss_curve"]
+        n_div = sum(d is not None for d in r["diverged_at"])
+        n = len(r["diverged_at"])
+        title = f"{name}: {n - n_div} of {n} seeds" + (f", {n_div} diverged" if n_div else "")
+        ax.set_title(title, fontsize=10)
+        if not np.all(np.isnan(np.array(c["mean"], float))):
+            ax.fill_between(c["step"], np.array(c["min"], float), np.array(c["max"], float),
+                            color=COLORS.get(name), alpha=0.12, lw=0, label="min–max")
+            if "ci95_lo" in c:
+                ax.fill_between(c["step"], np.array(c["ci95_lo"], float),
+                                np.array(c["ci95_hi"], float), color=COLORS.get(name),
+                                alpha=0.35, lw=0, label="95% CI of the mean")
+            ax.plot(c["step"], np.array(c["mean"], float), color=COLORS.get(name), lw=2,
+                    label="mean")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes[1]:
+        ax.set_xlabel("step")
+    cfg = results["config"]
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"training loss ({cfg['loss']}, {cfg['reduction']})")
+    axes[0, 0].legend(loc="upper right")
+    fig.suptitle(f"preset {results['preset']}: training loss over {cfg['seeds']} seeds "
+                 "(grey: the other regimes' means)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_alignment(results: dict[str, Any], path: str) -> None:
+    """One panel per SG module: cosine between its synthetic gradient and the true gradient
+    over training, mean and 95% interval over the healthy seeds, for each regime with SG
+    modules."""
+    with_sg = {k: r for k, r in results["regimes"].items() if "sg_alignment" in r}
+    n_layers = max(len(r["sg_alignment"]["layers"]) for r in with_sg.values())
+    fig, axes = plt.subplots(1, n_layers, figsize=(4.2 * n_layers, 3.4), dpi=110,
+                             sharey=True, squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        for name, r in with_sg.items():
+            a = r["sg_alignment"]
+            if i >= len(a["layers"]):
+                continue
+            layer = a["layers"][i]
+            as_float = lambda v: np.array([np.nan if x is None else x for x in v], float)  # noqa
+            ax.plot(a["step"], as_float(layer["mean"]), color=COLORS.get(name), label=name)
+            ax.fill_between(a["step"], as_float(layer["ci95_lo"]), as_float(layer["ci95_hi"]),
+                            color=COLORS.get(name), alpha=0.25, lw=0)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_title(f"SG module of layer {i + 1}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("cos(synthetic, true gradient)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"preset {results['preset']}: SG alignment, mean and 95% CI over "
+                 f"{results['config']['seeds']} seeds", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_decision_regions(predict_fn, dataset, params: dict[str, Any], path: str) -> None:
+    """Ground truth beside each regime's decision regions (class-1 probability), one seed.
+
+    Args:
+      predict_fn: ``predict_fn(net, grid_points) -> (P,) class-1 scores in [0, 1]``.
+      dataset: a :class:`~dnijax.data.Dataset` (2-D inputs).
+      params: regime name -> final network of that seed.
+    """
+    x, y = dataset.x_train, dataset.y_train
+    pad = 0.5 * (x.max(0) - x.min(0)) * 0.2
+    lo, hi = x.min(0) - pad, x.max(0) + pad
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+    n = len(params) + 1
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), dpi=110, sharex=True, sharey=True)
+    axes[0].scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=8, edgecolors="none")
+    axes[0].set_title("ground truth")
+    for ax, (name, net) in zip(axes[1:], params.items()):
+        score = np.asarray(predict_fn(net, grid)).reshape(gx.shape)
+        ax.contourf(gx, gy, score, levels=np.linspace(0, 1, 11), cmap="coolwarm", alpha=0.75)
+        ax.contour(gx, gy, score, levels=[0.5], colors="k", linewidths=1)
+        pred = np.asarray(predict_fn(net, x)) > 0.5
+        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=5, edgecolors="k",
+                   linewidths=0.2)
+        ax.set_title(f"{name}\ntrain acc {np.mean(pred == y):.3f}")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_sensitivity(results: dict[str, Any], path: str) -> None:
+    """Heatmaps over (regime, learning rate): median final loss and diverged fraction."""
+    regimes = list(results["regimes"])
+    lrs = results["lrs"]
+    loss = np.array([[np.nan if v is None else v
+                      for v in results["regimes"][r]["median_final_loss"]] for r in regimes], float)
+    frac = np.array([results["regimes"][r]["diverged_fraction"] for r in regimes], float)
+    fig, axes = plt.subplots(1, 2, figsize=(1.3 * len(lrs) + 5, 0.7 * len(regimes) + 2.2),
+                             dpi=110)
+    for ax, values, title, cmap in ((axes[0], np.log10(loss), "log10 median final loss "
+                                     "(diverged runs as +inf)", "viridis"),
+                                    (axes[1], frac, "fraction of runs diverged", "Reds")):
+        im = ax.imshow(values, cmap=cmap, aspect="auto",
+                       vmin=0 if cmap == "Reds" else None, vmax=1 if cmap == "Reds" else None)
+        ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs], rotation=45)
+        ax.set_yticks(range(len(regimes)), regimes)
+        ax.set_xlabel("learning rate")
+        ax.set_title(title, fontsize=10)
+        for i in range(len(regimes)):
+            for j in range(len(lrs)):
+                v = values[i, j]
+                dark = (cmap == "viridis") != (cmap == "Reds" and v > 0.6)
+                ax.text(j, i, "diverged" if np.isnan(v) else f"{v:.2f}", ha="center",
+                        va="center", fontsize=8, color="w" if dark and not np.isnan(v) else "k")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def class1_score(config: dict[str, Any]):
+    """``score(net, x)``: the class-1 score in [0, 1] of a single-output network with the
+    comparison's ``config`` (activations, loss, reduction), for decision regions."""
+    import jax
+    import jax.numpy as jnp
+
+    from dnijax import nets
+    spec = nets.make_net_spec(config["activations"], config["loss"], config["reduction"])
+
+    def score(net, x):
+        out = nets.predict(jax.tree.map(jnp.asarray, net), jnp.asarray(x), spec)[:, 0]
+        return jax.nn.sigmoid(out) if spec.loss == "bce" else out
+
+    return score
