@@ -33,10 +33,11 @@ def test_deep_noise_quick(tmp_path):
 
 
 def test_dni_depth_quick(tmp_path):
-    text = _run("dni_depth.py", "--quick", "--steps", "20", "--width", "8", "--out",
-                str(tmp_path))
+    # digits ships with scikit-learn; the full run's mnist1d is an optional extra
+    text = _run("dni_depth.py", "--quick", "--data", "digits", "--steps", "20", "--width", "8",
+                "--out", str(tmp_path))
     res = json.loads((tmp_path / "dni_depth.json").read_text())
-    assert sorted(res["depths"]) == ["3"] and res["data"] == "mnist1d"
+    assert sorted(res["depths"]) == ["3"] and res["data"] == "digits"
     cells = res["depths"]["3"]["0.001"]
     assert {"backprop", "no backprop", "dni linear", "dni mlp", "cdni linear", "cdni mlp",
             "cdni linear p=0.1"} <= set(cells)
