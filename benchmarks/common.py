@@ -39,11 +39,14 @@ def progress_line(label: str):
     return tick
 
 
-def write(out: str, name: str, results: dict, markdown: str) -> None:
-    """``<out>/<name>.json`` and ``<out>/<name>.md``, atomically."""
+def publish(out: str, name: str, results: dict, markdown: str, figure) -> None:
+    """Writes ``<out>/<name>.json`` and ``<out>/<name>.md`` atomically, draws
+    ``figure(results, <out>/<name>.png)``, and prints the markdown."""
     os.makedirs(out, exist_ok=True)
     store.atomic_write_json(os.path.join(out, f"{name}.json"), results)
     store.atomic_write_bytes(os.path.join(out, f"{name}.md"), markdown.encode())
+    figure(results, os.path.join(out, f"{name}.png"))
+    print(markdown)
 
 
 def base_parser(doc: str, name: str, default_data: str = "digits") -> argparse.ArgumentParser:

@@ -27,7 +27,6 @@ threshold, eta (0 = no noise) are per-run numbers.
 from __future__ import annotations
 
 import itertools
-import os
 import time
 
 import numpy as np
@@ -249,9 +248,7 @@ def main() -> None:
            "", long_table(results["long"], steps, long_steps),
            f"Total time {time.time() - t0:.0f}s."]
     text = "\n".join(md)
-    common.write(args.out, "deep_noise", results, text)
-    figure(results, os.path.join(args.out, "deep_noise.png"))
-    print(text)
+    common.publish(args.out, "deep_noise", results, text, figure)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ All runs of one (depth, column) at every learning rate (and every p) are one pro
 from __future__ import annotations
 
 import itertools
-import os
 import time
 
 import numpy as np
@@ -164,9 +163,7 @@ def main() -> None:
     text = (f"# DNI depth series ({args.data}, width {width}, batch 256, {steps} steps, "
             f"{seeds} seeds): test error %, mean [{stats.INTERVAL}]\n\n" + markdown(results)
             + f"\nTotal time {time.time() - t0:.0f}s.\n")
-    common.write(args.out, "dni_depth", results, text)
-    figure(results, os.path.join(args.out, "dni_depth.png"))
-    print(text)
+    common.publish(args.out, "dni_depth", results, text, figure)
 
 
 if __name__ == "__main__":

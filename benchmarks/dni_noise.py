@@ -143,9 +143,7 @@ def main() -> None:
             f"[{stats.INTERVAL}] (n); paired: with noise − without, per seed, 95% interval, "
             f"{stats.PAIRED_TEST}.\n\n" + markdown(results)
             + f"\nTotal time {time.time() - t0:.0f}s.\n")
-    common.write(args.out, "dni_noise", results, text)
-    figure(results, os.path.join(args.out, "dni_noise.png"))
-    print(text)
+    common.publish(args.out, "dni_noise", results, text, figure)
 
 
 if __name__ == "__main__":
