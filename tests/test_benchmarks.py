@@ -63,7 +63,12 @@ def test_comparison_reports_quick(script, tmp_path):
     assert (tmp_path / "report.md").read_text() in text
 
 
+def test_profile_step_quick():
+    text = _run("profile_step.py", "--quick", "--repeats", "1")
+    assert "| the engine (dnijax.engine.run_grid) |" in text and "+ finite guard" in text
+
+
 @pytest.mark.parametrize("script", ["seed_comparison.py", "lr_sensitivity.py", "speed.py",
-                                    "dni_noise.py"])
+                                    "dni_noise.py", "profile_step.py"])
 def test_scripts_explain_themselves(script):
     assert "usage" in _run(script, "--help")
