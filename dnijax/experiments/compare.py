@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import numpy as np
 
 from dnijax import engine, stats
@@ -64,8 +65,9 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
             results[name] = summarize_runs(res, runs)
             if "sg_alignment" in res.history:
                 results[name]["sg_alignment"] = alignment_curves(res, runs)
-            params[name] = [[{k: np.asarray(v[r]) for k, v in layer.items()}
-                             for layer in res.state.net] for r in range(*runs.indices(2 * seeds))]
+            net = jax.device_get(res.state.net)  # one transfer, then numpy views per run
+            params[name] = [[{k: v[r] for k, v in layer.items()} for layer in net]
+                            for r in range(*runs.indices(2 * seeds))]
     regimes = {name: results[name] for name in REGIMES}
     add_statistics(regimes)
     return {"preset": preset, "config": config_dict(cfg, seeds, data), "regimes": regimes,
