@@ -16,3 +16,11 @@ def test_a_seeds_data_do_not_depend_on_how_many_seeds_are_made(preset):
         np.testing.assert_array_equal(b[:5], b[5:])  # the copies are the same seeds
     if preset == "seed":
         np.testing.assert_array_equal(few["net"][0]["w"], more["net"][0]["w"][:2])
+
+
+def test_data_made_on_every_core_are_the_seeds_data(monkeypatch):
+    _, serial = presets.grid_inputs("tuned", 4)
+    monkeypatch.setattr(presets, "PARALLEL_SEEDS", 2)
+    _, parallel = presets.grid_inputs("tuned", 4)
+    for a, b in zip(serial["data"] + serial["test"], parallel["data"] + parallel["test"]):
+        np.testing.assert_array_equal(a, b)

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import numpy as np
@@ -46,6 +47,7 @@ PRESETS: dict[str, RunConfig] = {
         steps=2000, log_every=20),
 }
 DEFAULT_SEEDS = {"seed": 10, "tuned": 10}
+PARALLEL_SEEDS = 2000  # from this many seeds on, grid_inputs makes their data on every core
 DEFAULT_DATA = "article"  # the presets' data; only the tuned preset takes others (--data)
 
 
@@ -140,8 +142,16 @@ def grid_inputs(preset: str, seeds: int, copies: int = 1, data: str | None = Non
                 ) -> tuple[list[data_lib.Dataset], dict[str, Any]]:
     """Per-run data (and, for ``seed``, initial weights) of ``seeds`` seeds, the seeds
     repeated ``copies`` times along the run axis, as :func:`engine.run_grid` keywords
-    (drop ``sg`` for a program without SG modules). ``data``: as :func:`preset_data`."""
-    per_seed = [preset_data(preset, s, data) for s in range(seeds)]
+    (drop ``sg`` for a program without SG modules). ``data``: as :func:`preset_data`.
+
+    From ``PARALLEL_SEEDS`` seeds on, the seeds' data are made on every core (joblib); each
+    seed's data depend on the seed alone, so they are the same either way."""
+    if seeds >= PARALLEL_SEEDS and (os.cpu_count() or 1) > 1:
+        from joblib import Parallel, delayed
+        per_seed = Parallel(n_jobs=os.cpu_count(), batch_size=500)(
+            delayed(preset_data)(preset, s, data) for s in range(seeds))
+    else:
+        per_seed = [preset_data(preset, s, data) for s in range(seeds)]
     datasets = [d for d, _ in per_seed]
     stack = lambda f: np.concatenate([np.stack([f(d) for d in datasets])] * copies)  # noqa
     grid: dict[str, Any] = {
