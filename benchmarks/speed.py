@@ -98,6 +98,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dnijax import RunConfig, engine, parse_regime, reference, train
+from dnijax.report import markdown_table
 
 REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
@@ -413,34 +414,36 @@ def print_article(out: dict, steps: int, repeats: int) -> None:
           f"reference {runs['reference']}, torch {runs.get('torch', '-')}, lean JAX "
           f"{runs['lean_jax']}; best of {repeats}, warm-up untimed")
     print("\nrun-steps/s (one step of one run)")
-    print("| regime | engine | tight numpy | reference | torch (bmm) | lean JAX "
-          "| engine / numpy | engine / torch | engine / lean JAX | engine / reference |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v, f: "-" if v is None else format(v, f) + "x"  # noqa: E731
+    rows = []
     for regime, res in out.items():
         m, r = res["methods"], res["ratios"]
-        ref = f"{m['reference']['run_steps_per_s']:.0f}" + ("*" if regime.endswith("+noise")
+        ref = f"{m['reference']['run_steps_per_s']:.0f}" + ("*" if parse_regime(regime)[1]
                                                              else "")
         torch_s = (f"{m['torch']['run_steps_per_s']:.0f} ({m['torch']['threads']}t)"
                    if "torch" in m else "-")
-        print(f"| {regime} | {m['engine']['run_steps_per_s']:.0f} | "
-              f"{m['tight_numpy']['run_steps_per_s']:.0f} | {ref} | {torch_s} | "
-              f"{m['lean_jax']['run_steps_per_s']:.0f} | "
-              f"{r['engine_over_tight_numpy']:.1f}x | {fmt(r['engine_over_torch'], '.2f')} | "
-              f"{r['engine_over_lean_jax']:.2f}x | {r['engine_over_reference']:.1f}x |")
+        rows.append([regime, f"{m['engine']['run_steps_per_s']:.0f}",
+                     f"{m['tight_numpy']['run_steps_per_s']:.0f}", ref, torch_s,
+                     f"{m['lean_jax']['run_steps_per_s']:.0f}",
+                     f"{r['engine_over_tight_numpy']:.1f}x", fmt(r['engine_over_torch'], '.2f'),
+                     f"{r['engine_over_lean_jax']:.2f}x", f"{r['engine_over_reference']:.1f}x"])
+    print(markdown_table(["regime", "engine", "tight numpy", "reference", "torch (bmm)",
+                          "lean JAX", "engine / numpy", "engine / torch", "engine / lean JAX",
+                          "engine / reference"], rows), end="")
     print("* the reference runs without noise (it takes noise as an input); every other "
           "method draws its noise.  torch: (N t) = threads of its fastest call, chosen by an "
-          "untimed probe before each call.")
-    print("\n| regime | engine GFLOP/s (% peak) | engine compile s | lean JAX compile s | "
-          "engine compiled MB | numpy peak MB | reference peak MB |")
-    print("|---|---|---|---|---|---|---|")
+          "untimed probe before each call.\n")
+    rows = []
     for regime, res in out.items():
         m = res["methods"]
-        print(f"| {regime} | {m['engine']['gflops']:.1f} "
-              f"({100 * m['engine']['fraction_of_matmul_peak']:.0f}%) | "
-              f"{m['engine']['compile_s']:.2f} | {m['lean_jax']['compile_s']:.2f} | "
-              f"{m['engine']['memory_mb']:.1f} | {m['tight_numpy']['memory_mb']:.2f} | "
-              f"{m['reference']['memory_mb']:.2f} |")
+        rows.append([regime, f"{m['engine']['gflops']:.1f} "
+                     f"({100 * m['engine']['fraction_of_matmul_peak']:.0f}%)",
+                     f"{m['engine']['compile_s']:.2f}", f"{m['lean_jax']['compile_s']:.2f}",
+                     f"{m['engine']['memory_mb']:.1f}", f"{m['tight_numpy']['memory_mb']:.2f}",
+                     f"{m['reference']['memory_mb']:.2f}"])
+    print(markdown_table(["regime", "engine GFLOP/s (% peak)", "engine compile s",
+                          "lean JAX compile s", "engine compiled MB", "numpy peak MB",
+                          "reference peak MB"], rows), end="")
 
 
 # ---------------------------------------------------------------- wide scale
@@ -474,16 +477,17 @@ def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
 def print_wide(out: dict, steps: int, n_runs: int) -> None:
     print(f"\nwide scale: 7 layers of 256 (ReLU), xent/mean, batch 256, float32, {steps} "
           f"steps; engine {n_runs} runs, reference 1 run")
-    print("| regime | engine run-steps/s | reference | engine / reference | MFLOP per "
-          "run-step | engine GFLOP/s (% peak) | engine compile s | engine compiled MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for regime, r in out.items():
         e = r["engine"]
-        print(f"| {regime} | {e['run_steps_per_s']:.1f} | "
-              f"{r['reference']['run_steps_per_s']:.1f} | {e['vs_reference']:.2f}x | "
-              f"{r['flops_per_step'] / 1e6:.1f} | {e['gflops']:.1f} "
-              f"({100 * e['fraction_of_matmul_peak']:.0f}%) | {e['compile_s']:.2f} | "
-              f"{e['memory_mb']:.1f} |")
+        rows.append([regime, f"{e['run_steps_per_s']:.1f}",
+                     f"{r['reference']['run_steps_per_s']:.1f}", f"{e['vs_reference']:.2f}x",
+                     f"{r['flops_per_step'] / 1e6:.1f}",
+                     f"{e['gflops']:.1f} ({100 * e['fraction_of_matmul_peak']:.0f}%)",
+                     f"{e['compile_s']:.2f}", f"{e['memory_mb']:.1f}"])
+    print(markdown_table(["regime", "engine run-steps/s", "reference", "engine / reference",
+                          "MFLOP per run-step", "engine GFLOP/s (% peak)", "engine compile s",
+                          "engine compiled MB"], rows), end="")
 
 
 # ---------------------------------------------------------------- summary
