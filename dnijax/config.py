@@ -111,6 +111,13 @@ class Program(NamedTuple):
     def n_layers(self) -> int:
         return len(self.widths) - 1
 
+    @property
+    def net_init(self) -> tuple:
+        """The arguments of :func:`dnijax.nets.init_network` after the key: the network's
+        weights depend on these alone, the same in every regime."""
+        return (self.widths, self.init, self.init_scale, self.init_shift, self.bias,
+                self.jnp_dtype)
+
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:

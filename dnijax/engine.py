@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dnijax import train
+from dnijax import nets, train
 from dnijax.config import Hyper, Program, RunConfig, largest_divisor
 
 Progress = Callable[[int, int], None]
@@ -100,13 +100,11 @@ def _init(program: Program, axes: tuple, hyper, keys, net, sg):
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def _init_network(shape: tuple, keys):
-    """The runs' initial networks; compiled once per network shape and init, so the
-    programs of several regimes share it (drawing normals is slow to compile)."""
-    widths, init, scale, shift, bias, dtype = shape
-    program = Program("backprop", widths, None, init, scale, shift, bias, None, None, False,
-                      False, "sgd", False, None, False, True, 1, dtype)
-    return jax.vmap(lambda k: train.init_network(program, k))(keys)
+def _init_network(net_init: tuple, keys):
+    """The runs' initial networks, as :func:`train.init_state` draws them; compiled once per
+    ``Program.net_init``, so the programs of several regimes share it (drawing normals is
+    slow to compile)."""
+    return jax.vmap(lambda k: nets.init_network(train.run_subkeys(k)[0], *net_init))(keys)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
@@ -305,8 +303,7 @@ def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, block: in
     train_data, test_data = shard(train_data, data_axis), shard(test_data, data_axis)
     hyper_d, keys_d = shard(hyper), shard(keys)
     if net is None:
-        net_d = _init_network((program.widths, program.init, program.init_scale,
-                               program.init_shift, program.bias, program.dtype), keys_d)
+        net_d = _init_network(program.net_init, keys_d)
     else:
         net_d = shard(net)
     state = _init(program, (0, None if sg is None else 0), hyper_d, keys_d, net_d, shard(sg))

@@ -109,10 +109,10 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
       key: PRNG key (split into network init, SG init, noise and batch/mask keys).
       net, sg: explicit initial parameters, replacing the drawn ones.
     """
-    k_net, k_sg, k_noise_net, k_noise_sg, k_run = jax.random.split(key, 5)
+    k_net, k_sg, k_noise_net, k_noise_sg, k_run = run_subkeys(key)
     dtype = program.jnp_dtype
     if net is None:
-        net = init_network(program, key)
+        net = nets.init_network(k_net, *program.net_init)
     if program.sg is None:
         sg = None
     elif sg is None:
@@ -124,12 +124,9 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
                       k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
 
 
-def init_network(program: Program, key: jax.Array) -> nets.Params:
-    """The network weights :func:`init_state` draws from a run's ``key``: they depend on
-    the network's shape and init only, the same in every regime."""
-    return nets.init_network(jax.random.split(key, 5)[0], program.widths, program.init,
-                             program.init_scale, program.init_shift, program.bias,
-                             program.jnp_dtype)
+def run_subkeys(key: jax.Array) -> jax.Array:
+    """A run's key split into its network-init, SG-init, two noise and step keys."""
+    return jax.random.split(key, 5)
 
 
 def has_params(tree: Any) -> bool:
