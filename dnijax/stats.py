@@ -58,6 +58,15 @@ def mean_ci(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": float(v.mean()) if v.size else None, "ci95": _t_interval(v), "n": int(v.size)}
 
 
+def band(samples: np.ndarray) -> dict[str, list]:
+    """:func:`mean_ci` of every column of ``samples`` (runs x points, e.g. a curve over
+    records): ``{"mean", "ci95_lo", "ci95_hi"}``, lists with ``None`` where undefined."""
+    cells = [mean_ci(np.asarray(samples)[:, k].tolist()) for k in range(np.shape(samples)[1])]
+    return {"mean": [c["mean"] for c in cells],
+            "ci95_lo": [c["ci95"][0] if c["ci95"] else None for c in cells],
+            "ci95_hi": [c["ci95"][1] if c["ci95"] else None for c in cells]}
+
+
 def summarize(values: Sequence[Any], diverged: Sequence[Any]) -> dict[str, Any]:
     """:func:`mean_ci` over the healthy runs, plus ``n_runs`` and ``diverged_fraction``."""
     out = mean_ci(healthy_values(values, diverged).tolist())

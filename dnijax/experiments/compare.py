@@ -59,13 +59,13 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
         res = engine.run_grid(noisy_cfg, engine.stack_hyper(noisy_cfg, eta=etas), keys,
                               **dict(grid, sg=grid["sg"] if noisy_cfg.uses_sg else None),
                               progress=tick, alignment=noisy_cfg.uses_sg)
+        net = jax.device_get(res.state.net)  # one transfer, then numpy views per run
         for half, noisy in enumerate((False, True)):
             name = regime_name(rule, noisy)
             runs = slice(half * seeds, (half + 1) * seeds)
             results[name] = summarize_runs(res, runs)
             if "sg_alignment" in res.history:
                 results[name]["sg_alignment"] = alignment_curves(res, runs)
-            net = jax.device_get(res.state.net)  # one transfer, then numpy views per run
             params[name] = [[{k: v[r] for k, v in layer.items()} for layer in net]
                             for r in range(*runs.indices(2 * seeds))]
     regimes = {name: results[name] for name in REGIMES}
@@ -83,7 +83,7 @@ def summarize_runs(res: engine.GridResult, runs: slice) -> dict[str, Any]:
     step = res.history["step"]
     curve = loss[healthy] if healthy.any() else np.full((1, loss.shape[1]), np.nan)
     as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
-    band = [stats.mean_ci(curve[:, k].tolist())["ci95"] for k in range(curve.shape[1])]
+    interval = stats.band(curve)
     return {
         "initial_loss": as_list(loss[:, 0]),
         "final_loss": as_list(res.final_loss[runs]),
@@ -95,8 +95,7 @@ def summarize_runs(res: engine.GridResult, runs: slice) -> dict[str, Any]:
         "loss_curve": {"step": [int(s) for s in step],
                        "mean": as_list(curve.mean(0)), "min": as_list(curve.min(0)),
                        "max": as_list(curve.max(0)),
-                       "ci95_lo": [None if b is None else b[0] for b in band],
-                       "ci95_hi": [None if b is None else b[1] for b in band]},
+                       "ci95_lo": interval["ci95_lo"], "ci95_hi": interval["ci95_hi"]},
     }
 
 
@@ -104,13 +103,8 @@ def alignment_curves(res: engine.GridResult, runs: slice) -> dict[str, Any]:
     """Per SG module: the cosine between synthetic and true gradients at each record, mean
     and 95% interval over the runs that did not diverge (:func:`dnijax.signals.sg_alignment`)."""
     cos = res.history["sg_alignment"][runs][res.diverged_at[runs] < 0]  # (n, K-1, |S|)
-    per_layer = []
-    for i in range(cos.shape[-1]):
-        band = [stats.mean_ci(cos[:, k, i].tolist()) for k in range(cos.shape[1])]
-        per_layer.append({"mean": [b["mean"] for b in band],
-                          "ci95_lo": [b["ci95"][0] if b["ci95"] else None for b in band],
-                          "ci95_hi": [b["ci95"][1] if b["ci95"] else None for b in band]})
-    return {"step": [int(s) for s in res.history["step"][:-1]], "layers": per_layer}
+    return {"step": [int(s) for s in res.history["step"][:-1]],
+            "layers": [stats.band(cos[:, :, i]) for i in range(cos.shape[-1])]}
 
 
 def summary_of(regime: dict[str, Any]) -> dict[str, Any]:
