@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from dnijax import engine, stats, store
-from dnijax.config import REGIMES
+from dnijax.config import REGIMES, RunConfig
 from dnijax.experiments import compare, presets
 
 
@@ -29,30 +29,22 @@ def block_name(regime: str, lr: float) -> str:
     return f"{regime.replace('+', '-')}__lr{lr:g}.json"
 
 
-def manifest(preset: str, lrs: Sequence[float], regimes: Sequence[str], seeds: int,
-             steps: int | None, sg_lr: float | None,
-             overrides: dict[str, Any] | None = None,
-             data: str | None = None) -> dict[str, Any]:
-    """The configuration that a sweep's output folder belongs to (``data``: the data spec,
+def manifest(config: RunConfig, preset: str, lrs: Sequence[float], regimes: Sequence[str],
+             seeds: int, sg_lr: float | None, data: str | None = None) -> dict[str, Any]:
+    """The configuration that a sweep's output folder belongs to: its preset ``config``
+    (before the swept numbers) and the sweep's own settings (``data``: the data spec,
     recorded in ``config``)."""
-    cfg = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides,
-                                data=data)
     return {"kind": "sweep", "preset": preset, "lrs": [float(v) for v in lrs],
             "regimes": list(regimes), "seeds": seeds, "sg_lr": sg_lr,
-            "config": compare.config_dict(cfg, seeds, data)}
+            "config": compare.config_dict(config, seeds, data)}
 
 
-def run_block(preset: str, regime: str, lr: float, seeds: int, steps: int | None,
-              sg_lr: float | None, overrides: dict[str, Any] | None = None,
-              data: str | None = None, grid: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All seeds of one (regime, learning rate) as one vmapped program (seed s on
-    ``resolve(data, s)``; ``grid``: :func:`presets.grid_inputs`' keywords, made here if not
-    given)."""
-    cfg = presets.preset_config(preset, steps=steps, lr=lr,
-                                sg_lr=lr if sg_lr is None else sg_lr,
-                                overrides=overrides, data=data).replace(regime=regime)
-    if grid is None:
-        _, grid = presets.grid_inputs(preset, seeds, data=data)
+def run_block(config: RunConfig, regime: str, lr: float, sg_lr: float | None, seeds: int,
+              grid: dict[str, Any]) -> dict[str, Any]:
+    """All seeds of one (regime, learning rate) as one vmapped program: ``config`` with
+    that regime and lr (and ``sg_lr``, or the lr itself), on ``grid``, the seeds' data
+    (:func:`presets.grid_inputs`' keywords)."""
+    cfg = config.replace(regime=regime, lr=lr, sg_lr=lr if sg_lr is None else sg_lr)
     res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * seeds),
                           engine.run_keys(0, seeds),
                           **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
@@ -68,7 +60,9 @@ def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str
               data: str | None = None) -> dict[str, Any]:
     """Runs (or resumes) a sweep into ``out`` and returns the assembled results
     (``data``: a ``--data`` spec, :func:`dnijax.data.resolve`; ``None``: the preset's)."""
-    meta = manifest(preset, lrs, regimes, seeds, steps, sg_lr, overrides, data)
+    config = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides,
+                                   data=data)
+    meta = manifest(config, preset, lrs, regimes, seeds, sg_lr, data)
     resumed = store.open_out_dir(out, meta, overwrite)
     blocks_dir = os.path.join(out, "blocks")
     os.makedirs(blocks_dir, exist_ok=True)
@@ -82,7 +76,7 @@ def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str
             continue
         if grid is None:
             _, grid = presets.grid_inputs(preset, seeds, data=data)
-        block = run_block(preset, regime, lr, seeds, steps, sg_lr, overrides, data, grid)
+        block = run_block(config, regime, lr, sg_lr, seeds, grid)
         store.atomic_write_json(path, block)
         n_div = sum(d is not None for d in block["diverged_at"])
         log(f"[{i + 1}/{len(todo)}] {regime:15s} lr {lr:<8g} diverged {n_div}/{seeds}")
