@@ -15,7 +15,11 @@ from dnijax import engine, nets, store
 
 def initial_nets(widths: Sequence[int], specs: Sequence[tuple[str, float, int]]) -> Any:
     """One network per run, stacked: ``specs`` lists ``(init, scale, seed)`` per run."""
-    trees = [nets.init_network(jax.random.key(10_000 + seed), widths, init, scale, 0.0)
+    def spec(init, scale):  # the activations do not change the weights
+        return nets.mlp_spec(widths, ("identity",) * (len(widths) - 1), "mse", "sum",
+                             init=init, init_scale=scale, init_shift=0.0)
+
+    trees = [nets.init_network(jax.random.key(10_000 + seed), spec(init, scale))
              for init, scale, seed in specs]
     return engine.stack_trees(trees)
 

@@ -33,7 +33,7 @@ from dnijax import RunConfig, engine, nets, train, updates
 from dnijax.report import markdown_table
 
 WIDTHS = (2, 10, 28, 1)
-SPEC = nets.make_net_spec(("sigmoid",) * 3, "mse", "mean")
+SPEC = nets.mlp_spec(WIDTHS, ("sigmoid",) * 3, "mse", "mean")
 
 
 def variant(steps: int, lr: float, rng: bool, guard: bool, use_optax: bool, log_every: int):

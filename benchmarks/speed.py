@@ -276,7 +276,7 @@ def reference_call(cfg: RunConfig, starts: list, x, y, steps: int) -> Callable:
     def call():
         for net, sg in starts:
             reference.trajectory(cfg.signal, net, sg, x, y, steps,
-                                 activations=cfg.activations, loss=cfg.loss,
+                                 blocks=cfg.net_spec.blocks, loss=cfg.loss,
                                  reduction=cfg.reduction, lr=cfg.lr, sg_lr=cfg.sg_lr,
                                  topology=cfg.topology)
 

@@ -174,7 +174,7 @@ def _overrides(args: argparse.Namespace) -> dict | None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from dnijax import validate
-    return validate.run_table(args.depth, args.width, args.steps, args.seed)
+    return validate.run_table(args.depth, args.width, args.steps, args.seed, args.arch)
 
 
 def _preset_default(field: str, unset: str = "") -> str:
@@ -247,8 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sweep)
 
     v = sub.add_parser("validate", help="hold JAX to the numpy reference", **kw)
+    v.add_argument("--arch", choices=("mlp", "conv"), default="mlp",
+                   help="the networks checked: MLPs, or conv nets with and without pooling")
     v.add_argument("--depth", type=_positive_int("--depth"), default=3,
-                   help="layers of the test network")
+                   help="layers of the test MLP")
     v.add_argument("--width", type=_positive_int("--width"), default=8,
                    help="width of its hidden layers")
     v.add_argument("--steps", type=_positive_int("--steps"), default=100,

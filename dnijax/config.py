@@ -11,8 +11,8 @@ rule (:mod:`dnijax.signals`) and whether the update rule adds noise.
 Example:
   >>> from dnijax import RunConfig
   >>> cfg = RunConfig(regime="dni", widths=(2, 16, 16, 1), lr=0.5)
-  >>> cfg.net_spec.activations
-  ('sigmoid', 'sigmoid', 'sigmoid')
+  >>> [layer.kind for block in cfg.net_spec.blocks for layer in block.layers]
+  ['dense', 'sigmoid', 'dense', 'sigmoid', 'dense', 'sigmoid']
   >>> RunConfig(regime="dnl")
   Traceback (most recent call last):
   ...
@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from dnijax import layers as layers_lib
 from dnijax import nets, noise, signals, synthetic, updates
 
 REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")  # the article's four
@@ -76,8 +77,11 @@ class Program(NamedTuple):
 
     Attributes:
       signal: the signal rule's name (:mod:`dnijax.signals`).
-      widths, init, init_scale, init_shift, bias, dtype: the network's shape and init.
-      net: activations, loss and reduction; sg: the SG modules (``None`` without them).
+      widths: the input width, then the size of each block's output.
+      net: the blocks (with their init), loss and reduction; sg: the SG modules
+        (``None`` without them).
+      init, init_scale, init_shift, bias, dtype: the network's init scheme (the SG
+        modules' with ``sg_init="network"``) and dtype.
       noise: ``paper``/``blog``/``None``; noise_to_sg: whether the SG modules get it too;
       noise_before_clip: the order of noise and clipping.
       optimizer, clip (whether to clip), batch_size, async_updates, train_hidden,
@@ -115,8 +119,7 @@ class Program(NamedTuple):
     def net_init(self) -> tuple:
         """The arguments of :func:`dnijax.nets.init_network` after the key: the network's
         weights depend on these alone, the same in every regime."""
-        return (self.widths, self.init, self.init_scale, self.init_shift, self.bias,
-                self.jnp_dtype)
+        return (self.net, self.jnp_dtype)
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -148,15 +151,24 @@ class RunConfig:
     Attributes:
       regime: ``backprop``, ``dni``, ``backprop+noise`` or ``dni+noise`` (or a rule
         registered with :func:`dnijax.signals.register`, with or without ``+noise``).
-      widths: layer widths ``(n_in, n_1, ..., n_out)``; L = len(widths) - 1 layers.
-      activations: one name for every layer, or one per layer.
-      bias: whether network layers have biases.
-      init: ``normal`` (``init_scale * N(0,1) + init_shift``), ``zeros``, ``glorot``, ``he``.
+      widths: layer widths ``(n_in, n_1, ..., n_out)`` of an MLP; L = len(widths) - 1
+        layers. With ``layers``, only ``widths[0]`` (the input width) is read, and
+        ``widths`` becomes the input width and each block's output size.
+      activations: one name for every layer, or one per layer (MLPs; ignored with
+        ``layers``).
+      layers: any network, as a list of layers (:mod:`dnijax.layers`): dicts such as
+        ``{"kind": "conv2d", "features": 8, "kernel": 3}`` or ``LayerSpec``s. The rows
+        of the data are vectors; start with ``reshape`` to make them images. ``None``:
+        the MLP of ``widths`` and ``activations``.
+      bias: whether network layers have biases (the default of each dense and conv2d).
+      init: ``normal`` (``init_scale * N(0,1) + init_shift``), ``zeros``, ``glorot``, ``he``
+        (the defaults of each dense and conv2d layer).
       loss, reduction: ``mse``/``xent``/``bce`` and ``mean``/``sum``.
       optimizer: ``sgd``, ``momentum``, ``adam`` or ``rmsprop``, for net and SG alike.
       lr: network learning rate; sg_lr: SG-module learning rate (default: ``lr``).
       topology, conditioned, sg_hidden, sg_init, sg_bias: the SG modules
-        (``docs/math.md``, "Synthetic gradients (DNI)").
+        (``docs/math.md``, "Synthetic gradients (DNI)"); sg_kernel: the kernel size of
+        the convolutional SG modules of blocks that output images.
       update_prob: probability that a layer (with its SG module) updates in a step
         (``docs/math.md``, "Asynchronous updates").
       train_hidden: ``False`` trains the output layer only (the DNI paper's "no backprop"
@@ -174,6 +186,7 @@ class RunConfig:
     regime: str = "backprop"
     widths: tuple[int, ...] = (2, 10, 28, 1)
     activations: str | tuple[str, ...] = "sigmoid"
+    layers: tuple | None = None
     bias: bool = True
     init: str = "normal"
     init_scale: float = 0.2
@@ -188,6 +201,7 @@ class RunConfig:
     sg_hidden: tuple[int, ...] = ()
     sg_init: str = "zero"
     sg_bias: bool = True
+    sg_kernel: int = 5
     update_prob: float = 1.0
     train_hidden: bool = True
     noise: str = "paper"
@@ -205,26 +219,38 @@ class RunConfig:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         parse_regime(self.regime)
         widths = tuple(self.widths) if isinstance(self.widths, (list, tuple)) else None
-        if not widths or len(widths) < 2:
+        if not widths or len(widths) < (1 if self.layers is not None else 2):
             raise ValueError(f"widths: {self.widths!r} must list at least an input and an "
                              "output width, e.g. (2, 10, 1)")
         for w in widths:
             _number("widths", w, integer=True, low=1)
-        set_("widths", tuple(int(w) for w in widths))
+        widths = tuple(int(w) for w in widths)
+        set_("widths", widths)
         n_layers = len(widths) - 1
         acts = self.activations
+        if self.layers is not None:  # the layer list has its own activations
+            n_layers = 1 if isinstance(acts, str) else len(acts)
         acts = (acts,) * n_layers if isinstance(acts, str) else tuple(acts)
         if len(acts) != n_layers:
             raise ValueError(f"activations: {len(acts)} given for {n_layers} layers; give one "
                              "name, or one per layer")
         for a in acts:
             _choice("activations", a, tuple(nets.ACTIVATIONS))
-        set_("activations", acts)
+        set_("activations", self.activations if self.layers is not None else acts)
         _choice("init", self.init, nets.INITS)
         _number("init_scale", self.init_scale, nonneg=True)
         _number("init_shift", self.init_shift)
         _choice("loss", self.loss, nets.LOSSES)
         _choice("reduction", self.reduction, nets.REDUCTIONS)
+        if self.layers is not None:
+            set_("layers", layers_lib.parse_layers(self.layers))
+            shapes = layers_lib.check_shapes(self.layers, (widths[0],))
+            if len(shapes[-1]) != 1:
+                raise ValueError(f"layers: the last layer outputs shape {shapes[-1]}; the loss "
+                                 "needs vectors, so end with flatten and dense")
+            widths = (widths[0],) + tuple(math.prod(s) for s in
+                                          nets.block_shapes(self.net_spec))
+            set_("widths", widths)
         if self.loss == "xent" and widths[-1] < 2:
             raise ValueError("loss: xent needs an output layer of at least 2 units; use bce "
                              "or mse for a single output")
@@ -236,6 +262,13 @@ class RunConfig:
         set_("sg_hidden", tuple(self.sg_hidden))
         for w in self.sg_hidden:
             _number("sg_hidden", w, integer=True, low=1)
+        _number("sg_kernel", self.sg_kernel, integer=True, low=1)
+        if self.layers is not None and self.uses_sg:
+            in_s = synthetic.sg_layers(len(widths) - 1, self.topology)
+            for i, (shape, inside) in enumerate(zip(nets.block_shapes(self.net_spec), in_s), 1):
+                if inside and len(shape) not in (1, 3):
+                    raise ValueError(f"layers: block {i} outputs shape {shape}, and SG modules "
+                                     "take vectors or images (H, W, C); end it with flatten")
         _choice("sg_init", self.sg_init, synthetic.SG_INITS)
         _number("update_prob", self.update_prob)
         if not 0 < self.update_prob <= 1:
@@ -282,14 +315,21 @@ class RunConfig:
 
     @property
     def net_spec(self) -> nets.NetSpec:
-        """The static network description (activations, loss, reduction)."""
-        return nets.make_net_spec(self.activations, self.loss, self.reduction)
+        """The static network description (blocks, loss, reduction, input shape)."""
+        weight_options = dict(bias=self.bias, init=self.init,
+                              init_scale=float(self.init_scale),
+                              init_shift=float(self.init_shift))
+        if self.layers is None:
+            return nets.mlp_spec(self.widths, self.activations, self.loss, self.reduction,
+                                 **weight_options)
+        return nets.make_net_spec(layers_lib.with_defaults(self.layers, **weight_options),
+                                  self.widths[:1], self.loss, self.reduction)
 
     @property
     def sg_spec(self) -> synthetic.SGSpec:
         """The static SG-module description."""
         return synthetic.SGSpec(self.topology, self.conditioned, self.sg_hidden,
-                                self.sg_init, self.sg_bias)
+                                self.sg_init, self.sg_bias, self.sg_kernel)
 
     @property
     def jnp_dtype(self) -> Any:
@@ -342,6 +382,14 @@ def load_overrides(path: str, exclude: tuple[str, ...] = ("regime",)) -> dict[st
         raise ValueError(f"--config: unknown key(s) {', '.join(map(repr, unknown))} in {path!r}; "
                          f"allowed: {', '.join(allowed)}")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in obj.items()}
+
+
+def from_dict(fields: dict[str, Any]) -> RunConfig:
+    """The :class:`RunConfig` of a JSON description (such as a results file's ``config``):
+    its RunConfig keys, lists as tuples; other keys are ignored."""
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{k: tuple(v) if isinstance(v, list) else v
+                        for k, v in fields.items() if k in names})
 
 
 def largest_divisor(n: int, at_most: int) -> int:

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 import os
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -39,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dnijax import nets, train
+from dnijax import layers, nets, train
 from dnijax.config import Hyper, Program, RunConfig, largest_divisor
 
 Progress = Callable[[int, int], None]
@@ -187,10 +188,17 @@ def bytes_per_run(config: RunConfig, n_rows: int, per_run_rows: int = 0) -> int:
     item = 8 if config.dtype == "float64" else 4
     widths = config.widths
     sg = 3 if config.uses_sg else 1
-    units = sum(widths[1:])
+    spec = config.net_spec
+    weights = jax.eval_shape(lambda k: nets.init_network(k, spec), jax.random.key(0))
+    units, shape = 0, spec.in_shape  # the outputs of the layers with weights
+    for block in spec.blocks:
+        traced = layers.trace_shapes(block.layers, shape)
+        units += math.prod(traced[block.weighted][0])
+        shape = traced[-1][0]
     train_rows = min(n_rows, config.batch_size or n_rows)
     activations = (2 * train_rows * sg + n_rows) * units * item  # ~2x XLA's own analysis
-    params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:])) * item * 4 * sg
+    params = sum(math.prod(p["w"].shape) + p["w"].shape[-1] for p in weights if "w" in p
+                 ) * item * 4 * sg  # a bias counted for every layer
     data = per_run_rows * (widths[0] + widths[-1] + 1) * item
     return activations + params + data
 

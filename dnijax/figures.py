@@ -157,8 +157,9 @@ def class1_score(config: dict[str, Any]):
     import jax
     import jax.numpy as jnp
 
+    from dnijax import config as config_lib
     from dnijax import nets
-    spec = nets.make_net_spec(config["activations"], config["loss"], config["reduction"])
+    spec = config_lib.from_dict({**config, "update_prob": 1.0}).net_spec  # regime-free
 
     def score(net, x):
         out = nets.predict(jax.tree.map(jnp.asarray, net), jnp.asarray(x), spec)[:, 0]

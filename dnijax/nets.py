@@ -1,126 +1,119 @@
 """Feed-forward networks as pure functions over a parameter pytree.
 
-A network of L layers is a list of L dicts ``{"w": (n_in, n_out)[, "b": (n_out,)]}``;
-layer i computes ``z_i = h_{i-1} @ w_i (+ b_i)`` and ``h_i = phi_i(z_i)``. The
-structure that is not an array (activations, loss, reduction) lives in a
-hashable :class:`NetSpec`, so it can be a static argument of ``jax.jit``.
+A network is a sequence of L blocks (:mod:`dnijax.layers`): block i maps
+``h_{i-1}`` to ``h_i`` with its own parameters, a dict such as ``{"w", "b"}``;
+the network's parameters are the list of the L dicts. An MLP's block i is a
+dense layer and its activation, ``h_i = phi_i(h_{i-1} @ w_i (+ b_i))``. The
+structure that is not an array (blocks, loss, reduction, input shape) lives in
+a hashable :class:`NetSpec`, so it can be a static argument of ``jax.jit``.
 
-See ``docs/math.md``, "Networks".
+See ``docs/math.md``, "Networks" and "Layers and blocks".
 
 Example:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import nets
-  >>> spec = nets.NetSpec(("tanh", "sigmoid"), "mse", "mean")
-  >>> params = nets.init_network(jax.random.key(0), (2, 4, 1), "glorot")
+  >>> spec = nets.mlp_spec((2, 4, 1), ("tanh", "sigmoid"), "mse", "mean", init="glorot")
+  >>> params = nets.init_network(jax.random.key(0), spec)
   >>> nets.predict(params, jnp.ones((3, 2)), spec).shape
   (3, 1)
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+import functools
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 
+from dnijax import layers
+
 Params = list[dict[str, jax.Array]]
 
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "sigmoid": jax.nn.sigmoid,
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "identity": lambda z: z,
-}
+ACTIVATIONS = layers.ACTIVATIONS
 LOSSES = ("mse", "xent", "bce")
 REDUCTIONS = ("mean", "sum")
-INITS = ("normal", "zeros", "glorot", "he")
+INITS = layers.INITS
 
 
 class NetSpec(NamedTuple):
     """What a network computes, apart from its parameters.
 
     Attributes:
-      activations: one name per layer, from ``ACTIVATIONS``. For ``xent`` and
-        ``bce`` the output activation is ignored (the loss reads the logits), so
+      blocks: the network's blocks (:func:`dnijax.layers.group_blocks`). For ``xent``
+        and ``bce`` a trailing activation is ignored (the loss reads the logits), so
         use :func:`make_net_spec` to normalise it to ``identity``.
       loss: ``mse`` (0.5 * squared error), ``xent`` (softmax cross-entropy) or
         ``bce`` (sigmoid binary cross-entropy).
       reduction: ``mean`` or ``sum`` over the batch.
+      in_shape: the shape of one example (the data's rows are vectors: ``(n_0,)``).
     """
 
-    activations: tuple[str, ...]
+    blocks: tuple[layers.Block, ...]
     loss: str
     reduction: str
+    in_shape: tuple[int, ...]
 
 
-def make_net_spec(activations: Sequence[str], loss: str, reduction: str) -> NetSpec:
-    """Builds a :class:`NetSpec`, making the output linear for logit losses."""
-    acts = tuple(activations)
-    if loss in ("xent", "bce"):
-        acts = acts[:-1] + ("identity",)
-    return NetSpec(acts, loss, reduction)
+@functools.lru_cache(maxsize=256)
+def _cached_spec(specs: tuple, in_shape: tuple, loss: str, reduction: str) -> NetSpec:
+    weighted = [has for _, has in layers.trace_shapes(specs, in_shape)]
+    return NetSpec(layers.group_blocks(specs, weighted), loss, reduction, in_shape)
 
 
-def init_layer(key: jax.Array, n_in: int, n_out: int, init: str = "normal",
-               scale: float = 0.2, shift: float = -0.1, bias: bool = True,
-               dtype: Any = jnp.float32) -> dict[str, jax.Array]:
-    """Initialises one dense layer.
-
-    Args:
-      key: PRNG key.
-      n_in, n_out: fan-in and fan-out.
-      init: ``normal`` (``scale * N(0, 1) + shift``, the article's scheme),
-        ``zeros``, ``glorot`` (Glorot normal) or ``he`` (He normal).
-      scale, shift: parameters of ``normal``.
-      bias: whether the layer has a bias (initialised to zero).
-      dtype: parameter dtype.
-    """
-    shape = (n_in, n_out)
-    if init == "normal":
-        w = scale * jax.random.normal(key, shape, dtype) + shift
-    elif init == "zeros":
-        w = jnp.zeros(shape, dtype)
-    elif init == "glorot":
-        w = jax.nn.initializers.glorot_normal()(key, shape, dtype)
-    elif init == "he":
-        w = jax.nn.initializers.he_normal()(key, shape, dtype)
-    else:
-        raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
-    layer = {"w": w}
-    if bias:
-        layer["b"] = jnp.zeros((n_out,), dtype)
-    return layer
+def make_net_spec(layer_specs: Sequence[layers.LayerSpec], in_shape: Sequence[int],
+                  loss: str, reduction: str) -> NetSpec:
+    """Builds a :class:`NetSpec` from a layer list, making the output linear for logit
+    losses (a trailing activation becomes ``identity``)."""
+    specs = tuple(layer_specs)
+    if loss in ("xent", "bce") and specs and specs[-1].kind in layers.ACTIVATIONS:
+        specs = specs[:-1] + (layers.spec("identity"),)
+    return _cached_spec(specs, tuple(int(n) for n in in_shape), loss, reduction)
 
 
-def init_network(key: jax.Array, widths: Sequence[int], init: str = "normal",
-                 scale: float = 0.2, shift: float = -0.1, bias: bool = True,
-                 dtype: Any = jnp.float32) -> Params:
-    """Initialises a network with layer widths ``widths = (n_0, n_1, ..., n_L)``."""
-    keys = jax.random.split(key, len(widths) - 1)
-    return [init_layer(k, a, b, init, scale, shift, bias, dtype)
-            for k, a, b in zip(keys, widths[:-1], widths[1:])]
+def mlp_spec(widths: Sequence[int], activations: Sequence[str], loss: str, reduction: str,
+             **weight_options: Any) -> NetSpec:
+    """The :class:`NetSpec` of an MLP of widths ``(n_0, ..., n_L)`` (the short form)."""
+    return make_net_spec(layers.mlp_specs(widths, activations, **weight_options),
+                         (widths[0],), loss, reduction)
 
 
-def apply_layer(layer: dict[str, jax.Array], h: jax.Array,
-                activation: str) -> tuple[jax.Array, jax.Array]:
-    """Returns ``(z, phi(z))`` for one layer applied to a batch ``h``."""
-    z = h @ layer["w"]
-    if "b" in layer:
-        z = z + layer["b"]
-    return z, ACTIVATIONS[activation](z)
+@functools.lru_cache(maxsize=256)
+def block_shapes(spec: NetSpec) -> tuple[tuple[int, ...], ...]:
+    """The per-example output shape of each block (nothing is drawn)."""
+    shape, out = spec.in_shape, []
+    for block in spec.blocks:
+        shape = layers.trace_shapes(block.layers, shape)[-1][0]
+        out.append(shape)
+    return tuple(out)
+
+
+def init_network(key: jax.Array, spec: NetSpec, dtype: Any = jnp.float32) -> Params:
+    """Initialises a network: one key per block, drawn by the block's weighted layer."""
+    keys = jax.random.split(key, len(spec.blocks))
+    params, shape = [], spec.in_shape
+    for k, block in zip(keys, spec.blocks):
+        shape, p = layers.init_block(k, block, shape, dtype)
+        params.append(p)
+    return params
 
 
 def forward(params: Params, x: jax.Array, spec: NetSpec) -> list[jax.Array]:
-    """Returns the activations ``[h_0 = x, h_1, ..., h_L]``."""
+    """Returns the block outputs ``[h_0 = x, h_1, ..., h_L]``."""
     hs = [x]
-    for layer, act in zip(params, spec.activations):
-        hs.append(apply_layer(layer, hs[-1], act)[1])
+    for p, block in zip(params, spec.blocks):
+        hs.append(layers.apply_block(p, hs[-1], block))
     return hs
 
 
 def predict(params: Params, x: jax.Array, spec: NetSpec) -> jax.Array:
     """The network's output ``h_L`` (the logits for ``xent`` and ``bce``)."""
     return forward(params, x, spec)[-1]
+
+
+def per_example_sum(values: jax.Array) -> jax.Array:
+    """The sum over every axis but the first (the batch): one number per example."""
+    return jnp.sum(values, axis=tuple(range(1, values.ndim)))
 
 
 def per_example_loss(out: jax.Array, y: jax.Array, loss: str) -> jax.Array:

@@ -1,40 +1,53 @@
-"""Recurrent nets: a tanh RNN core as an ``(init, apply)`` pair, and the signals of one
-truncated-BPTT window, plain or with a synthetic gradient at the window's end
-(``docs/math.md``, "Recurrent nets: truncated BPTT with synthetic gradients").
+"""Recurrent nets: cores (tanh RNN, LSTM) as small bundles of pure functions, and the
+signals of one truncated-BPTT window, plain or with a synthetic gradient at the window's
+end (``docs/math.md``, "Recurrent nets: truncated BPTT with synthetic gradients").
 
-A window of ``T`` steps starts from a constant incoming state ``s_0`` (the previous
-window's last state: gradients stop at window boundaries) and runs the core
-``s_t = tanh(x_t W_x + s_{t-1} W_h + b)`` with the readout ``o_t = s_t W_o + b_o``
-under ``lax.scan``; ``L_w = sum_t reduce_b l_t``. The signals, like the feed-forward
-rules (:mod:`dnijax.signals`), come from one scalar of stop_gradient-isolated terms
-and a single ``jax.grad``:
+A :class:`Core` is ``(init, initial_state, step)`` (stax/optax style); ``CORES`` holds
+
+* ``rnn``: ``s_t = tanh(x_t W_x + s_{t-1} W_h + b)``, state ``s`` (an array), ``h_t = s_t``;
+* ``lstm``: ``z = x_t W_x + h_{t-1} W_h + b`` split into gates ``i, f, g, o`` (in that
+  order, each ``H`` wide), ``c_t = sig(f) c_{t-1} + sig(i) tanh(g)``,
+  ``h_t = sig(o) tanh(c_t)``; state the tuple ``(h, c)``.
+
+Every core shares one flat parameter dict with a linear readout ``o_t = h_t W_o + b_o``
+(keys ``wo``, ``bo``; :func:`init_network`). A window of ``T`` steps starts from a
+constant incoming state ``s_0`` (a pytree: the previous window's last state; gradients
+stop at window boundaries) and runs the core under ``lax.scan``;
+``L_w = sum_t reduce_b l_t``. Where the rules below need the state as a vector they
+use :func:`flatten_state`, the concatenation of its leaves (``[h, c]`` for the LSTM).
+The signals, like the feed-forward rules (:mod:`dnijax.signals`), come from one scalar
+of stop_gradient-isolated terms and a single ``jax.grad``:
 
 * ``backprop`` (truncated BPTT): ``L_w``;
 * ``dni``: ``L_w + reduce_b <s_T, sg(M(s_T))>`` for the network, where a linear SG
-  module ``M(s) = s A + C`` predicts the gradient of all later losses with respect to
-  the window's last state; plus the SG loss ``reduce_b 0.5 ||M(s_0) - sg(t_0)||^2``
-  whose target ``t_0`` is the per-example gradient, with respect to the incoming
-  state, of the window's losses plus ``<s_T, M(s_T)>`` (the next window's prediction
-  bootstrapped back through this window).
+  module ``M(s) = s A + C`` on the flattened state predicts the gradient of all later
+  losses with respect to the window's whole last state; plus the SG loss
+  ``reduce_b 0.5 ||M(s_0) - sg(t_0)||^2`` whose target ``t_0`` is the per-example
+  gradient, with respect to the whole incoming state, of the window's losses plus
+  ``<s_T, M(s_T)>`` (the next window's prediction bootstrapped back through this window).
 
-``dnijax/reference_rnn.py`` derives the same signals by hand in numpy; the tests hold
-this module to it in float64. The training loop over windows is not wired into the
-engine yet.
+``dnijax/reference_rnn.py`` derives the same signals by hand in numpy for the ``rnn``
+core; the tests hold this module to it in float64 and the LSTM to an unrolled loop
+differentiated by ``jax.grad``. The training loop over windows is not in the engine yet.
 
 Example:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import recurrent
-  >>> params = recurrent.init_rnn(jax.random.key(0), 2, 4, 1)
-  >>> sg = recurrent.init_sg(4)
+  >>> params = recurrent.init_network(jax.random.key(0), "lstm", 2, 4, 1)
+  >>> sg_params = recurrent.init_sg(recurrent.state_size("lstm", 4))
+  >>> s0 = recurrent.get_core("lstm").initial_state(3, 4, jnp.float32)
   >>> x, y = jnp.ones((3, 5, 2)), jnp.zeros((3, 5, 1))
-  >>> s = recurrent.window_signals("dni", params, sg, jnp.zeros((3, 4)), x, y, "mse", "mean")
-  >>> s.s_end.shape, float(jnp.abs(s.sg_grads["a"]).max())  # s_0 = 0: only C learns
-  ((3, 4), 0.0)
+  >>> s = recurrent.window_signals("dni", params, sg_params, s0, x, y, "mse", "mean",
+  ...                              core="lstm")
+  >>> [leaf.shape for leaf in s.s_end], s.sg_target.shape
+  ([(3, 4), (3, 4)], (3, 8))
+  >>> float(jnp.abs(s.sg_grads["a"]).max())  # s_0 = 0: only C learns
+  0.0
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,92 +56,186 @@ from dnijax import nets
 
 sg = jax.lax.stop_gradient
 SIGNALS = ("backprop", "dni")
+State = Any  # a pytree of (B, .) arrays: an array for rnn, (h, c) for lstm
+
+
+class Core(NamedTuple):
+    """A recurrent core as pure functions.
+
+    Attributes:
+      init: ``(key, n_in, n_hidden, dtype) -> params`` (a dict; not ``wo``, ``bo``).
+      initial_state: ``(batch, n_hidden, dtype) -> state`` (zeros).
+      step: ``(params, state, x_t) -> (state, h_t)``; ``params`` may hold other keys.
+    """
+
+    init: Callable[[jax.Array, int, int, Any], dict]
+    initial_state: Callable[[int, int, Any], State]
+    step: Callable[[dict, State, jax.Array], tuple[State, jax.Array]]
 
 
 class WindowSignals(NamedTuple):
-    """The signals of one window: gradients, the window loss ``L_w``, the SG loss, and
-    the window's last state (the next window's ``s_0``)."""
+    """The signals of one window: gradients, the window loss ``L_w``, the SG loss, the
+    window's last state (the next window's ``s_0``) and the SG target ``t_0`` (``(B, S)``,
+    flattened like :func:`flatten_state`; ``None`` for backprop)."""
 
     net_grads: dict
     sg_grads: dict | None
     loss: jax.Array
     sg_loss: jax.Array
-    s_end: jax.Array
+    s_end: State
+    sg_target: jax.Array | None = None
 
 
-def init_rnn(key: jax.Array, n_in: int, n_hidden: int, n_out: int,
-             dtype: Any = jnp.float32) -> dict[str, jax.Array]:
-    """A tanh RNN with a linear readout: Glorot-normal ``wx``, ``wo``; an orthogonal
-    ``wh``; zero biases."""
-    kx, kh, ko = jax.random.split(key, 3)
-    glorot = jax.nn.initializers.glorot_normal()
-    return {"wx": glorot(kx, (n_in, n_hidden), dtype),
+def _rnn_init(key: jax.Array, n_in: int, n_hidden: int, dtype: Any) -> dict:
+    kx, kh = jax.random.split(key)
+    return {"wx": jax.nn.initializers.glorot_normal()(kx, (n_in, n_hidden), dtype),
             "wh": jax.nn.initializers.orthogonal()(kh, (n_hidden, n_hidden), dtype),
-            "b": jnp.zeros((n_hidden,), dtype),
-            "wo": glorot(ko, (n_hidden, n_out), dtype), "bo": jnp.zeros((n_out,), dtype)}
+            "b": jnp.zeros((n_hidden,), dtype)}
 
 
-def rnn_step(params: dict, s: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One step of the core and the readout: ``(s_t, o_t)``."""
+def _rnn_step(params: dict, s: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
     s = jnp.tanh(x_t @ params["wx"] + s @ params["wh"] + params["b"])
-    return s, s @ params["wo"] + params["bo"]
+    return s, s
 
 
-def init_sg(n_hidden: int, dtype: Any = jnp.float32) -> dict[str, jax.Array]:
-    """A zero-initialised linear SG module ``M(s) = s A + C`` (the first prediction is 0)."""
-    return {"a": jnp.zeros((n_hidden, n_hidden), dtype), "c": jnp.zeros((n_hidden,), dtype)}
+def _lstm_init(key: jax.Array, n_in: int, n_hidden: int, dtype: Any) -> dict:
+    """Glorot-normal ``wx`` (n_in, 4H); ``wh`` (H, 4H) an orthogonal H x H block per
+    gate; ``b`` zero but for the forget gate's 1."""
+    kx, *kh = jax.random.split(key, 5)
+    ortho = jax.nn.initializers.orthogonal()
+    b = jnp.zeros((4, n_hidden), dtype).at[1].set(1.0).reshape(-1)
+    return {"wx": jax.nn.initializers.glorot_normal()(kx, (n_in, 4 * n_hidden), dtype),
+            "wh": jnp.concatenate([ortho(k, (n_hidden, n_hidden), dtype) for k in kh], axis=1),
+            "b": b}
+
+
+def _lstm_step(params: dict, state: tuple[jax.Array, jax.Array],
+               x_t: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    h, c = state
+    i, f, g, o = jnp.split(x_t @ params["wx"] + h @ params["wh"] + params["b"], 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return (h, c), h
+
+
+CORES = {
+    "rnn": Core(_rnn_init, lambda b, n, dtype: jnp.zeros((b, n), dtype), _rnn_step),
+    "lstm": Core(_lstm_init,
+                 lambda b, n, dtype: (jnp.zeros((b, n), dtype), jnp.zeros((b, n), dtype)),
+                 _lstm_step),
+}
+
+
+def get_core(core: str | Core) -> Core:
+    """The core named ``core`` in ``CORES`` (a :class:`Core` passes through)."""
+    if isinstance(core, Core):
+        return core
+    if core not in CORES:
+        raise ValueError(f"unknown recurrent core {core!r}; choose one of {tuple(CORES)}")
+    return CORES[core]
+
+
+def init_network(key: jax.Array, core: str | Core, n_in: int, n_hidden: int, n_out: int,
+                 dtype: Any = jnp.float32) -> dict[str, jax.Array]:
+    """The core's parameters plus the readout: Glorot-normal ``wo``, zero ``bo``."""
+    kc, ko = jax.random.split(key)
+    params = get_core(core).init(kc, n_in, n_hidden, dtype)
+    if {"wo", "bo"} & set(params):
+        raise ValueError("a core's parameters may not use the readout's keys 'wo', 'bo'")
+    return {**params, "wo": jax.nn.initializers.glorot_normal()(ko, (n_hidden, n_out), dtype),
+            "bo": jnp.zeros((n_out,), dtype)}
+
+
+def flatten_state(state: State) -> jax.Array:
+    """The state's leaves concatenated along the last axis: ``(B, S)``."""
+    leaves = jax.tree.leaves(state)
+    return leaves[0] if len(leaves) == 1 else jnp.concatenate(leaves, axis=-1)
+
+
+def state_size(core: str | Core, n_hidden: int) -> int:
+    """``S``, the width of :func:`flatten_state` for ``core`` (``H`` for rnn, ``2H`` lstm)."""
+    shapes = jax.eval_shape(lambda: get_core(core).initial_state(1, n_hidden, jnp.float32))
+    return sum(leaf.shape[-1] for leaf in jax.tree.leaves(shapes))
+
+
+def init_sg(size: int, dtype: Any = jnp.float32) -> dict[str, jax.Array]:
+    """A zero-initialised linear SG module ``M(s) = s A + C`` on a flattened state of
+    width ``size`` (:func:`state_size`); the first prediction is 0."""
+    return {"a": jnp.zeros((size, size), dtype), "c": jnp.zeros((size,), dtype)}
 
 
 def apply_sg(module: dict, s: jax.Array) -> jax.Array:
-    """``M(s) = s A + C``, one row per example."""
+    """``M(s) = s A + C``, one row per example of a flattened state ``(B, S)``."""
     return s @ module["a"] + module["c"]
 
 
-def forward_window(params: dict, s0: jax.Array, x_w: jax.Array
-                   ) -> tuple[jax.Array, jax.Array]:
-    """The window's last state ``s_T`` and outputs ``(B, T, K)``, by ``lax.scan``."""
+def forward_window(params: dict, s0: State, x_w: jax.Array,
+                   core: str | Core = "rnn") -> tuple[State, jax.Array]:
+    """The window's last state ``s_T`` and outputs ``(B, T, K)``, by ``lax.scan``.
+
+    Args:
+      params: the network dict (core parameters, ``wo``, ``bo``).
+      s0: the incoming state (the pytree of ``core.initial_state``).
+      x_w: the window's inputs ``(B, T, d)``.
+      core: a name in ``CORES`` or a :class:`Core`.
+    """
+    step_core = get_core(core).step
+
     def step(s, x_t):
-        return rnn_step(params, s, x_t)
+        s, h = step_core(params, s, x_t)
+        return s, h @ params["wo"] + params["bo"]
 
     s_end, outs = jax.lax.scan(step, s0, jnp.swapaxes(x_w, 0, 1))
     return s_end, jnp.swapaxes(outs, 0, 1)
 
 
-def _losses(params: dict, s0: jax.Array, x_w: jax.Array, y_w: jax.Array,
-            loss: str) -> tuple[jax.Array, jax.Array]:
+def _losses(params: dict, s0: State, x_w: jax.Array, y_w: jax.Array, loss: str,
+            core: Core) -> tuple[jax.Array, State]:
     """Per-example summed window losses ``sum_t l_t,b`` and ``s_T``."""
-    s_end, outs = forward_window(params, s0, x_w)
+    s_end, outs = forward_window(params, s0, x_w, core)
     return jnp.sum(nets.per_example_loss(outs, y_w, loss), axis=1), s_end
 
 
-def window_signals(signal: str, params: dict, sg_params: dict | None, s0: jax.Array,
-                   x_w: jax.Array, y_w: jax.Array, loss: str,
-                   reduction: str) -> WindowSignals:
+def window_signals(signal: str, params: dict, sg_params: dict | None, s0: State,
+                   x_w: jax.Array, y_w: jax.Array, loss: str, reduction: str, *,
+                   core: str | Core = "rnn") -> WindowSignals:
     """The signals of one window (see the module docstring) from the parameters at the
-    start of the step; ``s0`` is held constant."""
+    start of the step; ``s0`` is held constant.
+
+    Args:
+      signal: ``backprop`` or ``dni``.
+      params: the network dict; sg_params: the SG module (unused by backprop).
+      s0: the incoming state pytree; x_w, y_w: ``(B, T, d)`` inputs, ``(B, T, K)`` targets.
+      loss: ``mse``, ``xent`` or ``bce``; reduction: ``mean`` or ``sum``.
+      core: a name in ``CORES`` or a :class:`Core`.
+    """
     if signal not in SIGNALS:
         raise ValueError(f"unknown recurrent signal rule {signal!r}; choose one of {SIGNALS}")
+    core = get_core(core)
     reduce = lambda v: nets.reduce_batch(v, reduction)  # noqa: E731
-    s0 = sg(s0)
+    s0 = jax.tree.map(sg, s0)
 
     def objective(theta, phi):
-        per_example, s_end = _losses(theta, s0, x_w, y_w, loss)
+        per_example, s_end = _losses(theta, s0, x_w, y_w, loss, core)
         window_loss = reduce(per_example)
         if signal == "backprop":
-            return window_loss, (window_loss, jnp.zeros((), s_end.dtype), s_end)
-        d_end = sg(apply_sg(phi, sg(s_end)))
-        net_term = window_loss + reduce(jnp.sum(s_end * d_end, axis=-1))
+            return window_loss, (window_loss, jnp.zeros((), window_loss.dtype), s_end, None)
+        flat_end = flatten_state(s_end)
+        d_end = sg(apply_sg(phi, sg(flat_end)))
+        net_term = window_loss + reduce(jnp.sum(flat_end * d_end, axis=-1))
 
         def future(s_in):  # per example: sum_t l_t,b + <s_T,b, d_end,b>, params frozen
-            l_b, s_t = _losses(jax.tree.map(sg, theta), s_in, x_w, y_w, loss)
-            return jnp.sum(l_b) + jnp.sum(s_t * d_end)
+            l_b, s_t = _losses(jax.tree.map(sg, theta), s_in, x_w, y_w, loss, core)
+            return jnp.sum(l_b) + jnp.sum(flatten_state(s_t) * d_end)
 
-        target = sg(jax.grad(future)(s0))
-        sg_loss = reduce(0.5 * jnp.sum((apply_sg(phi, s0) - target) ** 2, axis=-1))
-        return net_term + sg_loss, (window_loss, sg_loss, s_end)
+        target = sg(flatten_state(jax.grad(future)(s0)))
+        sg_loss = reduce(0.5 * jnp.sum((apply_sg(phi, flatten_state(s0)) - target) ** 2,
+                                       axis=-1))
+        return net_term + sg_loss, (window_loss, sg_loss, s_end, target)
 
     argnums = (0, 1) if signal == "dni" else 0
-    grads, (window_loss, sg_loss, s_end) = jax.grad(objective, argnums=argnums,
-                                                    has_aux=True)(params, sg_params)
+    grads, (window_loss, sg_loss, s_end, target) = jax.grad(
+        objective, argnums=argnums, has_aux=True)(params, sg_params)
     net_grads, sg_grads = grads if signal == "dni" else (grads, None)
-    return WindowSignals(net_grads, sg_grads, sg(window_loss), sg(sg_loss), sg(s_end))
+    return WindowSignals(net_grads, sg_grads, sg(window_loss), sg(sg_loss),
+                         jax.tree.map(sg, s_end), target)

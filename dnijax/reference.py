@@ -1,72 +1,58 @@
 """The four regimes derived by hand in numpy: no autodiff, no JAX (``docs/math.md``).
 
 This module is the project's proof of correctness: tests and ``dnijax validate``
-hold the JAX implementation to it. Parameters use the same layout as the JAX
-side (a list of ``{"w": (n_in, n_out)[, "b": (n_out,)]}`` dicts per layer; SG
+hold the JAX implementation to it. A network is a tuple of blocks
+(``dnijax.layers.Block``: one layer with parameters and the parameter-free layers
+around it, of any built-in kind); the layer-level derivatives live in
+:mod:`dnijax.reference_layers`. Parameters use the same layout as the JAX side (a
+list with the dict of each block's weighted layer, ``{"w", optional "b"}``; SG
 modules a list with ``None`` outside the SG set) but are plain numpy arrays.
 
-Notation (one batch of B rows): ``z_i = h_{i-1} W_i + b_i``, ``h_i = phi_i(z_i)``,
-``J = reduce_b l_b`` with ``c = 1/B`` for ``mean`` and ``c = 1`` for ``sum``, so
-``dJ/dh_L = c * e`` where ``e_b = dl_b/dh_L`` is the per-example output gradient.
+Notation (one batch of B rows): block i maps ``h_{i-1}`` to ``h_i = f_i(h_{i-1};
+theta_i)`` with ``h_0 = x``; ``J = reduce_b l_b`` with ``c = 1/B`` for ``mean`` and
+``c = 1`` for ``sum``, so ``dJ/dh_L = c * e`` where ``e_b = dl_b/dh_L`` is the
+per-example output gradient.
 
 Example:
   >>> import numpy as np
-  >>> from dnijax import reference as ref
+  >>> from dnijax import layers, reference as ref
+  >>> specs = layers.mlp_specs((2, 3, 1), ("tanh", "sigmoid"), bias=False)
+  >>> blocks = layers.group_blocks(specs, [s.kind == "dense" for s in specs])
   >>> rng = np.random.RandomState(0)
   >>> params = [{"w": rng.randn(2, 3)}, {"w": rng.randn(3, 1)}]
   >>> x, y = rng.randn(5, 2), rng.randint(0, 2, (5, 1)).astype(float)
-  >>> acts = ("tanh", "sigmoid")
-  >>> loss, grads = ref.backprop_grads(params, x, y, acts, "mse", "sum")
+  >>> loss, grads = ref.backprop_grads(params, x, y, blocks, "mse", "sum")
   >>> [g["w"].shape for g in grads]
   [(2, 3), (3, 1)]
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-Layer = dict  # {"w": array, optional "b": array}
+from dnijax.reference_layers import (
+    ACTIVATIONS,
+    block_backward,
+    block_forward,
+    sg_backward,
+    sg_forward,
+    sigmoid,
+)
+
+Params = dict  # one block's weighted layer: {"w": array, optional "b": array}
 
 
-# ---------------------------------------------------------------- activations
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """``1 / (1 + exp(-z))``, evaluated without overflow for either sign of ``z``."""
-    ez = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + ez), ez / (1.0 + ez))
-
-
-def activate(z: np.ndarray, name: str) -> np.ndarray:
-    """``phi(z)`` for ``sigmoid``, ``tanh``, ``relu`` and ``identity``."""
-    if name == "sigmoid":
-        return sigmoid(z)
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    if name == "identity":
-        return z
-    raise ValueError(f"unknown activation {name!r}")
-
-
-def activation_slope(z: np.ndarray, h: np.ndarray, name: str) -> np.ndarray:
-    """``phi'(z)``: ``h(1-h)``, ``1-h^2``, ``[z > 0]`` (0 at z = 0) or ``1``."""
-    if name == "sigmoid":
-        return h * (1.0 - h)
-    if name == "tanh":
-        return 1.0 - h * h
-    if name == "relu":
-        return (z > 0).astype(z.dtype)
-    if name == "identity":
-        return np.ones_like(z)
-    raise ValueError(f"unknown activation {name!r}")
-
-
-def effective_activations(activations: Sequence[str], loss: str) -> tuple[str, ...]:
-    """For ``xent`` and ``bce`` the loss reads the logits: the output is linear."""
-    acts = tuple(activations)
-    return acts[:-1] + ("identity",) if loss in ("xent", "bce") else acts
+def effective_blocks(blocks: Sequence[Any], loss: str) -> tuple:
+    """For ``xent`` and ``bce`` the loss reads the logits: an activation that ends the
+    last block counts as ``identity``."""
+    blocks = tuple(blocks)
+    last = blocks[-1].layers[-1]
+    if loss not in ("xent", "bce") or last.kind not in ACTIVATIONS:
+        return blocks
+    linear = last._replace(kind="identity", options=())
+    return blocks[:-1] + (blocks[-1]._replace(layers=blocks[-1].layers[:-1] + (linear,)),)
 
 
 # ---------------------------------------------------------------- losses
@@ -96,133 +82,90 @@ def batch_scale(batch: int, reduction: str) -> float:
     return 1.0 / batch if reduction == "mean" else 1.0
 
 
-# ---------------------------------------------------------------- one layer
-def layer_forward(layer: Layer, h_in: np.ndarray, act: str) -> tuple[np.ndarray, np.ndarray]:
-    """``z = h_in W + b`` and ``h = phi(z)``."""
-    z = h_in @ layer["w"]
-    if "b" in layer:
-        z = z + layer["b"]
-    return z, activate(z, act)
-
-
-def layer_backward(layer: Layer, h_in: np.ndarray, z: np.ndarray, h: np.ndarray, act: str,
-                   grad_h: np.ndarray) -> tuple[Layer, np.ndarray]:
-    """Given ``G = d(objective)/dh``: ``delta = G * phi'(z)``, ``dW = h_in^T delta``,
-    ``db = sum_b delta`` and ``d(objective)/dh_in = delta W^T``."""
-    delta = grad_h * activation_slope(z, h, act)
-    grads = {"w": h_in.T @ delta}
-    if "b" in layer:
-        grads["b"] = delta.sum(axis=0)
-    return grads, delta @ layer["w"].T
-
-
-def forward(params: list[Layer], x: np.ndarray,
-            acts: Sequence[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``zs = [z_1..z_L]`` and ``hs = [h_0 = x, h_1..h_L]``."""
-    zs, hs = [], [x]
-    for layer, act in zip(params, acts):
-        z, h = layer_forward(layer, hs[-1], act)
-        zs.append(z)
+# ---------------------------------------------------------------- the network
+def forward(params: list[Params], x: np.ndarray,
+            blocks: Sequence[Any]) -> tuple[list[np.ndarray], list]:
+    """``hs = [h_0 = x, h_1..h_L]`` (the block outputs) and each block's cache."""
+    hs, caches = [x], []
+    for p, block in zip(params, blocks, strict=True):
+        h, cache = block_forward(p, hs[-1], block)
         hs.append(h)
-    return zs, hs
+        caches.append(cache)
+    return hs, caches
 
 
 # ---------------------------------------------------------------- backprop
-def backprop_grads(params: list[Layer], x: np.ndarray, y: np.ndarray, activations: Sequence[str],
-                   loss: str, reduction: str) -> tuple[float, list[Layer]]:
-    """``J`` and ``dJ/dtheta`` by the chain rule, from ``dJ/dh_L = c e`` down to layer 1."""
-    acts = effective_activations(activations, loss)
-    zs, hs = forward(params, x, acts)
+def backprop_grads(params: list[Params], x: np.ndarray, y: np.ndarray, blocks: Sequence[Any],
+                   loss: str, reduction: str) -> tuple[float, list[Params]]:
+    """``J`` and ``dJ/dtheta`` by the chain rule, from ``dJ/dh_L = c e`` down through
+    every block's backward to block 1."""
+    hs, caches = forward(params, x, effective_blocks(blocks, loss))
     c = batch_scale(x.shape[0], reduction)
     per_example, e = loss_and_output_grad(hs[-1], y, loss)
-    grads: list[Layer] = [None] * len(params)
+    grads: list[Params] = [None] * len(params)
     grad_h = c * e
     for i in reversed(range(len(params))):
-        grads[i], grad_h = layer_backward(params[i], hs[i], zs[i], hs[i + 1], acts[i], grad_h)
+        grads[i], grad_h = block_backward(caches[i], grad_h)
     return c * per_example.sum(), grads
 
 
-# ---------------------------------------------------------------- SG modules
-def sg_set(n_layers: int, topology: str) -> list[bool]:
-    """``paper``: layers 1..L-1 carry SG modules; ``seed``: all L layers."""
+# ---------------------------------------------------------------- DNI
+def sg_set(n_blocks: int, topology: str) -> list[bool]:
+    """``paper``: blocks 1..L-1 carry SG modules; ``seed``: all L blocks."""
     if topology == "paper":
-        return [True] * (n_layers - 1) + [False]
+        return [True] * (n_blocks - 1) + [False]
     if topology == "seed":
-        return [True] * n_layers
+        return [True] * n_blocks
     raise ValueError(f"unknown topology {topology!r}")
 
 
-def sg_module_acts(module: list[Layer]) -> list[str]:
-    """ReLU hidden layers, then a linear output layer."""
-    return ["relu"] * (len(module) - 1) + ["identity"]
+def dni_grads(params: list[Params], sgs: list, x: np.ndarray, y: np.ndarray,
+              blocks: Sequence[Any], loss: str, reduction: str, topology: str,
+              conditioned: bool) -> tuple[float, list[Params], list, list[float]]:
+    """The DNI signals of one step, written out, block by block.
 
-
-def sg_forward(module: list[Layer], h: np.ndarray, cond: np.ndarray | None):
-    """``d = M([h, cond])``; also returns the module's ``(zs, hs)`` for its backward pass."""
-    a = h if cond is None else np.concatenate([h, cond], axis=-1)
-    zs, hs = forward(module, a, sg_module_acts(module))
-    return hs[-1], (zs, hs)
-
-
-def sg_backward(module: list[Layer], cache, grad_d: np.ndarray) -> list[Layer]:
-    """``d(objective)/dphi`` from ``d(objective)/dd`` through the module's layers."""
-    zs, hs = cache
-    acts = sg_module_acts(module)
-    grads: list[Layer] = [None] * len(module)
-    g = grad_d
-    for j in reversed(range(len(module))):
-        grads[j], g = layer_backward(module[j], hs[j], zs[j], hs[j + 1], acts[j], g)
-    return grads
-
-
-def dni_grads(params: list[Layer], sgs: list, x: np.ndarray, y: np.ndarray,
-              activations: Sequence[str], loss: str, reduction: str, topology: str,
-              conditioned: bool) -> tuple[float, list[Layer], list, list[float]]:
-    """The DNI signals of one step, written out.
-
-    For layer i in S with synthetic gradient ``d_i = M_i(h_i[, y])`` (per example):
-      * layer update: the layer backward with ``G = c d_i`` and its input fixed;
-      * target: ``t_L = e`` (seed topology); ``t_i = (d_{i+1} * phi'(z_{i+1})) W_{i+1}^T``
-        if i+1 is in S; ``t_{L-1} = (e * phi'(z_L)) W_L^T`` otherwise;
+    For block i in S with synthetic gradient ``d_i = M_i(h_i[, y])`` (per example;
+    inner products and norms over all non-batch axes):
+      * block update: the block's param-VJP with cotangent ``c d_i``, its input fixed;
+      * target: ``t_L = e`` (seed topology); else the input-VJP of block i+1 applied
+        to ``d_{i+1}`` if i+1 is in S, to ``e`` otherwise;
       * SG loss ``c sum_b 0.5 ||d_i - t_i||^2``, whose gradient w.r.t. ``d_i`` is
         ``c (d_i - t_i)``, carried back through the module.
-    A layer outside S (the output layer, paper topology) gets the layer backward
-    with ``G = c e``, its input fixed.
+    A block outside S (the output block, paper topology) gets its param-VJP with
+    cotangent ``c e``, its input fixed.
+
+    Block i's VJP is linear in its cotangent ``g_i`` (``d_i`` in S, ``e`` outside), so
+    one backward pass with ``g_i`` gives both its update (times ``c``) and ``t_{i-1}``.
 
     Returns:
       ``J``, the network's signals, the SG modules' gradients (``None`` outside S)
       and the SG loss of each module in S.
     """
-    acts = effective_activations(activations, loss)
     n = len(params)
     in_s = sg_set(n, topology)
-    zs, hs = forward(params, x, acts)
+    hs, caches = forward(params, x, effective_blocks(blocks, loss))
     c = batch_scale(x.shape[0], reduction)
     per_example, e = loss_and_output_grad(hs[-1], y, loss)
     cond = y if conditioned else None
-    d, caches = [None] * n, [None] * n
+    d, sg_caches = [None] * n, [None] * n
     for i in range(n):
         if in_s[i]:
-            d[i], caches[i] = sg_forward(sgs[i], hs[i + 1], cond)
+            d[i], sg_caches[i] = sg_forward(sgs[i], hs[i + 1], cond)
 
-    def through_layer(i: int, grad_out: np.ndarray) -> np.ndarray:
-        """``(dh_i/dh_{i-1})^T grad_out`` per example, for layer index i (0-based)."""
-        slope = activation_slope(zs[i], hs[i + 1], acts[i])
-        return (grad_out * slope) @ params[i]["w"].T
-
-    net_grads, sg_grads, sg_losses = [None] * n, [None] * n, []
+    net_grads, targets = [None] * n, [None] * n
+    targets[n - 1] = e
     for i in range(n):
-        grad_h = c * (d[i] if in_s[i] else e)
-        net_grads[i], _ = layer_backward(params[i], hs[i], zs[i], hs[i + 1], acts[i], grad_h)
-        if not in_s[i]:
-            continue
-        if i == n - 1:
-            target = e
-        else:
-            target = through_layer(i + 1, d[i + 1] if in_s[i + 1] else e)
-        diff = d[i] - target
-        sg_losses.append(c * 0.5 * np.sum(diff * diff))
-        sg_grads[i] = sg_backward(sgs[i], caches[i], c * diff)
+        grads, grad_in = block_backward(caches[i], d[i] if in_s[i] else e)
+        net_grads[i] = {k: c * v for k, v in grads.items()}
+        if i > 0:
+            targets[i - 1] = grad_in
+
+    sg_grads, sg_losses = [None] * n, []
+    for i in range(n):
+        if in_s[i]:
+            diff = d[i] - targets[i]
+            sg_losses.append(c * 0.5 * np.sum(diff * diff))
+            sg_grads[i] = sg_backward(sg_caches[i], c * diff)
     return c * per_example.sum(), net_grads, sg_grads, sg_losses
 
 
@@ -299,15 +242,15 @@ def optimizer_step(params: list, grads: list, states: list, lr: float, optimizer
 
 
 def signals(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np.ndarray, *,
-            activations: Sequence[str], loss: str, reduction: str, topology: str = "paper",
+            blocks: Sequence[Any], loss: str, reduction: str, topology: str = "paper",
             conditioned: bool = False) -> dict:
     """The signals of one step of rule ``backprop`` or ``dni``: ``{"loss", "net_grads",
     "sg_grads", "sg_losses"}`` (``sg_grads`` is ``None`` for backprop)."""
     if signal == "dni":
-        j, g_net, g_sg, sg_losses = dni_grads(params, sgs, x, y, activations, loss, reduction,
+        j, g_net, g_sg, sg_losses = dni_grads(params, sgs, x, y, blocks, loss, reduction,
                                               topology, conditioned)
     elif signal == "backprop":
-        (j, g_net), g_sg, sg_losses = backprop_grads(params, x, y, activations, loss,
+        (j, g_net), g_sg, sg_losses = backprop_grads(params, x, y, blocks, loss,
                                                      reduction), None, []
     else:
         raise ValueError(f"unknown signal rule {signal!r}; the reference has backprop, dni")
@@ -315,7 +258,7 @@ def signals(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np.nd
 
 
 def trajectory(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np.ndarray,
-               steps: int, *, activations: Sequence[str], loss: str, reduction: str,
+               steps: int, *, blocks: Sequence[Any], loss: str, reduction: str,
                lr: float, sg_lr: float | None = None, optimizer: str = "sgd",
                topology: str = "paper", conditioned: bool = False, clip: float | None = None,
                noise_before_clip: bool = False, net_noises: Sequence | None = None,
@@ -327,21 +270,22 @@ def trajectory(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np
     modules) global-norm clipping (``clip``; after the noise with
     ``noise_before_clip``), the step's noise realisation (the
     ``+noise`` regimes: ``net_noises[t]``, ``sg_noises[t]``, trees like the params, or
-    ``None`` for none), then the optimiser of each layer whose flag in ``masks[t]`` is
-    set (``update_prob`` experiments; all layers without ``masks``).
+    ``None`` for none), then the optimiser of each block whose flag in ``masks[t]`` is
+    set (``update_prob`` experiments; all blocks without ``masks``).
 
     Args:
       signal: ``backprop`` or ``dni``.
       params, sgs: network and SG parameters (``sgs`` unused by backprop).
       x, y: the batch and its encoded targets (full batch).
-      activations, loss, reduction, topology, conditioned: as in ``docs/math.md``.
+      blocks: the network's blocks (``dnijax.layers.Block``), any built-in layer kinds.
+      loss, reduction, topology, conditioned: as in ``docs/math.md``.
       lr, sg_lr: learning rates (``sg_lr`` defaults to ``lr``); optimizer: ``sgd``,
         ``momentum`` or ``adam`` (per layer, for both groups).
 
     Returns:
       ``(params, sgs, losses)`` with the loss at the start of every step.
     """
-    settings = dict(activations=activations, loss=loss, reduction=reduction,
+    settings = dict(blocks=blocks, loss=loss, reduction=reduction,
                     topology=topology, conditioned=conditioned)
     net_state = init_optimizer(params, optimizer)
     sg_state = init_optimizer(sgs, optimizer) if signal == "dni" else None

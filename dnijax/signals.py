@@ -11,23 +11,25 @@ in a registry: :func:`register` adds one, and the regimes ``name`` and
 The DNI signals come from one scalar built out of stop_gradient-isolated terms
 and a single ``jax.grad``:
 
-* for each layer i in S, ``reduce_b <h_i(theta_i; sg(h_{i-1})), sg(d_i)>``: its
-  gradient w.r.t. ``theta_i`` is ``reduce_b (dh_i/dtheta_i)^T d_i``;
-* for a layer outside S (the output layer, paper topology), the true loss with
-  the layer's input held constant;
+* for each block i in S, ``reduce_b <h_i(theta_i; sg(h_{i-1})), sg(d_i)>`` (the inner
+  product over every axis of an example): its gradient w.r.t. ``theta_i`` is
+  ``reduce_b (dh_i/dtheta_i)^T d_i``;
+* for a block outside S (the output block, paper topology), the true loss with
+  the block's input held constant;
 * the SG regression loss ``sum_i reduce_b 0.5 ||d_i - sg(t_i)||^2`` with
   ``d_i = M_i(sg(h_i))``, whose gradient w.r.t. ``phi_i`` trains the modules.
 
-Every layer sees its input through ``stop_gradient``, so no signal crosses a
-layer boundary.
+Every block (:mod:`dnijax.layers`; for an MLP, a layer) sees its input through
+``stop_gradient``, so no signal crosses a block boundary.
 
 Example:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import nets, synthetic, signals
-  >>> spec = nets.make_net_spec(("tanh", "tanh", "sigmoid"), "mse", "mean")
+  >>> spec = nets.mlp_spec((2, 5, 5, 1), ("tanh", "tanh", "sigmoid"), "mse", "mean",
+  ...                      init="glorot")
   >>> sgspec = synthetic.SGSpec("paper")
-  >>> params = nets.init_network(jax.random.key(0), (2, 5, 5, 1), "glorot")
-  >>> sgs = synthetic.init_sg_modules(jax.random.key(1), (2, 5, 5, 1), sgspec, 1)
+  >>> params = nets.init_network(jax.random.key(0), spec)
+  >>> sgs = synthetic.init_sg_modules(jax.random.key(1), nets.block_shapes(spec), sgspec, 1)
   >>> x, y = jnp.ones((4, 2)), jnp.zeros((4, 1))
   >>> s = signals.dni_signals(params, sgs, x, y, spec, sgspec)
   >>> float(jnp.abs(s.net_grads[0]["w"]).max())  # a zero-init SG drives layer 1
@@ -41,7 +43,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dnijax import nets, synthetic
+from dnijax import layers, nets, synthetic
 
 sg = jax.lax.stop_gradient
 
@@ -75,30 +77,30 @@ def backprop_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.A
     return Signals(grads, None, loss, out, jnp.zeros((0,), loss.dtype))
 
 
-def _input_vjp(layer: dict[str, jax.Array], h_in: jax.Array, activation: str,
+def _input_vjp(params: dict[str, jax.Array], h_in: jax.Array, block: layers.Block,
                cotangent: jax.Array) -> jax.Array:
-    """``(dh_out/dh_in)^T cotangent`` per example, through one layer with frozen params."""
-    frozen = jax.tree.map(sg, layer)
-    _, vjp = jax.vjp(lambda h: nets.apply_layer(frozen, h, activation)[1], sg(h_in))
+    """``(dh_out/dh_in)^T cotangent`` per example, through one block with frozen params."""
+    frozen = jax.tree.map(sg, params)
+    _, vjp = jax.vjp(lambda h: layers.apply_block(frozen, h, block), sg(h_in))
     return sg(vjp(sg(cotangent))[0])
 
 
 def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array,
                 y: jax.Array, spec: nets.NetSpec, sg_spec: synthetic.SGSpec) -> Signals:
-    """Rule ``dni``: layer updates from synthetic gradients, SG modules regressed
+    """Rule ``dni``: block updates from synthetic gradients, SG modules regressed
     on bootstrapped (or, next to the output, true) per-example gradients
     (``docs/math.md``, "Synthetic gradients (DNI)")."""
     n = len(params)
     in_s = synthetic.sg_layers(n, sg_spec.topology)
-    acts = spec.activations
+    blocks = spec.blocks
     cond = y if sg_spec.conditioned else None
     reduce = lambda v: nets.reduce_batch(v, spec.reduction)  # noqa: E731
 
     def objective(theta, phi):
-        # Layer inputs are constants: each layer's output depends on its own params only.
+        # Block inputs are constants: each block's output depends on its own params only.
         hs = [x]
-        for layer, act in zip(theta, acts):
-            hs.append(nets.apply_layer(layer, sg(hs[-1]), act)[1])
+        for p, block in zip(theta, blocks):
+            hs.append(layers.apply_block(p, sg(hs[-1]), block))
         out = hs[-1]
         loss = reduce(nets.per_example_loss(out, y, spec.loss))
         # The true per-example output gradient dl_b/dh_L (reduction "sum" keeps it per example).
@@ -110,16 +112,15 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
         sg_losses = []
         for i in range(n):
             if not in_s[i]:
-                total = total + loss  # only the output layer can be outside S
+                total = total + loss  # only the output block can be outside S
                 continue
-            total = total + reduce(jnp.sum(hs[i + 1] * sg(d[i]), axis=-1))
+            total = total + reduce(nets.per_example_sum(hs[i + 1] * sg(d[i])))
             if i == n - 1:
                 target = e_out
-            elif in_s[i + 1]:
-                target = _input_vjp(theta[i + 1], hs[i + 1], acts[i + 1], d[i + 1])
             else:
-                target = _input_vjp(theta[i + 1], hs[i + 1], acts[i + 1], e_out)
-            sg_loss = reduce(0.5 * jnp.sum((d[i] - sg(target)) ** 2, axis=-1))
+                target = _input_vjp(theta[i + 1], hs[i + 1], blocks[i + 1],
+                                    d[i + 1] if in_s[i + 1] else e_out)
+            sg_loss = reduce(0.5 * nets.per_example_sum((d[i] - sg(target)) ** 2))
             sg_losses.append(sg_loss)
             total = total + sg_loss
         sg_losses = jnp.stack(sg_losses) if sg_losses else jnp.zeros((0,), out.dtype)
@@ -132,7 +133,7 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
 
 def sg_alignment(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array,
                  y: jax.Array, spec: nets.NetSpec, sg_spec: synthetic.SGSpec) -> jax.Array:
-    """How well each SG module predicts the true gradient: for every layer i in S, the
+    """How well each SG module predicts the true gradient: for every block i in S, the
     cosine between ``d_i = M_i(h_i)`` and the true per-example gradient ``dl_b/dh_i``
     (by backprop through the whole network), averaged over the batch; shape ``(|S|,)``.
     A zero synthetic or true gradient counts as cosine 0."""
@@ -142,8 +143,8 @@ def sg_alignment(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Arra
 
     def total_loss(shifts):  # a zero shift added to each h_i: its gradient is dl_b/dh_i
         h = x
-        for layer, act, shift in zip(params, spec.activations, shifts):
-            h = nets.apply_layer(layer, h, act)[1] + shift
+        for p, block, shift in zip(params, spec.blocks, shifts):
+            h = layers.apply_block(p, h, block) + shift
         return jnp.sum(nets.per_example_loss(h, y, spec.loss))
 
     true = jax.grad(total_loss)([jnp.zeros_like(h) for h in hs[1:]])
@@ -152,8 +153,9 @@ def sg_alignment(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Arra
         if not carries:
             continue
         d = synthetic.apply_sg(sg_params[i], hs[i + 1], cond)
-        dot = jnp.sum(d * true[i], axis=-1)
-        norms = jnp.linalg.norm(d, axis=-1) * jnp.linalg.norm(true[i], axis=-1)
+        dot = nets.per_example_sum(d * true[i])
+        flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
+        norms = jnp.linalg.norm(flat(d), axis=-1) * jnp.linalg.norm(flat(true[i]), axis=-1)
         cosines.append(jnp.mean(jnp.where(norms > 0, dot / jnp.where(norms > 0, norms, 1), 0)))
     return jnp.stack(cosines) if cosines else jnp.zeros((0,), x.dtype)
 

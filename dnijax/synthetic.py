@@ -2,8 +2,10 @@
 
 An SG module ``M_i`` maps a layer's output ``h_i`` (and, when conditioned, the
 target vector ``y`` concatenated to it) to ``d_i``, an estimate of the
-per-example gradient ``dl_b/dh_i``. A module is a list of dense layers: ReLU
-hidden layers then a linear layer (no hidden sizes = a linear module).
+per-example gradient ``dl_b/dh_i``. A module is a list of layers, dense for a
+block that outputs vectors and SAME convolutions for one that outputs images
+(H, W, C): ReLU hidden layers then a linear layer (no hidden sizes = a linear
+module). A conditioned module on images gets the target vector as extra channels.
 
 The SG parameters of a network are a list with one entry per network layer:
 the module's layer list for layers in the SG set S, ``None`` for the others.
@@ -14,7 +16,7 @@ Example:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import synthetic
   >>> spec = synthetic.SGSpec("paper", conditioned=False)
-  >>> sgs = synthetic.init_sg_modules(jax.random.key(0), (2, 8, 8, 1), spec, cond_dim=1)
+  >>> sgs = synthetic.init_sg_modules(jax.random.key(0), [(8,), (8,), (1,)], spec, 1)
   >>> [m is None for m in sgs]
   [False, False, True]
   >>> float(jnp.abs(synthetic.apply_sg(sgs[0], jnp.ones((4, 8)))).max())  # zero init
@@ -28,7 +30,7 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from dnijax import nets
+from dnijax import layers
 
 TOPOLOGIES = ("paper", "seed")
 SG_INITS = ("zero", "network")
@@ -47,6 +49,7 @@ class SGSpec(NamedTuple):
       init: ``zero`` (last layer zero, so the first synthetic gradient is 0) or
         ``network`` (every layer initialised like the network).
       bias: whether module layers have biases.
+      kernel: the kernel size of a convolutional module (the DNI paper's is 5).
     """
 
     topology: str = "paper"
@@ -54,6 +57,7 @@ class SGSpec(NamedTuple):
     hidden: tuple[int, ...] = ()
     init: str = "zero"
     bias: bool = True
+    kernel: int = 5
 
 
 def sg_layers(n_layers: int, topology: str) -> tuple[bool, ...]:
@@ -65,17 +69,24 @@ def sg_layers(n_layers: int, topology: str) -> tuple[bool, ...]:
     raise ValueError(f"unknown topology {topology!r}; choose one of {TOPOLOGIES}")
 
 
-def init_sg_module(key: jax.Array, width: int, cond_dim: int, spec: SGSpec,
+def init_sg_module(key: jax.Array, shape: Sequence[int], cond_dim: int, spec: SGSpec,
                    net_init: str = "normal", scale: float = 0.2, shift: float = -0.1,
                    dtype: Any = jnp.float32) -> list[dict[str, jax.Array]]:
-    """Initialises one SG module for a layer of ``width`` units.
+    """Initialises one SG module for a block whose output has per-example ``shape``:
+    dense layers for a vector ``(n,)``, SAME convolutions of ``spec.kernel`` for an
+    image ``(H, W, C)`` (hidden sizes are then channel counts).
 
     With ``spec.init == "zero"`` hidden layers are He-normal and the last layer
     is zero; with ``"network"`` every layer uses the network's init scheme.
     """
-    sizes = (width + (cond_dim if spec.conditioned else 0),) + tuple(spec.hidden) + (width,)
+    shape = tuple(shape)
+    if len(shape) not in (1, 3):
+        raise ValueError(f"SG modules take block outputs of shape (n,) or (H, W, C), not "
+                         f"{shape}; end the block with flatten, or put no SG module there")
+    sizes = (shape[-1] + (cond_dim if spec.conditioned else 0),) + tuple(spec.hidden) + (
+        shape[-1],)
     keys = jax.random.split(key, len(sizes) - 1)
-    layers = []
+    module = []
     for j, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
         last = j == len(sizes) - 2
         if spec.init == "network":
@@ -84,25 +95,40 @@ def init_sg_module(key: jax.Array, width: int, cond_dim: int, spec: SGSpec,
             init = "zeros" if last else "he"
         else:
             raise ValueError(f"unknown SG init {spec.init!r}; choose one of {SG_INITS}")
-        layers.append(nets.init_layer(k, a, b, init, scale, shift, spec.bias, dtype))
-    return layers
+        layer = (layers.dense(b, spec.bias, init, scale, shift) if len(shape) == 1 else
+                 layers.conv2d(b, spec.kernel, 1, spec.bias, init, scale, shift))
+        module.append(layer.init(k, shape[:-1] + (a,), dtype)[1])
+    return module
 
 
-def init_sg_modules(key: jax.Array, widths: Sequence[int], spec: SGSpec, cond_dim: int,
-                    net_init: str = "normal", scale: float = 0.2, shift: float = -0.1,
-                    dtype: Any = jnp.float32) -> SGParams:
-    """SG modules for a network of widths ``(n_0, ..., n_L)``; ``None`` outside S."""
-    in_s = sg_layers(len(widths) - 1, spec.topology)
+def init_sg_modules(key: jax.Array, shapes: Sequence[Sequence[int]], spec: SGSpec,
+                    cond_dim: int, net_init: str = "normal", scale: float = 0.2,
+                    shift: float = -0.1, dtype: Any = jnp.float32) -> SGParams:
+    """SG modules for a network whose blocks output per-example ``shapes`` (for an MLP
+    of widths ``(n_0, ..., n_L)``: ``[(n_1,), ..., (n_L,)]``); ``None`` outside S."""
+    in_s = sg_layers(len(shapes), spec.topology)
     keys = jax.random.split(key, len(in_s))
-    return [init_sg_module(k, w, cond_dim, spec, net_init, scale, shift, dtype) if s else None
-            for k, w, s in zip(keys, widths[1:], in_s)]
+    return [init_sg_module(k, s, cond_dim, spec, net_init, scale, shift, dtype) if inside
+            else None for k, s, inside in zip(keys, shapes, in_s)]
 
 
 def apply_sg(module: list[dict[str, jax.Array]], h: jax.Array,
              cond: jax.Array | None = None) -> jax.Array:
-    """The synthetic gradient ``d = M([h, cond])`` for a batch (one row per example)."""
-    a = h if cond is None else jnp.concatenate([h, cond.astype(h.dtype)], axis=-1)
+    """The synthetic gradient ``d = M([h, cond])`` for a batch (leading axis: examples).
+
+    For an image batch ``h`` (B, H, W, C), ``cond`` (B, K) is repeated over every pixel
+    as K extra channels (cDNI for convolutions)."""
+    a = h
+    if cond is not None:
+        cond = cond.astype(h.dtype).reshape(cond.shape[:1] + (1,) * (h.ndim - 2) + (-1,))
+        a = jnp.concatenate([h, jnp.broadcast_to(cond, h.shape[:-1] + cond.shape[-1:])],
+                            axis=-1)
     for j, layer in enumerate(module):
-        act = "identity" if j == len(module) - 1 else "relu"
-        a = nets.apply_layer(layer, a, act)[1]
+        if layer["w"].ndim == 4:
+            kernel = layer["w"].shape[0]
+            a = layers.conv2d(layer["w"].shape[-1], kernel, 1, "b" in layer).apply(layer, a)
+        else:
+            a = layers.dense(layer["w"].shape[-1], "b" in layer).apply(layer, a)
+        if j < len(module) - 1:
+            a = jax.nn.relu(a)
     return a

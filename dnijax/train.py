@@ -116,9 +116,9 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
     if program.sg is None:
         sg = None
     elif sg is None:
-        sg = synthetic.init_sg_modules(k_sg, program.widths, program.sg, program.widths[-1],
-                                       program.init, program.init_scale, program.init_shift,
-                                       dtype)
+        sg = synthetic.init_sg_modules(k_sg, nets.block_shapes(program.net), program.sg,
+                                       program.widths[-1], program.init, program.init_scale,
+                                       program.init_shift, dtype)
     rules = update_rules(program, hyper, (k_noise_net, k_noise_sg))
     return TrainState(net, sg, rules.net.init(net), rules.sg.init(sg) if has_params(sg) else (),
                       k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))

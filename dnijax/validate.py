@@ -65,7 +65,7 @@ def random_data(config: RunConfig, batch: int, seed: int) -> tuple[np.ndarray, n
 
 def reference_settings(config: RunConfig) -> dict[str, Any]:
     """The settings of :func:`reference.signals` for a config."""
-    return dict(activations=config.activations, loss=config.loss, reduction=config.reduction,
+    return dict(blocks=config.net_spec.blocks, loss=config.loss, reduction=config.reduction,
                 topology=config.topology, conditioned=config.conditioned)
 
 
@@ -177,23 +177,68 @@ def cases(depth: int, width: int, steps: int, dtype: str):
                                                       **{**base, **fields})
 
 
-def run_table(depth: int, width: int, steps: int, seed: int) -> int:
-    """Prints the table; returns 0 if every float64 row is within tolerance, else 1."""
-    print(f"dnijax validate: depth {depth}, width {width}, {steps} steps, seed {seed}; "
+def _conv(*items: tuple) -> tuple[dict, ...]:
+    return tuple({"kind": kind, **options} for kind, options in items)
+
+
+# Two small conv nets on 16 inputs seen as 4x4x1 images. With pooling, the blocks output
+# an image (2, 2, 3), a vector (4,) and the logits; without, an image (4, 4, 3), a vector
+# (8,) (a strided conv, then flatten) and the logits.
+CONV_NETS = {
+    "pool": _conv(("reshape", {"shape": [4, 4, 1]}), ("conv2d", {"features": 3, "kernel": 3}),
+                  ("tanh", {}), ("max_pool", {"window": 2}),
+                  ("conv2d", {"features": 4, "kernel": 2}), ("relu", {}),
+                  ("avg_pool", {"window": 2}), ("flatten", {}), ("dense", {"features": 3})),
+    "no pool": _conv(("reshape", {"shape": [4, 4, 1]}),
+                     ("conv2d", {"features": 3, "kernel": 3}), ("sigmoid", {}),
+                     ("conv2d", {"features": 2, "kernel": 2, "stride": 2}), ("relu", {}),
+                     ("flatten", {}), ("dense", {"features": 3})),
+}
+
+
+def conv_cases(steps: int, dtype: str):
+    """(regime, topology, conditioned, net, config) for ``dnijax validate --arch conv``:
+    every regime, topology and conditioning on both :data:`CONV_NETS`, then asynchronous
+    Adam with noise on the network only."""
+    base = dict(widths=(16,), loss="xent", reduction="mean", init="glorot", lr=0.01,
+                sg_lr=0.01, eta=0.01, noise="paper", sg_init="network", sg_kernel=3,
+                dtype=dtype, steps=steps)
+    for net, layer_list in CONV_NETS.items():
+        for regime in REGIMES:
+            uses_sg = RunConfig(regime=regime).uses_sg
+            variants = itertools.product(("paper", "seed"), (False, True)) if uses_sg else [
+                ("-", False)]
+            for topology, conditioned in variants:
+                yield regime, topology, conditioned, net, RunConfig(
+                    regime=regime, topology="paper" if topology == "-" else topology,
+                    conditioned=conditioned, layers=layer_list, **base)
+    yield "dni+noise", "seed", True, "pool, adam p=0.5", RunConfig(
+        regime="dni+noise", topology="seed", conditioned=True, layers=CONV_NETS["pool"],
+        optimizer="adam", update_prob=0.5, noise_to="network", **base)
+
+
+def run_table(depth: int, width: int, steps: int, seed: int, arch: str = "mlp") -> int:
+    """Prints the table of ``arch`` (``mlp``: :func:`cases`; ``conv``: :func:`conv_cases`);
+    returns 0 if every float64 row is within tolerance, else 1."""
+    shape = f"depth {depth}, width {width}" if arch == "mlp" else "the conv nets"
+    print(f"dnijax validate --arch {arch}: {shape}, {steps} steps, seed {seed}; "
           f"tolerances: gradients {GRAD_TOL:g}, parameters {PARAM_TOL:g} (float64)\n")
-    header = (f"{'regime':15s} {'topology':8s} {'cond':5s} {'update':15s} {'f64 grad':>9s} "
+    column = "update" if arch == "mlp" else "network"
+    header = (f"{'regime':15s} {'topology':8s} {'cond':5s} {column:16s} {'f64 grad':>9s} "
               f"{'f64 params':>10s} {'f32 grad':>9s} {'f32 params':>10s}  verdict")
     print(header)
     print("-" * len(header))
     failures = 0
-    for regime, topology, cond, update, cfg64 in cases(depth, width, steps, "float64"):
+    rows = (cases(depth, width, steps, "float64") if arch == "mlp" else
+            conv_cases(steps, "float64"))
+    for regime, topology, cond, update, cfg64 in rows:
         x, labels = random_data(cfg64, 16, seed)
         with jax.enable_x64(True):
             e64 = compare(cfg64, x, labels, jax.random.key(seed))
         e32 = compare(cfg64.replace(dtype="float32"), x, labels, jax.random.key(seed))
         ok = e64["grad"] <= GRAD_TOL and e64["params"] <= PARAM_TOL
         failures += not ok
-        print(f"{regime:15s} {topology:8s} {'yes' if cond else 'no':5s} {update:15s} "
+        print(f"{regime:15s} {topology:8s} {'yes' if cond else 'no':5s} {update:16s} "
               f"{e64['grad']:9.1e} {e64['params']:10.1e} {e32['grad']:9.1e} "
               f"{e32['params']:10.1e}  {'ok' if ok else 'FAIL'}")
     print(f"\n{'all rows within tolerance' if not failures else f'{failures} row(s) FAILED'}")

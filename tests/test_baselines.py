@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from dnijax import reference
+from dnijax import nets, reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATH = os.path.join(ROOT, "benchmarks", "baselines.py")
@@ -24,7 +24,8 @@ _spec.loader.exec_module(bl)
 WIDTHS = (2, 5, 4, 1)
 LR, SG_LR = 0.5, 0.1
 STEPS = 20
-SETTINGS = dict(activations=("sigmoid",) * 3, loss="mse", reduction="mean", lr=LR,
+SETTINGS = dict(blocks=nets.mlp_spec(WIDTHS, ("sigmoid",) * 3, "mse", "mean").blocks,
+                loss="mse", reduction="mean", lr=LR,
                 sg_lr=SG_LR, topology="paper")
 
 

@@ -47,6 +47,17 @@ def test_dni_depth_quick(tmp_path):
     assert "| 3 |" in text
 
 
+def test_dni_cnn_quick(tmp_path):
+    text = _run("dni_cnn.py", "--quick", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "dni_cnn.json").read_text())
+    assert sorted(res["cells"]) == sorted(["backprop", "backprop + noise", "no backprop",
+                                           "no backprop + noise", "dni", "dni + noise", "cdni",
+                                           "cdni + noise"])
+    assert all(c["summary"]["n_runs"] == 2 for c in res["cells"].values())
+    assert len(res["cells"]["cdni"]["alignment"]) == 2  # the conv block's and the dense one's
+    assert "| cdni + noise |" in text and (tmp_path / "dni_cnn.png").stat().st_size > 0
+
+
 def test_dni_noise_quick(tmp_path):
     text = _run("dni_noise.py", "--quick", "--out", str(tmp_path))
     res = json.loads((tmp_path / "dni_noise.json").read_text())
@@ -69,6 +80,6 @@ def test_profile_step_quick():
 
 
 @pytest.mark.parametrize("script", ["seed_comparison.py", "lr_sensitivity.py", "speed.py",
-                                    "dni_noise.py", "profile_step.py"])
+                                    "dni_noise.py", "profile_step.py", "dni_cnn.py"])
 def test_scripts_explain_themselves(script):
     assert "usage" in _run(script, "--help")

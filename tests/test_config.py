@@ -46,7 +46,7 @@ def test_bad_values_are_refused_with_a_message_that_names_them(kwargs, message):
 def test_defaults_and_derived_specs():
     cfg = RunConfig(regime="dni+noise", widths=(2, 4, 3), loss="xent", activations="tanh")
     assert cfg.uses_sg and cfg.noisy and cfg.signal == "dni"
-    assert cfg.net_spec.activations == ("tanh", "identity")
+    assert [b.layers[-1].kind for b in cfg.net_spec.blocks] == ["tanh", "identity"]
     assert cfg.log_every == 10 and cfg.steps % cfg.log_every == 0
     assert float(cfg.hyper().sg_lr) == float(cfg.hyper().lr)
     with pytest.raises(ValueError):

@@ -7,31 +7,36 @@ from dnijax import nets
 
 
 def test_init_shapes_bias_and_normal_statistics():
-    params = nets.init_network(jax.random.key(0), (3, 400, 300, 2), "normal", 0.2, -0.1)
+    spec = nets.mlp_spec((3, 400, 300, 2), ("tanh",) * 3, "mse", "sum", init="normal",
+                         init_scale=0.2, init_shift=-0.1)
+    params = nets.init_network(jax.random.key(0), spec)
     assert [p["w"].shape for p in params] == [(3, 400), (400, 300), (300, 2)]
     assert all(p["b"].shape == (p["w"].shape[1],) and not p["b"].any() for p in params)
     w = np.asarray(params[1]["w"])
     assert abs(w.mean() + 0.1) < 0.003 and abs(w.std() - 0.2) < 0.003
-    no_bias = nets.init_network(jax.random.key(0), (3, 4), "he", bias=False)
+    no_bias = nets.init_network(jax.random.key(0), nets.mlp_spec(
+        (3, 4), ("tanh",), "mse", "sum", init="he", bias=False))
     assert set(no_bias[0]) == {"w"}
 
 
 @pytest.mark.parametrize("init", ["zeros", "glorot", "he"])
 def test_other_inits(init):
-    w = np.asarray(nets.init_network(jax.random.key(1), (200, 300), init)[0]["w"])
+    spec = nets.mlp_spec((200, 300), ("tanh",), "mse", "sum", init=init)
+    w = np.asarray(nets.init_network(jax.random.key(1), spec)[0]["w"])
     expected_std = {"zeros": 0.0, "glorot": np.sqrt(2 / 500), "he": np.sqrt(2 / 200)}[init]
     assert abs(w.std() - expected_std) < 0.1 * expected_std + 1e-12
 
 
 def test_unknown_init_is_refused():
     with pytest.raises(ValueError, match="unknown init"):
-        nets.init_layer(jax.random.key(0), 2, 2, "orthogonal")
+        nets.init_network(jax.random.key(0), nets.mlp_spec((2, 2), ("tanh",), "mse", "sum",
+                                                           init="orthogonal"))
 
 
 def test_forward_matches_a_hand_computation():
     params = [{"w": jnp.array([[1.0, -1.0]]), "b": jnp.array([0.5, 0.0])},
               {"w": jnp.array([[2.0], [1.0]])}]
-    spec = nets.make_net_spec(("relu", "identity"), "mse", "sum")
+    spec = nets.mlp_spec((1, 2, 1), ("relu", "identity"), "mse", "sum")
     hs = nets.forward(params, jnp.array([[1.0], [-2.0]]), spec)
     # row 1: z1 = (1.5, -1) -> (1.5, 0) -> 3; row 2: z1 = (-1.5, 2) -> (0, 2) -> 2
     np.testing.assert_allclose(hs[-1], [[3.0], [2.0]])
@@ -50,16 +55,16 @@ def test_losses_and_reductions():
 
 
 def test_logit_losses_make_the_output_linear():
-    assert nets.make_net_spec(("tanh", "sigmoid"), "xent", "mean").activations == (
-        "tanh", "identity")
-    assert nets.make_net_spec(("tanh", "sigmoid"), "mse", "mean").activations == (
-        "tanh", "sigmoid")
+    def output_activation(loss):
+        return nets.mlp_spec((2, 3, 2), ("tanh", "sigmoid"), loss, "mean").blocks[-1].layers[-1]
+    assert output_activation("xent").kind == "identity"
+    assert output_activation("mse").kind == "sigmoid"
 
 
 def test_accuracy_and_target_encoding():
-    spec = nets.make_net_spec(("sigmoid",), "mse", "sum")
+    spec = nets.mlp_spec((2, 1), ("sigmoid",), "mse", "sum")
     assert nets.accuracy(jnp.array([[0.9], [0.2], [0.6]]), jnp.array([1, 0, 0]), spec) == 2 / 3
-    multi = nets.make_net_spec(("identity",), "xent", "sum")
+    multi = nets.mlp_spec((2, 2), ("identity",), "xent", "sum")
     assert nets.accuracy(jnp.array([[0.1, 2.0], [3.0, 0.0]]), jnp.array([1, 0]), multi) == 1.0
     np.testing.assert_array_equal(nets.encode_targets(jnp.array([1, 0]), 1), [[1.0], [0.0]])
     np.testing.assert_array_equal(nets.encode_targets(jnp.array([2]), 3), [[0.0, 0.0, 1.0]])

@@ -84,3 +84,142 @@ def test_a_zero_sg_module_gives_backprops_network_signals():
 def test_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="unknown recurrent signal rule 'bptt'"):
         recurrent.window_signals("bptt", {}, None, None, None, None, "mse", "mean")
+
+
+# --- the LSTM core, against a plainly unrolled python loop differentiated by jax.grad ---
+
+def _lstm_problem(seed=0, b=3, t=4, d=2, h=3, k=2):
+    rng = np.random.RandomState(seed)
+    params = {"wx": rng.randn(d, 4 * h) * 0.5, "wh": rng.randn(h, 4 * h) * 0.4,
+              "b": rng.randn(4 * h) * 0.3, "wo": rng.randn(h, k) * 0.5, "bo": rng.randn(k) * 0.1}
+    sg = {"a": rng.randn(2 * h, 2 * h) * 0.3, "c": rng.randn(2 * h) * 0.1}
+    s0 = (rng.randn(b, h) * 0.5, rng.randn(b, h) * 0.5)
+    return params, sg, s0, rng.randn(b, 2 * t, d), rng.randn(b, 2 * t, k), t
+
+
+def _unrolled(params, h, c, x):
+    """Gate order i, f, g, o; written out step by step, no lax.scan, no recurrent.py."""
+    n, sig = h.shape[1], jax.nn.sigmoid
+    outs = []
+    for t in range(x.shape[1]):
+        z = x[:, t] @ params["wx"] + h @ params["wh"] + params["b"]
+        i, f, g, o = z[:, :n], z[:, n:2 * n], z[:, 2 * n:3 * n], z[:, 3 * n:]
+        c = sig(f) * c + sig(i) * jnp.tanh(g)
+        h = sig(o) * jnp.tanh(c)
+        outs.append(h @ params["wo"] + params["bo"])
+    return h, c, outs
+
+
+def _step_losses(outs, y):  # per step and example, mse
+    return [0.5 * jnp.sum((o - y[:, t]) ** 2, axis=-1) for t, o in enumerate(outs)]
+
+
+def _as_jax(tree):
+    return jax.tree.map(jnp.asarray, tree)
+
+
+def test_lstm_backprop_window_is_grad_of_the_unrolled_loop():
+    params, _, s0, x, y, t = _lstm_problem()
+    with jax.enable_x64(True):
+        p, s0, x, y = _as_jax(params), _as_jax(s0), jnp.asarray(x[:, :t]), jnp.asarray(y[:, :t])
+
+        def window_loss(theta):
+            return sum(jnp.mean(loss) for loss in _step_losses(_unrolled(theta, *s0, x)[2], y))
+
+        got = recurrent.window_signals("backprop", p, None, s0, x, y, "mse", "mean",
+                                       core="lstm")
+        want = jax.grad(window_loss)(p)
+        h_end, c_end, _ = _unrolled(p, *s0, x)
+        want_loss = float(window_loss(p))
+        assert got.net_grads["wh"].dtype == jnp.float64
+        assert got.sg_target is None
+    assert rel_error(got.net_grads, want) <= GRAD_TOL
+    np.testing.assert_allclose(float(got.loss), want_loss, rtol=1e-12)
+    np.testing.assert_allclose(got.s_end[0], h_end, rtol=1e-12)
+    np.testing.assert_allclose(got.s_end[1], c_end, rtol=1e-12)
+
+
+def test_lstm_dni_with_a_zero_sg_module_gives_backprops_network_signals():
+    params, _, s0, x, y, t = _lstm_problem(seed=1)
+    with jax.enable_x64(True):
+        args = (_as_jax(s0), jnp.asarray(x[:, :t]), jnp.asarray(y[:, :t]), "mse", "sum")
+        bp = recurrent.window_signals("backprop", _as_jax(params), None, *args, core="lstm")
+        dni = recurrent.window_signals("dni", _as_jax(params),
+                                       recurrent.init_sg(6, jnp.float64), *args, core="lstm")
+    assert rel_error(dni.net_grads, bp.net_grads) <= GRAD_TOL
+    assert float(dni.loss) == float(bp.loss)
+
+
+def test_lstm_dni_signals_and_target_by_an_independent_route():
+    """t_0 = d/d(h_0, c_0) [sum_t l_t,b + <[h_T, c_T], M([h_T, c_T])>] per example; the
+    network follows L_w + mean_b <s_T, D>; the SG module regresses M([h_0, c_0]) onto t_0."""
+    params, sg, s0, x, y, t = _lstm_problem(seed=2)
+    with jax.enable_x64(True):
+        p, m, s0 = _as_jax(params), _as_jax(sg), _as_jax(s0)
+        x, y = jnp.asarray(x[:, :t]), jnp.asarray(y[:, :t])
+        h_end, c_end, _ = _unrolled(p, *s0, x)
+        d_end = jnp.concatenate([h_end, c_end], axis=1) @ m["a"] + m["c"]  # a constant
+
+        def with_future(theta, h0, c0, scale):
+            h, c, outs = _unrolled(theta, h0, c0, x)
+            per_example = sum(_step_losses(outs, y)) + jnp.sum(
+                jnp.concatenate([h, c], axis=1) * d_end, axis=1)
+            return scale * jnp.sum(per_example)
+
+        dh0, dc0 = jax.grad(with_future, argnums=(1, 2))(p, *s0, 1.0)
+        target = jnp.concatenate([dh0, dc0], axis=1)
+        want_net = jax.grad(with_future)(p, *s0, 1.0 / x.shape[0])
+        flat0 = jnp.concatenate(s0, axis=1)
+        diff = flat0 @ m["a"] + m["c"] - target
+        want_sg = {"a": flat0.T @ diff / 3, "c": diff.sum(axis=0) / 3}
+        want_sg_loss = 0.5 * float(jnp.sum(diff ** 2)) / 3
+        got = recurrent.window_signals("dni", p, m, s0, x, y, "mse", "mean", core="lstm")
+    assert got.sg_target.shape == (3, 6) and got.sg_target.dtype == jnp.float64
+    np.testing.assert_allclose(got.sg_target, target, rtol=1e-10, atol=1e-12)
+    assert rel_error(got.net_grads, want_net) <= GRAD_TOL
+    assert rel_error(got.sg_grads, want_sg) <= GRAD_TOL
+    np.testing.assert_allclose(float(got.sg_loss), want_sg_loss, rtol=1e-10)
+
+
+@pytest.mark.parametrize("core", ["rnn", "lstm"])
+def test_state_carried_across_windows_equals_one_long_pass(core):
+    params = recurrent.init_network(jax.random.key(3), core, 2, 4, 3)
+    x = jax.random.normal(jax.random.key(4), (3, 10, 2))
+    y = jax.random.normal(jax.random.key(5), (3, 10, 3))
+    s0 = jax.tree.map(lambda a: a + 0.3, recurrent.get_core(core).initial_state(3, 4, x.dtype))
+    s_long, outs_long = recurrent.forward_window(params, s0, x, core)
+    s_mid, outs_a = recurrent.forward_window(params, s0, x[:, :6], core)
+    s_end, outs_b = recurrent.forward_window(params, s_mid, x[:, 6:], core)
+    np.testing.assert_allclose(jnp.concatenate([outs_a, outs_b], axis=1), outs_long,
+                               rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(s_end), jax.tree.leaves(s_long), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    sig = recurrent.window_signals("dni", params, recurrent.init_sg(recurrent.state_size(core, 4)),
+                                   s0, x[:, :6], y[:, :6], "mse", "mean", core=core)
+    for a, b in zip(jax.tree.leaves(sig.s_end), jax.tree.leaves(s_mid), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_initialisation_of_the_cores():
+    rnn = recurrent.init_network(jax.random.key(0), "rnn", 2, 4, 3)
+    lstm = recurrent.init_network(jax.random.key(0), "lstm", 2, 4, 3)
+    assert {k: v.shape for k, v in rnn.items()} == {
+        "wx": (2, 4), "wh": (4, 4), "b": (4,), "wo": (4, 3), "bo": (3,)}
+    assert {k: v.shape for k, v in lstm.items()} == {
+        "wx": (2, 16), "wh": (4, 16), "b": (16,), "wo": (4, 3), "bo": (3,)}
+    np.testing.assert_allclose(rnn["wh"].T @ rnn["wh"], np.eye(4), atol=1e-5)
+    for g in range(4):  # each gate's H x H recurrent block is orthogonal
+        block = lstm["wh"][:, 4 * g:4 * (g + 1)]
+        np.testing.assert_allclose(block.T @ block, np.eye(4), atol=1e-5)
+    np.testing.assert_array_equal(lstm["b"], np.repeat([0.0, 1.0, 0.0, 0.0], 4))
+    assert recurrent.state_size("rnn", 4) == 4 and recurrent.state_size("lstm", 4) == 8
+    assert recurrent.get_core(recurrent.CORES["lstm"]) is recurrent.CORES["lstm"]
+
+
+def test_unknown_core_is_refused():
+    with pytest.raises(ValueError, match="unknown recurrent core 'gru'"):
+        recurrent.get_core("gru")
+    with pytest.raises(ValueError, match="unknown recurrent core 'gru'"):
+        recurrent.init_network(jax.random.key(0), "gru", 2, 4, 1)
+    with pytest.raises(ValueError, match="unknown recurrent core 'gru'"):
+        recurrent.window_signals("dni", {}, None, None, None, None, "mse", "mean", core="gru")

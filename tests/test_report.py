@@ -140,13 +140,13 @@ def test_results_csv_matches_results_json(folders):
 def test_final_params_hold_seed_0s_final_networks(folders):
     import jax.numpy as jnp
 
-    from dnijax import data, nets
+    from dnijax import config, data, nets
     res = json.loads((folders / "compare" / "results.json").read_text())
     params = report.read_final_params(str(folders / "compare" / "final_params.npz"))
     assert sorted(params) == ["backprop", "backprop+noise", "dni", "dni+noise"]
     ds = data.resolve("moons", 0)
     cfg = res["config"]
-    spec = nets.make_net_spec(cfg["activations"], cfg["loss"], cfg["reduction"])
+    spec = config.from_dict(cfg).net_spec
     for name, net in params.items():
         out = nets.predict([{k: jnp.asarray(v) for k, v in layer.items()} for layer in net],
                            jnp.asarray(ds.x_train), spec)

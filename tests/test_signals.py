@@ -8,14 +8,16 @@ import pytest
 from dnijax import nets, signals, synthetic
 
 WIDTHS = (3, 5, 4, 6, 2)
-NET_SPEC = nets.make_net_spec(("tanh", "sigmoid", "relu", "sigmoid"), "mse", "mean")
+NET_SPEC = nets.mlp_spec(WIDTHS, ("tanh", "sigmoid", "relu", "sigmoid"), "mse", "mean",
+                         init="glorot")
 
 
 def _setup(topology, init="network", conditioned=False, seed=0):
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     sg_spec = synthetic.SGSpec(topology, conditioned, (), init)
-    net = nets.init_network(k1, WIDTHS, "glorot")
-    sgs = synthetic.init_sg_modules(k2, WIDTHS, sg_spec, WIDTHS[-1], "glorot")
+    net = nets.init_network(k1, NET_SPEC)
+    sgs = synthetic.init_sg_modules(k2, nets.block_shapes(NET_SPEC), sg_spec, WIDTHS[-1],
+                                    "glorot")
     x = jax.random.normal(k3, (8, WIDTHS[0]))
     y = jax.nn.one_hot(jnp.arange(8) % 2, 2)
     return net, sgs, x, y, sg_spec

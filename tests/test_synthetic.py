@@ -15,7 +15,7 @@ def test_sg_sets_of_the_two_topologies():
 
 def test_module_shapes_conditioning_and_zero_init():
     spec = synthetic.SGSpec("seed", conditioned=True, hidden=(7, 5), init="zero")
-    mods = synthetic.init_sg_modules(jax.random.key(0), (2, 4, 3), spec, cond_dim=3)
+    mods = synthetic.init_sg_modules(jax.random.key(0), [(4,), (3,)], spec, cond_dim=3)
     assert [layer["w"].shape for layer in mods[0]] == [(7, 7), (7, 5), (5, 4)]
     assert [layer["w"].shape for layer in mods[1]] == [(6, 7), (7, 5), (5, 3)]
     assert not mods[0][-1]["w"].any() and mods[0][0]["w"].any()
@@ -25,7 +25,21 @@ def test_module_shapes_conditioning_and_zero_init():
 
 def test_network_init_module_is_the_article_linear_map():
     spec = synthetic.SGSpec("seed", init="network", bias=False)
-    mods = synthetic.init_sg_modules(jax.random.key(0), (2, 4, 1), spec, cond_dim=1)
+    mods = synthetic.init_sg_modules(jax.random.key(0), [(4,), (1,)], spec, cond_dim=1)
     h = jax.random.normal(jax.random.key(1), (5, 4))
     np.testing.assert_allclose(synthetic.apply_sg(mods[0], h), h @ mods[0][0]["w"], rtol=1e-6)
     assert mods[1][0]["w"].shape == (1, 1)
+
+
+def test_conv_modules_take_label_channels_and_keep_the_shape():
+    spec = synthetic.SGSpec("seed", conditioned=True, hidden=(6,), init="zero", kernel=3)
+    mods = synthetic.init_sg_modules(jax.random.key(0), [(5, 4, 2), (3,)], spec, cond_dim=3)
+    assert [layer["w"].shape for layer in mods[0]] == [(3, 3, 5, 6), (3, 3, 6, 2)]
+    h, y = jnp.ones((2, 5, 4, 2)), jax.nn.one_hot(jnp.array([0, 2]), 3)
+    assert synthetic.apply_sg(mods[0], h, y).shape == (2, 5, 4, 2)
+    # with a non-zero last layer, the label channels change the output
+    mods[0][-1]["w"] = jnp.ones_like(mods[0][-1]["w"])
+    d = synthetic.apply_sg(mods[0], h, y)
+    assert not np.allclose(d[0], d[1])
+    with pytest.raises(ValueError, match="shape"):
+        synthetic.init_sg_module(jax.random.key(0), (4, 2), 3, spec)

@@ -137,6 +137,8 @@ def config_dict(cfg: RunConfig, seeds: int, data: str | None = None) -> dict[str
     ``None`` for the preset's)."""
     out = {k: (list(v) if isinstance(v, tuple) else v)
            for k, v in dataclasses.asdict(cfg).items() if k != "regime"}
+    if cfg.layers is not None:
+        out["layers"] = [layer.as_dict() for layer in cfg.layers]
     out["seeds"] = seeds
     out["data"] = data or presets.DEFAULT_DATA
     return out

@@ -89,7 +89,9 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
         changes["log_every"] = None
     ds, _ = preset_data(preset, 0, data)
     base = PRESETS[preset]
-    if "widths" not in changes:  # the preset's network follows the data
+    if changes.get("layers") is not None and "widths" not in changes:
+        changes["widths"] = (ds.n_features,)  # a layer list: the input follows the data
+    elif "widths" not in changes:  # the preset's network follows the data
         widths = fit_widths(base.widths, changes.get("loss", base.loss), ds)
         if widths != base.widths:
             changes["widths"] = widths
