@@ -247,14 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sweep)
 
     v = sub.add_parser("validate", help="hold JAX to the numpy reference", **kw)
-    v.add_argument("--arch", choices=("mlp", "conv"), default="mlp",
-                   help="the networks checked: MLPs, or conv nets with and without pooling")
+    v.add_argument("--arch", choices=("mlp", "conv", "rnn"), default="mlp",
+                   help="the networks checked: MLPs, conv nets with and without pooling, or "
+                   "a tanh RNN trained by truncated BPTT with and without synthetic gradients")
     v.add_argument("--depth", type=_positive_int("--depth"), default=3,
                    help="layers of the test MLP")
     v.add_argument("--width", type=_positive_int("--width"), default=8,
                    help="width of its hidden layers")
     v.add_argument("--steps", type=_positive_int("--steps"), default=100,
-                   help="SGD steps compared")
+                   help="steps compared (rnn: time steps, rounded down to whole windows)")
     v.add_argument("--seed", type=int, default=0, help="seed of the data, weights and noise")
     v.set_defaults(func=cmd_validate)
 

@@ -190,15 +190,17 @@ def forward_window(params: dict, s0: State, x_w: jax.Array,
 
 
 def _losses(params: dict, s0: State, x_w: jax.Array, y_w: jax.Array, loss: str,
-            core: Core) -> tuple[jax.Array, State]:
-    """Per-example summed window losses ``sum_t l_t,b`` and ``s_T``."""
+            core: Core, mask: jax.Array | None = None) -> tuple[jax.Array, State]:
+    """Per-example summed window losses ``sum_t m_t,b l_t,b`` and ``s_T``."""
     s_end, outs = forward_window(params, s0, x_w, core)
-    return jnp.sum(nets.per_example_loss(outs, y_w, loss), axis=1), s_end
+    per_step = nets.per_example_loss(outs, y_w, loss)
+    return jnp.sum(per_step if mask is None else per_step * mask, axis=1), s_end
 
 
 def window_signals(signal: str, params: dict, sg_params: dict | None, s0: State,
                    x_w: jax.Array, y_w: jax.Array, loss: str, reduction: str, *,
-                   core: str | Core = "rnn") -> WindowSignals:
+                   core: str | Core = "rnn", mask: jax.Array | None = None
+                   ) -> WindowSignals:
     """The signals of one window (see the module docstring) from the parameters at the
     start of the step; ``s0`` is held constant.
 
@@ -208,6 +210,8 @@ def window_signals(signal: str, params: dict, sg_params: dict | None, s0: State,
       s0: the incoming state pytree; x_w, y_w: ``(B, T, d)`` inputs, ``(B, T, K)`` targets.
       loss: ``mse``, ``xent`` or ``bce``; reduction: ``mean`` or ``sum``.
       core: a name in ``CORES`` or a :class:`Core`.
+      mask: optional ``(B, T)`` weights of the per-step losses (0 where a step has no
+        target, as in the copy tasks).
     """
     if signal not in SIGNALS:
         raise ValueError(f"unknown recurrent signal rule {signal!r}; choose one of {SIGNALS}")
@@ -216,7 +220,7 @@ def window_signals(signal: str, params: dict, sg_params: dict | None, s0: State,
     s0 = jax.tree.map(sg, s0)
 
     def objective(theta, phi):
-        per_example, s_end = _losses(theta, s0, x_w, y_w, loss, core)
+        per_example, s_end = _losses(theta, s0, x_w, y_w, loss, core, mask)
         window_loss = reduce(per_example)
         if signal == "backprop":
             return window_loss, (window_loss, jnp.zeros((), window_loss.dtype), s_end, None)
@@ -225,7 +229,7 @@ def window_signals(signal: str, params: dict, sg_params: dict | None, s0: State,
         net_term = window_loss + reduce(jnp.sum(flat_end * d_end, axis=-1))
 
         def future(s_in):  # per example: sum_t l_t,b + <s_T,b, d_end,b>, params frozen
-            l_b, s_t = _losses(jax.tree.map(sg, theta), s_in, x_w, y_w, loss, core)
+            l_b, s_t = _losses(jax.tree.map(sg, theta), s_in, x_w, y_w, loss, core, mask)
             return jnp.sum(l_b) + jnp.sum(flatten_state(s_t) * d_end)
 
         target = sg(flatten_state(jax.grad(future)(s0)))

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnijax import noise, reference, train, updates
+from dnijax import bptt, copy_task, noise, recurrent, reference, reference_rnn, train, updates
 from dnijax.config import REGIMES, Program, RunConfig
 
 GRAD_TOL = 1e-9
@@ -69,17 +69,23 @@ def reference_settings(config: RunConfig) -> dict[str, Any]:
                 topology=config.topology, conditioned=config.conditioned)
 
 
+def _noise_sequence(kind: str | None, eta, gamma, opt_state, params, steps: int):
+    """The noise an update rule adds at each of ``steps`` steps (replayed from the noise
+    state inside ``opt_state``), or ``None`` without noise."""
+    if kind is None or not train.has_params(params):
+        return None
+    tx = noise.flat_gradient_noise(kind, eta, gamma, jax.random.key(0))  # the state has the key
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return jax.lax.scan(lambda s, _: tx.update(zeros, s)[::-1],
+                        updates.noise_state(opt_state), None, length=steps)[1]
+
+
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def _realised(program: Program, hyper, state: train.TrainState, template, steps: int):
     """Per-step noise added to the network's and SG modules' gradients, and update masks."""
     def noise_seq(opt_state, params, noisy):
-        if not noisy or not train.has_params(params):
-            return None
-        tx = noise.flat_gradient_noise(program.noise, hyper.eta, hyper.gamma,
-                                       jax.random.key(0))  # the state brings the key
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return jax.lax.scan(lambda s, _: tx.update(zeros, s)[::-1],
-                            updates.noise_state(opt_state), None, length=steps)[1]
+        return _noise_sequence(program.noise if noisy else None, hyper.eta, hyper.gamma,
+                               opt_state, params, steps)
 
     def mask_step(key, _):
         key, _, mask_key = train.step_keys(key)
@@ -217,29 +223,112 @@ def conv_cases(steps: int, dtype: str):
         optimizer="adam", update_prob=0.5, noise_to="network", **base)
 
 
+RNN_BASE = dict(task="copy", core="rnn", hidden=5, window=3, max_length=4, lr=0.1,
+                sg_lr=0.05, eta=0.01, optimizer="sgd", loss="bce")
+
+
+def rnn_cases(dtype: str):
+    """(regime, "-", False, update, config) for ``dnijax validate --arch rnn``: truncated
+    BPTT and DNI on a tanh RNN, without and with noise, then Adam, and momentum with
+    clipping and noise on the network only."""
+    for regime in REGIMES:
+        yield regime, "-", False, "sgd", bptt.SequenceConfig(regime=regime, dtype=dtype,
+                                                             **RNN_BASE)
+    extra = [("dni", "adam", dict(optimizer="adam", lr=0.01, sg_lr=0.005)),
+             ("dni+noise", "momentum, clip 1", dict(optimizer="momentum", clip=1.0,
+                                                    noise_to="network")),
+             ("dni", "sgd, mse", dict(loss="mse"))]
+    for regime, label, fields in extra:
+        yield regime, "-", False, label, bptt.SequenceConfig(
+            regime=regime, dtype=dtype, **{**RNN_BASE, **fields})
+
+
+def random_sequences(config: "bptt.SequenceConfig", batch: int, windows: int, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian inputs and random 0/1 targets: ``windows`` windows of ``config.window``."""
+    rng = np.random.RandomState(seed)
+    steps = windows * config.window
+    return (rng.randn(batch, steps, copy_task.n_inputs(config.task)),
+            rng.randint(0, 2, (batch, steps, copy_task.n_outputs(config.task))).astype(float))
+
+
+def compare_rnn(config: "bptt.SequenceConfig", x: np.ndarray, y: np.ndarray,
+                key: jax.Array) -> dict[str, float]:
+    """Runs :func:`dnijax.bptt.train_windows` and ``reference_rnn.trajectory`` over the
+    windows of ``(x, y)`` from the same start and noise; relative errors as in
+    :func:`compare` (the first window's gradients, then the parameters at the end)."""
+    dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+    hyper = jax.tree.map(lambda a: a[0], bptt.stack_hyper(config, 1))
+    state = bptt.init_state(config, hyper, key)
+    xj, yj = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+    s0 = jnp.zeros((x.shape[0], config.hidden), dtype)
+    t, windows = config.window, x.shape[1] // config.window
+    sig = recurrent.window_signals(config.signal, state.net, state.sg, s0, xj[:, :t],
+                                   yj[:, :t], config.loss, "mean", core="rnn")
+    net0, sg0 = to_numpy(state.net), to_numpy(state.sg)
+    x64, y64 = np.asarray(xj, np.float64), np.asarray(yj, np.float64)
+    want = reference_rnn.window_signals(config.signal, net0, sg0, np.zeros(s0.shape), x64[:, :t],
+                                        y64[:, :t], loss=config.loss, reduction="mean")
+    grad_err = rel_error(sig.net_grads, want["net_grads"])
+    if config.signal == "dni":
+        grad_err = max(grad_err, rel_error(sig.sg_grads, want["sg_grads"]))
+    kind = config.noise if config.regime.endswith("+noise") else None
+    net_noise = _noise_sequence(kind, hyper.eta, hyper.gamma, state.net_opt, state.net, windows)
+    sg_noise = _noise_sequence(kind if config.noise_to == "all" else None, hyper.eta,
+                               hyper.gamma, state.sg_opt, state.sg, windows)
+    final, losses = jax.jit(bptt.train_windows, static_argnums=0)(config, hyper, state, xj, yj)
+    ref_net, ref_sg, ref_losses = reference_rnn.trajectory(
+        config.signal, net0, sg0, x64, y64, t, loss=config.loss, reduction="mean",
+        lr=config.lr, sg_lr=config.sg_lr, optimizer=config.optimizer, clip=config.clip,
+        net_noises=_per_step(to_numpy(net_noise), windows),
+        sg_noises=_per_step(to_numpy(sg_noise), windows))
+    param_err = rel_error(final.net, ref_net)
+    if config.signal == "dni":
+        param_err = max(param_err, rel_error(final.sg, ref_sg))
+    return {"grad": grad_err, "params": param_err,
+            "loss": rel_error(np.asarray(losses[:1]), np.asarray(ref_losses[:1])),
+            "diverged": bool(final.diverged_at >= 0)}
+
+
+def _print_row(regime: str, topology: str, cond: bool, update: str, e64: dict,
+               e32: dict) -> bool:
+    """Prints one row of the table; returns whether the float64 row failed."""
+    ok = e64["grad"] <= GRAD_TOL and e64["params"] <= PARAM_TOL
+    print(f"{regime:15s} {topology:8s} {'yes' if cond else 'no':5s} {update:16s} "
+          f"{e64['grad']:9.1e} {e64['params']:10.1e} {e32['grad']:9.1e} "
+          f"{e32['params']:10.1e}  {'ok' if ok else 'FAIL'}")
+    return not ok
+
+
 def run_table(depth: int, width: int, steps: int, seed: int, arch: str = "mlp") -> int:
     """Prints the table of ``arch`` (``mlp``: :func:`cases`; ``conv``: :func:`conv_cases`);
     returns 0 if every float64 row is within tolerance, else 1."""
-    shape = f"depth {depth}, width {width}" if arch == "mlp" else "the conv nets"
+    shape = {"mlp": f"depth {depth}, width {width}", "conv": "the conv nets",
+             "rnn": "a tanh RNN of 5 units, windows of 3"}[arch]
+    steps = max(1, steps // RNN_BASE["window"]) * RNN_BASE["window"] if arch == "rnn" else steps
     print(f"dnijax validate --arch {arch}: {shape}, {steps} steps, seed {seed}; "
           f"tolerances: gradients {GRAD_TOL:g}, parameters {PARAM_TOL:g} (float64)\n")
-    column = "update" if arch == "mlp" else "network"
+    column = "network" if arch == "conv" else "update"
     header = (f"{'regime':15s} {'topology':8s} {'cond':5s} {column:16s} {'f64 grad':>9s} "
               f"{'f64 params':>10s} {'f32 grad':>9s} {'f32 params':>10s}  verdict")
     print(header)
     print("-" * len(header))
     failures = 0
-    rows = (cases(depth, width, steps, "float64") if arch == "mlp" else
-            conv_cases(steps, "float64"))
+    rows = {"mlp": lambda: cases(depth, width, steps, "float64"),
+            "conv": lambda: conv_cases(steps, "float64"),
+            "rnn": lambda: rnn_cases("float64")}[arch]()
     for regime, topology, cond, update, cfg64 in rows:
+        if arch == "rnn":
+            x, y = random_sequences(cfg64, 8, steps // cfg64.window, seed)
+            with jax.enable_x64(True):
+                e64 = compare_rnn(cfg64, x, y, jax.random.key(seed))
+            e32 = compare_rnn(cfg64.replace(dtype="float32"), x, y, jax.random.key(seed))
+            failures += _print_row(regime, topology, cond, update, e64, e32)
+            continue
         x, labels = random_data(cfg64, 16, seed)
         with jax.enable_x64(True):
             e64 = compare(cfg64, x, labels, jax.random.key(seed))
         e32 = compare(cfg64.replace(dtype="float32"), x, labels, jax.random.key(seed))
-        ok = e64["grad"] <= GRAD_TOL and e64["params"] <= PARAM_TOL
-        failures += not ok
-        print(f"{regime:15s} {topology:8s} {'yes' if cond else 'no':5s} {update:16s} "
-              f"{e64['grad']:9.1e} {e64['params']:10.1e} {e32['grad']:9.1e} "
-              f"{e32['params']:10.1e}  {'ok' if ok else 'FAIL'}")
+        failures += _print_row(regime, topology, cond, update, e64, e32)
     print(f"\n{'all rows within tolerance' if not failures else f'{failures} row(s) FAILED'}")
     return 0 if not failures else 1

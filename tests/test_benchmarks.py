@@ -58,6 +58,16 @@ def test_dni_cnn_quick(tmp_path):
     assert "| cdni + noise |" in text and (tmp_path / "dni_cnn.png").stat().st_size > 0
 
 
+def test_copy_task_quick(tmp_path):
+    text = _run("copy_task.py", "--quick", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "copy_task.json").read_text())
+    assert sorted(res["windows"]) == ["3"]
+    for cells in res["windows"].values():
+        assert sorted(cells) == ["backprop", "backprop+noise", "dni", "dni+noise"]
+        assert all(len(c["solved"]) == 1 and "ci95" in c["summary"] for c in cells.values())
+    assert "| 3 |" in text and (tmp_path / "copy_task.png").stat().st_size > 0
+
+
 def test_dni_noise_quick(tmp_path):
     text = _run("dni_noise.py", "--quick", "--out", str(tmp_path))
     res = json.loads((tmp_path / "dni_noise.json").read_text())
@@ -80,6 +90,7 @@ def test_profile_step_quick():
 
 
 @pytest.mark.parametrize("script", ["seed_comparison.py", "lr_sensitivity.py", "speed.py",
-                                    "dni_noise.py", "profile_step.py", "dni_cnn.py"])
+                                    "dni_noise.py", "profile_step.py", "dni_cnn.py",
+                                    "copy_task.py"])
 def test_scripts_explain_themselves(script):
     assert "usage" in _run(script, "--help")

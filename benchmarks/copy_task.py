@@ -1,0 +1,128 @@
+"""The DNI paper's recurrent experiment, scaled to this machine: Copy with a length curriculum.
+
+An LSTM (``--hidden`` units, linear readout, sigmoid cross-entropy per bit) learns
+Graves et al.'s Copy task (8-bit patterns, a delimiter, then the patterns back) by
+truncated BPTT with windows of T steps, plain or with a synthetic gradient at the end
+of each window (DNI), each without and with annealed gradient noise. The pattern
+length starts at 1 and grows by one whenever an episode's error is under 0.15 bits
+per target bit. The paper's criterion is "below 0.15 bits error"; its unit is not
+settled here (see the README). The score of a run is the longest length solved within
+``--episodes`` episodes (one episode: ``--batch`` sequences; one update per window).
+The state starts at zero in every episode. The noise-free and noisy arms of a rule run
+in one program (eta 0 for the noise-free runs), paired by seed.
+
+    python benchmarks/copy_task.py [--quick] [--windows 2,3,4,5,8] [--seeds 3]
+
+Known problem: full runs on this project's 2-core CPU machine (jaxlib 0.10.2) hung three
+times, with the CPU idle, while waiting for the results of the second or third program.
+Disabling asynchronous CPU dispatch did not help. The same programs finish when each runs
+alone in its own process, and ``--quick`` completes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import jax
+import numpy as np
+
+import common
+from dnijax import bptt, stats
+from dnijax.report import markdown_table
+
+ETA = 0.01
+
+
+def run_cell(base: dict, signal: str, window: int, seeds: int) -> dict:
+    """One rule at one T: its noise-free and noisy runs in one program."""
+    cfg = bptt.SequenceConfig(regime=signal + "+noise", window=window, **base)
+    hyper = bptt.stack_hyper(cfg, 2 * seeds, eta=[0.0] * seeds + [ETA] * seeds)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    t0 = time.time()
+    res = bptt.run(cfg, hyper, jax.numpy.concatenate([keys, keys]))
+    print(f"  T={window} {signal}: {time.time() - t0:.0f}s", flush=True)
+    out = {}
+    for arm, idx in ((signal, slice(0, seeds)), (signal + "+noise", slice(seeds, None))):
+        solved = res.solved[idx]
+        diverged = [int(d) if d >= 0 else None for d in res.diverged_at[idx]]
+        out[arm] = {"solved": solved.tolist(), "diverged": diverged,
+                    "summary": stats.summarize(solved.tolist(), diverged),
+                    "length_curve": res.history["length"][idx].mean(0).tolist(),
+                    "episode": res.history["episode"].tolist()}
+    return out
+
+
+def markdown(results: dict) -> str:
+    arms = ["backprop", "backprop+noise", "dni", "dni+noise"]
+    rows = []
+    for t, cells in results["windows"].items():
+        dni, bp = cells["dni"], cells["backprop"]
+        pair = stats.paired(dni["solved"], bp["solved"], dni["diverged"], bp["diverged"],
+                            lower_is_better=False)
+        diff = (f"{pair['mean_diff']:+.1f} [{pair['ci95'][0]:+.1f}, {pair['ci95'][1]:+.1f}]"
+                if pair["ci95"] else f"{pair['mean_diff']:+.1f}")
+        rows.append([t] + [stats.format_mean_ci(cells[a]["summary"], ".1f") for a in arms]
+                    + [f"{diff}, longer on {pair['wins']}/{pair['n']}"])
+    return markdown_table(["T"] + [f"{a}: longest length solved" for a in arms]
+                          + ["dni − backprop (paired)"], rows)
+
+
+def figure(results: dict, path: str) -> None:
+    """Longest length solved (mean over seeds, with each seed as a dot) against T."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    windows = [int(t) for t in results["windows"]]
+    for i, arm in enumerate(["backprop", "backprop+noise", "dni", "dni+noise"]):
+        color = plt.get_cmap("tab10")(i // 2)
+        ls = "--" if arm.endswith("noise") else "-"
+        means = [results["windows"][str(t)][arm]["summary"]["mean"] for t in windows]
+        ax.plot(windows, means, ls, marker="o", color=color, label=arm)
+        for t in windows:
+            solved = results["windows"][str(t)][arm]["solved"]
+            ax.scatter([t + 0.08 * (i - 1.5)] * len(solved), solved, s=8, color=color,
+                       alpha=0.5)
+    ax.set_xlabel("truncation T (steps per window)")
+    ax.set_ylabel("longest copy length solved")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    common.save_figure(fig, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
+    parser.add_argument("--out", default=os.path.join("runs", "copy_task"))
+    parser.add_argument("--seeds", type=int)
+    parser.add_argument("--episodes", type=int)
+    parser.add_argument("--windows", help="comma-separated truncations (default 2,3,4,5,8)")
+    parser.add_argument("--hidden", type=int, help="LSTM units (default 64)")
+    parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    args = parser.parse_args()
+    seeds = args.seeds or (1 if args.quick else 3)
+    episodes = args.episodes or (20 if args.quick else 2000)
+    windows = tuple(int(t) for t in (args.windows or ("3" if args.quick else "2,3,4,5,8")
+                                     ).split(","))
+    base = dict(task="copy", core="lstm", hidden=args.hidden or (8 if args.quick else 64),
+                max_length=4 if args.quick else 12, batch_size=16, episodes=episodes,
+                optimizer="adam", lr=args.lr, threshold=0.15, eta=ETA, gamma=0.55,
+                log_every=max(1, episodes // 20))
+    t0 = time.time()
+    results = {"task": "copy", "seeds": seeds, "eta": ETA, **base, "windows": {}}
+    for t in windows:
+        results["windows"][str(t)] = {**run_cell(base, "backprop", t, seeds),
+                                      **run_cell(base, "dni", t, seeds)}
+    results["seconds"] = time.time() - t0
+    text = (f"# Copy task (LSTM {base['hidden']}, Adam {args.lr:g}, batch 16, {episodes} "
+            f"episodes, lengths 1..{base['max_length']}, {seeds} seeds)\n\n"
+            f"Longest length solved, mean [{stats.INTERVAL}].\n\n{markdown(results)}\n"
+            f"Total time {results['seconds']:.0f}s.\n")
+    common.publish(args.out, "copy_task", results, text, figure)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
