@@ -1,7 +1,9 @@
-"""The DNI paper's recurrent experiment, scaled to this machine: Copy with a length curriculum.
+"""The DNI paper's recurrent experiment, scaled to this machine: Copy and Repeat Copy with a
+length curriculum.
 
 An LSTM (``--hidden`` units, linear readout, sigmoid cross-entropy per bit) learns
-Graves et al.'s Copy task (8-bit patterns, a delimiter, then the patterns back) by
+Graves et al.'s Copy task (8-bit patterns, a delimiter, then the patterns back; with
+``--task repeat_copy``, the patterns 1-3 times and an end marker) by
 truncated BPTT with windows of T steps, plain or with a synthetic gradient at the end
 of each window (DNI), each without and with annealed gradient noise. The pattern
 length starts at 1 and grows by one whenever an episode's error is under 0.15 bits
@@ -11,18 +13,23 @@ settled here (see the README). The score of a run is the longest length solved w
 The state starts at zero in every episode. The noise-free and noisy arms of a rule run
 in one program (eta 0 for the noise-free runs), paired by seed.
 
-    python benchmarks/copy_task.py [--quick] [--windows 2,3,4,5,8] [--seeds 3]
+    python benchmarks/copy_task.py [--quick] [--task copy|repeat_copy] [--windows 2,3,4,5,8]
 
-Known problem: full runs on this project's 2-core CPU machine (jaxlib 0.10.2) hung three
-times, with the CPU idle, while waiting for the results of the second or third program.
-Disabling asynchronous CPU dispatch did not help. The same programs finish when each runs
-alone in its own process, and ``--quick`` completes.
+Each (T, rule) cell runs in a process of its own: on this project's 2-core CPU machine
+(jaxlib 0.10.2), full runs that compiled all cells in one process hung three times, with
+the CPU idle, while waiting for the results of their second or third program (disabling
+asynchronous CPU dispatch or Eigen's multithreading did not help); every program finishes
+when it runs alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -101,26 +108,44 @@ def main() -> None:
     parser.add_argument("--windows", help="comma-separated truncations (default 2,3,4,5,8)")
     parser.add_argument("--hidden", type=int, help="LSTM units (default 64)")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    parser.add_argument("--task", default="copy", choices=("copy", "repeat_copy"),
+                        help="Copy, or Repeat Copy (1-3 repeats, lengths up to 6)")
+    parser.add_argument("--cell", help=argparse.SUPPRESS)  # "T,rule,path": one cell, internal
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
     episodes = args.episodes or (20 if args.quick else 2000)
     windows = tuple(int(t) for t in (args.windows or ("3" if args.quick else "2,3,4,5,8")
                                      ).split(","))
-    base = dict(task="copy", core="lstm", hidden=args.hidden or (8 if args.quick else 64),
-                max_length=4 if args.quick else 12, batch_size=16, episodes=episodes,
+    repeat = args.task == "repeat_copy"
+    base = dict(task=args.task, max_repeats=3 if repeat else 1, core="lstm",
+                hidden=args.hidden or (8 if args.quick else 64),
+                max_length=4 if args.quick else (6 if repeat else 12), batch_size=16,
+                episodes=episodes,
                 optimizer="adam", lr=args.lr, threshold=0.15, eta=ETA, gamma=0.55,
                 log_every=max(1, episodes // 20))
+    if args.cell:
+        t, signal, path = args.cell.split(",")
+        with open(path, "w") as f:
+            json.dump(run_cell(base, signal, int(t), seeds), f)
+        return
     t0 = time.time()
-    results = {"task": "copy", "seeds": seeds, "eta": ETA, **base, "windows": {}}
-    for t in windows:
-        results["windows"][str(t)] = {**run_cell(base, "backprop", t, seeds),
-                                      **run_cell(base, "dni", t, seeds)}
+    results = {"seeds": seeds, "eta": ETA, **base, "windows": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in windows:
+            results["windows"][str(t)] = {}
+            for signal in ("backprop", "dni"):
+                path = os.path.join(tmp, f"{t}_{signal}.json")
+                subprocess.run([sys.executable, __file__, *sys.argv[1:], "--cell",
+                                f"{t},{signal},{path}"], check=True)
+                with open(path) as f:
+                    results["windows"][str(t)].update(json.load(f))
     results["seconds"] = time.time() - t0
-    text = (f"# Copy task (LSTM {base['hidden']}, Adam {args.lr:g}, batch 16, {episodes} "
+    text = (f"# {args.task} (LSTM {base['hidden']}, Adam {args.lr:g}, batch 16, {episodes} "
             f"episodes, lengths 1..{base['max_length']}, {seeds} seeds)\n\n"
             f"Longest length solved, mean [{stats.INTERVAL}].\n\n{markdown(results)}\n"
             f"Total time {results['seconds']:.0f}s.\n")
-    common.publish(args.out, "copy_task", results, text, figure)
+    common.publish(args.out, "copy_task" if args.task == "copy" else args.task, results, text,
+                   figure)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ bits per target bit (the masked cross-entropy over the episode's outputs, divide
 episode uses ``L + 1`` (up to ``max_length``). A run's score is the longest length it
 solved within its episode budget.
 
+Known problem (jaxlib 0.10.2 on this project's 2-core CPU machine): a process that runs
+several of these programs one after another sometimes hangs, all threads idle, waiting
+for a program's results (seen in runs of a minute or more, not in the tests);
+``benchmarks/copy_task.py`` therefore runs each program in a process of its own.
+
 Example:
   >>> import jax
   >>> from dnijax import bptt
@@ -215,7 +220,7 @@ def train_windows(config: SequenceConfig, hyper: SeqHyper, state: SeqState, x: j
     state starts at zero. ``mask`` (B, S) weights the per-step losses; a window whose
     ``active`` flag is off keeps every parameter and optimiser state. Returns the new
     state and each window's loss ``L_w`` (0 for inactive windows)."""
-    net_rule, sg_rule = _rules(config, hyper)
+    rules = train.UpdateRules(*_rules(config, hyper))
     n_win, t = x.shape[1] // config.window, config.window
     split = lambda a: jnp.swapaxes(a.reshape(a.shape[0], n_win, t, *a.shape[2:]), 0, 1)  # noqa
     mask = jnp.ones(x.shape[:2], x.dtype) if mask is None else mask
@@ -227,19 +232,10 @@ def train_windows(config: SequenceConfig, hyper: SeqHyper, state: SeqState, x: j
         x_w, y_w, m_w, on = inputs
         sig = recurrent.window_signals(config.signal, st.net, st.sg, s, x_w, y_w, config.loss,
                                        "mean", core=core, mask=m_w)
-        upd, net_opt = net_rule.update(sig.net_grads, st.net_opt, st.net)
-        new_net = optax.apply_updates(st.net, upd)
-        ok = jnp.isfinite(sig.loss) & train.all_finite(new_net)
-        new_sg, sg_opt = st.sg, st.sg_opt
-        if st.sg is not None:
-            upd, sg_opt = sg_rule.update(sig.sg_grads, st.sg_opt, st.sg)
-            new_sg = optax.apply_updates(st.sg, upd)
-            ok = ok & train.all_finite(new_sg)
-        live = on & ok & (st.diverged_at < 0)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(live, a, b), new, old)  # noqa
-        diverged_at = jnp.where(on & ~ok & (st.diverged_at < 0), st.step, st.diverged_at)
-        st = st._replace(net=keep(new_net, st.net), sg=keep(new_sg, st.sg),
-                         net_opt=keep(net_opt, st.net_opt), sg_opt=keep(sg_opt, st.sg_opt),
+        net, sg, net_opt, sg_opt, diverged_at = train.guarded_update(
+            rules, st.net, st.sg, st.net_opt, st.sg_opt, sig, st.diverged_at, st.step,
+            active=on)
+        st = st._replace(net=net, sg=sg, net_opt=net_opt, sg_opt=sg_opt,
                          step=st.step + on.astype(jnp.int32), diverged_at=diverged_at)
         return (st, sig.s_end), jnp.where(on, sig.loss, 0.0)
 

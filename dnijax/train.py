@@ -173,20 +173,36 @@ def train_step(program: Program, hyper: Hyper, state: TrainState, data: Data,
     extra = {}
     if program.async_updates:
         extra["layer_mask"] = layer_mask(mask_key, hyper.update_prob, len(state.net))
-    net_upd, net_opt = rules.net.update(sig.net_grads, state.net_opt, state.net, **extra)
-    new_net = optax.apply_updates(state.net, net_upd)
+    net, sg, net_opt, sg_opt, diverged_at = guarded_update(
+        rules, state.net, state.sg, state.net_opt, state.sg_opt, sig, state.diverged_at,
+        state.step, extra)
+    return TrainState(net, sg, net_opt, sg_opt, key, state.step + 1, diverged_at), sig
+
+
+def guarded_update(rules: UpdateRules, net: Any, sg: Any, net_opt: Any, sg_opt: Any,
+                   sig: Any, diverged_at: jax.Array, step: jax.Array,
+                   extra: dict | None = None, active: jax.Array | None = None) -> tuple:
+    """Both groups' update rules on the signals ``sig`` (``net_grads``, ``sg_grads``,
+    ``loss``), behind the finite guard (``docs/math.md``, "Divergence"): a step whose loss
+    or new parameters are not finite is not applied and ``diverged_at`` records ``step``;
+    a diverged run stays frozen. With ``active`` (the recurrent windows), an inactive
+    step keeps the parameters *and* the optimiser states. Returns the new
+    ``(net, sg, net_opt, sg_opt, diverged_at)``."""
+    net_upd, new_net_opt = rules.net.update(sig.net_grads, net_opt, net, **(extra or {}))
+    new_net = optax.apply_updates(net, net_upd)
     ok = jnp.isfinite(sig.loss) & all_finite(new_net)
-    new_sg, sg_opt = state.sg, state.sg_opt
-    if has_params(state.sg):
-        sg_upd, sg_opt = rules.sg.update(sig.sg_grads, state.sg_opt, state.sg, **extra)
-        new_sg = optax.apply_updates(state.sg, sg_upd)
+    new_sg, new_sg_opt = sg, sg_opt
+    if has_params(sg):
+        sg_upd, new_sg_opt = rules.sg.update(sig.sg_grads, sg_opt, sg, **(extra or {}))
+        new_sg = optax.apply_updates(sg, sg_upd)
         ok = ok & all_finite(new_sg)
-    live = ok & (state.diverged_at < 0)
+    healthy = diverged_at < 0 if active is None else (diverged_at < 0) & active
+    live = ok & healthy
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(live, a, b), new, old)  # noqa
-    diverged_at = jnp.where((state.diverged_at < 0) & ~ok, state.step, state.diverged_at)
-    new_state = TrainState(keep(new_net, state.net), keep(new_sg, state.sg), net_opt, sg_opt,
-                           key, state.step + 1, diverged_at)
-    return new_state, sig
+    diverged_at = jnp.where(healthy & ~ok, step, diverged_at)
+    if active is not None:
+        new_net_opt, new_sg_opt = keep(new_net_opt, net_opt), keep(new_sg_opt, sg_opt)
+    return keep(new_net, net), keep(new_sg, sg), new_net_opt, new_sg_opt, diverged_at
 
 
 def evaluate(program: Program, net: nets.Params, data: Data) -> tuple[jax.Array, jax.Array]:

@@ -55,7 +55,7 @@ def configs(draw):
         steps=100), draw(st.integers(1, 8))
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
+@settings(max_examples=8, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(configs())
 def test_jax_matches_the_reference_on_random_configurations(case):
