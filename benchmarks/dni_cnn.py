@@ -53,11 +53,12 @@ def cnn_layers(filters: int) -> tuple[dict, ...]:
             {"kind": "dense", "features": 10})
 
 
-def run_arm(ds, fields: dict, noisy: bool, base: dict, seeds: int) -> dict:
-    """One arm, every seed in one program: its test errors and curves."""
+def run_arm(ds, name: str, noisy: bool, base: dict, seeds: int) -> dict:
+    """One arm of ``ARMS``, every seed in one program: its test errors and curves."""
+    fields = ARMS[name]
     regime = fields["regime"] + ("+noise" if noisy else "")
     cfg = RunConfig(**{**base, **fields, "regime": regime})
-    label = [k for k, v in ARMS.items() if v == fields][0] + (" + noise" if noisy else "")
+    label = name + (" + noise" if noisy else "")
     res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * seeds),
                           engine.run_keys(0, seeds), (ds.x_train, ds.y_train),
                           test=(ds.x_test, ds.y_test), test_history=True,
@@ -143,7 +144,7 @@ def main() -> None:
     cells = QUICK_CELLS if args.quick else [(n, noisy) for n in ARMS for noisy in (False, True)]
     for name, noisy in cells:
         key = name + (" + noise" if noisy else "")
-        results["cells"][key] = run_arm(ds, ARMS[name], noisy, base, seeds)
+        results["cells"][key] = run_arm(ds, name, noisy, base, seeds)
     results["seconds"] = time.time() - t0
     text = (f"# DNI CNN (digits 8x8, {filters} filters 5x5, Adam {args.lr:g}, batch 64, "
             f"{steps} steps, {seeds} seeds)\n\n{markdown(results)}\n"

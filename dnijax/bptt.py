@@ -45,8 +45,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dnijax import copy_task, recurrent, train, updates
-from dnijax.config import _choice, _number, default_log_every, parse_regime
+from dnijax import copy_task, nets, noise, recurrent, train, updates
+from dnijax.config import (DTYPES, NOISE_TO, _choice, _number, default_log_every,
+                           parse_regime)
 
 LN2 = math.log(2.0)
 
@@ -113,8 +114,8 @@ class SequenceConfig:
         for name in ("sg_lr", "clip"):
             if getattr(self, name) is not None:
                 _number(name, getattr(self, name), positive=True)
-        _choice("noise", self.noise, ("paper", "blog"))
-        _choice("noise_to", self.noise_to, ("all", "network"))
+        _choice("noise", self.noise, noise.NOISES)
+        _choice("noise_to", self.noise_to, NOISE_TO)
         _number("eta", self.eta, nonneg=True)
         _number("gamma", self.gamma, nonneg=True)
         if self.log_every is None:
@@ -123,12 +124,16 @@ class SequenceConfig:
         if self.episodes % self.log_every:
             raise ValueError(f"log_every: {self.log_every} does not divide episodes "
                              f"{self.episodes}; pick a divisor")
-        _choice("dtype", self.dtype, ("float32", "float64"))
-        _choice("loss", self.loss, ("mse", "xent", "bce"))
+        _choice("dtype", self.dtype, DTYPES)
+        _choice("loss", self.loss, nets.LOSSES)
 
     @property
     def signal(self) -> str:
         return parse_regime(self.regime)[0]
+
+    @property
+    def jnp_dtype(self) -> Any:
+        return jnp.float64 if self.dtype == "float64" else jnp.float32
 
     @property
     def steps(self) -> int:
@@ -178,7 +183,7 @@ class SeqResult(NamedTuple):
 
 def stack_hyper(config: SequenceConfig, n: int, **values: Any) -> SeqHyper:
     """``n`` runs' numbers: the config's, or per-run lists given as keyword arguments."""
-    dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+    dtype = config.jnp_dtype
     base = dict(lr=config.lr, sg_lr=config.lr if config.sg_lr is None else config.sg_lr,
                 eta=config.eta, gamma=config.gamma,
                 clip=float("inf") if config.clip is None else config.clip)
@@ -200,7 +205,7 @@ def _rules(config: SequenceConfig, hyper: SeqHyper, keys=(None, None)):
 
 def init_state(config: SequenceConfig, hyper: SeqHyper, key: jax.Array) -> SeqState:
     """A run's initial state: network, SG module (``dni``), update-rule states."""
-    dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+    dtype = config.jnp_dtype
     k_net, k_noise_net, k_noise_sg, k_run = jax.random.split(key, 4)
     net = recurrent.init_network(k_net, config.core, copy_task.n_inputs(config.task),
                                  config.hidden, copy_task.n_outputs(config.task), dtype)
@@ -250,7 +255,7 @@ def episode(config: SequenceConfig, hyper: SeqHyper, state: SeqState
     """One episode (a batch of sequences of the current length, window by window);
     returns the new state and the episode's error in bits per target bit."""
     key, k_batch = jax.random.split(state.key)
-    dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+    dtype = config.jnp_dtype
     batch = copy_task.make_batch(k_batch, config.task, state.length, config.batch_size,
                                  config.max_length, config.max_repeats, config.steps, dtype)
     last = jnp.max(jnp.arange(config.steps) * jnp.max(batch.mask, axis=0))

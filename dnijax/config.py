@@ -226,17 +226,16 @@ class RunConfig:
             _number("widths", w, integer=True, low=1)
         widths = tuple(int(w) for w in widths)
         set_("widths", widths)
-        n_layers = len(widths) - 1
         acts = self.activations
-        if self.layers is not None:  # the layer list has its own activations
-            n_layers = 1 if isinstance(acts, str) else len(acts)
-        acts = (acts,) * n_layers if isinstance(acts, str) else tuple(acts)
-        if len(acts) != n_layers:
-            raise ValueError(f"activations: {len(acts)} given for {n_layers} layers; give one "
-                             "name, or one per layer")
-        for a in acts:
+        names = (acts,) if isinstance(acts, str) else tuple(acts)
+        if self.layers is None:  # the MLP: one per layer (a layer list has its own)
+            n_layers = len(widths) - 1
+            if not isinstance(acts, str) and len(names) != n_layers:
+                raise ValueError(f"activations: {len(names)} given for {n_layers} layers; give "
+                                 "one name, or one per layer")
+            set_("activations", names * n_layers if isinstance(acts, str) else names)
+        for a in names:
             _choice("activations", a, tuple(nets.ACTIVATIONS))
-        set_("activations", self.activations if self.layers is not None else acts)
         _choice("init", self.init, nets.INITS)
         _number("init_scale", self.init_scale, nonneg=True)
         _number("init_shift", self.init_shift)
