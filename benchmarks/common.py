@@ -53,14 +53,35 @@ def publish(out: str, name: str, results: dict, markdown: str, figure) -> None:
     print(markdown)
 
 
+def positive(kind: type):
+    """An argparse type: a number of ``kind`` above 0 (a one-line usage error otherwise)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} > 0")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def positive_list(text: str) -> tuple[int, ...]:
+    """An argparse type: comma-separated integers above 0, e.g. ``2,3,4``."""
+    return tuple(positive(int)(part) for part in text.split(","))
+
+
 def base_parser(doc: str, name: str, default_data: str = "digits") -> argparse.ArgumentParser:
     """The options every depth benchmark takes: --quick, --data, --out, --seeds, --steps."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
     parser.add_argument("--data", default=default_data, choices=("digits", "mnist1d"))
     parser.add_argument("--out", default=os.path.join("runs", name))
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--steps", type=int)
+    parser.add_argument("--seeds", type=positive(int))
+    parser.add_argument("--steps", type=positive(int))
     return parser
 
 

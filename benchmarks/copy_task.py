@@ -103,19 +103,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
     parser.add_argument("--out", default=os.path.join("runs", "copy_task"))
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--episodes", type=int)
-    parser.add_argument("--windows", help="comma-separated truncations (default 2,3,4,5,8)")
-    parser.add_argument("--hidden", type=int, help="LSTM units (default 64)")
-    parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    parser.add_argument("--seeds", type=common.positive(int))
+    parser.add_argument("--episodes", type=common.positive(int))
+    parser.add_argument("--windows", type=common.positive_list,
+                        help="comma-separated truncations (default 2,3,4,5,8)")
+    parser.add_argument("--hidden", type=common.positive(int), help="LSTM units (default 64)")
+    parser.add_argument("--lr", type=common.positive(float), default=1e-2,
+                        help="Adam learning rate")
     parser.add_argument("--task", default="copy", choices=("copy", "repeat_copy"),
                         help="Copy, or Repeat Copy (1-3 repeats, lengths up to 6)")
     parser.add_argument("--cell", help=argparse.SUPPRESS)  # "T,rule,path": one cell, internal
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
     episodes = args.episodes or (20 if args.quick else 2000)
-    windows = tuple(int(t) for t in (args.windows or ("3" if args.quick else "2,3,4,5,8")
-                                     ).split(","))
+    windows = args.windows or ((3,) if args.quick else (2, 3, 4, 5, 8))
     repeat = args.task == "repeat_copy"
     base = dict(task=args.task, max_repeats=3 if repeat else 1, core="lstm",
                 hidden=args.hidden or (8 if args.quick else 64),

@@ -122,8 +122,10 @@ def figure(results: dict, path: str) -> None:
 
 def main() -> None:
     parser = common.base_parser(__doc__, "dni_cnn")
-    parser.add_argument("--filters", type=int, help="conv filters per layer (default 16)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--filters", type=common.positive(int),
+                        help="conv filters per layer (default 16)")
+    parser.add_argument("--lr", type=common.positive(float), default=1e-3,
+                        help="Adam learning rate")
     args = parser.parse_args()
     if args.data != "digits":
         parser.error("--data: the CNN reads 8x8 images; only digits has them")

@@ -92,3 +92,14 @@ def test_profile_step_quick():
                                     "copy_task.py"])
 def test_scripts_explain_themselves(script):
     assert "usage" in _run(script, "--help")
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("copy_task.py", ["--windows", "2,x"], "--windows: 'x' is not an integer > 0"),
+    ("dni_cnn.py", ["--lr", "-1"], "--lr: '-1' is not a number > 0"),
+    ("dni_depth.py", ["--seeds", "0"], "--seeds: '0' is not an integer > 0"),
+])
+def test_bad_options_get_one_line_errors(script, args, message):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
