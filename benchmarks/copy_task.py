@@ -18,8 +18,9 @@ in one program (eta 0 for the noise-free runs), paired by seed.
 Each (T, rule) cell runs in a process of its own: on this project's 2-core CPU machine
 (jaxlib 0.10.2), full runs that compiled all cells in one process hung three times, with
 the CPU idle, while waiting for the results of their second or third program (disabling
-asynchronous CPU dispatch or Eigen's multithreading did not help); every program finishes
-when it runs alone.
+asynchronous CPU dispatch or Eigen's multithreading did not help). With one program per
+process both full runs finished, but one later single-program run (a 500-episode check)
+hung too, so separate processes make a hang rarer, not impossible.
 """
 
 from __future__ import annotations

@@ -18,10 +18,11 @@ bits per target bit (the masked cross-entropy over the episode's outputs, divide
 episode uses ``L + 1`` (up to ``max_length``). A run's score is the longest length it
 solved within its episode budget.
 
-Known problem (jaxlib 0.10.2 on this project's 2-core CPU machine): a process that runs
-several of these programs one after another sometimes hangs, all threads idle, waiting
-for a program's results (seen in runs of a minute or more, not in the tests);
-``benchmarks/copy_task.py`` therefore runs each program in a process of its own.
+Known problem (jaxlib 0.10.2 on this project's 2-core CPU machine): a run sometimes
+hangs, all threads idle, waiting for a program's results. It was seen mostly in
+processes that ran several of these programs one after another, once in a process that
+ran one, and never in the tests. ``benchmarks/copy_task.py`` runs each program in a
+process of its own, which made its full runs finish.
 
 Example:
   >>> import jax
@@ -191,16 +192,18 @@ def stack_hyper(config: SequenceConfig, n: int, **values: Any) -> SeqHyper:
     return SeqHyper(**{k: jnp.asarray(v, dtype) for k, v in cols.items()})
 
 
-def _rules(config: SequenceConfig, hyper: SeqHyper, keys=(None, None)):
-    noise = config.noise if parse_regime(config.regime)[1] else None
+def _rules(config: SequenceConfig, hyper: SeqHyper, keys=(None, None)) -> train.UpdateRules:
+    """The network's and the SG module's update rules (``keys`` seed the noise at init)."""
+    kind = config.noise if parse_regime(config.regime)[1] else None
 
     def rule(lr, group_noise, key):
         return updates.update_rule(optimizer=config.optimizer, learning_rate=lr,
                                    noise=group_noise, eta=hyper.eta, gamma=hyper.gamma,
                                    noise_key=key, clip=hyper.clip if config.clip else None)
 
-    return (rule(hyper.lr, noise, keys[0]),
-            rule(hyper.sg_lr, noise if config.noise_to == "all" else None, keys[1]))
+    return train.UpdateRules(rule(hyper.lr, kind, keys[0]),
+                             rule(hyper.sg_lr, kind if config.noise_to == "all" else None,
+                                  keys[1]))
 
 
 def init_state(config: SequenceConfig, hyper: SeqHyper, key: jax.Array) -> SeqState:
@@ -211,8 +214,8 @@ def init_state(config: SequenceConfig, hyper: SeqHyper, key: jax.Array) -> SeqSt
                                  config.hidden, copy_task.n_outputs(config.task), dtype)
     sg = (recurrent.init_sg(recurrent.state_size(config.core, config.hidden), dtype)
           if config.signal == "dni" else None)
-    net_rule, sg_rule = _rules(config, hyper, (k_noise_net, k_noise_sg))
-    return SeqState(net, sg, net_rule.init(net), sg_rule.init(sg) if sg is not None else (),
+    rules = _rules(config, hyper, (k_noise_net, k_noise_sg))
+    return SeqState(net, sg, rules.net.init(net), rules.sg.init(sg) if sg is not None else (),
                     k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32),
                     jnp.asarray(config.start_length, jnp.int32), jnp.zeros((), jnp.int32))
 
@@ -225,7 +228,7 @@ def train_windows(config: SequenceConfig, hyper: SeqHyper, state: SeqState, x: j
     state starts at zero. ``mask`` (B, S) weights the per-step losses; a window whose
     ``active`` flag is off keeps every parameter and optimiser state. Returns the new
     state and each window's loss ``L_w`` (0 for inactive windows)."""
-    rules = train.UpdateRules(*_rules(config, hyper))
+    rules = _rules(config, hyper)
     n_win, t = x.shape[1] // config.window, config.window
     split = lambda a: jnp.swapaxes(a.reshape(a.shape[0], n_win, t, *a.shape[2:]), 0, 1)  # noqa
     mask = jnp.ones(x.shape[:2], x.dtype) if mask is None else mask
