@@ -205,12 +205,13 @@ def guarded_update(rules: UpdateRules, net: Any, sg: Any, net_opt: Any, sg_opt: 
     return keep(new_net, net), keep(new_sg, sg), new_net_opt, new_sg_opt, diverged_at
 
 
-def evaluate(program: Program, net: nets.Params, data: Data) -> tuple[jax.Array, jax.Array]:
+def evaluate(net_spec: nets.NetSpec, net: nets.Params, data: Data
+             ) -> tuple[jax.Array, jax.Array]:
     """Full-data loss and accuracy of a network."""
-    out = nets.predict(net, data.x, program.net)
-    loss = nets.reduce_batch(nets.per_example_loss(out, data.y, program.net.loss),
-                             program.net.reduction)
-    return loss, nets.accuracy(out, data.labels, program.net)
+    out = nets.predict(net, data.x, net_spec)
+    loss = nets.reduce_batch(nets.per_example_loss(out, data.y, net_spec.loss),
+                             net_spec.reduction)
+    return loss, nets.accuracy(out, data.labels, net_spec)
 
 
 def run_records(program: Program, hyper: Hyper, state: TrainState, data: Data,
@@ -231,11 +232,11 @@ def run_records(program: Program, hyper: Hyper, state: TrainState, data: Data,
         return carry, sig.sg_loss
 
     def record(carry, _):
-        loss, acc = evaluate(program, carry.net, data)
+        loss, acc = evaluate(program.net, carry.net, data)
         rec = {"step": carry.step, "loss": loss, "accuracy": acc,
                "diverged": carry.diverged_at >= 0}
         if test is not None:
-            rec["test_accuracy"] = evaluate(program, carry.net, test)[1]
+            rec["test_accuracy"] = evaluate(program.net, carry.net, test)[1]
         if alignment and program.sg is not None:
             rec["sg_alignment"] = signals.sg_alignment(carry.net, carry.sg, data.x, data.y,
                                                        program.net, program.sg)

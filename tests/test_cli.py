@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import dnijax
-from dnijax import cli
+from dnijax import cli, engine
 
 REGIMES = ["backprop", "dni", "backprop+noise", "dni+noise"]
 
@@ -22,6 +22,7 @@ def test_compare_writes_every_output_with_the_documented_schema(tmp_path, capsys
     res = json.loads((out / "results.json").read_text())
     assert res["preset"] == "tuned" and res["config"]["steps"] == 40
     assert res["config"]["data"] == "article"
+    assert res["devices"] == engine.device_summary() == "1 x cpu"
     assert sorted(res["regimes"]) == sorted(REGIMES)
     for r in res["regimes"].values():
         for key in ("final_loss", "final_accuracy", "test_accuracy", "diverged_at"):
@@ -83,6 +84,7 @@ def test_seed_preset_shows_the_articles_run(tmp_path, capsys):
     (["sweep", "--lr", "0.1", "--regimes", "dni,sgd"], "unknown regime 'sgd'"),
     (["sweep"], "the following arguments are required: --lr"),
     (["validate", "--depth", "0"], "--depth must be >= 1, got 0"),
+    (["compare", "--cpu-devices", "0"], "--cpu-devices must be >= 1, got 0"),
     (["validate", "--width", "-3"], "--width must be >= 1, got -3"),
 ])
 def test_bad_options_get_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
@@ -92,6 +94,17 @@ def test_bad_options_get_one_line_and_exit_2(argv, message, capsys, tmp_path, mo
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_cpu_devices_that_jax_cannot_take_any_more_get_one_line(tmp_path, capsys,
+                                                                monkeypatch):
+    """In a process where JAX already runs (this one), another CPU device count is refused
+    before anything runs or is written; the count it runs with is accepted."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", "--lr", "0.1", "--cpu-devices", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot use 3 CPU devices: JAX already runs with 1" in err and err.count("\n") == 1
     assert os.listdir(tmp_path) == []
 
 

@@ -7,6 +7,7 @@ import textwrap
 
 import jax
 import numpy as np
+import pytest
 
 from dnijax import RunConfig, engine, train
 
@@ -47,7 +48,8 @@ SHARDED = textwrap.dedent("""
     import os, sys, json
     import jax, numpy as np
     from dnijax import RunConfig, engine
-    assert len(jax.devices()) == 8, jax.devices()
+    engine.use_cpu_devices(8)
+    assert engine.device_summary() == "8 x cpu", jax.devices()
     rng = np.random.RandomState(0)
     labels = rng.randint(0, 2, 64).astype("int32")
     x = (rng.randn(64, 2) + labels[:, None]).astype("float32")
@@ -63,8 +65,8 @@ SHARDED = textwrap.dedent("""
 
 
 def test_sharded_grid_equals_single_device_grid():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu")
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("JAX_NUM_CPU_DEVICES", None)
     out = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True,
                          env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -108,6 +110,28 @@ def test_auto_blocks_follow_the_memory_budget(blobs, monkeypatch):
                            progress=lambda done, total: ticks.append((done, total)))
     assert ticks[-1] == (3 * 20, 3 * 20)  # three blocks of two runs (the last one padded)
     np.testing.assert_allclose(whole.final_loss, auto.final_loss, rtol=1e-5, atol=1e-7)
+
+
+def test_auto_blocks_are_cache_sized_on_the_cpu_within_the_memory_budget(monkeypatch):
+    mib = 2 ** 20
+    monkeypatch.setenv("DNIJAX_MEMORY_BUDGET", "1G")
+    assert jax.default_backend() == "cpu"
+    fast = engine.CPU_FAST_BLOCK_BYTES
+    assert engine.auto_block_runs(fast // 1000) == 1000  # small runs: the cache-sized block
+    assert engine.auto_block_runs(mib) == engine.CPU_MIN_BLOCK_RUNS  # never below the floor
+    assert engine.auto_block_runs(mib, n_devices=2) == 2 * engine.CPU_MIN_BLOCK_RUNS
+    monkeypatch.setenv("DNIJAX_MEMORY_BUDGET", "10M")
+    assert engine.auto_block_runs(mib) == 10  # the memory budget comes first
+    assert engine.auto_block_runs(64 * mib) == 1
+
+
+def test_cpu_devices_cannot_change_once_jax_runs():
+    jax.devices()
+    engine.use_cpu_devices(len(jax.devices("cpu")))  # the number it runs with: accepted
+    with pytest.raises(ValueError, match="cannot use 3 CPU devices: JAX already runs with 1"):
+        engine.use_cpu_devices(3)
+    with pytest.raises(ValueError, match="must be an integer >= 1"):
+        engine.use_cpu_devices(0)
 
 
 def test_a_bad_memory_budget_is_refused(monkeypatch):

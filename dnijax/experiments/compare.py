@@ -49,13 +49,13 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
     keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
     etas = [0.0] * seeds + [cfg.eta] * seeds
     rules = list(dict.fromkeys(parse_regime(r)[0] for r in REGIMES))
-    total_steps = len(rules) * cfg.steps
     results: dict[str, Any] = {}
     params: dict[str, Any] = {}
     for index, rule in enumerate(rules):
         noisy_cfg = cfg.replace(regime=regime_name(rule, True))
         tick = None if progress is None else (
-            lambda done, total, k=index: progress(k * cfg.steps + done, total_steps))
+            # the engine's total counts the steps of all its blocks of runs
+            lambda done, total, k=index: progress(k * total + done, len(rules) * total))
         res = engine.run_grid(noisy_cfg, engine.stack_hyper(noisy_cfg, eta=etas), keys,
                               **dict(grid, sg=grid["sg"] if noisy_cfg.uses_sg else None),
                               progress=tick, alignment=noisy_cfg.uses_sg)
@@ -70,7 +70,8 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
                             for r in range(*runs.indices(2 * seeds))]
     regimes = {name: results[name] for name in REGIMES}
     add_statistics(regimes)
-    return {"preset": preset, "config": config_dict(cfg, seeds, data), "regimes": regimes,
+    return {"preset": preset, "config": config_dict(cfg, seeds, data),
+            "devices": engine.device_summary(), "regimes": regimes,
             "datasets": datasets, "params": params}
 
 

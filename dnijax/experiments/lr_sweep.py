@@ -50,7 +50,7 @@ def run_block(config: RunConfig, regime: str, lr: float, sg_lr: float | None, se
                           **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
     summary = compare.summarize_runs(res, slice(0, seeds))
     summary.pop("loss_curve")
-    return {"regime": regime, "lr": float(lr), **summary}
+    return {"regime": regime, "lr": float(lr), "devices": engine.device_summary(), **summary}
 
 
 def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str] = REGIMES,
@@ -88,9 +88,11 @@ def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str
 def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
     """Builds ``results.json``'s content from the block files."""
     regimes: dict[str, Any] = {}
+    devices: set[str] = set()  # blocks of a resumed sweep may have run on other devices
     for regime in meta["regimes"]:
         cells = [store.read_json(os.path.join(out, "blocks", block_name(regime, lr)))
                  for lr in meta["lrs"]]
+        devices.update(c.get("devices", "unrecorded") for c in cells)
         loss = [stats.summarize(c["final_loss"], c["diverged_at"]) for c in cells]
         medians = [stats.median_with_failures(c["final_loss"], c["diverged_at"]) for c in cells]
         regimes[regime] = {
@@ -107,4 +109,4 @@ def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
             "diverged_at": [c["diverged_at"] for c in cells],
         }
     return {"preset": meta["preset"], "config": meta["config"], "lrs": meta["lrs"],
-            "sg_lr": meta["sg_lr"], "regimes": regimes}
+            "sg_lr": meta["sg_lr"], "devices": ", ".join(sorted(devices)), "regimes": regimes}
