@@ -194,16 +194,10 @@ def stack_hyper(config: SequenceConfig, n: int, **values: Any) -> SeqHyper:
 
 def _rules(config: SequenceConfig, hyper: SeqHyper, keys=(None, None)) -> train.UpdateRules:
     """The network's and the SG module's update rules (``keys`` seed the noise at init)."""
-    kind = config.noise if parse_regime(config.regime)[1] else None
-
-    def rule(lr, group_noise, key):
-        return updates.update_rule(optimizer=config.optimizer, learning_rate=lr,
-                                   noise=group_noise, eta=hyper.eta, gamma=hyper.gamma,
-                                   noise_key=key, clip=hyper.clip if config.clip else None)
-
-    return train.UpdateRules(rule(hyper.lr, kind, keys[0]),
-                             rule(hyper.sg_lr, kind if config.noise_to == "all" else None,
-                                  keys[1]))
+    return train.make_update_rules(
+        hyper, optimizer=config.optimizer,
+        noise=config.noise if parse_regime(config.regime)[1] else None,
+        noise_to_sg=config.noise_to == "all", clip=config.clip, noise_keys=keys)
 
 
 def init_state(config: SequenceConfig, hyper: SeqHyper, key: jax.Array) -> SeqState:

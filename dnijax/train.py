@@ -77,24 +77,41 @@ def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> 
 
 def update_rules(program: Program, hyper: Hyper,
                  noise_keys: tuple[jax.Array, jax.Array] | None = None) -> UpdateRules:
-    """The network's and the SG modules' update rules (:func:`dnijax.updates.update_rule`).
+    """The network's and the SG modules' update rules (:func:`make_update_rules`) of a
+    program.
 
     ``noise_keys`` seed the noise states at ``init``; afterwards the states carry
     their keys, so the rules a step uses need none.
     """
-    keys = (None, None) if noise_keys is None else noise_keys
     frozen = None if program.train_hidden else [True] * (program.n_layers - 1) + [False]
+    return make_update_rules(
+        hyper, optimizer=program.optimizer, noise=program.noise,
+        noise_to_sg=program.noise_to_sg, clip=program.clip, noise_keys=noise_keys,
+        noise_before_clip=program.noise_before_clip, asynchronous=program.async_updates,
+        frozen=frozen)
 
-    def rule(lr, noise, key, frozen_layers):
+
+def make_update_rules(hyper: Any, *, optimizer: str, noise: str | None, noise_to_sg: bool,
+                      clip: bool, noise_keys: tuple[jax.Array, jax.Array] | None = None,
+                      noise_before_clip: bool = False, asynchronous: bool = False,
+                      frozen: list[bool] | None = None) -> UpdateRules:
+    """Both groups' rules (:func:`dnijax.updates.update_rule`), for feed-forward and
+    recurrent training alike: ``hyper`` gives the numbers (``lr``, ``sg_lr``, ``eta``,
+    ``gamma``, ``clip``), the SG modules get the noise only with ``noise_to_sg``, clip
+    only with ``clip``, and ``frozen`` (the network's layers that never update) and the
+    keys ``noise_keys`` of the two noise states apply to the network's rule and the SG
+    modules' respectively."""
+    keys = (None, None) if noise_keys is None else noise_keys
+
+    def rule(lr, group_noise, key, frozen_layers):
         return updates.update_rule(
-            optimizer=program.optimizer, learning_rate=lr, noise=noise, eta=hyper.eta,
-            gamma=hyper.gamma, noise_key=key, clip=hyper.clip if program.clip else None,
-            noise_before_clip=program.noise_before_clip, asynchronous=program.async_updates,
+            optimizer=optimizer, learning_rate=lr, noise=group_noise, eta=hyper.eta,
+            gamma=hyper.gamma, noise_key=key, clip=hyper.clip if clip else None,
+            noise_before_clip=noise_before_clip, asynchronous=asynchronous,
             frozen=frozen_layers)
 
-    return UpdateRules(rule(hyper.lr, program.noise, keys[0], frozen),
-                       rule(hyper.sg_lr, program.noise if program.noise_to_sg else None,
-                            keys[1], None))
+    return UpdateRules(rule(hyper.lr, noise, keys[0], frozen),
+                       rule(hyper.sg_lr, noise if noise_to_sg else None, keys[1], None))
 
 
 def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
