@@ -100,6 +100,7 @@ from collections.abc import Callable
 from typing import Any
 
 import baselines
+import common
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -604,19 +605,23 @@ def targets(summary: dict) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="fewer steps and runs (about 2 minutes; CI smoke runs)")
+                        help="50 steps, 16 runs, one repeat (about a minute; the CI smoke "
+                             "test)")
     parser.add_argument("--json", help="write every figure to this file")
-    parser.add_argument("--runs", type=int, default=None,
-                        help="runs of the batched methods at article scale (default 128)")
-    parser.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--engine-devices", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=None,
+    parser.add_argument("--runs", type=common.positive(int), default=None,
+                        help="runs of the batched methods at article scale (default 128; "
+                             "16 with --quick)")
+    parser.add_argument("--steps", type=common.positive(int), default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--engine-devices", type=common.positive(int), default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=common.positive(int), default=None,
                         help="time each method this many times (interleaved), keep the best "
                              "(default: 1 with --quick, 3 otherwise)")
     args = parser.parse_args()
     repeats = max(1, args.repeats or (1 if args.quick else 3))
     steps = args.steps or (50 if args.quick else 200)
-    n_batched = args.runs or 128
+    n_batched = args.runs or (16 if args.quick else 128)
     if args.engine_devices:  # the child of engine_on_cpu_devices
         print(json.dumps(time_engine_on_devices(args.engine_devices, steps, n_batched,
                                                 repeats)))

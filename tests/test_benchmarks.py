@@ -82,6 +82,22 @@ def test_comparison_reports_quick(script, tmp_path):
     assert (tmp_path / "report.md").read_text() in text
 
 
+def test_speed_quick(tmp_path):
+    """Every column and figure of speed.py, at tiny sizes (torch only where installed)."""
+    text = _run("speed.py", "--quick", "--json", str(tmp_path / "speed.json"))
+    res = json.loads((tmp_path / "speed.json").read_text())
+    article = res["article_scale"]
+    assert article["runs"] == 16 and article["steps"] == 50
+    assert article["speedup_vs_tight_numpy"] > 0 and article["engine_over_lean_jax"] > 0
+    for regime in ("backprop", "dni", "backprop+noise", "dni+noise"):
+        methods = article["details"][regime]["methods"]
+        assert {"engine", "tight_numpy", "reference", "lean_jax"} <= set(methods)
+        if (os.cpu_count() or 1) > 1:
+            assert methods["engine_all_cores"]["run_steps_per_s"] > 0
+    assert res["compile_s_default_compare"] > 0 and len(res["targets"]) == 6
+    assert "| backprop |" in text and "targets:" in text
+
+
 def test_profile_step_quick():
     text = _run("profile_step.py", "--quick", "--repeats", "1")
     assert "| the engine (dnijax.engine.run_grid) |" in text and "+ finite guard" in text
@@ -98,6 +114,7 @@ def test_scripts_explain_themselves(script):
     ("copy_task.py", ["--windows", "2,x"], "--windows: 'x' is not an integer > 0"),
     ("dni_cnn.py", ["--lr", "-1"], "--lr: '-1' is not a number > 0"),
     ("dni_depth.py", ["--seeds", "0"], "--seeds: '0' is not an integer > 0"),
+    ("speed.py", ["--runs", "0"], "--runs: '0' is not an integer > 0"),
 ])
 def test_bad_options_get_one_line_errors(script, args, message):
     out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
