@@ -216,9 +216,11 @@ def figure(results: dict, path: str) -> None:
 
 def main() -> None:
     parser = common.base_parser(__doc__, "deep_noise")
-    parser.add_argument("--depth", type=int)
-    parser.add_argument("--long-steps", type=int, help="steps of part 2 (default 5x --steps)")
-    parser.add_argument("--long-seeds", type=int, help="seeds of part 2 (default 2)")
+    parser.add_argument("--depth", type=common.positive(int))
+    parser.add_argument("--long-steps", type=common.positive(int),
+                        help="steps of part 2 (default 5x --steps)")
+    parser.add_argument("--long-seeds", type=common.positive(int),
+                        help="seeds of part 2 (default 2)")
     args = parser.parse_args()
     depth, width = (4, 16) if args.quick else (args.depth or 20, 50)
     steps = args.steps or (40 if args.quick else 2000)

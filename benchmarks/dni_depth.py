@@ -140,7 +140,7 @@ def figure(results: dict, path: str) -> None:
 
 def main() -> None:
     parser = common.base_parser(__doc__, "dni_depth", default_data="mnist1d")
-    parser.add_argument("--width", type=int)
+    parser.add_argument("--width", type=common.positive(int))
     parser.add_argument("--lrs", help="comma-separated Adam learning rates (default 1e-3,1e-4)")
     parser.add_argument("--depths", help="comma-separated layer counts (default 3,4,5,6)")
     parser.add_argument("--columns", help="subset of: " + ", ".join(columns(1)))

@@ -122,9 +122,9 @@ def figure(results: dict, path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--width", type=int)
+    parser.add_argument("--seeds", type=common.positive(int))
+    parser.add_argument("--steps", type=common.positive(int))
+    parser.add_argument("--width", type=common.positive(int))
     parser.add_argument("--out", default=os.path.join("runs", "dni_noise"))
     args = parser.parse_args()
     seeds = args.seeds or (2 if args.quick else 10)

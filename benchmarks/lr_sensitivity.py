@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
+import common
 from dnijax import report, store
 from dnijax.experiments import lr_sweep
 
@@ -29,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="2 learning rates, 2 seeds, 40 steps (smoke test)")
-    parser.add_argument("--seeds", type=int)
+    parser.add_argument("--seeds", type=common.positive(int))
     parser.add_argument("--out", default=os.path.join("runs", "lr_sensitivity"))
     args = parser.parse_args()
     args.seeds = args.seeds or (2 if args.quick else 10)

@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 import baselines
+import common
 from dnijax import RunConfig, engine, nets, train, updates
 from dnijax.report import markdown_table
 
@@ -86,9 +87,9 @@ def best_time(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="16 runs, 50 steps (smoke test)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--runs", type=int)
-    parser.add_argument("--steps", type=int)
+    parser.add_argument("--repeats", type=common.positive(int), default=3)
+    parser.add_argument("--runs", type=common.positive(int))
+    parser.add_argument("--steps", type=common.positive(int))
     args = parser.parse_args()
     n_runs = args.runs or (16 if args.quick else 128)
     steps = args.steps or (50 if args.quick else 200)

@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+import common
 from dnijax import report, stats, store
 from dnijax.experiments import compare
 
@@ -50,7 +51,7 @@ def verdicts(results: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 seeds, 40 steps (smoke test)")
-    parser.add_argument("--seeds", type=int)
+    parser.add_argument("--seeds", type=common.positive(int))
     parser.add_argument("--out", default=os.path.join("runs", "seed_comparison"))
     args = parser.parse_args()
     args.seeds = args.seeds or (3 if args.quick else 20)
