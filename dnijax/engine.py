@@ -12,7 +12,8 @@ compiled program differs with the block size, so the last bits can).
 
 With several devices the run axis is sharded over a 1-D ``Mesh`` (axis
 ``"runs"``); R need not divide the device count (the grid is padded with copies
-of its last run, dropped afterwards). On several hosts, call
+of its last run, dropped afterwards); on a CPU, :func:`use_cpu_devices` makes one
+device per core, which trains large grids 1.3-1.5x faster. On several hosts, call
 ``jax.distributed.initialize()`` in each process first: ``jax.devices()`` then
 lists every host's devices and the same code shards the grid across all of them.
 
