@@ -446,10 +446,11 @@ def print_article(out: dict, steps: int, repeats: int) -> None:
                           "reference", "torch (bmm)", "lean JAX", "engine / numpy",
                           "engine / torch", "all cores / numpy", "all cores / torch",
                           "engine / lean JAX", "engine / reference"], rows), end="")
+    cores_note = ("  engine (N x cpu): the CPU split into one device per core, runs sharded, "
+                  "timed in a subprocess after the other columns." if devices != "-" else "")
     print("* the reference runs without noise (it takes noise as an input); every other "
           "method draws its noise.  torch: (N t) = threads of its fastest call, chosen by an "
-          "untimed probe before each call.  engine (N x cpu): the CPU split into one device "
-          "per core, runs sharded, timed in a subprocess after the other columns.\n")
+          f"untimed probe before each call.{cores_note}\n")
     rows = []
     for regime, res in out.items():
         m = res["methods"]
@@ -471,10 +472,13 @@ def engine_on_cpu_devices(n_devices: int, steps: int, n_runs: int, repeats: int)
     the single-device timings; warm-up untimed, best of ``repeats``."""
     cmd = [sys.executable, os.path.abspath(__file__), "--engine-devices", str(n_devices),
            "--runs", str(n_runs), "--repeats", str(repeats), "--steps", str(steps)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1:]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+        if out.returncode != 0:
+            return {"error": (out.stderr.strip().splitlines() or ["no message"])[-1]}
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError) as err:
+        return {"error": f"{type(err).__name__}: {err}"}
 
 
 def time_engine_on_devices(n_devices: int, steps: int, n_runs: int, repeats: int) -> dict:
@@ -572,23 +576,24 @@ def worst(article: dict, key: str) -> tuple[float | None, str | None]:
 
 
 def targets(summary: dict) -> list[dict]:
+    """Each target's value and verdict, for the engine as it runs by default (one device);
+    the all-cores figures are shown beside them, not judged."""
     a, w = summary["article_scale"], summary["wide_scale"]
     t = TARGETS
     numpy_v, torch_v = a["speedup_vs_tight_numpy"], a["speedup_vs_torch"]
     numpy_c, torch_c = a["all_cores_speedup_vs_tight_numpy"], a["all_cores_speedup_vs_torch"]
     cores = lambda v: "" if v is None else f"; all cores {v:.2f}x"  # noqa: E731
-    best = lambda *v: max(x for x in v if x is not None)  # noqa: E731
     time_over_flops = w["dni_over_backprop_time"] / w["dni_over_backprop_flops"]
     rows = [
         ("engine >= 5x tight numpy in every regime", numpy_v,
          f"{numpy_v:.1f}x (worst: {a['worst_regime_vs_tight_numpy']}){cores(numpy_c)}",
-         best(numpy_v, numpy_c) >= t["vs_tight_numpy"]),
+         numpy_v >= t["vs_tight_numpy"]),
         ("stretch: engine >= 8x tight numpy in every regime", numpy_v,
-         f"{numpy_v:.1f}x{cores(numpy_c)}", best(numpy_v, numpy_c) >= t["vs_tight_numpy_stretch"]),
+         f"{numpy_v:.1f}x{cores(numpy_c)}", numpy_v >= t["vs_tight_numpy_stretch"]),
         ("engine >= 2x batched torch in every regime", torch_v,
          "torch not installed" if torch_v is None else
          f"{torch_v:.2f}x (worst: {a['worst_regime_vs_torch']}){cores(torch_c)}",
-         None if torch_v is None else best(torch_v, torch_c) >= t["vs_torch"]),
+         None if torch_v is None else torch_v >= t["vs_torch"]),
         ("engine >= 0.9x lean JAX (backprop)", a["engine_over_lean_jax"],
          f"{a['engine_over_lean_jax']:.2f}x", a["engine_over_lean_jax"] >= t["over_lean_jax"]),
         ("wide backprop >= 60% of XLA matmul peak", w["backprop_fraction_of_matmul_peak"],
@@ -646,7 +651,9 @@ def main() -> None:
         print(f"  timing article scale, {regime} ...", file=sys.stderr, flush=True)
         article[regime] = article_regime(regime, steps, n_batched, n_numpy, n_ref, repeats,
                                          torch)
-    n_cores = os.cpu_count() or 1
+    n_cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)  # the cores this process may use
+    cores: dict[str, Any] = {"error": "one CPU core, or not a CPU run"}
     if jax.default_backend() == "cpu" and n_cores > 1:
         print(f"  timing the engine on {n_cores} CPU devices ...", file=sys.stderr, flush=True)
         cores = engine_on_cpu_devices(n_cores, steps, n_batched, repeats)
@@ -686,6 +693,7 @@ def main() -> None:
             "all_cores_speedup_vs_tight_numpy": worst(
                 article, "engine_all_cores_over_tight_numpy")[0],
             "all_cores_speedup_vs_torch": worst(article, "engine_all_cores_over_torch")[0],
+            "all_cores_error": cores.get("error"),
             "speedup_vs_numpy_per_regime": {k: v["ratios"]["engine_over_tight_numpy"]
                                             for k, v in article.items()},
             "runs": n_batched, "numpy_runs": n_numpy, "reference_runs": n_ref,

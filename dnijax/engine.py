@@ -13,7 +13,8 @@ compiled program differs with the block size, so the last bits can).
 With several devices the run axis is sharded over a 1-D ``Mesh`` (axis
 ``"runs"``); R need not divide the device count (the grid is padded with copies
 of its last run, dropped afterwards); on a CPU, :func:`use_cpu_devices` makes one
-device per core, which trains large grids 1.3-1.5x faster. On several hosts, call
+device per core (large grids trained 1.3-1.5x faster so on a 2-core machine). On
+several hosts, call
 ``jax.distributed.initialize()`` in each process first: ``jax.devices()`` then
 lists every host's devices and the same code shards the grid across all of them.
 
@@ -199,6 +200,10 @@ def auto_block_runs(need: int, n_devices: int = 1) -> int:
     blocks train slower there once their working set leaves the caches (measured at
     article scale: 128-run blocks train DNI 2.9x faster per run-step than 1024-run
     blocks; a 4096-seed sweep took 120 s in these blocks, 210 s in 512 MiB ones).
+
+    Args:
+      need: the bytes one run needs (:func:`bytes_per_run`).
+      n_devices: the devices the block is sharded over.
     """
     block = memory_budget() // need
     if jax.default_backend() == "cpu":
@@ -256,14 +261,19 @@ def use_cpu_devices(n: int) -> None:
     program (:func:`run_grid`), so results with ``n`` devices are not bit-identical to
     those with one; they repeat exactly for the same ``n`` on the same machine.
 
+    Args:
+      n: the number of CPU devices, at least 1.
+
     Raises:
-      ValueError: JAX has already started with another number of CPU devices.
+      ValueError: JAX already runs on the CPU with another number of devices.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"CPU devices: {n!r} must be an integer >= 1")
     try:
         jax.config.update("jax_num_cpu_devices", n)
-    except RuntimeError:
+    except RuntimeError:  # JAX has started
+        if jax.default_backend() != "cpu":
+            return  # grids run on the accelerator: nothing to split
         have = len(jax.devices("cpu"))
         if have != n:
             raise ValueError(f"cannot use {n} CPU devices: JAX already runs with {have}; "
@@ -389,7 +399,7 @@ def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, block: in
     final_loss, final_acc, test_acc = _evaluate(program.net, data_axis, state.net, train_data,
                                                 test_data)
     if test_acc is None:
-        test_acc = np.full((n_runs + n_pad,), np.nan, config.dtype)
+        test_acc = np.full_like(np.asarray(final_acc), np.nan)
     hist = {k: np.concatenate([r[k] for r in records], axis=1)[:n_runs] for k in records[0]}
     final_loss, final_acc = np.asarray(final_loss)[:n_runs], np.asarray(final_acc)[:n_runs]
     diverged_at = np.asarray(state.diverged_at)[:n_runs]

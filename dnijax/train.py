@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -94,13 +94,22 @@ def update_rules(program: Program, hyper: Hyper,
 def make_update_rules(hyper: Any, *, optimizer: str, noise: str | None, noise_to_sg: bool,
                       clip: bool, noise_keys: tuple[jax.Array, jax.Array] | None = None,
                       noise_before_clip: bool = False, asynchronous: bool = False,
-                      frozen: list[bool] | None = None) -> UpdateRules:
+                      frozen: Sequence[bool] | None = None) -> UpdateRules:
     """Both groups' rules (:func:`dnijax.updates.update_rule`), for feed-forward and
-    recurrent training alike: ``hyper`` gives the numbers (``lr``, ``sg_lr``, ``eta``,
-    ``gamma``, ``clip``), the SG modules get the noise only with ``noise_to_sg``, clip
-    only with ``clip``, and ``frozen`` (the network's layers that never update) and the
-    keys ``noise_keys`` of the two noise states apply to the network's rule and the SG
-    modules' respectively."""
+    recurrent training alike.
+
+    Args:
+      hyper: the numbers, with fields ``lr``, ``sg_lr``, ``eta``, ``gamma``, ``clip``
+        (a :class:`~dnijax.config.Hyper` or a recurrent run's ``SeqHyper``).
+      optimizer: the optimiser of both groups.
+      noise: the gradient noise (``None``, ``paper``, ``blog``) of the network's group;
+        the SG modules' group gets it only with ``noise_to_sg``.
+      clip: whether both groups clip at ``hyper.clip``.
+      noise_keys: the keys of the two groups' noise states (network, SG modules).
+      noise_before_clip, asynchronous: the order of noise and clipping, and the
+        per-layer update mask (both groups).
+      frozen: the network's layers that never update (the SG modules' rule has none).
+    """
     keys = (None, None) if noise_keys is None else noise_keys
 
     def rule(lr, group_noise, key, frozen_layers):

@@ -35,8 +35,9 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
     seed s trains on ``resolve(data, s)``.
 
     Returns:
-      ``{"preset", "config", "regimes": {name: {...per-seed lists, "loss_curve"}},
-      "datasets": [per seed Dataset], "params": {name: [per seed final network]}}``.
+      ``{"preset", "config", "devices", "regimes": {name: {...per-seed lists,
+      "loss_curve"}}, "datasets": [per seed Dataset], "params": {name: [per seed final
+      network]}}``; ``devices`` as :func:`engine.device_summary` gives it.
       The last two are for figures and are not written to JSON.
     """
     cfg = presets.preset_config(preset, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta,
