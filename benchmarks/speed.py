@@ -200,6 +200,21 @@ def describe_blas(info: dict) -> str:
             f"kernel {kernel}, {np_blas.get('num_threads', '?')} threads; {env}")
 
 
+def child_json(cmd: list[str], timeout: float, **kwargs: Any) -> dict:
+    """Runs ``cmd`` and returns the JSON object on the last line of its output, or
+    ``{"error": why}`` when it fails, times out or prints no JSON."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                             check=False, **kwargs)
+        if out.returncode != 0:
+            return {"error": (out.stderr.strip().splitlines() or ["no message"])[-1]}
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    except (IndexError, json.JSONDecodeError) as err:
+        return {"error": f"no JSON result: {type(err).__name__}: {err}"}
+
+
 def compile_s_default_compare(timeout: float = 600.0) -> dict:
     """Compile seconds of the default ``dnijax compare`` (see the module docstring)."""
     code = ("import json, time\n"
@@ -213,14 +228,9 @@ def compile_s_default_compare(timeout: float = 600.0) -> dict:
     env = dict(os.environ, DNIJAX_CACHE="")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                 env=env, cwd=tmp, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return {"compile_s": None, "error": f"timed out after {timeout:.0f} s"}
-    if out.returncode != 0:
-        return {"compile_s": None, "error": out.stderr.strip().splitlines()[-1:]}
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+        res = child_json([sys.executable, "-c", code], timeout, env=env, cwd=tmp)
+    if "error" in res:
+        return {"compile_s": None, "error": res["error"]}
     res["compile_s"] = res["first_s"] - res["second_s"]
     return res
 
@@ -472,13 +482,7 @@ def engine_on_cpu_devices(n_devices: int, steps: int, n_runs: int, repeats: int)
     the single-device timings; warm-up untimed, best of ``repeats``."""
     cmd = [sys.executable, os.path.abspath(__file__), "--engine-devices", str(n_devices),
            "--runs", str(n_runs), "--repeats", str(repeats), "--steps", str(steps)]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
-        if out.returncode != 0:
-            return {"error": (out.stderr.strip().splitlines() or ["no message"])[-1]}
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError) as err:
-        return {"error": f"{type(err).__name__}: {err}"}
+    return child_json(cmd, timeout=1800)
 
 
 def time_engine_on_devices(n_devices: int, steps: int, n_runs: int, repeats: int) -> dict:
