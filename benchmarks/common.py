@@ -1,16 +1,18 @@
-"""Helpers shared by the depth benchmarks: per-run initial weights, data, outputs."""
+"""Helpers shared by the benchmarks: their parsers and output folders, per-run initial
+weights, data, progress lines and published results."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Any, Sequence
 
 import jax
 
 from dnijax import data as data_lib
-from dnijax import engine, nets, store
+from dnijax import engine, nets, options, stats, store
 
 
 def initial_nets(widths: Sequence[int], specs: Sequence[tuple[str, float, int]]) -> Any:
@@ -30,15 +32,13 @@ def load(name: str) -> data_lib.Dataset:
 
 
 def progress_line(label: str):
-    """A progress callback printing a line at every 25%."""
-    start, last = time.time(), [-1]
+    """A progress callback for one cell: one short line when the cell is done (``label``
+    cut to 70 characters), and none before, so a benchmark prints a line per cell."""
+    start, short = time.time(), label if len(label) <= 70 else label[:67] + "..."
 
     def tick(done: int, total: int) -> None:
-        q = int(4 * done / max(total, 1))
-        if q != last[0]:
-            last[0] = q
-            print(f"  {label}: {100 * done // max(total, 1)}% ({time.time() - start:.0f}s)",
-                  flush=True)
+        if done >= total:
+            print(f"  {short}: done in {time.time() - start:.0f}s", flush=True)
 
     return tick
 
@@ -74,20 +74,63 @@ def positive_list(text: str) -> tuple[int, ...]:
     return tuple(positive(int)(part) for part in text.split(","))
 
 
-def base_parser(doc: str, name: str, default_data: str = "digits") -> argparse.ArgumentParser:
-    """The options every depth benchmark takes: --quick, --data, --out, --seeds, --steps."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+def positive_floats(text: str) -> tuple[float, ...]:
+    """An argparse type: comma-separated numbers above 0, e.g. ``1e-3,1e-4``."""
+    return tuple(positive(float)(part) for part in text.split(","))
+
+
+def make_parser(doc: str, name: str) -> options.Parser:
+    """A benchmark's parser: no abbreviated options, one-line errors (exit 2), and the
+    options every benchmark that writes a folder takes, ``--out`` (default ``runs/<name>``)
+    and ``--overwrite``."""
+    parser = options.Parser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=os.path.join("runs", name),
+                        help="output folder (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results of a different configuration in --out")
+    return parser
+
+
+def base_parser(doc: str, name: str, default_data: str = "digits") -> options.Parser:
+    """:func:`make_parser` with the options every depth benchmark takes: --quick, --data,
+    --seeds, --steps."""
+    parser = make_parser(doc, name)
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
     parser.add_argument("--data", default=default_data, choices=("digits", "mnist1d"))
-    parser.add_argument("--out", default=os.path.join("runs", name))
     parser.add_argument("--seeds", type=positive(int))
     parser.add_argument("--steps", type=positive(int))
     return parser
 
 
-def save_figure(fig: Any, path: str) -> None:
-    """Lays out, writes atomically and closes a matplotlib figure."""
+def claim(args: argparse.Namespace, name: str, outputs: Sequence[str]) -> None:
+    """Claims ``args.out`` for this benchmark and these options
+    (:func:`dnijax.store.claim_out_dir`): a folder holding another configuration's
+    ``outputs`` is refused in one line (exit 2) unless ``--overwrite``; call it after the
+    options are parsed and before anything is computed."""
+    settings = {k: v for k, v in sorted(vars(args).items()) if k not in ("out", "overwrite")}
+    try:
+        store.claim_out_dir(args.out, {"benchmark": name, "options": settings},
+                            args.overwrite, outputs)
+    except ValueError as err:
+        sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {err}\n")
+        sys.exit(2)
+
+
+def published(name: str) -> tuple[str, str, str]:
+    """The files :func:`publish` writes for ``name``."""
+    return (f"{name}.json", f"{name}.md", f"{name}.png")
+
+
+def save_figure(fig: Any, path: str, intervals: str | None = None) -> None:
+    """Lays out, writes atomically and closes a matplotlib figure; ``intervals`` names what
+    draws the figure's intervals (e.g. ``"bands"``), and a footnote then states their method
+    (:data:`dnijax.stats.INTERVAL`)."""
     import matplotlib.pyplot as plt
-    fig.tight_layout()
+    if intervals is None:
+        fig.tight_layout()
+    else:
+        fig.text(0.5, 0.005, f"{intervals}: {stats.INTERVAL}", ha="center", va="bottom",
+                 fontsize=7, color="0.35")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
     store.atomic_savefig(fig.savefig, path)
     plt.close(fig)

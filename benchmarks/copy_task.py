@@ -56,7 +56,8 @@ def run_cell(base: dict, signal: str, window: int, seeds: int) -> dict:
         solved = res.solved[idx]
         diverged = [int(d) if d >= 0 else None for d in res.diverged_at[idx]]
         out[arm] = {"solved": solved.tolist(), "diverged": diverged,
-                    "summary": stats.summarize(solved.tolist(), diverged),
+                    "summary": stats.summarize(solved.tolist(), diverged,
+                                               bounds=stats.NONNEGATIVE),
                     "length_curve": res.history["length"][idx].mean(0).tolist(),
                     "episode": res.history["episode"].tolist()}
     return out
@@ -68,7 +69,7 @@ def markdown(results: dict) -> str:
     for t, cells in results["windows"].items():
         dni, bp = cells["dni"], cells["backprop"]
         pair = stats.paired(dni["solved"], bp["solved"], dni["diverged"], bp["diverged"],
-                            lower_is_better=False)
+                            lower_is_better=False, bounds=stats.NONNEGATIVE)
         diff = (f"{pair['mean_diff']:+.1f} [{pair['ci95'][0]:+.1f}, {pair['ci95'][1]:+.1f}]"
                 if pair["ci95"] else f"{pair['mean_diff']:+.1f}")
         rows.append([t] + [stats.format_mean_ci(cells[a]["summary"], ".1f") for a in arms]
@@ -101,9 +102,8 @@ def figure(results: dict, path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.make_parser(__doc__, "copy_task")
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
-    parser.add_argument("--out", default=os.path.join("runs", "copy_task"))
     parser.add_argument("--seeds", type=common.positive(int))
     parser.add_argument("--episodes", type=common.positive(int))
     parser.add_argument("--windows", type=common.positive_list,
@@ -130,6 +130,8 @@ def main() -> None:
         with open(path, "w") as f:
             json.dump(run_cell(base, signal, int(t), seeds), f)
         return
+    name = "copy_task" if args.task == "copy" else args.task
+    common.claim(args, name, common.published(name))
     t0 = time.time()
     results = {"seeds": seeds, "eta": ETA, **base, "windows": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,8 +148,7 @@ def main() -> None:
             f"episodes, lengths 1..{base['max_length']}, {seeds} seeds)\n\n"
             f"Longest length solved, mean [{stats.INTERVAL}].\n\n{markdown(results)}\n"
             f"Total time {results['seconds']:.0f}s.\n")
-    common.publish(args.out, "copy_task" if args.task == "copy" else args.task, results, text,
-                   figure)
+    common.publish(args.out, name, results, text, figure)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def train_cells(cfg: RunConfig, ds, runs: list[dict], label: str, test_history: 
 def cell(acc: np.ndarray, diverged: np.ndarray) -> dict:
     """Best and average (with its 95% interval) of test accuracies in %, all runs counted
     (a diverged run with the accuracy of its last finite parameters), and divergences."""
-    avg = stats.mean_ci(acc.tolist())
+    avg = stats.mean_ci(acc.tolist(), bounds=stats.PERCENT)
     return {"best": float(acc.max()), "average": avg["mean"], "ci95": avg["ci95"],
             "runs": int(acc.size), "diverged": int(diverged.sum())}
 
@@ -211,7 +211,7 @@ def figure(results: dict, path: str) -> None:
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, ncol=2, loc="upper left")
-    common.save_figure(fig, path)
+    common.save_figure(fig, path, intervals="error bars")
 
 
 def main() -> None:
@@ -227,6 +227,7 @@ def main() -> None:
     seeds = args.seeds or (1 if args.quick else 3)
     long_steps = args.long_steps or 5 * steps
     long_seeds = args.long_seeds or (1 if args.quick else 2)
+    common.claim(args, "deep_noise", common.published("deep_noise"))
     ds = common.load(args.data)
     t0 = time.time()
     results = {"data": args.data, "depth": depth, "width": width, "steps": steps,

@@ -66,9 +66,10 @@ def run_arm(ds, name: str, noisy: bool, base: dict, seeds: int) -> dict:
     diverged = [int(s) if s >= 0 else None for s in res.diverged_at]
     err = 100 * (1 - res.test_accuracy)
     cell = {"label": label, "test_error": err.tolist(), "diverged": diverged,
-            "summary": stats.summarize(err.tolist(), diverged),
+            "summary": stats.summarize(err.tolist(), diverged, bounds=stats.PERCENT),
             "curve_step": res.history["step"].tolist(),
-            "curve_test_error": stats.band(100 * (1 - res.history["test_accuracy"]))}
+            "curve_test_error": stats.band(100 * (1 - res.history["test_accuracy"]),
+                                           bounds=stats.PERCENT)}
     if "sg_alignment" in res.history:
         cell["alignment_step"] = res.history["step"][:-1].tolist()
         cell["alignment"] = res.history["sg_alignment"].mean(0).T.tolist()
@@ -82,7 +83,7 @@ def markdown(results: dict) -> str:
     for key, c in cells.items():
         s = c["summary"]
         pair = stats.paired(c["test_error"], base["test_error"], c["diverged"],
-                            base["diverged"])
+                            base["diverged"], bounds=stats.PERCENT)
         diff = "—" if key == "backprop" else (
             f"{pair['mean_diff']:+.1f} [{pair['ci95'][0]:+.1f}, {pair['ci95'][1]:+.1f}], "
             f"p={pair['p_value']:.2g}" if pair["ci95"] else f"{pair['mean_diff']:+.1f}")
@@ -132,6 +133,7 @@ def main() -> None:
     filters = args.filters or (4 if args.quick else 16)
     steps = args.steps or (20 if args.quick else 1500)
     seeds = args.seeds or (2 if args.quick else 8)
+    common.claim(args, "dni_cnn", common.published("dni_cnn"))
     ds = common.load("digits")
     base = dict(widths=(ds.n_features,), layers=cnn_layers(filters), loss="xent",
                 reduction="mean", init="he", optimizer="adam", lr=args.lr, batch_size=64,

@@ -72,7 +72,7 @@ def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lrs: tuple[
             idx = [i for i, (q, pp, _) in enumerate(runs) if q == lr and pp == p]
             label = name if p == 1.0 else f"{name} p={p:g}"
             err = 100 * (1 - res.test_accuracy[idx])
-            summary = stats.mean_ci(err.tolist())
+            summary = stats.mean_ci(err.tolist(), bounds=stats.PERCENT)
             c = {"test_error": summary["mean"], "ci95": summary["ci95"], "n": summary["n"],
                  "per_seed": err.tolist(), "diverged": int((res.diverged_at[idx] >= 0).sum()),
                  "curve_step": res.history["step"].tolist(),
@@ -141,19 +141,24 @@ def figure(results: dict, path: str) -> None:
 def main() -> None:
     parser = common.base_parser(__doc__, "dni_depth", default_data="mnist1d")
     parser.add_argument("--width", type=common.positive(int))
-    parser.add_argument("--lrs", help="comma-separated Adam learning rates (default 1e-3,1e-4)")
-    parser.add_argument("--depths", help="comma-separated layer counts (default 3,4,5,6)")
+    parser.add_argument("--lrs", type=common.positive_floats,
+                        help="comma-separated Adam learning rates (default 1e-3,1e-4)")
+    parser.add_argument("--depths", type=common.positive_list,
+                        help="comma-separated layer counts (default 3,4,5,6)")
     parser.add_argument("--columns", help="subset of: " + ", ".join(columns(1)))
     args = parser.parse_args()
+    unknown = set(args.columns.split(",")) - set(columns(1)) if args.columns else set()
+    if unknown:
+        parser.error(f"--columns: unknown {', '.join(sorted(unknown))}; choose from "
+                     f"{', '.join(columns(1))}")
     width = args.width or (16 if args.quick else 96)
     steps = args.steps or (40 if args.quick else 2000)
     seeds = args.seeds or (1 if args.quick else 3)
     depths = (3,) if args.quick else (3, 4, 5, 6)
-    if args.depths:
-        depths = tuple(int(d) for d in args.depths.split(","))
-    lrs = tuple(float(v) for v in (args.lrs or ("1e-3" if args.quick else "1e-3,1e-4")
-                                   ).split(","))
+    depths = args.depths or depths
+    lrs = args.lrs or ((1e-3,) if args.quick else (1e-3, 1e-4))
     only = tuple(args.columns.split(",")) if args.columns else None
+    common.claim(args, "dni_depth", common.published("dni_depth"))
     ds = common.load(args.data)
     t0 = time.time()
     results = {"data": args.data, "width": width, "steps": steps, "seeds": seeds,

@@ -15,8 +15,6 @@ same initial weights), with backprop and backprop+noise beside them, and SG alig
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
 
 import numpy as np
@@ -35,7 +33,8 @@ VARIANTS = {
 }
 
 
-def run_family(rule: str, overrides: dict, seeds: int, steps: int, grid: dict) -> dict:
+def run_family(rule: str, overrides: dict, seeds: int, steps: int, grid: dict,
+               label: str) -> dict:
     """A rule without and with noise (eta 0 / the preset's eta) over ``seeds`` seeds, one
     program; returns the two regimes' per-seed results."""
     cfg = presets.preset_config("tuned", steps=steps, overrides=overrides).replace(
@@ -44,7 +43,7 @@ def run_family(rule: str, overrides: dict, seeds: int, steps: int, grid: dict) -
     keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
     res = engine.run_grid(cfg, engine.stack_hyper(cfg, eta=etas), keys,
                           **dict(grid, sg=None), alignment=cfg.uses_sg, test_history=True,
-                          progress=common.progress_line(f"{rule}, {overrides}"))
+                          progress=common.progress_line(f"{rule} and {rule}+noise, {label}"))
     out = {}
     for half, noisy in enumerate((False, True)):
         runs = slice(half * seeds, (half + 1) * seeds)
@@ -61,7 +60,8 @@ def run_family(rule: str, overrides: dict, seeds: int, steps: int, grid: dict) -
 def cell(r: dict) -> str:
     return stats.format_mean_ci(stats.summarize([None if a is None else 100 * a
                                                  for a in r["test_accuracy"]],
-                                                r["diverged_at"]), ".1f") + (
+                                                r["diverged_at"], bounds=stats.PERCENT),
+                                ".1f") + (
         f", {sum(d is not None for d in r['diverged_at'])} div"
         if any(d is not None for d in r["diverged_at"]) else "")
 
@@ -69,7 +69,8 @@ def cell(r: dict) -> str:
 def paired_cell(noisy: dict, plain: dict) -> list[str]:
     p = stats.paired([None if a is None else 100 * a for a in noisy["test_accuracy"]],
                      [None if a is None else 100 * a for a in plain["test_accuracy"]],
-                     noisy["diverged_at"], plain["diverged_at"], lower_is_better=False)
+                     noisy["diverged_at"], plain["diverged_at"], lower_is_better=False,
+                     bounds=stats.PERCENT)
     ci = p["ci95"]
     diff = "n/a" if p["mean_diff"] is None else f"{p['mean_diff']:+.1f}" + (
         f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
@@ -115,29 +116,32 @@ def figure(results: dict, path: str) -> None:
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("test accuracy % (mean over seeds)")
     axes[1, 0].set_ylabel("cos(SG, true gradient), layer 1")
+    axes[1, 0].set_ylim(-1.05, 1.05)
     axes[0, 0].legend(fontsize=8)
-    common.save_figure(fig, path)
+    common.save_figure(fig, path, intervals="bands")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.make_parser(__doc__, "dni_noise")
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
     parser.add_argument("--seeds", type=common.positive(int))
     parser.add_argument("--steps", type=common.positive(int))
     parser.add_argument("--width", type=common.positive(int))
-    parser.add_argument("--out", default=os.path.join("runs", "dni_noise"))
     args = parser.parse_args()
     seeds = args.seeds or (2 if args.quick else 10)
     steps = args.steps or (20 if args.quick else 2000)
     width = args.width or (8 if args.quick else 64)
     net = dict(widths=(2,) + (width,) * 6 + (1,), activations=("relu",) * 6 + ("sigmoid",),
                optimizer="adam", lr=1e-3)
+    common.claim(args, "dni_noise", common.published("dni_noise"))
     _, grid = presets.grid_inputs("tuned", seeds, copies=2)
     t0 = time.time()
     results = {"seeds": seeds, "steps": steps, "width": width, "network": net,
-               "backprop": run_family("backprop", net, seeds, steps, grid), "variants": {}}
+               "backprop": run_family("backprop", net, seeds, steps, grid, "the network alone"),
+               "variants": {}}
     for name, fields in VARIANTS.items():
-        results["variants"][name] = run_family("dni", {**net, **fields}, seeds, steps, grid)
+        results["variants"][name] = run_family("dni", {**net, **fields}, seeds, steps, grid,
+                                               name)
     text = (f"# Gradient noise and synthetic gradients: 2-{width}x6-1 ReLU, Adam lr 1e-3, "
             f"article data, {steps} steps, {seeds} seeds\n\nTest accuracy %, mean "
             f"[{stats.INTERVAL}] (n); paired: with noise − without, per seed, 95% interval, "

@@ -8,7 +8,6 @@ the SG modules' learning rate is the cause.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import common
@@ -27,12 +26,12 @@ def first_divergent_lr(results: dict, regime: str) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.make_parser(__doc__, "lr_sensitivity")
     parser.add_argument("--quick", action="store_true",
                         help="2 learning rates, 2 seeds, 40 steps (smoke test)")
     parser.add_argument("--seeds", type=common.positive(int))
-    parser.add_argument("--out", default=os.path.join("runs", "lr_sensitivity"))
     args = parser.parse_args()
+    common.claim(args, "lr_sensitivity", ("report.md", "shared", "sg_lr_0.1"))
     args.seeds = args.seeds or (2 if args.quick else 10)
     lrs, steps = ((0.3, 30), 40) if args.quick else (LRS, None)
     lines = ["# Learning-rate sensitivity of the four regimes", ""]

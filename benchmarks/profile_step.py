@@ -20,7 +20,6 @@ Every variant is warmed up outside the timing; the best of ``--repeats`` counts.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import jax
@@ -30,7 +29,7 @@ import optax
 
 import baselines
 import common
-from dnijax import RunConfig, engine, nets, train, updates
+from dnijax import RunConfig, engine, nets, options, train, updates
 from dnijax.report import markdown_table
 
 WIDTHS = (2, 10, 28, 1)
@@ -85,7 +84,7 @@ def best_time(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = options.Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="16 runs, 50 steps (smoke test)")
     parser.add_argument("--repeats", type=common.positive(int), default=3)
     parser.add_argument("--runs", type=common.positive(int))

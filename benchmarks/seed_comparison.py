@@ -13,7 +13,6 @@ than that test.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
@@ -49,11 +48,11 @@ def verdicts(results: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.make_parser(__doc__, "seed_comparison")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 40 steps (smoke test)")
     parser.add_argument("--seeds", type=common.positive(int))
-    parser.add_argument("--out", default=os.path.join("runs", "seed_comparison"))
     args = parser.parse_args()
+    common.claim(args, "seed_comparison", ("report.md", "seed", "tuned", "tuned-noise-network"))
     args.seeds = args.seeds or (3 if args.quick else 20)
     steps = 40 if args.quick else None
     lines = ["# Which regime reaches the lowest cost?", "",

@@ -76,9 +76,9 @@ OpenBLAS kernel on numpy (slower matmuls, which would flatter the engine); this
 script never changes the environment itself, it only records it:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
-        python benchmarks/speed.py --repeats 3 --json speed.json
+        python benchmarks/speed.py --repeats 3 --out runs/speed
 
-    python benchmarks/speed.py [--quick] [--repeats N] [--runs R] [--json PATH]
+    python benchmarks/speed.py [--quick] [--repeats N] [--runs R] [--out DIR] [--overwrite]
 
 Sizes: 200 steps, 8 tight-numpy runs, 4 reference runs, wide scale 100 steps x 8
 runs, best of 3; ``--quick`` (CI smoke runs, about 75 s on 2 cores): 50 steps,
@@ -105,7 +105,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnijax import RunConfig, engine, parse_regime, reference, train
+from dnijax import RunConfig, engine, parse_regime, reference, store, train
 from dnijax.report import markdown_table
 
 REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")
@@ -249,23 +249,27 @@ def step_flops(widths, batch: int, regime: str) -> float:
     return fwd + extra
 
 
-def make_config(scale: str, regime: str, steps: int) -> RunConfig:
+WIDE = 256  # units per layer of the wide scale (--quick: QUICK_WIDE, a smoke test)
+QUICK_WIDE = 32
+
+
+def make_config(scale: str, regime: str, steps: int, width: int = WIDE) -> RunConfig:
     if scale == "article":
         return RunConfig(regime=regime, widths=(2, 10, 28, 1), activations="sigmoid",
                          reduction="mean", lr=0.5, sg_lr=0.1, init="glorot", eta=0.01,
                          steps=steps, log_every=steps)
-    return RunConfig(regime=regime, widths=(256,) * 7 + (10,), activations=("relu",) * 6 + (
+    return RunConfig(regime=regime, widths=(width,) * 7 + (10,), activations=("relu",) * 6 + (
         "identity",), loss="xent", reduction="mean", lr=0.01, sg_lr=0.001, init="he",
         steps=steps, log_every=steps)
 
 
-def make_data(scale: str):
+def make_data(scale: str, width: int = WIDE):
     rng = np.random.RandomState(0)
     if scale == "article":
         x = rng.randn(500, 2).astype(np.float32)
         return x, (x[:, 0] * x[:, 1] > 0).astype(np.int32)
-    x = rng.randn(256, 256).astype(np.float32)
-    return x, rng.randint(0, 10, 256).astype(np.int32)
+    x = rng.randn(width, width).astype(np.float32)
+    return x, rng.randint(0, 10, width).astype(np.int32)
 
 
 def engine_call(cfg: RunConfig, x, labels, n_runs: int, net=None, sg=None,
@@ -517,11 +521,11 @@ def add_all_cores(article: dict, cores: dict) -> None:
 
 
 # ---------------------------------------------------------------- wide scale
-def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
-    x, labels = make_data("wide")
+def wide_scale(steps: int, n_runs: int, repeats: int, width: int = WIDE) -> dict:
+    x, labels = make_data("wide", width)
     out = {}
     for regime in ("backprop", "dni"):
-        cfg = make_config("wide", regime, steps)
+        cfg = make_config("wide", regime, steps, width)
         y = np.asarray(train.make_data(cfg, x, labels).y)
         st = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
         as_numpy = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float32), tree)  # noqa: E731
@@ -544,8 +548,8 @@ def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
     return out
 
 
-def print_wide(out: dict, steps: int, n_runs: int) -> None:
-    print(f"\nwide scale: 7 layers of 256 (ReLU), xent/mean, batch 256, float32, {steps} "
+def print_wide(out: dict, steps: int, n_runs: int, width: int = WIDE) -> None:
+    print(f"\nwide scale: 7 layers of {width} (ReLU), xent/mean, batch {width}, float32, {steps} "
           f"steps; engine {n_runs} runs, reference 1 run")
     rows = []
     for regime, r in out.items():
@@ -612,11 +616,10 @@ def targets(summary: dict) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.make_parser(__doc__, "speed")
     parser.add_argument("--quick", action="store_true",
                         help="50 steps, 16 runs, one repeat (about a minute; the CI smoke "
                              "test)")
-    parser.add_argument("--json", help="write every figure to this file")
     parser.add_argument("--runs", type=common.positive(int), default=None,
                         help="runs of the batched methods at article scale (default 128; "
                              "16 with --quick)")
@@ -635,6 +638,7 @@ def main() -> None:
         print(json.dumps(time_engine_on_devices(args.engine_devices, steps, n_batched,
                                                 repeats)))
         return
+    common.claim(args, "speed", ("speed.json",))
     n_numpy, n_ref = (4, 2) if args.quick else (8, 4)
     wide_steps, wide_runs = (25, 4) if args.quick else (100, 8)
     started = time.perf_counter()
@@ -665,7 +669,8 @@ def main() -> None:
             print(f"engine on {n_cores} CPU devices: not measured ({cores['error']})")
         add_all_cores(article, cores)
     print("  timing wide scale ...", file=sys.stderr, flush=True)
-    wide = wide_scale(wide_steps, wide_runs, repeats)
+    wide_width = QUICK_WIDE if args.quick else WIDE
+    wide = wide_scale(wide_steps, wide_runs, repeats, wide_width)
     # the XLA peak again: a load spike during the first measurement would flatter every
     # fraction of it (the higher of the two counts)
     peak_end = matmul_peak_gflops()
@@ -675,7 +680,7 @@ def main() -> None:
     print(f"XLA matmul peak measured again after the timings: {peak_end:.1f} GFLOP/s; "
           f"fractions of peak use the higher, {peak:.1f} GFLOP/s")
     print_article(article, steps, repeats)
-    print_wide(wide, wide_steps, wide_runs)
+    print_wide(wide, wide_steps, wide_runs, wide_width)
 
     vs_numpy, worst_numpy = worst(article, "engine_over_tight_numpy")
     vs_torch, worst_torch = worst(article, "engine_over_torch")
@@ -729,9 +734,9 @@ def main() -> None:
         print(f"  {t['target']:52s} {t['measured']:60s} {verdict}")
     summary["wall_s"] = time.perf_counter() - started
     print(f"\ntotal {summary['wall_s']:.0f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=1, default=str)
+    store.atomic_write_bytes(os.path.join(args.out, "speed.json"),
+                             (json.dumps(summary, indent=1, default=str) + "\n").encode())
+    print(f"wrote {os.path.join(args.out, 'speed.json')}")
 
 
 if __name__ == "__main__":

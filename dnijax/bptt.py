@@ -47,7 +47,7 @@ import numpy as np
 import optax
 
 from dnijax import copy_task, nets, noise, recurrent, train, updates
-from dnijax.config import (DTYPES, NOISE_TO, _choice, _number, default_log_every,
+from dnijax.config import (DTYPES, NOISE_TO, check_choice, check_number, default_log_every,
                            parse_regime)
 
 LN2 = math.log(2.0)
@@ -101,32 +101,32 @@ class SequenceConfig:
         if signal not in recurrent.SIGNALS:
             raise ValueError(f"regime: {self.regime!r} has no recurrent form; choose "
                              "backprop, dni, backprop+noise or dni+noise")
-        _choice("task", self.task, copy_task.TASKS)
-        _choice("core", self.core, tuple(recurrent.CORES))
+        check_choice("task", self.task, copy_task.TASKS)
+        check_choice("core", self.core, recurrent.CORES)
         for name in ("max_repeats", "hidden", "window", "max_length", "start_length",
                      "batch_size", "episodes"):
-            _number(name, getattr(self, name), integer=True, low=1)
+            check_number(name, getattr(self, name), integer=True, low=1)
         if self.start_length > self.max_length:
             raise ValueError(f"start_length: {self.start_length} exceeds max_length "
                              f"{self.max_length}")
-        _number("threshold", self.threshold, positive=True)
-        _choice("optimizer", self.optimizer, updates.OPTIMIZERS)
-        _number("lr", self.lr, positive=True)
+        check_number("threshold", self.threshold, positive=True)
+        check_choice("optimizer", self.optimizer, updates.OPTIMIZERS)
+        check_number("lr", self.lr, positive=True)
         for name in ("sg_lr", "clip"):
             if getattr(self, name) is not None:
-                _number(name, getattr(self, name), positive=True)
-        _choice("noise", self.noise, noise.NOISES)
-        _choice("noise_to", self.noise_to, NOISE_TO)
-        _number("eta", self.eta, nonneg=True)
-        _number("gamma", self.gamma, nonneg=True)
+                check_number(name, getattr(self, name), positive=True)
+        check_choice("noise", self.noise, noise.NOISES)
+        check_choice("noise_to", self.noise_to, NOISE_TO)
+        check_number("eta", self.eta, nonneg=True)
+        check_number("gamma", self.gamma, nonneg=True)
         if self.log_every is None:
             object.__setattr__(self, "log_every", default_log_every(self.episodes))
-        _number("log_every", self.log_every, integer=True, low=1)
+        check_number("log_every", self.log_every, integer=True, low=1)
         if self.episodes % self.log_every:
             raise ValueError(f"log_every: {self.log_every} does not divide episodes "
                              f"{self.episodes}; pick a divisor")
-        _choice("dtype", self.dtype, DTYPES)
-        _choice("loss", self.loss, nets.LOSSES)
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("loss", self.loss, nets.LOSSES)
 
     @property
     def signal(self) -> str:

@@ -14,12 +14,7 @@ import time
 from typing import Sequence
 
 from dnijax.config import REGIMES
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        sys.stderr.write(f"dnijax: error: {message}\n")
-        sys.exit(2)
+from dnijax.options import Parser
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -111,13 +106,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # validate everything (seed 0's data included) before anything runs or is written
     overrides = _overrides(args)
     notes: list[str] = []
-    presets.preset_config(args.preset, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
-                          eta=args.eta, overrides=overrides, data=args.data,
-                          notify=notes.append)
-    store.check_out_dir(out)
+    cfg = presets.preset_config(args.preset, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
+                                eta=args.eta, overrides=overrides, data=args.data,
+                                notify=notes.append)
+    seeds = args.seeds or presets.DEFAULT_SEEDS[args.preset]
+    store.claim_out_dir(out, compare.manifest(args.preset, cfg, seeds, args.data),
+                        args.overwrite, report.COMPARE_OUTPUTS)
     for note in notes:
         print(f"dnijax: {note}", flush=True)
-    seeds = args.seeds or presets.DEFAULT_SEEDS[args.preset]
+    print(f"dnijax: compare {args.preset}: {seeds} seeds x {cfg.steps} steps x "
+          f"{len(REGIMES)} regimes; {_compile_note()}", flush=True)
     t0 = time.time()
     res = compare.run_compare(args.preset, seeds=seeds, steps=args.steps, lr=args.lr,
                               sg_lr=args.sg_lr, eta=args.eta, overrides=overrides,
@@ -133,6 +131,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compile_note() -> str:
+    """What the first progress line waits for: compiling, or the cached programs."""
+    if not compilation_cache_dir():
+        return "compiling first (about 5 s on 2 cores; the compilation cache is off)"
+    return "compiling first (about 5 s on 2 cores; reruns load the programs from the cache)"
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dnijax import report, store
     from dnijax.experiments import lr_sweep, presets
@@ -144,16 +149,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                 notify=notes.append)
     for lr in args.lr[1:]:  # the other learning rates, validated by the config
         cfg.replace(lr=lr)
-    store.check_out_dir(out)
+    base = presets.preset_config(args.preset, steps=args.steps, sg_lr=args.sg_lr,
+                                 overrides=overrides, data=args.data)
+    store.claim_out_dir(out, lr_sweep.manifest(base, args.preset, args.lr, args.regimes,
+                                               args.seeds, args.sg_lr, args.data),
+                        args.overwrite, report.SWEEP_OUTPUTS)
     for note in notes:
         print(f"dnijax: {note}", flush=True)
+    print(f"dnijax: sweep {args.preset}: {len(args.regimes)} regimes x {len(args.lr)} learning "
+          f"rates x {args.seeds} seeds x {cfg.steps} steps; {_compile_note()}", flush=True)
     t0 = time.time()
     res = lr_sweep.run_sweep(out, args.preset, args.lr, args.regimes, args.seeds,
                              args.steps, args.sg_lr, args.overwrite,
                              log=lambda m: print(m, file=sys.stderr), overrides=overrides,
                              data=args.data)
     written = report.write_sweep(out, res)
-    print("median final loss over healthy seeds (fraction of seeds diverged)\n")
     print(report.sweep_markdown(res))
     print(f"{time.time() - t0:.1f}s; wrote {', '.join(written)} to {out}")
     return 0
@@ -188,11 +198,11 @@ def _preset_default(field: str, unset: str = "") -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from dnijax import __version__, data
-    parser = _Parser(prog="dnijax", formatter_class=_HelpFormatter,
+    parser = Parser(prog="dnijax", formatter_class=_HelpFormatter,
                      description="Backprop, DNI and gradient noise, compared.")
     parser.add_argument("--version", action="version", version=f"dnijax {__version__}",
                         help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     kw = dict(formatter_class=_HelpFormatter)
     data_help = (f"data: a built-in set ({', '.join(data.DATASETS)}; mnist1d needs "
                  "pip install mnist1d) or a file: .npz with arrays x (N, d) and labels (N,), "
@@ -227,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", metavar="FILE", help=config_help)
     c.add_argument("--out", metavar="DIR", help="output folder (default: runs/compare-<preset>, "
                    "with -<data name> for --data other than article)")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace results of a different configuration in --out")
     c.add_argument("--cpu-devices", type=_positive_int("--cpu-devices"), help=cpu_help)
     c.set_defaults(func=cmd_compare)
 
@@ -272,12 +284,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def compilation_cache_dir() -> str:
+    """Where compiled programs are kept across runs: ``$DNIJAX_CACHE`` (default
+    ``~/.cache/dnijax/xla``; empty: no cache)."""
+    default = os.path.join(os.path.expanduser("~"), ".cache", "dnijax", "xla")
+    return os.environ.get("DNIJAX_CACHE", default)
+
+
 def enable_compilation_cache() -> None:
-    """Keeps compiled programs across runs in ``$DNIJAX_CACHE`` (default
-    ``~/.cache/dnijax/xla``; set it empty to disable): a rerun skips XLA compilation."""
+    """Keeps compiled programs across runs in :func:`compilation_cache_dir` (set
+    ``DNIJAX_CACHE`` empty to disable): a rerun skips XLA compilation."""
     import jax
-    path = os.environ.get("DNIJAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache",
-                                                       "dnijax", "xla"))
+    path = compilation_cache_dir()
     if path:
         jax.config.update("jax_compilation_cache_dir", path)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)

@@ -22,8 +22,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -122,13 +123,19 @@ class Program(NamedTuple):
         return (self.net, self.jnp_dtype)
 
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+def check_choice(name: str, value: Any, allowed: Iterable[str]) -> None:
+    """Raises a one-line ``ValueError`` naming the field ``name`` unless ``value`` is one of
+    ``allowed`` (a tuple, or a registry dict: its names)."""
+    allowed = tuple(allowed)
     if value not in allowed:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(allowed)}")
 
 
-def _number(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
-            integer: bool = False, low: float | None = None) -> None:
+def check_number(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
+                 integer: bool = False, low: float | None = None) -> None:
+    """Raises a one-line ``ValueError`` naming the field ``name`` unless ``value`` is a
+    finite number (an integer with ``integer``), ``> 0`` with ``positive``, ``>= 0`` with
+    ``nonneg`` and ``>= low`` with ``low``."""
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(
         value, (int, float, np.integer, np.floating))
     if isinstance(value, bool) or not ok_type:
@@ -162,18 +169,23 @@ class RunConfig:
         the MLP of ``widths`` and ``activations``.
       bias: whether network layers have biases (the default of each dense and conv2d).
       init: ``normal`` (``init_scale * N(0,1) + init_shift``), ``zeros``, ``glorot``, ``he``
-        (the defaults of each dense and conv2d layer).
-      loss, reduction: ``mse``/``xent``/``bce`` and ``mean``/``sum``.
-      optimizer: ``sgd``, ``momentum``, ``adam`` or ``rmsprop``, for net and SG alike.
+        or one of :func:`dnijax.layers.register_init` (the defaults of each dense and conv2d
+        layer).
+      loss, reduction: ``mse``/``xent``/``bce`` (or :func:`dnijax.nets.register_loss`) and
+        ``mean``/``sum``.
+      optimizer: ``sgd``, ``momentum``, ``adam``, ``rmsprop`` or one of
+        :func:`dnijax.updates.register_optimizer`, for net and SG alike.
       lr: network learning rate; sg_lr: SG-module learning rate (default: ``lr``).
       topology, conditioned, sg_hidden, sg_init, sg_bias: the SG modules
-        (``docs/math.md``, "Synthetic gradients (DNI)"); sg_kernel: the kernel size of
-        the convolutional SG modules of blocks that output images.
+        (``docs/math.md``, "Synthetic gradients (DNI)"; topologies of your own with
+        :func:`dnijax.synthetic.register_topology`); sg_kernel: the kernel size of the
+        convolutional SG modules of blocks that output images.
       update_prob: probability that a layer (with its SG module) updates in a step
         (``docs/math.md``, "Asynchronous updates").
       train_hidden: ``False`` trains the output layer only (the DNI paper's "no backprop"
         baseline).
-      noise: ``paper`` (optax.add_noise) or ``blog``; used by the ``+noise`` regimes.
+      noise: ``paper`` (optax.add_noise), ``blog`` or one of
+        :func:`dnijax.noise.register_noise`; used by the ``+noise`` regimes.
       noise_to: ``all`` (network and SG modules, the article's choice) or ``network``.
       noise_before_clip: add the noise before the clipping instead of after it (the
         paper's order for its other tasks is after; it does not state it for MNIST).
@@ -223,7 +235,7 @@ class RunConfig:
             raise ValueError(f"widths: {self.widths!r} must list at least an input and an "
                              "output width, e.g. (2, 10, 1)")
         for w in widths:
-            _number("widths", w, integer=True, low=1)
+            check_number("widths", w, integer=True, low=1)
         widths = tuple(int(w) for w in widths)
         set_("widths", widths)
         acts = self.activations
@@ -235,12 +247,12 @@ class RunConfig:
                                  "one name, or one per layer")
             set_("activations", names * n_layers if isinstance(acts, str) else names)
         for a in names:
-            _choice("activations", a, tuple(nets.ACTIVATIONS))
-        _choice("init", self.init, nets.INITS)
-        _number("init_scale", self.init_scale, nonneg=True)
-        _number("init_shift", self.init_shift)
-        _choice("loss", self.loss, nets.LOSSES)
-        _choice("reduction", self.reduction, nets.REDUCTIONS)
+            check_choice("activations", a, nets.ACTIVATIONS)
+        check_choice("init", self.init, nets.INITS)
+        check_number("init_scale", self.init_scale, nonneg=True)
+        check_number("init_shift", self.init_shift)
+        check_choice("loss", self.loss, nets.LOSSES)
+        check_choice("reduction", self.reduction, nets.REDUCTIONS)
         if self.layers is not None:
             set_("layers", layers_lib.parse_layers(self.layers))
             shapes = layers_lib.check_shapes(self.layers, (widths[0],))
@@ -253,23 +265,24 @@ class RunConfig:
         if self.loss == "xent" and widths[-1] < 2:
             raise ValueError("loss: xent needs an output layer of at least 2 units; use bce "
                              "or mse for a single output")
-        _choice("optimizer", self.optimizer, updates.OPTIMIZERS)
-        _number("lr", self.lr, positive=True)
+        check_choice("optimizer", self.optimizer, updates.OPTIMIZERS)
+        check_number("lr", self.lr, positive=True)
         if self.sg_lr is not None:
-            _number("sg_lr", self.sg_lr, positive=True)
-        _choice("topology", self.topology, synthetic.TOPOLOGIES)
+            check_number("sg_lr", self.sg_lr, positive=True)
+        check_choice("topology", self.topology, synthetic.TOPOLOGIES)
         set_("sg_hidden", tuple(self.sg_hidden))
         for w in self.sg_hidden:
-            _number("sg_hidden", w, integer=True, low=1)
-        _number("sg_kernel", self.sg_kernel, integer=True, low=1)
+            check_number("sg_hidden", w, integer=True, low=1)
+        check_number("sg_kernel", self.sg_kernel, integer=True, low=1)
+        if self.uses_sg:
+            in_s = synthetic.sg_layers(len(widths) - 1, self.topology)  # a topology's own check
         if self.layers is not None and self.uses_sg:
-            in_s = synthetic.sg_layers(len(widths) - 1, self.topology)
             for i, (shape, inside) in enumerate(zip(nets.block_shapes(self.net_spec), in_s), 1):
                 if inside and len(shape) not in (1, 3):
                     raise ValueError(f"layers: block {i} outputs shape {shape}, and SG modules "
                                      "take vectors or images (H, W, C); end it with flatten")
-        _choice("sg_init", self.sg_init, synthetic.SG_INITS)
-        _number("update_prob", self.update_prob)
+        check_choice("sg_init", self.sg_init, synthetic.SG_INITS)
+        check_number("update_prob", self.update_prob)
         if not 0 < self.update_prob <= 1:
             raise ValueError(f"update_prob: {self.update_prob!r} must be in (0, 1]")
         if self.update_prob < 1 and not self.uses_sg:
@@ -277,25 +290,25 @@ class RunConfig:
                              "regime dni or dni+noise")
         if not isinstance(self.train_hidden, bool):
             raise ValueError(f"train_hidden: {self.train_hidden!r} must be true or false")
-        _choice("noise", self.noise, noise.NOISES)
-        _choice("noise_to", self.noise_to, NOISE_TO)
+        check_choice("noise", self.noise, noise.NOISES)
+        check_choice("noise_to", self.noise_to, NOISE_TO)
         if not isinstance(self.noise_before_clip, bool):
             raise ValueError(f"noise_before_clip: {self.noise_before_clip!r} must be true or "
                              "false")
-        _number("eta", self.eta, nonneg=True)
-        _number("gamma", self.gamma, nonneg=True)
+        check_number("eta", self.eta, nonneg=True)
+        check_number("gamma", self.gamma, nonneg=True)
         if self.clip is not None:
-            _number("clip", self.clip, positive=True)
-        _number("steps", self.steps, integer=True, low=1)
+            check_number("clip", self.clip, positive=True)
+        check_number("steps", self.steps, integer=True, low=1)
         if self.batch_size is not None:
-            _number("batch_size", self.batch_size, integer=True, low=1)
+            check_number("batch_size", self.batch_size, integer=True, low=1)
         if self.log_every is None:
             set_("log_every", default_log_every(self.steps))
-        _number("log_every", self.log_every, integer=True, low=1)
+        check_number("log_every", self.log_every, integer=True, low=1)
         if self.steps % self.log_every:
             raise ValueError(f"log_every: {self.log_every} does not divide steps {self.steps}; "
                              "pick a divisor")
-        _choice("dtype", self.dtype, DTYPES)
+        check_choice("dtype", self.dtype, DTYPES)
 
     @property
     def signal(self) -> str:
@@ -364,7 +377,6 @@ def load_overrides(path: str, exclude: tuple[str, ...] = ("regime",)) -> dict[st
     Raises:
       ValueError: the file is missing, is not JSON, is not an object, or has unknown keys.
     """
-    import json
     try:
         with open(path) as f:
             obj = json.load(f)

@@ -1,5 +1,9 @@
 """The one training driver: vmap over runs, scan over steps, run blocks, shards over devices.
 
+:func:`run_grid` trains a grid of runs; :func:`run_one` trains one (a grid of one).
+What they compile (a run's state, its step, ``lax.scan`` over steps) is defined in
+:mod:`dnijax.train`.
+
 A grid is R runs of one :class:`~dnijax.config.Program` that differ in their
 numbers (a stacked :class:`~dnijax.config.Hyper`), their PRNG keys and,
 optionally, their data and initial parameters. The steps run in chunks of
@@ -42,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dnijax import layers, nets, train
+from dnijax import layers, nets, synthetic, train
 from dnijax.config import Hyper, Program, RunConfig, largest_divisor
 
 Progress = Callable[[int, int], None]
@@ -128,6 +132,13 @@ def _evaluate(net_spec: nets.NetSpec, data_axis: Any, net, data, test):
         return loss, acc, None if t is None else train.evaluate(net_spec, n, t)[1]
 
     return jax.vmap(one, in_axes=(0, data_axis, data_axis))(net, data, test)
+
+
+def compiled_programs() -> int:
+    """How many programs the engine holds compiled in this process (initialisation, the
+    training chunks, the final evaluation): a new number of an existing structure (a
+    learning rate, eta, a key) reuses them, so this count does not grow."""
+    return sum(fn._cache_size() for fn in (_init, _init_network, _advance, _evaluate))
 
 
 def compiled_bytes(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any,
@@ -290,6 +301,39 @@ def default_mesh() -> Mesh | None:
     """A 1-D mesh over every device (``None`` with a single device)."""
     devices = jax.devices()
     return Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
+
+
+def run_one(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
+            net: nets.Params | None = None, sg: synthetic.SGParams | None = None
+            ) -> tuple[train.TrainState, dict[str, np.ndarray]]:
+    """Trains one run of ``config`` on ``(x, labels)``: a grid of one.
+
+    Args:
+      config: the run.
+      x: inputs (N, widths[0]); labels: integer classes (N,).
+      key: PRNG key.
+      net, sg: optional initial parameters.
+
+    Returns:
+      The final :class:`~dnijax.train.TrainState` and a history of numpy arrays with
+      records at steps ``0, log_every, ..., steps`` (``sg_loss`` has no record at ``steps``).
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from dnijax import RunConfig, engine
+      >>> x = np.random.RandomState(0).randn(64, 2).astype("float32")
+      >>> labels = (x[:, 0] > 0).astype("int32")
+      >>> cfg = RunConfig(regime="dni", widths=(2, 8, 1), lr=0.5, steps=200, reduction="mean")
+      >>> state, history = engine.run_one(cfg, x, labels, jax.random.key(0))
+      >>> bool(history["loss"][-1] < history["loss"][0])
+      True
+    """
+    one = lambda tree: None if tree is None else jax.tree.map(lambda a: jnp.asarray(a)[None],  # noqa
+                                                               tree)
+    res = run_grid(config, stack_hyper(config), key[None], (x, labels), net=one(net),
+                   sg=one(sg), mesh=None, chunks=1)
+    history = {k: v if k == "step" else v[0] for k, v in res.history.items()}
+    return jax.tree.map(lambda a: a[0], res.state), history
 
 
 def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,

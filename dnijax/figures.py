@@ -1,6 +1,7 @@
 """Every figure, from plain results (dicts of lists, as written to JSON).
 
-Figures draw the healthy runs (mean, its 95% interval, min-max) with the diverged count
+Figures draw the healthy runs (mean, its 95% interval cut to the quantity's range, as
+:mod:`dnijax.stats` computes it and each figure states, min-max) with the diverged count
 in the titles; :mod:`dnijax.report` writes them into a command's folder.
 """
 
@@ -13,6 +14,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+BAND_NOTE = ("bands: 95% Student-t interval of the mean over the healthy seeds, cut to the "
+             "quantity's range")
 
 COLORS = {"backprop": "#1f77b4", "dni": "#d62728", "backprop+noise": "#2ca02c",
           "dni+noise": "#ff7f0e"}
@@ -52,7 +56,8 @@ def plot_loss_curves(results: dict[str, Any], path: str) -> None:
     axes[0, 0].legend(loc="upper right")
     fig.suptitle(f"preset {results['preset']}: training loss over {cfg['seeds']} seeds "
                  "(grey: the other regimes' means)")
-    fig.tight_layout()
+    fig.text(0.5, 0.005, BAND_NOTE, ha="center", va="bottom", fontsize=8, color="0.35")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path)
     plt.close(fig)
 
@@ -81,9 +86,11 @@ def plot_alignment(results: dict[str, Any], path: str) -> None:
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("cos(synthetic, true gradient)")
     axes[0, 0].legend(fontsize=8)
+    axes[0, 0].set_ylim(-1.05, 1.05)
     fig.suptitle(f"preset {results['preset']}: SG alignment, mean and 95% CI over "
                  f"{results['config']['seeds']} seeds", fontsize=10)
-    fig.tight_layout()
+    fig.text(0.5, 0.005, BAND_NOTE, ha="center", va="bottom", fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path)
     plt.close(fig)
 
@@ -102,21 +109,33 @@ def plot_decision_regions(predict_fn, dataset, params: dict[str, Any], path: str
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
     grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
     n = len(params) + 1
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), dpi=110, sharex=True, sharey=True)
-    axes[0].scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=8, edgecolors="none")
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.8, 3.6), dpi=110, sharex=True,
+                             sharey=True)
+    axes[0].scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=8, edgecolors="none",
+                    vmin=0, vmax=1)
     axes[0].set_title("ground truth")
+    filled = None
     for ax, (name, net) in zip(axes[1:], params.items()):
         score = np.asarray(predict_fn(net, grid)).reshape(gx.shape)
-        ax.contourf(gx, gy, score, levels=np.linspace(0, 1, 11), cmap="coolwarm", alpha=0.75)
+        filled = ax.contourf(gx, gy, np.clip(score, 0, 1), levels=np.linspace(0, 1, 11),
+                             cmap="coolwarm", alpha=0.75)
         ax.contour(gx, gy, score, levels=[0.5], colors="k", linewidths=1)
         pred = np.asarray(predict_fn(net, x)) > 0.5
         ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=5, edgecolors="k",
-                   linewidths=0.2)
+                   linewidths=0.2, vmin=0, vmax=1)
         ax.set_title(f"{name}\ntrain acc {np.mean(pred == y):.3f}")
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
+    if filled is not None:
+        bar = fig.colorbar(filled, ax=list(axes), fraction=0.025, pad=0.01,
+                           ticks=[0, 0.5, 1])
+        bar.ax.set_title("class-1\nscore", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=plt.get_cmap("coolwarm")(v),
+                          label=f"class {k}") for k, v in ((0, 0.0), (1, 1.0))]
+    axes[0].legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.8)
     fig.savefig(path)
     plt.close(fig)
 

@@ -9,7 +9,8 @@ A layer kind is a constructor ``kind(**options) -> Layer``. Its :class:`Layer` h
 This is stax's convention, with the dtype passed to ``init`` so that float64 runs
 draw their weights in float64. A layer is described by a hashable
 :class:`LayerSpec` (kind and options), so a whole network can be a static
-argument of ``jax.jit``; :func:`register` adds a kind of your own.
+argument of ``jax.jit``. Each kind is one :class:`KindInfo` in :data:`KINDS` (its
+constructor and what the library checks of it); :func:`register` adds a kind of your own.
 
 Built-in kinds (``docs/math.md``, "Layers and blocks"):
 
@@ -25,8 +26,9 @@ Built-in kinds (``docs/math.md``, "Layers and blocks"):
 * ``"file.py:name"`` or ``"package.module:name"``: the constructor ``name`` there, loaded
   and registered on first use (layers of your own in a config file).
 
-``dense`` and ``conv2d`` also take ``bias`` (default true), ``init`` (``normal``,
-``zeros``, ``glorot``, ``he``), ``init_scale`` and ``init_shift`` (of ``normal``:
+``dense`` and ``conv2d`` also take ``bias`` (default true), ``init`` (a scheme of
+:data:`INITS`: ``normal``, ``zeros``, ``glorot``, ``he``, or your own from
+:func:`register_init`), ``init_scale`` and ``init_shift`` (of ``normal``:
 ``scale * N(0, 1) + shift``); a :class:`~dnijax.config.RunConfig` fills in the ones
 a layer does not give from its own fields.
 
@@ -48,11 +50,16 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
+import os
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+
+from dnijax import registry
 
 Shape = tuple[int, ...]
 
@@ -62,8 +69,47 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "identity": lambda z: z,
 }
-INITS = ("normal", "zeros", "glorot", "he")
 WEIGHT_OPTIONS = ("bias", "init", "init_scale", "init_shift")
+
+Init = Callable[[jax.Array, Shape, Any, float, float], jax.Array]
+
+INITS: dict[str, Init] = {
+    "normal": lambda key, shape, dtype, scale, shift: (
+        scale * jax.random.normal(key, shape, dtype) + shift),
+    "zeros": lambda key, shape, dtype, scale, shift: jnp.zeros(shape, dtype),
+    "glorot": lambda key, shape, dtype, scale, shift: (
+        jax.nn.initializers.glorot_normal()(key, shape, dtype)),
+    "he": lambda key, shape, dtype, scale, shift: (
+        jax.nn.initializers.he_normal()(key, shape, dtype)),
+}
+"""The weight init schemes by name: ``init(key, shape, dtype, init_scale, init_shift) ->
+array`` (only ``normal`` reads the scale and shift). Add one with :func:`register_init`."""
+BUILTIN_INITS = tuple(INITS)
+
+
+def register_init(name: str, init: Init) -> None:
+    """Adds the weight init scheme ``name``: ``init(key, shape, dtype, init_scale,
+    init_shift)`` draws one weight array (a dense ``(n_in, n_out)`` matrix, a conv
+    ``(k, k, c_in, c_out)`` kernel). The network's layers, a
+    :class:`~dnijax.config.RunConfig`'s ``init`` and SG modules with ``sg_init="network"``
+    can then use it.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from dnijax import RunConfig, layers, nets
+      >>> layers.register_init("ones", lambda key, shape, dtype, scale, shift:
+      ...                      jnp.ones(shape, dtype))
+      >>> cfg = RunConfig(init="ones", widths=(2, 3, 1))
+      >>> float(nets.init_network(jax.random.key(0), cfg.net_spec)[0]["w"].sum())
+      6.0
+      >>> layers.unregister_init("ones")
+    """
+    registry.add(INITS, BUILTIN_INITS, "init", name, init)
+
+
+def unregister_init(name: str) -> None:
+    """Removes an init scheme added with :func:`register_init` (built-ins stay)."""
+    registry.remove(INITS, BUILTIN_INITS, name)
 
 
 class Layer(NamedTuple):
@@ -105,18 +151,13 @@ def spec(kind: str, **options: Any) -> LayerSpec:
 
 def weights(key: jax.Array, shape: Shape, dtype: Any, init: str = "normal",
             init_scale: float = 0.2, init_shift: float = -0.1) -> jax.Array:
-    """A weight array: ``normal`` (``init_scale * N(0, 1) + init_shift``, the article's
-    scheme), ``zeros``, ``glorot`` (Glorot normal) or ``he`` (He normal); fans are
-    counted over the last two axes times the rest (a kernel's receptive field)."""
-    if init == "normal":
-        return init_scale * jax.random.normal(key, shape, dtype) + init_shift
-    if init == "zeros":
-        return jnp.zeros(shape, dtype)
-    if init == "glorot":
-        return jax.nn.initializers.glorot_normal()(key, shape, dtype)
-    if init == "he":
-        return jax.nn.initializers.he_normal()(key, shape, dtype)
-    raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
+    """A weight array drawn by the scheme ``init`` of :data:`INITS`: ``normal``
+    (``init_scale * N(0, 1) + init_shift``, the article's scheme), ``zeros``, ``glorot``
+    (Glorot normal), ``he`` (He normal) or one added with :func:`register_init`; fans
+    are counted over the last two axes times the rest (a kernel's receptive field)."""
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    return INITS[init](key, shape, dtype, init_scale, init_shift)
 
 
 def _weighted(w_shape: Callable[[Shape], Shape], out_shape: Callable[[Shape], Shape],
@@ -205,17 +246,70 @@ def activation(name: str) -> Layer:
     return Layer(lambda key, s, dtype: (s, {}), lambda params, h: fn(h))
 
 
-KINDS: dict[str, Callable[..., Layer]] = {
-    "dense": dense, "conv2d": conv2d, "max_pool": max_pool, "avg_pool": avg_pool,
-    "reshape": reshape, "flatten": flatten,
-    **{name: (lambda name=name: activation(name)) for name in ACTIVATIONS},
+def _pool_check(layer: LayerSpec, shape: Shape) -> str | None:
+    window = layer.get("window", 2)
+    if window > min(shape[:2]):
+        return f"window {window} is larger than its input {shape}"
+    return None
+
+
+def _reshape_check(layer: LayerSpec, shape: Shape) -> str | None:
+    if math.prod(layer.get("shape")) != math.prod(shape):
+        return (f"shape {list(layer.get('shape'))} does not hold the {math.prod(shape)} "
+                f"values of its input {shape}")
+    return None
+
+
+class KindInfo(NamedTuple):
+    """Everything the library knows of a layer kind, registered in one place (:data:`KINDS`).
+
+    Attributes:
+      constructor: ``constructor(**options) -> Layer``.
+      options: the options it takes (checked, one-line errors), or ``None``: not checked
+        (the constructor's own signature decides).
+      required: the options it must be given.
+      input_rank: the rank of the per-example input it takes (1 vectors, 3 images), or
+        ``None`` for any.
+      weighted: whether it takes the weight options (``bias``, ``init``, ``init_scale``,
+        ``init_shift``), which a :class:`~dnijax.config.RunConfig` then fills in.
+      check: ``check(spec, in_shape) -> message | None``, a further check of the input
+        shape (``None``: none).
+    """
+
+    constructor: Callable[..., Layer]
+    options: tuple[str, ...] | None = None
+    required: tuple[str, ...] = ()
+    input_rank: int | None = None
+    weighted: bool = False
+    check: Callable[[LayerSpec, Shape], str | None] | None = None
+
+
+KINDS: dict[str, KindInfo] = {
+    "dense": KindInfo(dense, ("features",) + WEIGHT_OPTIONS, ("features",), 1, True),
+    "conv2d": KindInfo(conv2d, ("features", "kernel", "stride") + WEIGHT_OPTIONS,
+                       ("features",), 3, True),
+    "max_pool": KindInfo(max_pool, ("window", "stride"), input_rank=3, check=_pool_check),
+    "avg_pool": KindInfo(avg_pool, ("window", "stride"), input_rank=3, check=_pool_check),
+    "reshape": KindInfo(reshape, ("shape",), ("shape",), check=_reshape_check),
+    "flatten": KindInfo(flatten, ()),
+    **{name: KindInfo(lambda name=name: activation(name), ()) for name in ACTIVATIONS},
 }
+"""The layer kinds by name, one :class:`KindInfo` each. Add one with :func:`register`."""
 BUILTIN_KINDS = tuple(KINDS)
-WEIGHTED_KINDS = ("dense", "conv2d")
 
 
-def register(kind: str, constructor: Callable[..., Layer]) -> None:
+def register(kind: str, constructor: Callable[..., Layer], *,
+             options: Sequence[str] | None = None, required: Sequence[str] = (),
+             input_rank: int | None = None, weighted: bool = False,
+             check: Callable[[LayerSpec, Shape], str | None] | None = None) -> None:
     """Adds a layer kind: ``constructor(**options) -> Layer``, options from the config.
+
+    Args:
+      kind: its name.
+      constructor: builds the layer from its options.
+      options, required, input_rank, weighted, check: what the library checks and fills
+        in (:class:`KindInfo`); by default nothing is checked and no weight options are
+        filled in.
 
     Example:
       >>> import jax.numpy as jnp
@@ -230,7 +324,8 @@ def register(kind: str, constructor: Callable[..., Layer]) -> None:
     """
     if kind in BUILTIN_KINDS:
         raise ValueError(f"layer kind {kind!r} is built in; register it under another name")
-    KINDS[kind] = constructor
+    KINDS[kind] = KindInfo(constructor, None if options is None else tuple(options),
+                           tuple(required), input_rank, weighted, check)
 
 
 def unregister(kind: str) -> None:
@@ -239,14 +334,9 @@ def unregister(kind: str) -> None:
         KINDS.pop(kind, None)
 
 
-OPTIONS: dict[str, tuple[str, ...]] = {
-    "dense": ("features",) + WEIGHT_OPTIONS,
-    "conv2d": ("features", "kernel", "stride") + WEIGHT_OPTIONS,
-    "max_pool": ("window", "stride"), "avg_pool": ("window", "stride"),
-    "reshape": ("shape",), "flatten": (), **{name: () for name in ACTIVATIONS},
-}
-REQUIRED = {"dense": ("features",), "conv2d": ("features",), "reshape": ("shape",)}
-INPUT_RANK = {"dense": 1, "conv2d": 3, "max_pool": 3, "avg_pool": 3}
+def is_weighted(kind: str) -> bool:
+    """Whether the kind takes the weight options (``dense``, ``conv2d``; :class:`KindInfo`)."""
+    return kind in KINDS and KINDS[kind].weighted
 
 
 def _check_option(where: str, name: str, value: Any) -> None:
@@ -287,14 +377,16 @@ def parse_layers(items: Sequence[Any]) -> tuple[LayerSpec, ...]:
             raise ValueError(f"layers: layer {i} has unknown kind {kind!r}; choose one of "
                              f"{', '.join(KINDS)} or register your own (dnijax.layers.register)")
         where = f"layers: layer {i} ({kind})"
-        if kind in OPTIONS:
-            unknown = sorted(set(options) - set(OPTIONS[kind]))
+        info = KINDS[kind]
+        if info.options is not None:
+            unknown = sorted(set(options) - set(info.options))
             if unknown:
                 raise ValueError(f"{where}: unknown option(s) {', '.join(unknown)}; allowed: "
-                                 f"{', '.join(OPTIONS[kind]) or 'none'}")
-            missing = [k for k in REQUIRED.get(kind, ()) if k not in options]
-            if missing:
-                raise ValueError(f"{where}: give {', '.join(missing)}")
+                                 f"{', '.join(info.options) or 'none'}")
+        missing = [k for k in info.required if k not in options]
+        if missing:
+            raise ValueError(f"{where}: give {', '.join(missing)}")
+        if info.options is not None:
             for name, value in options.items():
                 _check_option(where, name, value)
         out.append(spec(kind, **options))
@@ -307,17 +399,15 @@ def check_shapes(layer_specs: Sequence[LayerSpec], in_shape: Shape) -> list[Shap
     shapes, shape = [], tuple(in_shape)
     for i, layer in enumerate(layer_specs, 1):
         where = f"layers: layer {i} ({layer.kind})"
-        rank = INPUT_RANK.get(layer.kind)
+        info = KINDS.get(layer.kind)
+        rank = None if info is None else info.input_rank
         if rank is not None and len(shape) != rank:
             fix = "add a flatten before it" if rank == 1 else "add a reshape before it"
             kind = "vectors" if rank == 1 else "images (H, W, C)"
             raise ValueError(f"{where} takes {kind}, but its input has shape {shape}; {fix}")
-        window = layer.get("window", 2)
-        if layer.kind in ("max_pool", "avg_pool") and window > min(shape[:2]):
-            raise ValueError(f"{where}: window {window} is larger than its input {shape}")
-        if layer.kind == "reshape" and math.prod(layer.get("shape")) != math.prod(shape):
-            raise ValueError(f"{where}: shape {list(layer.get('shape'))} does not hold the "
-                             f"{math.prod(shape)} values of its input {shape}")
+        problem = None if info is None or info.check is None else info.check(layer, shape)
+        if problem:
+            raise ValueError(f"{where}: {problem}")
         try:
             shape = trace_shapes([layer], shape)[0][0]
         except Exception as err:  # a user's layer: say which one failed, in one line
@@ -331,7 +421,7 @@ def with_defaults(layer_specs: Sequence[LayerSpec], **weight_options: Any
                   ) -> tuple[LayerSpec, ...]:
     """Gives each dense and conv2d layer the weight options it does not set itself."""
     return tuple(spec(layer.kind, **{**weight_options, **dict(layer.options)})
-                 if layer.kind in WEIGHTED_KINDS else layer for layer in layer_specs)
+                 if is_weighted(layer.kind) else layer for layer in layer_specs)
 
 
 def import_kind(kind: str) -> None:
@@ -341,10 +431,6 @@ def import_kind(kind: str) -> None:
     Raises:
       ValueError: one line, if the file, module or name cannot be loaded.
     """
-    import importlib
-    import importlib.util
-    import os
-
     source, _, name = kind.rpartition(":")
     try:
         if source.endswith(".py"):
@@ -364,7 +450,7 @@ def import_kind(kind: str) -> None:
                          "\"file.py:function\" or \"module:function\"") from None
     if not callable(constructor):
         raise ValueError(f"layers: {kind!r} is not a function returning a Layer")
-    KINDS[kind] = constructor
+    KINDS[kind] = KindInfo(constructor)
 
 
 def build(layer: LayerSpec) -> Layer:
@@ -374,7 +460,7 @@ def build(layer: LayerSpec) -> Layer:
     if layer.kind not in KINDS:
         raise ValueError(f"layers: unknown kind {layer.kind!r}; choose one of "
                          f"{', '.join(KINDS)} or register your own (dnijax.layers.register)")
-    return KINDS[layer.kind](**dict(layer.options))
+    return KINDS[layer.kind].constructor(**dict(layer.options))
 
 
 def trace_shapes(layer_specs: Sequence[LayerSpec], in_shape: Shape,

@@ -21,19 +21,67 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 
-from dnijax import layers
+from dnijax import layers, registry
 
 Params = list[dict[str, jax.Array]]
 
 ACTIVATIONS = layers.ACTIVATIONS
-LOSSES = ("mse", "xent", "bce")
 REDUCTIONS = ("mean", "sum")
 INITS = layers.INITS
+LOGIT_LOSSES = ("xent", "bce")  # the built-in losses that read the output as logits
+
+Loss = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def mse(out: jax.Array, y: jax.Array) -> jax.Array:
+    """``0.5 ||out - y||^2`` per example."""
+    return 0.5 * jnp.sum((out - y) ** 2, axis=-1)
+
+
+def xent(out: jax.Array, y: jax.Array) -> jax.Array:
+    """Softmax cross-entropy ``-sum_k y_k log softmax(out)_k`` per example."""
+    return -jnp.sum(y * jax.nn.log_softmax(out, axis=-1), axis=-1)
+
+
+def bce(out: jax.Array, y: jax.Array) -> jax.Array:
+    """Sigmoid binary cross-entropy ``sum_k log(1 + e^{out_k}) - y_k out_k`` per example."""
+    return jnp.sum(jax.nn.softplus(out) - y * out, axis=-1)
+
+
+LOSSES: dict[str, Loss] = {"mse": mse, "xent": xent, "bce": bce}
+"""The losses by name: ``loss(out, y) -> (B,)``, one number per example. Add one with
+:func:`register_loss`; :class:`~dnijax.config.RunConfig` then accepts its name."""
+BUILTIN_LOSSES = tuple(LOSSES)
+
+
+def register_loss(name: str, fn: Loss) -> None:
+    """Adds the loss ``name``: ``fn(out, y)`` gives the per-example loss ``l_b`` of the
+    network's output ``out`` (B, K) against the encoded targets ``y`` (B, K), shape (B,).
+
+    The output is read as it is, after the last layer's activation (only the built-in
+    ``xent`` and ``bce`` read logits). Every signal rule differentiates ``fn`` with JAX; the
+    numpy reference (``dnijax validate``) knows the built-in losses only.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from dnijax import RunConfig, nets
+      >>> nets.register_loss("l1", lambda out, y: jnp.sum(jnp.abs(out - y), axis=-1))
+      >>> cfg = RunConfig(loss="l1", widths=(2, 3, 1))
+      >>> nets.per_example_loss(jnp.ones((2, 1)), jnp.zeros((2, 1)), cfg.loss).tolist()
+      [1.0, 1.0]
+      >>> nets.unregister_loss("l1")
+    """
+    registry.add(LOSSES, BUILTIN_LOSSES, "loss", name, fn)
+
+
+def unregister_loss(name: str) -> None:
+    """Removes a loss added with :func:`register_loss` (built-ins stay)."""
+    registry.remove(LOSSES, BUILTIN_LOSSES, name)
 
 
 class NetSpec(NamedTuple):
@@ -43,8 +91,8 @@ class NetSpec(NamedTuple):
       blocks: the network's blocks (:func:`dnijax.layers.group_blocks`). For ``xent``
         and ``bce`` a trailing activation is ignored (the loss reads the logits), so
         use :func:`make_net_spec` to normalise it to ``identity``.
-      loss: ``mse`` (0.5 * squared error), ``xent`` (softmax cross-entropy) or
-        ``bce`` (sigmoid binary cross-entropy).
+      loss: a name of :data:`LOSSES`: ``mse`` (0.5 * squared error), ``xent`` (softmax
+        cross-entropy), ``bce`` (sigmoid binary cross-entropy) or one of your own.
       reduction: ``mean`` or ``sum`` over the batch.
       in_shape: the shape of one example (the data's rows are vectors: ``(n_0,)``).
     """
@@ -66,7 +114,7 @@ def make_net_spec(layer_specs: Sequence[layers.LayerSpec], in_shape: Sequence[in
     """Builds a :class:`NetSpec` from a layer list, making the output linear for logit
     losses (a trailing activation becomes ``identity``)."""
     specs = tuple(layer_specs)
-    if loss in ("xent", "bce") and specs and specs[-1].kind in layers.ACTIVATIONS:
+    if loss in LOGIT_LOSSES and specs and specs[-1].kind in layers.ACTIVATIONS:
         specs = specs[:-1] + (layers.spec("identity"),)
     return _cached_spec(specs, tuple(int(n) for n in in_shape), loss, reduction)
 
@@ -117,14 +165,11 @@ def per_example_sum(values: jax.Array) -> jax.Array:
 
 
 def per_example_loss(out: jax.Array, y: jax.Array, loss: str) -> jax.Array:
-    """Per-example loss ``l_b`` of output ``out`` (B, K) against targets ``y`` (B, K)."""
-    if loss == "mse":
-        return 0.5 * jnp.sum((out - y) ** 2, axis=-1)
-    if loss == "xent":
-        return -jnp.sum(y * jax.nn.log_softmax(out, axis=-1), axis=-1)
-    if loss == "bce":
-        return jnp.sum(jax.nn.softplus(out) - y * out, axis=-1)
-    raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+    """Per-example loss ``l_b`` of output ``out`` (B, K) against targets ``y`` (B, K): the
+    loss ``loss`` of :data:`LOSSES`."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[loss](out, y)
 
 
 def reduce_batch(values: jax.Array, reduction: str) -> jax.Array:

@@ -7,7 +7,8 @@
   ``n_t ~ N(0, s_t^2)`` with ``s_t = eta / (1 + t)^gamma`` (eta a standard deviation).
 
 :mod:`dnijax.updates` puts them in the update chain, after clipping and before
-the optimiser, as in the paper.
+the optimiser, as in the paper. Noises are looked up by name in :data:`NOISES`;
+:func:`register_noise` adds one of your own.
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -21,13 +22,16 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-NOISES = ("paper", "blog")
+from dnijax import registry
+
+NoiseFactory = Callable[[jax.typing.ArrayLike, jax.typing.ArrayLike, jax.Array],
+                        optax.GradientTransformation]
 
 
 class BlogNoiseState(NamedTuple):
@@ -79,14 +83,48 @@ def add_blog_noise(eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike,
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+NOISES: dict[str, NoiseFactory] = {
+    "paper": optax.add_noise,
+    "blog": add_blog_noise,
+}
+"""The gradient noises by name: ``factory(eta, gamma, key) -> GradientTransformation``.
+Add one with :func:`register_noise`; :class:`~dnijax.config.RunConfig` then accepts it."""
+BUILTIN_NOISES = tuple(NOISES)
+
+
+def register_noise(name: str, factory: NoiseFactory) -> None:
+    """Adds the gradient noise ``name``: ``factory(eta, gamma, key)`` returns an optax
+    transform that adds it to the updates (``eta`` and ``gamma`` may be traced arrays).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from dnijax import noise
+      >>> def constant(eta, gamma, key):  # no randomness: adds eta everywhere
+      ...     return optax.GradientTransformation(
+      ...         lambda params: optax.EmptyState(),
+      ...         lambda updates, state, params=None: (
+      ...             jax.tree.map(lambda u: u + eta, updates), state))
+      >>> noise.register_noise("constant", constant)
+      >>> tx = noise.gradient_noise("constant", 0.5, 0.0, jax.random.key(0))
+      >>> tx.update({"w": jnp.zeros(2)}, tx.init(None))[0]["w"].tolist()
+      [0.5, 0.5]
+      >>> noise.unregister_noise("constant")
+    """
+    registry.add(NOISES, BUILTIN_NOISES, "noise", name, factory)
+
+
+def unregister_noise(name: str) -> None:
+    """Removes a noise added with :func:`register_noise` (built-ins stay)."""
+    registry.remove(NOISES, BUILTIN_NOISES, name)
+
+
 def gradient_noise(kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike,
                    key: jax.Array) -> optax.GradientTransformation:
-    """``paper`` -> :func:`optax.add_noise`; ``blog`` -> :func:`add_blog_noise`."""
-    if kind == "paper":
-        return optax.add_noise(eta, gamma, key)
-    if kind == "blog":
-        return add_blog_noise(eta, gamma, key)
-    raise ValueError(f"unknown noise {kind!r}; choose one of {NOISES}")
+    """The noise ``kind`` of :data:`NOISES`: ``paper`` -> :func:`optax.add_noise`;
+    ``blog`` -> :func:`add_blog_noise`; or one added with :func:`register_noise`."""
+    if kind not in NOISES:
+        raise ValueError(f"unknown noise {kind!r}; choose one of {', '.join(NOISES)}")
+    return NOISES[kind](eta, gamma, key)
 
 
 def flat_gradient_noise(kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike,

@@ -26,9 +26,12 @@ of stop_gradient-isolated terms and a single ``jax.grad``:
   gradient, with respect to the whole incoming state, of the window's losses plus
   ``<s_T, M(s_T)>`` (the next window's prediction bootstrapped back through this window).
 
-``dnijax/reference_rnn.py`` derives the same signals by hand in numpy for the ``rnn``
+``dnijax/reference/rnn.py`` derives the same signals by hand in numpy for the ``rnn``
 core; the tests hold this module to it in float64 and the LSTM to an unrolled loop
-differentiated by ``jax.grad``. The training loop over windows is not in the engine yet.
+differentiated by ``jax.grad``. The training loop over windows (update rules, finite
+guard, the copy tasks' length curriculum) is :mod:`dnijax.bptt`
+(:func:`dnijax.bptt.train_windows`, :func:`dnijax.bptt.run`), a driver of its own beside
+:mod:`dnijax.engine`, which trains the feed-forward nets.
 
 Example:
   >>> import jax, jax.numpy as jnp

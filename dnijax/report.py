@@ -17,6 +17,11 @@ from dnijax import stats, store
 from dnijax.figures import (class1_score, plot_alignment, plot_decision_regions,
                             plot_loss_curves, plot_sensitivity)
 
+COMPARE_OUTPUTS = ("results.json", "final_params.npz", "summary.md", "results.csv",
+                   "loss_curves.png", "decision_regions.png", "alignment.png")
+SWEEP_OUTPUTS = ("results.json", "summary.md", "results.csv", "sensitivity.png", "blocks")
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A markdown table: one header row, then one row per entry of ``rows``."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -89,7 +94,11 @@ def sweep_markdown(results: dict[str, Any]) -> str:
                 cell += f"; mean {mean:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
             cells.append(cell)
         rows.append([name] + cells)
-    return markdown_table(["regime"] + [f"lr {v:g}" for v in results["lrs"]], rows)
+    legend = ("Per cell: the median final loss over all seeds, a diverged seed counting as "
+              "+inf (so a cell where most seeds diverged reads \"diverged\"), the fraction of "
+              "seeds diverged, and the mean over the seeds that did not diverge with its "
+              f"{stats.INTERVAL}.\n\n")
+    return legend + markdown_table(["regime"] + [f"lr {v:g}" for v in results["lrs"]], rows)
 
 
 def write_compare(out: str, results: dict[str, Any], datasets: Sequence[Any],
@@ -129,7 +138,8 @@ SWEEP_KEYS = ("median_final_loss", "mean_final_loss", "mean_final_loss_ci95", "n
 
 
 def results_csv(results: dict[str, Any]) -> str:
-    """``results.csv``: one row per run (``CSV_COLUMNS``), empty cells for ``None``.
+    """``results.csv``: one row per run (``CSV_COLUMNS``), empty cells for ``None``; a
+    float32 run's values at float32's shortest round-trip precision (:func:`csv_value`).
 
     A comparison's runs are (regime, seed), with ``lr``, ``sg_lr`` and ``eta`` from its config;
     a sweep's are (regime, lr, seed), ``sg_lr`` being the swept lr unless the sweep fixed it.
@@ -141,6 +151,7 @@ def results_csv(results: dict[str, Any]) -> str:
 
     from dnijax.config import parse_regime
     cfg = results["config"]
+    float32 = cfg.get("dtype", "float32") == "float32"
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -158,8 +169,19 @@ def results_csv(results: dict[str, Any]) -> str:
                 values = values[i] if sweep and values is not None else values
                 columns.append([None] * n if values is None else values)
             for seed, row in enumerate(zip(*columns)):
-                writer.writerow([name, seed, lr, sg_lr, eta, *row])
+                writer.writerow([name, seed, lr, sg_lr, eta, *(csv_value(v, float32)
+                                                               for v in row)])
     return buf.getvalue()
+
+
+def csv_value(value: Any, float32: bool) -> Any:
+    """A CSV cell: a float of a float32 run at float32's shortest round-trip digits
+    (``0.98749995``, not ``0.9874999523162842``); anything else as it is."""
+    if float32 and isinstance(value, float):
+        return np.format_float_positional(np.float32(value), unique=True, trim="-") if (
+            value == 0 or 1e-4 <= abs(value) < 1e16) else np.format_float_scientific(
+            np.float32(value), unique=True, trim="-")
+    return value
 
 
 def decision_regions_skipped(config: dict[str, Any]) -> str | None:

@@ -2,8 +2,9 @@
 
 Every file is written to a temporary name in its folder and renamed into place,
 so a reader (or an interrupted run) never sees half a file. An output folder
-holds ``manifest.json`` with the configuration that produced it; a rerun with a
-different configuration is refused unless ``overwrite`` is given.
+holds ``manifest.json`` with the configuration that produced it; every command and
+benchmark claims its folder through :func:`claim_out_dir`, so a rerun with a different
+configuration is refused unless ``--overwrite`` is given, and nothing is lost by accident.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, Sequence
 
 MANIFEST = "manifest.json"
 
@@ -71,29 +72,51 @@ def check_out_dir(out: str) -> None:
                          "another folder")
 
 
-def open_out_dir(out: str, manifest: dict[str, Any], overwrite: bool) -> bool:
-    """Creates or reuses ``out`` for a run described by ``manifest``.
+def claim_out_dir(out: str, manifest: dict[str, Any], overwrite: bool = False,
+                  outputs: Sequence[str] = ()) -> bool:
+    """The one rule of every command that writes a folder: ``out`` is used for the run that
+    ``manifest`` describes, and nothing in it is replaced by accident.
 
-    Returns ``True`` when ``out`` already holds work of the same configuration (resume).
+    * ``out`` holds this configuration's ``manifest.json``: returns ``True`` (resume, or
+      rewrite the same results);
+    * ``out`` holds another configuration's results (another manifest, or any of
+      ``outputs`` without a manifest): refused unless ``overwrite``, and nothing is touched;
+    * with ``overwrite``, the old manifest and ``outputs`` (files or folders, e.g. a sweep's
+      ``blocks``) are removed first; other files in ``out`` are never removed;
+    * otherwise ``out`` is created if needed. The manifest is written atomically.
+
+    Call it after every input is validated and before anything is compiled.
+
+    Args:
+      out: the output folder.
+      manifest: the JSON-able configuration its results belong to.
+      overwrite: replace another configuration's results.
+      outputs: the names, inside ``out``, of what the command writes.
+
+    Returns:
+      Whether ``out`` already held this configuration.
 
     Raises:
-      ValueError: ``out`` holds a different configuration and ``overwrite`` is false.
+      ValueError: one line, naming ``--overwrite``, when ``out`` holds other results; or
+        when ``out`` cannot be a writable folder.
     """
     check_out_dir(out)
     path = os.path.join(out, MANIFEST)
-    if os.path.exists(path):
-        with open(path) as f:
-            try:
-                old = json.load(f)
-            except json.JSONDecodeError:
-                old = None
-        if old == json.loads(json.dumps(manifest, sort_keys=True)):
-            return True
-        if not overwrite:
-            raise ValueError(f"--out: {out!r} holds results of a different configuration; "
-                             "pass --overwrite to replace them or choose another folder")
-    if overwrite and os.path.isdir(out):
-        shutil.rmtree(out)
+    old = read_json(path) if os.path.exists(path) else None
+    if old is not None and old == json.loads(json.dumps(manifest, sort_keys=True)):
+        return True
+    present = [name for name in outputs if os.path.exists(os.path.join(out, name))]
+    if (os.path.exists(path) or present) and not overwrite:
+        what = "of a different configuration" if os.path.exists(path) else (
+            f"not made by this configuration ({', '.join(present[:3])})")
+        raise ValueError(f"--out: {out!r} holds results {what}; pass --overwrite to replace "
+                         "them or choose another folder")
+    for name in [MANIFEST, *present]:
+        target = os.path.join(out, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.remove(target)
     os.makedirs(out, exist_ok=True)
     atomic_write_json(path, manifest)
     return False

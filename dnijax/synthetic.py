@@ -25,14 +25,22 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 
-from dnijax import layers
+from dnijax import layers, registry
 
-TOPOLOGIES = ("paper", "seed")
+Topology = Callable[[int], Sequence[bool]]
+
+TOPOLOGIES: dict[str, Topology] = {
+    "paper": lambda n_layers: (True,) * (n_layers - 1) + (False,),
+    "seed": lambda n_layers: (True,) * n_layers,
+}
+"""The SG topologies by name: ``topology(n_layers)`` is one flag per layer 1..L, whether
+it carries an SG module. Add one with :func:`register_topology`."""
+BUILTIN_TOPOLOGIES = tuple(TOPOLOGIES)
 SG_INITS = ("zero", "network")
 
 SGParams = list  # list[list[dict[str, jax.Array]] | None]
@@ -43,7 +51,8 @@ class SGSpec(NamedTuple):
 
     Attributes:
       topology: ``paper`` (layers 1..L-1 carry SG modules, the output layer learns
-        from the true gradient) or ``seed`` (every layer, the output layer too).
+        from the true gradient), ``seed`` (every layer, the output layer too) or one
+        added with :func:`register_topology`.
       conditioned: feed the target vector ``y`` to the modules too (cDNI).
       hidden: hidden-layer sizes of each module (empty = linear).
       init: ``zero`` (last layer zero, so the first synthetic gradient is 0) or
@@ -60,13 +69,42 @@ class SGSpec(NamedTuple):
     kernel: int = 5
 
 
+def register_topology(name: str, topology: Topology) -> None:
+    """Adds the SG topology ``name``: ``topology(n_layers)`` returns one bool per layer
+    1..L, whether it carries an SG module (the set S). Only the output layer may be
+    outside S (it then learns from the true gradient with its input held constant,
+    :func:`dnijax.signals.dni_signals`); :func:`sg_layers` refuses other sets.
+
+    Example:
+      >>> from dnijax import RunConfig, synthetic
+      >>> synthetic.register_topology("all-but-last", lambda n: [True] * (n - 1) + [False])
+      >>> cfg = RunConfig(regime="dni", topology="all-but-last")
+      >>> synthetic.sg_layers(3, cfg.topology)
+      (True, True, False)
+      >>> synthetic.unregister_topology("all-but-last")
+    """
+    registry.add(TOPOLOGIES, BUILTIN_TOPOLOGIES, "topology", name, topology)
+
+
+def unregister_topology(name: str) -> None:
+    """Removes a topology added with :func:`register_topology` (built-ins stay)."""
+    registry.remove(TOPOLOGIES, BUILTIN_TOPOLOGIES, name)
+
+
 def sg_layers(n_layers: int, topology: str) -> tuple[bool, ...]:
-    """Which of the layers 1..L carry an SG module (the set S) as a bool per layer."""
-    if topology == "paper":
-        return (True,) * (n_layers - 1) + (False,)
-    if topology == "seed":
-        return (True,) * n_layers
-    raise ValueError(f"unknown topology {topology!r}; choose one of {TOPOLOGIES}")
+    """Which of the layers 1..L carry an SG module (the set S) as a bool per layer: the
+    topology ``topology`` of :data:`TOPOLOGIES`."""
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"unknown topology {topology!r}; choose one of "
+                         f"{', '.join(TOPOLOGIES)}")
+    flags = tuple(bool(f) for f in TOPOLOGIES[topology](n_layers))
+    if len(flags) != n_layers:
+        raise ValueError(f"topology: {topology!r} gives {len(flags)} flags for {n_layers} "
+                         "layers; give one per layer")
+    if not all(flags[:-1]):
+        raise ValueError(f"topology: {topology!r} gives layer {flags.index(False) + 1} of "
+                         f"{n_layers} no SG module; only the output layer may go without one")
+    return flags
 
 
 def init_sg_module(key: jax.Array, shape: Sequence[int], cond_dim: int, spec: SGSpec,
@@ -94,7 +132,8 @@ def init_sg_module(key: jax.Array, shape: Sequence[int], cond_dim: int, spec: SG
         elif spec.init == "zero":
             init = "zeros" if last else "he"
         else:
-            raise ValueError(f"unknown SG init {spec.init!r}; choose one of {SG_INITS}")
+            raise ValueError(f"unknown SG init {spec.init!r}; choose one of "
+                             f"{', '.join(SG_INITS)}")
         layer = (layers.dense(b, spec.bias, init, scale, shift) if len(shape) == 1 else
                  layers.conv2d(b, spec.kernel, 1, spec.bias, init, scale, shift))
         module.append(layer.init(k, shape[:-1] + (a,), dtype)[1])

@@ -7,15 +7,21 @@ its numbers (learning rates, eta, gamma, update_prob, clip) arrive as a
 signal rule) -> update (the group's update rule, :mod:`dnijax.updates`) -> the
 finite guard: a step whose loss or new parameters are not finite is not applied,
 the run is frozen there and ``diverged_at`` records the step (``docs/math.md``,
-"Divergence"). :func:`train` runs one config: a grid of one on the engine.
+"Divergence"). The driver that runs these programs, one run
+(:func:`dnijax.engine.run_one`) or a grid of them, is :mod:`dnijax.engine`.
 
 Example:
   >>> import jax, numpy as np
   >>> from dnijax import RunConfig, train
   >>> x = np.random.RandomState(0).randn(64, 2).astype("float32")
   >>> labels = (x[:, 0] > 0).astype("int32")
-  >>> cfg = RunConfig(regime="dni", widths=(2, 8, 1), lr=0.5, steps=200, reduction="mean")
-  >>> state, history = train.train(cfg, x, labels, jax.random.key(0))
+  >>> cfg = RunConfig(regime="dni", widths=(2, 8, 1), lr=0.5, steps=200, log_every=50,
+  ...                 reduction="mean")
+  >>> program, hyper = cfg.program(), cfg.hyper()
+  >>> data = train.make_data(cfg, x, labels)
+  >>> state = train.init_state(program, hyper, jax.random.key(0))
+  >>> state, history = jax.jit(train.run_records, static_argnums=(0, 4))(
+  ...     program, hyper, state, data, 4)  # 4 records of 50 steps
   >>> bool(history["loss"][-1] < history["loss"][0])
   True
 """
@@ -271,28 +277,3 @@ def run_records(program: Program, hyper: Hyper, state: TrainState, data: Data,
         return carry, rec
 
     return jax.lax.scan(record, state, None, length=num_records)
-
-
-def train(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
-          net: nets.Params | None = None, sg: synthetic.SGParams | None = None
-          ) -> tuple[TrainState, dict[str, np.ndarray]]:
-    """Trains one run of ``config`` on ``(x, labels)``: a grid of one on the engine.
-
-    Args:
-      config: the run.
-      x: inputs (N, widths[0]); labels: integer classes (N,).
-      key: PRNG key.
-      net, sg: optional initial parameters.
-
-    Returns:
-      The final :class:`TrainState` and a history of numpy arrays with records at
-      steps ``0, log_every, ..., steps`` (``sg_loss`` has no record at ``steps``).
-    """
-    from dnijax import engine  # the driver sits above this module
-
-    one = lambda tree: None if tree is None else jax.tree.map(lambda a: jnp.asarray(a)[None],  # noqa
-                                                               tree)
-    res = engine.run_grid(config, engine.stack_hyper(config), key[None], (x, labels),
-                          net=one(net), sg=one(sg), mesh=None, chunks=1)
-    history = {k: v if k == "step" else v[0] for k, v in res.history.items()}
-    return jax.tree.map(lambda a: a[0], res.state), history

@@ -11,6 +11,8 @@ layer by layer behind :func:`async_gate`, so a layer that sits a step out keeps
 its parameters *and* its optimiser state exactly as they were
 (``docs/math.md``, "Asynchronous updates"). ``freeze`` zeroes the updates of
 chosen layers (the "no backprop" baseline trains the output layer only).
+Optimisers are looked up by name in :data:`OPTIMIZERS`; :func:`register_optimizer` adds
+one of your own.
 
 This module is a leaf: it takes numbers and flags, not a ``RunConfig``.
 
@@ -29,28 +31,58 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from dnijax import noise as noise_lib
+from dnijax import registry
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+OptimizerFactory = Callable[[jax.typing.ArrayLike], optax.GradientTransformation]
+
+OPTIMIZERS: dict[str, OptimizerFactory] = {}
+"""The optimisers by name: ``factory(learning_rate) -> GradientTransformation``. Add one
+with :func:`register_optimizer`; :class:`~dnijax.config.RunConfig` then accepts its name."""
+
+
+def register_optimizer(name: str, factory: OptimizerFactory) -> None:
+    """Adds the optimiser ``name``: ``factory(learning_rate)`` returns its optax transform.
+
+    The learning rate may be a traced array (one compiled program serves every value).
+
+    Example:
+      >>> import optax
+      >>> from dnijax import RunConfig, updates
+      >>> updates.register_optimizer("nesterov", lambda lr: optax.sgd(lr, 0.9, nesterov=True))
+      >>> RunConfig(optimizer="nesterov").optimizer
+      'nesterov'
+      >>> updates.unregister_optimizer("nesterov")
+    """
+    registry.add(OPTIMIZERS, BUILTIN_OPTIMIZERS, "optimizer", name, factory)
+
+
+def unregister_optimizer(name: str) -> None:
+    """Removes an optimiser added with :func:`register_optimizer` (built-ins stay)."""
+    registry.remove(OPTIMIZERS, BUILTIN_OPTIMIZERS, name)
+
+
+OPTIMIZERS.update({
+    "sgd": optax.sgd,
+    "momentum": lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
+    "adam": optax.adam,
+    "rmsprop": optax.rmsprop,
+})
+BUILTIN_OPTIMIZERS = tuple(OPTIMIZERS)
 
 
 def make_optimizer(name: str, learning_rate: jax.typing.ArrayLike) -> optax.GradientTransformation:
-    """An optax optimiser by name: ``sgd``, ``momentum`` (0.9), ``adam`` or ``rmsprop``."""
-    if name == "sgd":
-        return optax.sgd(learning_rate)
-    if name == "momentum":
-        return optax.sgd(learning_rate, momentum=0.9)
-    if name == "adam":
-        return optax.adam(learning_rate)
-    if name == "rmsprop":
-        return optax.rmsprop(learning_rate)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}")
+    """An optax optimiser by name (:data:`OPTIMIZERS`): ``sgd``, ``momentum`` (0.9), ``adam``,
+    ``rmsprop`` or one added with :func:`register_optimizer`."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](learning_rate)
 
 
 class AsyncGateState(NamedTuple):
@@ -105,10 +137,11 @@ def update_rule(*, optimizer: str, learning_rate: jax.typing.ArrayLike,
     """The update chain of one parameter group.
 
     Args:
-      optimizer: ``sgd``, ``momentum``, ``adam`` or ``rmsprop``.
+      optimizer: a name of :data:`OPTIMIZERS` (``sgd``, ``momentum``, ``adam``, ``rmsprop``
+        or one of your own).
       learning_rate: its learning rate (a number or a traced array).
-      noise: ``None``, ``paper`` or ``blog`` (:mod:`dnijax.noise`), drawn once per step
-        over the whole group raveled into one vector.
+      noise: ``None`` or a name of :data:`dnijax.noise.NOISES` (``paper``, ``blog``), drawn
+        once per step over the whole group raveled into one vector.
       eta, gamma: the noise schedule.
       noise_key: the noise's PRNG key; it seeds ``init`` only (the noise state then
         carries it), so a rule rebuilt with another key updates identically.

@@ -1,7 +1,7 @@
 """Holds the JAX implementation to the hand-derived numpy reference (``dnijax validate``).
 
-This is the one library module that imports :mod:`dnijax.reference` (besides
-the tests): it runs both on the same data, initial parameters, noise
+This is the one library module that imports the package :mod:`dnijax.reference`
+(besides the tests): it runs both on the same data, initial parameters, noise
 realisation and update masks, and reports relative errors. The JAX side draws
 the noise and the masks; the reference adds the same numbers (``docs/math.md``,
 "Numerical agreement"). :func:`run_table` prints the table of ``dnijax validate``:
@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import functools
 import itertools
+import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnijax import bptt, copy_task, noise, recurrent, reference, reference_rnn, train, updates
+from dnijax import bptt, copy_task, engine, noise, recurrent, reference, train, updates
 from dnijax.config import REGIMES, Program, RunConfig
 
 GRAD_TOL = 1e-9
@@ -138,7 +139,7 @@ def compare(config: RunConfig, x: np.ndarray, labels: np.ndarray, key: jax.Array
         grad_err = max(grad_err, rel_error(sig.sg_grads, info["sg_grads"]))
 
     net_noise, sg_noise, masks = _realised(program, hyper, state, state.net, steps)
-    final, hist = train.train(config, x, labels, key)
+    final, hist = engine.run_one(config, x, labels, key)
     ref_net, ref_sg, ref_losses = reference.trajectory(
         config.signal, net0, sg0, x64, y64, steps, lr=config.lr, sg_lr=config.sg_lr,
         optimizer=config.optimizer, clip=config.clip,
@@ -254,7 +255,7 @@ def random_sequences(config: "bptt.SequenceConfig", batch: int, windows: int, se
 
 def compare_rnn(config: "bptt.SequenceConfig", x: np.ndarray, y: np.ndarray,
                 key: jax.Array) -> dict[str, float]:
-    """Runs :func:`dnijax.bptt.train_windows` and ``reference_rnn.trajectory`` over the
+    """Runs :func:`dnijax.bptt.train_windows` and ``reference.rnn.trajectory`` over the
     windows of ``(x, y)`` from the same start and noise; relative errors as in
     :func:`compare` (the first window's gradients, then the parameters at the end)."""
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
@@ -267,8 +268,9 @@ def compare_rnn(config: "bptt.SequenceConfig", x: np.ndarray, y: np.ndarray,
                                    yj[:, :t], config.loss, "mean", core="rnn")
     net0, sg0 = to_numpy(state.net), to_numpy(state.sg)
     x64, y64 = np.asarray(xj, np.float64), np.asarray(yj, np.float64)
-    want = reference_rnn.window_signals(config.signal, net0, sg0, np.zeros(s0.shape), x64[:, :t],
-                                        y64[:, :t], loss=config.loss, reduction="mean")
+    want = reference.rnn.window_signals(config.signal, net0, sg0, np.zeros(s0.shape),
+                                        x64[:, :t], y64[:, :t], loss=config.loss,
+                                        reduction="mean")
     grad_err = rel_error(sig.net_grads, want["net_grads"])
     if config.signal == "dni":
         grad_err = max(grad_err, rel_error(sig.sg_grads, want["sg_grads"]))
@@ -277,7 +279,7 @@ def compare_rnn(config: "bptt.SequenceConfig", x: np.ndarray, y: np.ndarray,
     sg_noise = _noise_sequence(kind if config.noise_to == "all" else None, hyper.eta,
                                hyper.gamma, state.sg_opt, state.sg, windows)
     final, losses = jax.jit(bptt.train_windows, static_argnums=0)(config, hyper, state, xj, yj)
-    ref_net, ref_sg, ref_losses = reference_rnn.trajectory(
+    ref_net, ref_sg, ref_losses = reference.rnn.trajectory(
         config.signal, net0, sg0, x64, y64, t, loss=config.loss, reduction="mean",
         lr=config.lr, sg_lr=config.sg_lr, optimizer=config.optimizer, clip=config.clip,
         net_noises=_per_step(to_numpy(net_noise), windows),
@@ -296,7 +298,7 @@ def _print_row(regime: str, topology: str, cond: bool, update: str, e64: dict,
     ok = e64["grad"] <= GRAD_TOL and e64["params"] <= PARAM_TOL
     print(f"{regime:15s} {topology:8s} {'yes' if cond else 'no':5s} {update:16s} "
           f"{e64['grad']:9.1e} {e64['params']:10.1e} {e32['grad']:9.1e} "
-          f"{e32['params']:10.1e}  {'ok' if ok else 'FAIL'}")
+          f"{e32['params']:10.1e}  {'ok' if ok else 'FAIL'}", flush=True)
     return not ok
 
 
@@ -306,8 +308,12 @@ def run_table(depth: int, width: int, steps: int, seed: int, arch: str = "mlp") 
     shape = {"mlp": f"depth {depth}, width {width}", "conv": "the conv nets",
              "rnn": "a tanh RNN of 5 units, windows of 3"}[arch]
     steps = max(1, steps // RNN_BASE["window"]) * RNN_BASE["window"] if arch == "rnn" else steps
+    started = time.time()
     print(f"dnijax validate --arch {arch}: {shape}, {steps} steps, seed {seed}; "
-          f"tolerances: gradients {GRAD_TOL:g}, parameters {PARAM_TOL:g} (float64)\n")
+          f"tolerances: gradients {GRAD_TOL:g}, parameters {PARAM_TOL:g} (float64)")
+    print("Each row compiles its own programs and prints when it is done; the first run takes "
+          "about two minutes on 2 cores, reruns load the programs from the compilation "
+          "cache.\n", flush=True)
     column = "network" if arch == "conv" else "update"
     header = (f"{'regime':15s} {'topology':8s} {'cond':5s} {column:16s} {'f64 grad':>9s} "
               f"{'f64 params':>10s} {'f32 grad':>9s} {'f32 params':>10s}  verdict")
@@ -330,5 +336,6 @@ def run_table(depth: int, width: int, steps: int, seed: int, arch: str = "mlp") 
             e64 = compare(cfg64, x, labels, jax.random.key(seed))
         e32 = compare(cfg64.replace(dtype="float32"), x, labels, jax.random.key(seed))
         failures += _print_row(regime, topology, cond, update, e64, e32)
-    print(f"\n{'all rows within tolerance' if not failures else f'{failures} row(s) FAILED'}")
+    verdict = "all rows within tolerance" if not failures else f"{failures} row(s) FAILED"
+    print(f"\n{verdict} ({time.time() - started:.0f} s)")
     return 0 if not failures else 1

@@ -216,7 +216,7 @@ def test_jax_lean_is_cached():
 
 
 def _torch_runs(*args):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="PyTorch is optional: pip install -e '.[torch]'")
     return bl.torch_runs(*args)
 
 

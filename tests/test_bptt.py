@@ -65,7 +65,7 @@ def test_a_divergent_run_is_frozen_and_recorded():
 @pytest.mark.parametrize("row", [2, 5])  # backprop+noise; dni+noise, momentum, clip
 def test_training_windows_match_the_numpy_reference(row):
     """``dnijax validate --arch rnn``: the library's window loop (update rules, noise)
-    against ``reference_rnn.trajectory`` in float64, from the same start and noise."""
+    against ``reference.rnn.trajectory`` in float64, from the same start and noise."""
     from dnijax import validate
     *_, cfg = list(validate.rnn_cases("float64"))[row]
     x, y = validate.random_sequences(cfg, 6, 4, seed=row)

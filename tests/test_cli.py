@@ -17,8 +17,8 @@ def test_compare_writes_every_output_with_the_documented_schema(tmp_path, capsys
     out = tmp_path / "cmp"
     assert cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out)]) == 0
     assert sorted(os.listdir(out)) == ["alignment.png", "decision_regions.png",
-                                       "final_params.npz", "loss_curves.png", "results.csv",
-                                       "results.json", "summary.md"]
+                                       "final_params.npz", "loss_curves.png", "manifest.json",
+                                       "results.csv", "results.json", "summary.md"]
     res = json.loads((out / "results.json").read_text())
     assert res["preset"] == "tuned" and res["config"]["steps"] == 40
     assert res["config"]["data"] == "article"
@@ -58,8 +58,77 @@ def test_compare_reports_intervals_and_paired_tests(tmp_path):
         assert abs(p["mean_diff"] - sum(diffs) / 5) < 1e-12
         assert p["ci95"][0] <= p["mean_diff"] <= p["ci95"][1]
     assert len(res["regimes"]["dni"]["sg_alignment"]["layers"]) == 2  # paper topology, 3 layers
+    assert_intervals_in_range(res)
     summary = (out / "summary.md").read_text()
     assert "(n=5)" in summary and "Wilcoxon" in summary and "/5 |" in summary
+
+
+RANGES = {"final_loss": (0, np.inf), "test_accuracy": (0, 1), "steps_to_90pct_drop": (0, np.inf)}
+
+
+def assert_intervals_in_range(res):
+    """Every interval of a comparison's results lies in its quantity's range."""
+    for r in res["regimes"].values():
+        for key, (low, high) in RANGES.items():
+            ci = r["summary"][key]["ci95"]
+            assert ci is None or low <= ci[0] <= ci[1] <= high, (key, ci)
+        curve = r["loss_curve"]
+        assert all(lo is None or lo >= 0 for lo in curve["ci95_lo"])
+        for layer in r.get("sg_alignment", {}).get("layers", []):
+            assert all(-1 <= v <= 1 for v in layer["ci95_lo"] + layer["ci95_hi"]
+                       if v is not None)
+        p = r.get("paired_vs_backprop", {}).get("test_accuracy")
+        assert p is None or p["ci95"] is None or -1 <= p["ci95"][0] <= p["ci95"][1] <= 1
+
+
+def test_compare_refuses_another_configurations_folder(tmp_path, capsys):
+    """One rule for every output folder: another configuration is refused (exit 2) and the
+    folder's files stay byte-identical; --overwrite replaces them; the same configuration
+    rewrites identical results."""
+    out = tmp_path / "cmp"
+    argv = ["compare", "--seeds", "2", "--steps", "40", "--out", str(out)]  # the schema test's
+    assert cli.main(argv) == 0
+    before = {name: (out / name).read_bytes() for name in ("results.json", "manifest.json")}
+    capsys.readouterr()
+    assert cli.main(["compare", "--seeds", "3", "--steps", "40", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "different configuration; pass --overwrite" in err and err.count("\n") == 1
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert cli.main(argv) == 0  # the same configuration: identical results
+    assert (out / "results.json").read_bytes() == before["results.json"]
+    # another eta: another configuration, but the same compiled programs (eta is a number)
+    assert cli.main(argv + ["--eta", "0.02", "--overwrite"]) == 0
+    assert json.loads((out / "results.json").read_text())["config"]["eta"] == 0.02
+
+
+def test_a_folder_of_results_without_a_manifest_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    assert cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out)]) == 2
+    assert "not made by this configuration (results.json); pass --overwrite" in (
+        capsys.readouterr().err)
+    assert sorted(os.listdir(out)) == ["notes.txt", "results.json"]
+    assert cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out),
+                     "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"  # --overwrite removes only its outputs
+
+
+@pytest.mark.parametrize("argv,hint", [
+    (["compare", "--seed", "3"], "unrecognized arguments: --seed 3 (did you mean --seeds"),
+    (["compare", "--sg_lr", "0.1"], "did you mean --sg-lr"),
+    (["sweep", "--lr", "1", "--regime", "dni"], "did you mean --regimes"),
+    (["validate", "--dep", "2"], "did you mean --depth"),
+])
+def test_abbreviated_or_misspelt_options_are_refused_with_a_hint(argv, hint, capsys,
+                                                                  tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and hint in err and err.count("\n") == 1, err
+    assert os.listdir(tmp_path) == []
 
 
 def test_seed_preset_shows_the_articles_run(tmp_path, capsys):
@@ -184,24 +253,27 @@ def test_compare_on_digits_fits_the_network_to_the_data(tmp_path, capsys):
     for stale in ("final_params.npz", "decision_regions.png"):  # from an earlier 2-D run
         (out / stale).write_text("old")
     assert cli.main(["compare", "--data", "digits", "--seeds", "2", "--steps", "100",
-                     "--out", str(out)]) == 0
+                     "--out", str(out), "--overwrite"]) == 0
     printed = capsys.readouterr().out
     notes = [line for line in printed.splitlines() if line.startswith("dnijax: ")]
-    assert notes == ["dnijax: --data digits has 64 features and 10 classes; widths "
-                     "(2, 10, 28, 1) -> (64, 10, 28, 10)"]
+    assert notes[0] == ("dnijax: --data digits has 64 features and 10 classes; widths "
+                        "(2, 10, 28, 1) -> (64, 10, 28, 10), loss mse -> xent (softmax outputs; "
+                        "a config file with \"loss\" keeps another)")
+    assert notes[1].startswith("dnijax: compare tuned: 2 seeds x 100 steps x 4 regimes; "
+                               "compiling first") and len(notes) == 2
     assert printed.startswith(notes[0])  # before training and the table
     res = json.loads((out / "results.json").read_text())
     cfg = res["config"]
     assert cfg["data"] == "digits" and cfg["widths"] == [64, 10, 28, 10]
-    assert cfg["loss"] == "mse" and cfg["activations"][-1] == "sigmoid"  # one-hot targets
+    assert cfg["loss"] == "xent"  # ten classes: softmax cross-entropy, not ten sigmoids
     for r in res["regimes"].values():
         assert r["diverged_at"] == [None, None]
         assert r["final_loss"][0] < r["initial_loss"][0]
-    assert min(res["regimes"]["backprop"]["test_accuracy"]) > 0.3  # chance is 0.1
+    assert min(res["regimes"]["backprop"]["test_accuracy"]) > 0.8  # chance is 0.1
     # 64 features: no decision regions (and no final networks for them, the stale ones gone),
     # and it says so
-    assert sorted(os.listdir(out)) == ["alignment.png", "loss_curves.png", "results.csv",
-                                       "results.json", "summary.md"]
+    assert sorted(os.listdir(out)) == ["alignment.png", "loss_curves.png", "manifest.json",
+                                       "results.csv", "results.json", "summary.md"]
     assert ("(no decision_regions.png: the inputs have 64 features; it is drawn for 2-D "
             "inputs)") in printed
 
@@ -234,7 +306,9 @@ def test_sweep_on_a_users_file_fits_the_network_and_records_the_data(tmp_path, c
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0] == (f"dnijax: --data {path} has 3 features and 3 classes; "
-                                       "widths (2, 10, 28, 1) -> (3, 10, 28, 3)")
+                                       "widths (2, 10, 28, 1) -> (3, 10, 28, 3), loss mse -> "
+                                       "xent (softmax outputs; a config file with \"loss\" "
+                                       "keeps another)")
     out = tmp_path / "runs" / "sweep-tuned-mine"  # the default folder names the data
     for name in ("manifest.json", "results.json"):
         cfg = json.loads((out / name).read_text())["config"]

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from dnijax import RunConfig, check_data
+from dnijax import RunConfig, check_data, config, updates
 
 BAD = [
     (dict(regime="dnl"), "regime: unknown value 'dnl'"),
@@ -68,3 +68,17 @@ def test_data_that_does_not_fit_is_refused(x, labels, message):
 def test_batch_larger_than_data_is_refused():
     with pytest.raises(ValueError, match="batch_size: 10 exceeds the 4 examples"):
         check_data(RunConfig(batch_size=10), np.zeros((4, 2)), np.zeros(4, int))
+
+
+def test_the_field_checks_are_public_and_read_registries():
+    config.check_choice("optimizer", "adam", updates.OPTIMIZERS)  # a dict: its names
+    with pytest.raises(ValueError, match="optimizer: unknown value 'lbfgs'; choose one of "
+                                         "sgd, momentum, adam, rmsprop$"):
+        config.check_choice("optimizer", "lbfgs", updates.OPTIMIZERS)
+    with pytest.raises(ValueError, match=r"core: unknown value \['rnn'\]"):
+        config.check_choice("core", ["rnn"], {"rnn": None})  # unhashable: still a ValueError
+    config.check_number("hidden", 3, integer=True, low=1)
+    with pytest.raises(ValueError, match="hidden: 0 must be >= 1"):
+        config.check_number("hidden", 0, integer=True, low=1)
+    with pytest.raises(ValueError, match="eta: inf is not finite"):
+        config.check_number("eta", math.inf, nonneg=True)

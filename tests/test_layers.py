@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnijax import RunConfig, layers, train
+from dnijax import RunConfig, engine, layers, nets, synthetic
 
 CNN = ({"kind": "reshape", "shape": [4, 4, 1]}, {"kind": "conv2d", "features": 3},
        {"kind": "relu"}, {"kind": "max_pool"}, {"kind": "flatten"},
@@ -36,8 +36,8 @@ def test_an_mlp_as_a_layer_list_is_the_widths_mlp_bit_for_bit():
     long = short.replace(layers=({"kind": "dense", "features": 6}, {"kind": "tanh"},
                                  {"kind": "dense", "features": 2}))
     x, labels = _data()
-    a, _ = train.train(short, x, labels, jax.random.key(1))
-    b, _ = train.train(long, x, labels, jax.random.key(1))
+    a, _ = engine.run_one(short, x, labels, jax.random.key(1))
+    b, _ = engine.run_one(long, x, labels, jax.random.key(1))
     for u, v in zip(jax.tree.leaves((a.net, a.sg)), jax.tree.leaves((b.net, b.sg))):
         np.testing.assert_array_equal(u, v)
 
@@ -124,7 +124,7 @@ def test_a_user_layer_trains_under_the_regimes(regime):
                                 {"kind": "tanh"}, {"kind": "dense", "features": 2}),
                         optimizer="adam", lr=0.01, init="glorot", steps=200, conditioned=True)
         x, labels = _data(64)
-        state, history = train.train(cfg, x, labels, jax.random.key(0))
+        state, history = engine.run_one(cfg, x, labels, jax.random.key(0))
         # three blocks: dense; layer_norm + tanh; dense
         assert [set(p) for p in state.net] == [{"w", "b"}, {"gain", "shift"}, {"w", "b"}]
         assert history["loss"][-1] < 0.7 * history["loss"][0]
@@ -148,3 +148,70 @@ def test_a_config_file_can_name_a_layer_in_a_python_file(tmp_path):
             RunConfig(widths=(4,), layers=[{"kind": "missing_file.py:double"}])
     finally:
         layers.unregister(kind)
+
+
+def test_a_kind_registers_what_is_checked_of_it_in_one_record():
+    def scale(factor=2.0):
+        return layers.Layer(lambda key, s, dtype: (s, {}), lambda params, h: factor * h)
+
+    def wide_enough(layer, shape):
+        return None if shape[0] >= 2 else f"needs 2 features, has {shape[0]}"
+
+    layers.register("scale", scale, options=("factor",), required=("factor",), input_rank=1,
+                    check=wide_enough)
+    layers.register("my_dense", layers.dense, weighted=True)
+    try:
+        assert layers.KINDS["scale"] == layers.KindInfo(scale, ("factor",), ("factor",), 1,
+                                                        False, wide_enough)
+        with pytest.raises(ValueError, match=r"layer 1 \(scale\): unknown option\(s\) gain; "
+                                             "allowed: factor"):
+            layers.parse_layers([{"kind": "scale", "factor": 2.0, "gain": 1.0}])
+        with pytest.raises(ValueError, match=r"layer 1 \(scale\): give factor"):
+            layers.parse_layers([{"kind": "scale"}])
+        specs = layers.parse_layers([{"kind": "reshape", "shape": [2, 2, 1]},
+                                     {"kind": "scale", "factor": 3.0}])
+        with pytest.raises(ValueError, match=r"layer 2 \(scale\) takes vectors, but its input "
+                                             r"has shape \(2, 2, 1\); add a flatten"):
+            layers.check_shapes(specs, (4,))
+        with pytest.raises(ValueError, match=r"layer 1 \(scale\): needs 2 features, has 1"):
+            layers.check_shapes(specs[1:], (1,))
+        assert layers.check_shapes(specs[1:], (4,)) == [(4,)]
+        # a weighted kind gets the config's weight options, as dense and conv2d do
+        filled = layers.with_defaults((layers.spec("my_dense", features=3),), init="he")
+        assert filled[0].get("init") == "he" and layers.is_weighted("my_dense")
+        assert not layers.is_weighted("scale")
+    finally:
+        layers.unregister("scale")
+        layers.unregister("my_dense")
+    assert "scale" not in layers.KINDS and not layers.is_weighted("my_dense")
+    assert [k for k in layers.BUILTIN_KINDS if layers.is_weighted(k)] == ["dense", "conv2d"]
+
+
+def test_an_init_scheme_of_your_own_is_one_registry_entry():
+    """A registered init draws the weights of dense and conv2d layers and, with
+    ``sg_init="network"``, of the SG modules; afterwards the name is unknown again."""
+    key = jax.random.key(0)
+    layers.register_init("constant", lambda key, shape, dtype, scale, shift:
+                         jnp.full(shape, scale + shift, dtype))
+    try:
+        cfg = RunConfig(regime="dni", init="constant", init_scale=0.5, init_shift=0.25,
+                        sg_init="network", widths=(2, 3, 1))
+        net = nets.init_network(key, cfg.net_spec)
+        np.testing.assert_array_equal(net[0]["w"], np.full((2, 3), 0.75, np.float32))
+        sgs = synthetic.init_sg_modules(key, nets.block_shapes(cfg.net_spec), cfg.sg_spec, 1,
+                                        cfg.init, cfg.init_scale, cfg.init_shift)
+        np.testing.assert_array_equal(sgs[0][0]["w"], np.full((3, 3), 0.75, np.float32))
+        conv = layers.build(layers.spec("conv2d", features=2, init="constant"))
+        np.testing.assert_allclose(conv.init(key, (4, 4, 1), jnp.float32)[1]["w"], 0.1,
+                                   rtol=1e-6)  # the default scale 0.2 and shift -0.1
+        with pytest.raises(ValueError, match="built in"):
+            layers.register_init("he", layers.INITS["glorot"])
+    finally:
+        layers.unregister_init("constant")
+    with pytest.raises(ValueError, match="unknown init 'constant'; choose one of normal, zeros, "
+                                         "glorot, he$"):
+        layers.weights(key, (2, 2), jnp.float32, "constant")
+    with pytest.raises(ValueError, match="init: unknown value 'constant'"):
+        RunConfig(init="constant")
+    with pytest.raises(ValueError, match=r"layer 1 \(dense\): init 'constant' is unknown"):
+        layers.parse_layers([{"kind": "dense", "features": 2, "init": "constant"}])

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnijax import nets
+from dnijax import RunConfig, bptt, nets, signals
 
 
 def test_init_shapes_bias_and_normal_statistics():
@@ -68,3 +68,29 @@ def test_accuracy_and_target_encoding():
     assert nets.accuracy(jnp.array([[0.1, 2.0], [3.0, 0.0]]), jnp.array([1, 0]), multi) == 1.0
     np.testing.assert_array_equal(nets.encode_targets(jnp.array([1, 0]), 1), [[1.0], [0.0]])
     np.testing.assert_array_equal(nets.encode_targets(jnp.array([2]), 3), [[0.0, 0.0, 1.0]])
+
+
+def test_a_loss_of_your_own_is_one_registry_entry():
+    """A registered loss is accepted by RunConfig, read on the output as it is (after the
+    last activation) and differentiated by the signal rules; afterwards it is unknown."""
+    l1 = lambda out, y: jnp.sum(jnp.abs(out - y), axis=-1)  # noqa: E731
+    nets.register_loss("l1", l1)
+    try:
+        cfg = RunConfig(loss="l1", widths=(2, 4, 1))
+        spec = cfg.net_spec
+        assert spec.blocks[-1].layers[-1].kind == "sigmoid"  # not made linear
+        params = nets.init_network(jax.random.key(0), spec)
+        x, y = jnp.ones((3, 2)), jnp.zeros((3, 1))
+        out = nets.predict(params, x, spec)
+        np.testing.assert_allclose(nets.batch_loss(params, x, y, spec), jnp.sum(out))
+        sig = signals.backprop_signals(params, None, x, y, spec)
+        np.testing.assert_allclose(sig.loss, jnp.sum(out))
+        assert bptt.SequenceConfig(loss="l1").loss == "l1"
+        with pytest.raises(ValueError, match="built in"):
+            nets.register_loss("mse", l1)
+    finally:
+        nets.unregister_loss("l1")
+    with pytest.raises(ValueError, match="unknown loss 'l1'; choose one of mse, xent, bce$"):
+        nets.per_example_loss(jnp.ones((2, 1)), jnp.zeros((2, 1)), "l1")
+    with pytest.raises(ValueError, match="loss: unknown value 'l1'; choose one of mse"):
+        RunConfig(loss="l1")

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from dnijax import noise, reference
+from dnijax import RunConfig, noise, reference, updates
 
 N_DRAWS = 4000
 STEPS = 4
@@ -74,3 +74,31 @@ def test_noise_is_built_inside_vmap_so_each_seed_differs():
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="unknown noise"):
         noise.gradient_noise("pink", 0.1, 0.55, jax.random.key(0))
+
+
+def _constant_noise(eta, gamma, key):
+    """Adds ``eta`` to every element: a noise without randomness, easy to check."""
+    return optax.GradientTransformation(
+        lambda params: optax.EmptyState(),
+        lambda grads, state, params=None: (jax.tree.map(lambda g: g + eta, grads), state))
+
+
+def test_a_noise_of_your_own_is_one_registry_entry():
+    """A registered noise is accepted by RunConfig and sits in the update chain, after
+    the clipping and before the optimiser; afterwards the name is unknown again."""
+    noise.register_noise("constant", _constant_noise)
+    try:
+        cfg = RunConfig(regime="backprop+noise", noise="constant", eta=0.5, clip=1.0)
+        rule = updates.update_rule(optimizer="sgd", learning_rate=1.0, noise=cfg.noise,
+                                   eta=cfg.eta, clip=cfg.clip)
+        grads = {"w": jnp.array([3.0, 4.0])}  # norm 5: clipped to (0.6, 0.8), then + 0.5
+        upd, _ = rule.update(grads, rule.init(grads))
+        np.testing.assert_allclose(upd["w"], [-1.1, -1.3], rtol=1e-6)
+        with pytest.raises(ValueError, match="built in"):
+            noise.register_noise("blog", _constant_noise)
+    finally:
+        noise.unregister_noise("constant")
+    with pytest.raises(ValueError, match="unknown noise 'constant'; choose one of paper, blog$"):
+        noise.gradient_noise("constant", 0.1, 0.55, jax.random.key(0))
+    with pytest.raises(ValueError, match="noise: unknown value 'constant'; choose one of paper"):
+        RunConfig(noise="constant")

@@ -1,4 +1,4 @@
-"""Recurrent DNI in JAX against the hand-derived numpy reference (dnijax/reference_rnn.py),
+"""Recurrent DNI in JAX against the hand-derived numpy reference (dnijax/reference/rnn.py),
 in float64: one window's signals, and SGD trajectories over windows with the state carried."""
 
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dnijax import recurrent
-from dnijax import reference_rnn as ref
+from dnijax.reference import rnn as ref
 from dnijax.validate import GRAD_TOL, PARAM_TOL, rel_error
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnijax import RunConfig, reference, reference_layers, validate
+from dnijax import RunConfig, reference, validate
 from dnijax.validate import GRAD_TOL, PARAM_TOL
 
 ACTS = ("sigmoid", "tanh", "relu", "identity")
@@ -100,14 +100,14 @@ def test_a_skipped_layer_whose_moments_move_is_caught(monkeypatch):
                     reduction="mean", lr=0.01, optimizer="adam", update_prob=0.5,
                     sg_init="network", init="glorot", dtype="float64", steps=30)
     _check(cfg, batch=8, seed=2, steps=30)
-    original = reference.optimizer_step
+    original = reference.mlp.optimizer_step
 
     def leaky(params, grads, states, lr, optimizer, mask=None):
         new_params, _ = original(params, grads, states, lr, optimizer, mask)
         _, new_states = original(params, grads, states, lr, optimizer, None)
         return new_params, new_states
 
-    monkeypatch.setattr(reference, "optimizer_step", leaky)
+    monkeypatch.setattr(reference.mlp, "optimizer_step", leaky)  # where trajectory finds it
     with jax.enable_x64(True):
         errors = validate.compare(cfg, *validate.random_data(cfg, 8, 2), jax.random.key(2), 30)
     assert errors["params"] > 1e-4, errors
@@ -118,7 +118,7 @@ def test_a_wrong_reference_is_caught(monkeypatch):
     cfg = RunConfig(regime="dni", widths=(3, 5, 5, 2), activations="tanh", loss="bce",
                     reduction="mean", lr=0.1, sg_init="network", dtype="float64", steps=20)
     _check(cfg, batch=6, seed=0, steps=20)
-    original = reference_layers.dense_backward
+    original = reference.layers.dense_backward
 
     def flipped(cache, grad_out):
         grads, grad_in = original(cache, grad_out)
@@ -126,7 +126,7 @@ def test_a_wrong_reference_is_caught(monkeypatch):
             grads = {k: -v for k, v in grads.items()}
         return grads, grad_in
 
-    monkeypatch.setattr(reference_layers, "dense_backward", flipped)
+    monkeypatch.setattr(reference.layers, "dense_backward", flipped)
     with jax.enable_x64(True):
         errors = validate.compare(cfg, *validate.random_data(cfg, 6, 0), jax.random.key(0), 20)
     assert errors["grad"] > 1.0 and errors["params"] > 1e-3, errors

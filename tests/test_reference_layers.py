@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dnijax import layers
-from dnijax import reference as ref
-from dnijax import reference_layers as rl
+from dnijax.reference import layers as rl
+from dnijax.reference import mlp as ref
 
 TOL = 1e-7
 EPS = 1e-6
@@ -36,7 +36,7 @@ def assert_close(got: np.ndarray, want: np.ndarray, tol: float = TOL):
 
 
 def blocks_of(specs):
-    return layers.group_blocks(specs, [s.kind in layers.WEIGHTED_KINDS for s in specs])
+    return layers.group_blocks(specs, [layers.is_weighted(s.kind) for s in specs])
 
 
 def weights(rng, shapes: dict) -> dict:
@@ -310,17 +310,25 @@ def test_dni_signals_of_a_conv_network(topology, conditioned):
 
 
 def test_the_reference_imports_numpy_only():
-    """The layer reference imports numpy and typing helpers; the network reference
-    adds the layer reference and nothing else (no JAX, not even through dnijax)."""
+    """Every module of ``dnijax.reference`` imports numpy, typing helpers and the reference
+    modules below it, nothing else (no JAX, not even through another dnijax module)."""
     import ast
-    import inspect
+    import pathlib
+
+    from dnijax import reference
 
     base = {"__future__", "typing", "collections.abc", "numpy"}
-    for module, allowed in ((rl, base), (ref, base | {"dnijax.reference_layers"})):
+    allowed = {"layers.py": base, "mlp.py": base | {"dnijax.reference.layers"},
+               "rnn.py": base | {"dnijax.reference.mlp"},
+               "__init__.py": {"dnijax.reference", "dnijax.reference.mlp"}}
+    files = sorted(pathlib.Path(reference.__file__).parent.glob("*.py"))
+    assert {f.name for f in files} == set(allowed)  # a new module needs its entry here
+    for path in files:
         found = set()
-        for node in ast.walk(ast.parse(inspect.getsource(module))):
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 found |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom):
-                found.add(node.module)
-        assert found <= allowed, found - allowed
+                found.add("." * node.level + (node.module or ""))
+        assert found <= allowed[path.name], (path.name, found - allowed[path.name])
+        assert not {"jax", "optax", "torch"} & {n.split(".")[0] for n in found}

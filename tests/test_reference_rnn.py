@@ -1,11 +1,11 @@
 """The hand-derived RNN reference (truncated BPTT, DNI) against finite differences,
-in float64 numpy only (``dnijax/reference_rnn.py``)."""
+in float64 numpy only (``dnijax/reference/rnn.py``)."""
 
 import numpy as np
 import pytest
 
-from dnijax import reference_rnn as rr
-from dnijax.reference import batch_scale, loss_and_output_grad
+from dnijax.reference import batch_scale, loss_and_output_grad, tree_map
+from dnijax.reference import rnn as rr
 
 B, D_IN, H, K, T = 3, 2, 4, 2, 3
 EPS, TOL = 1e-6, 1e-6
@@ -173,8 +173,8 @@ def test_trajectory_state_is_carried_and_noise_enters():
         assert losses2[1] == pytest.approx(second2["loss"], rel=1e-12)
         assert losses[1] != losses2[1]
 
-    zeros_net = [rr._map(np.zeros_like, params)] * 2
-    zeros_sg = [rr._map(np.zeros_like, sg)] * 2
+    zeros_net = [tree_map(np.zeros_like, params)] * 2
+    zeros_sg = [tree_map(np.zeros_like, sg)] * 2
     args = ("dni", params, sg, x, y, T)
     kw.update(lr=0.1, optimizer="momentum", clip=1.0)
     base = rr.trajectory(*args, **kw)
@@ -183,8 +183,8 @@ def test_trajectory_state_is_carried_and_noise_enters():
         np.testing.assert_array_equal(base[0][key], same[0][key])
     for key in sg:
         np.testing.assert_array_equal(base[1][key], same[1][key])
-    noisy_net = [rr._map(lambda a: np.full_like(a, 0.01), params), None]
-    noisy_sg = [None, rr._map(lambda a: np.full_like(a, 0.01), sg)]
+    noisy_net = [tree_map(lambda a: np.full_like(a, 0.01), params), None]
+    noisy_sg = [None, tree_map(lambda a: np.full_like(a, 0.01), sg)]
     moved = rr.trajectory(*args, net_noises=noisy_net, sg_noises=noisy_sg, **kw)
     assert not np.allclose(base[0]["wx"], moved[0]["wx"])
     assert not np.allclose(base[1]["a"], moved[1]["a"])
@@ -205,20 +205,17 @@ def test_trajectory_rejects_ragged_windows():
 
 
 def test_reference_rnn_imports_no_jax():
-    """numpy, typing helpers and the (numpy-only) feed-forward reference: nothing else."""
+    """numpy, typing helpers and the (numpy-only) feed-forward reference: nothing else
+    (every module of the reference: ``test_reference_layers.py``)."""
     import ast
     import inspect
 
-    from dnijax import reference
-    allowed = {"__future__", "typing", "collections.abc", "numpy", "dnijax.reference",
-               "dnijax.reference_layers"}
-    for module in (rr, reference):
-        tree = ast.parse(inspect.getsource(module))
-        found = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                found.add(node.module)
-        assert found <= allowed, found - allowed
-        assert not ({"jax", "optax", "torch"} & {n.split(".")[0] for n in found})
+    allowed = {"__future__", "typing", "collections.abc", "numpy", "dnijax.reference.mlp"}
+    found = set()
+    for node in ast.walk(ast.parse(inspect.getsource(rr))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(node.module)
+    assert found <= allowed, found - allowed
+    assert not ({"jax", "optax", "torch"} & {n.split(".")[0] for n in found})

@@ -100,7 +100,7 @@ def test_lower_layers_do_not_change_an_upper_layers_update_except_through_its_in
 
 def test_a_new_signal_rule_is_one_function_and_a_registry_entry(blobs):
     """A toy rule (the sign of the backprop gradient) trains under both of its regimes."""
-    from dnijax import RunConfig, config, train
+    from dnijax import RunConfig, config, engine
 
     def sign_signals(net, sg, x, y, spec, sg_spec):
         sig = signals.backprop_signals(net, sg, x, y, spec)
@@ -112,7 +112,7 @@ def test_a_new_signal_rule_is_one_function_and_a_registry_entry(blobs):
         for regime in ("sign", "sign+noise"):
             cfg = RunConfig(regime=regime, widths=(2, 8, 1), lr=0.01, steps=100, eta=1e-4,
                             activations=("tanh", "sigmoid"), init="glorot", reduction="mean")
-            _, hist = train.train(cfg, *blobs, jax.random.key(0))
+            _, hist = engine.run_one(cfg, *blobs, jax.random.key(0))
             assert hist["loss"][-1] < 0.5 * hist["loss"][0]
     finally:
         signals.unregister("sign")

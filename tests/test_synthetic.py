@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnijax import synthetic
+from dnijax import RunConfig, nets, synthetic
 
 
 def test_sg_sets_of_the_two_topologies():
@@ -43,3 +43,32 @@ def test_conv_modules_take_label_channels_and_keep_the_shape():
     assert not np.allclose(d[0], d[1])
     with pytest.raises(ValueError, match="shape"):
         synthetic.init_sg_module(jax.random.key(0), (4, 2), 3, spec)
+
+
+def test_a_topology_of_your_own_is_one_registry_entry():
+    """A registered topology sets S for RunConfig and the SG modules; one that leaves a
+    layer other than the output without a module is refused when the config is built."""
+    synthetic.register_topology("seed-if-deep",
+                                lambda n: [True] * n if n >= 3 else [True] * (n - 1) + [False])
+    synthetic.register_topology("skip-first", lambda n: [False] + [True] * (n - 1))
+    try:
+        assert synthetic.sg_layers(3, "seed-if-deep") == (True, True, True)
+        assert synthetic.sg_layers(2, "seed-if-deep") == (True, False)
+        cfg = RunConfig(regime="dni", topology="seed-if-deep", widths=(2, 4, 4, 1))
+        sgs = synthetic.init_sg_modules(jax.random.key(0), nets.block_shapes(cfg.net_spec),
+                                        cfg.sg_spec, 1)
+        assert [m is None for m in sgs] == [False, False, False]
+        with pytest.raises(ValueError, match="topology: 'skip-first' gives layer 1 of 3 no SG "
+                                             "module; only the output layer") as err:
+            RunConfig(regime="dni", topology="skip-first", widths=(2, 4, 4, 1))
+        assert "\n" not in str(err.value)
+        with pytest.raises(ValueError, match="built in"):
+            synthetic.register_topology("paper", lambda n: [True] * n)
+    finally:
+        synthetic.unregister_topology("seed-if-deep")
+        synthetic.unregister_topology("skip-first")
+    with pytest.raises(ValueError, match="unknown topology 'seed-if-deep'; choose one of paper, "
+                                         "seed$"):
+        synthetic.sg_layers(3, "seed-if-deep")
+    with pytest.raises(ValueError, match="topology: unknown value 'seed-if-deep'"):
+        RunConfig(topology="seed-if-deep")

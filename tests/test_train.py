@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from dnijax import RunConfig, train
+from dnijax import RunConfig, engine, train
 
 TOY = dict(widths=(2, 16, 16, 1), activations=("tanh", "tanh", "sigmoid"), init="glorot",
            reduction="mean", steps=400, lr=1.0, sg_lr=0.1, eta=0.001)
@@ -13,7 +13,7 @@ TOY = dict(widths=(2, 16, 16, 1), activations=("tanh", "tanh", "sigmoid"), init=
 @pytest.mark.parametrize("regime", ["backprop", "dni", "backprop+noise", "dni+noise"])
 def test_every_regime_reduces_the_loss_of_a_three_layer_net(regime, blobs):
     x, labels = blobs
-    state, hist = train.train(RunConfig(regime=regime, **TOY), x, labels, jax.random.key(0))
+    state, hist = engine.run_one(RunConfig(regime=regime, **TOY), x, labels, jax.random.key(0))
     # the mse of a sigmoid output starts near 0.125 (predictions ~0.5)
     assert hist["loss"][0] > 0.1
     assert hist["loss"][-1] < 0.5 * hist["loss"][0], hist["loss"][::20]
@@ -24,7 +24,7 @@ def test_every_regime_reduces_the_loss_of_a_three_layer_net(regime, blobs):
 def test_history_layout(blobs):
     x, labels = blobs
     cfg = RunConfig(regime="dni", topology="seed", **{**TOY, "steps": 40}, log_every=10)
-    state, hist = train.train(cfg, x, labels, jax.random.key(0))
+    state, hist = engine.run_one(cfg, x, labels, jax.random.key(0))
     np.testing.assert_array_equal(hist["step"], [0, 10, 20, 30, 40])
     assert hist["sg_loss"].shape == (4, 3) and hist["loss"].shape == (5,)
     assert int(state.step) == 40
@@ -35,7 +35,7 @@ def test_a_diverging_run_is_frozen_and_records_the_step(blobs):
     cfg = RunConfig(regime="dni", widths=(2, 16, 16, 1), lr=1e4, sg_lr=1e4, steps=50,
                     log_every=1, init="glorot", reduction="sum", activations="relu",
                     loss="mse")
-    state, hist = train.train(cfg, x, labels, jax.random.key(0))
+    state, hist = engine.run_one(cfg, x, labels, jax.random.key(0))
     step = int(state.diverged_at)
     assert 0 <= step < 50
     assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(state.net))
@@ -47,9 +47,9 @@ def test_a_diverging_run_is_frozen_and_records_the_step(blobs):
 def test_same_config_and_key_give_bit_identical_results(blobs):
     x, labels = blobs
     cfg = RunConfig(regime="dni+noise", **{**TOY, "steps": 50}, batch_size=32)
-    a = train.train(cfg, x, labels, jax.random.key(7))
-    b = train.train(cfg, x, labels, jax.random.key(7))
-    c = train.train(cfg, x, labels, jax.random.key(8))
+    a = engine.run_one(cfg, x, labels, jax.random.key(7))
+    b = engine.run_one(cfg, x, labels, jax.random.key(7))
+    c = engine.run_one(cfg, x, labels, jax.random.key(8))
     for u, v in zip(jax.tree.leaves(a[0].net), jax.tree.leaves(b[0].net)):
         np.testing.assert_array_equal(u, v)
     np.testing.assert_array_equal(a[1]["loss"], b[1]["loss"])
@@ -79,14 +79,14 @@ def test_asynchronous_updates_skip_layers(blobs):
 
 def test_log_every_must_divide_steps(blobs):
     with pytest.raises(ValueError, match="log_every: 7 does not divide steps 40"):
-        train.train(RunConfig(steps=40, log_every=7), *blobs, jax.random.key(0))
+        engine.run_one(RunConfig(steps=40, log_every=7), *blobs, jax.random.key(0))
 
 
 def test_output_only_training_freezes_the_hidden_layers(blobs):
     x, labels = blobs
     cfg = RunConfig(train_hidden=False, **{**TOY, "steps": 50}, log_every=50)
     start = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
-    state, hist = train.train(cfg, x, labels, jax.random.key(0))
+    state, hist = engine.run_one(cfg, x, labels, jax.random.key(0))
     for a, b in zip(jax.tree.leaves(start.net[:-1]), jax.tree.leaves(state.net[:-1])):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(start.net[-1]["w"], state.net[-1]["w"])
@@ -100,7 +100,7 @@ def test_an_update_that_overflows_the_parameters_freezes_the_run_at_that_step(bl
     cfg = RunConfig(regime="backprop", widths=(2, 4, 1), lr=1e38, steps=3, log_every=1,
                     init="glorot", reduction="sum")
     start = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
-    state, hist = train.train(cfg, x, labels, jax.random.key(0))
+    state, hist = engine.run_one(cfg, x, labels, jax.random.key(0))
     assert np.isfinite(hist["loss"][0])
     assert int(state.diverged_at) == 0
     for a, b in zip(jax.tree.leaves(start.net), jax.tree.leaves(state.net)):

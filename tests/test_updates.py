@@ -4,9 +4,10 @@ skipped layer exactly as it was, optimiser state included."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from dnijax import RunConfig, train, updates
+from dnijax import RunConfig, bptt, engine, train, updates
 
 
 def test_update_rule_clips_then_adds_noise_then_steps():
@@ -122,3 +123,36 @@ def test_noise_before_clip_puts_the_noise_first():
     u_before, _ = before.update(grads, before.init(grads))
     assert float(jnp.linalg.norm(u_before["w"])) <= 5.0 + 1e-4  # clipped last
     assert float(jnp.linalg.norm(u_after["w"])) > 5.0  # noise of std 100 added after the clip
+
+
+def test_an_optimizer_of_your_own_is_one_registry_entry(blobs):
+    """A registered optimiser is the optax transform it names, in the update rules, in a
+    RunConfig and in a recurrent run's config; afterwards the name is unknown again."""
+    nesterov = lambda lr: optax.sgd(lr, momentum=0.9, nesterov=True)  # noqa: E731
+    updates.register_optimizer("nesterov", nesterov)
+    try:
+        params, grads = {"w": jnp.arange(3.0)}, {"w": jnp.array([1.0, -2.0, 0.5])}
+        ours = updates.update_rule(optimizer="nesterov", learning_rate=0.1)
+        theirs = nesterov(0.1)
+        s_ours, s_theirs = ours.init(params), theirs.init(params)
+        for _ in range(3):
+            u, s_ours = ours.update(grads, s_ours, params)
+            v, s_theirs = theirs.update(grads, s_theirs, params)
+            np.testing.assert_array_equal(u["w"], v["w"])
+        cfg = RunConfig(regime="dni", optimizer="nesterov", widths=(2, 8, 1), lr=0.1,
+                        steps=100, reduction="mean", activations=("tanh", "sigmoid"),
+                        init="glorot")
+        _, hist = engine.run_one(cfg, *blobs, jax.random.key(0))
+        assert hist["loss"][-1] < hist["loss"][0]
+        assert bptt.SequenceConfig(optimizer="nesterov").optimizer == "nesterov"
+        with pytest.raises(ValueError, match="built in"):
+            updates.register_optimizer("adam", optax.adam)
+    finally:
+        updates.unregister_optimizer("nesterov")
+    known = "choose one of sgd, momentum, adam, rmsprop$"
+    with pytest.raises(ValueError, match=f"unknown optimizer 'nesterov'; {known}"):
+        updates.make_optimizer("nesterov", 0.1)
+    with pytest.raises(ValueError, match=f"optimizer: unknown value 'nesterov'; {known}"):
+        RunConfig(optimizer="nesterov")
+    updates.unregister_optimizer("sgd")  # built-ins stay
+    assert "sgd" in updates.OPTIMIZERS

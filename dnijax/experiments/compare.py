@@ -85,7 +85,7 @@ def summarize_runs(res: engine.GridResult, runs: slice) -> dict[str, Any]:
     step = res.history["step"]
     curve = loss[healthy] if healthy.any() else np.full((1, loss.shape[1]), np.nan)
     as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
-    interval = stats.band(curve)
+    interval = stats.band(curve, bounds=stats.NONNEGATIVE)
     return {
         "initial_loss": as_list(loss[:, 0]),
         "final_loss": as_list(res.final_loss[runs]),
@@ -106,14 +106,19 @@ def alignment_curves(res: engine.GridResult, runs: slice) -> dict[str, Any]:
     and 95% interval over the runs that did not diverge (:func:`dnijax.signals.sg_alignment`)."""
     cos = res.history["sg_alignment"][runs][res.diverged_at[runs] < 0]  # (n, K-1, |S|)
     return {"step": [int(s) for s in res.history["step"][:-1]],
-            "layers": [stats.band(cos[:, :, i]) for i in range(cos.shape[-1])]}
+            "layers": [stats.band(cos[:, :, i], bounds=stats.COSINE)
+                       for i in range(cos.shape[-1])]}
+
+
+SUMMARY_BOUNDS = {"final_loss": stats.NONNEGATIVE, "test_accuracy": stats.PROBABILITY,
+                  "steps_to_90pct_drop": stats.NONNEGATIVE}  # the ranges of the quantities
 
 
 def summary_of(regime: dict[str, Any]) -> dict[str, Any]:
     """Mean and 95% interval of the final loss, test accuracy and steps to 90% of the loss
     drop over the runs that did not diverge, and the diverged fraction."""
-    out = {key: stats.summarize(regime[key], regime["diverged_at"])
-           for key in ("final_loss", "test_accuracy", "steps_to_90pct_drop")}
+    out = {key: stats.summarize(regime[key], regime["diverged_at"], bounds=bounds)
+           for key, bounds in SUMMARY_BOUNDS.items()}
     out["diverged_fraction"] = out["final_loss"]["diverged_fraction"]
     return out
 
@@ -129,9 +134,17 @@ def add_statistics(regimes: dict[str, dict[str, Any]], baseline: str = "backprop
         if name != baseline:
             r["paired_vs_backprop"] = {
                 "final_loss": stats.paired(r["final_loss"], base["final_loss"], div,
-                                           base["diverged_at"]),
+                                           base["diverged_at"], bounds=stats.NONNEGATIVE),
                 "test_accuracy": stats.paired(r["test_accuracy"], base["test_accuracy"], div,
-                                              base["diverged_at"], lower_is_better=False)}
+                                              base["diverged_at"], lower_is_better=False,
+                                              bounds=stats.PROBABILITY)}
+
+
+def manifest(preset: str, cfg: RunConfig, seeds: int, data: str | None = None
+             ) -> dict[str, Any]:
+    """The configuration a comparison's output folder belongs to
+    (:func:`dnijax.store.claim_out_dir`): the preset and :func:`config_dict`."""
+    return {"kind": "compare", "preset": preset, "config": config_dict(cfg, seeds, data)}
 
 
 def config_dict(cfg: RunConfig, seeds: int, data: str | None = None) -> dict[str, Any]:

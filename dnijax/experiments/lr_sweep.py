@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from dnijax import engine, stats, store
+from dnijax import engine, report, stats, store
 from dnijax.config import REGIMES, RunConfig
 from dnijax.experiments import compare, presets
 
@@ -63,7 +63,7 @@ def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str
     config = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides,
                                    data=data)
     meta = manifest(config, preset, lrs, regimes, seeds, sg_lr, data)
-    resumed = store.open_out_dir(out, meta, overwrite)
+    resumed = store.claim_out_dir(out, meta, overwrite, report.SWEEP_OUTPUTS)
     blocks_dir = os.path.join(out, "blocks")
     os.makedirs(blocks_dir, exist_ok=True)
     todo = [(r, lr) for r in regimes for lr in lrs]
@@ -93,7 +93,8 @@ def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
         cells = [store.read_json(os.path.join(out, "blocks", block_name(regime, lr)))
                  for lr in meta["lrs"]]
         devices.update(c.get("devices", "unrecorded") for c in cells)
-        loss = [stats.summarize(c["final_loss"], c["diverged_at"]) for c in cells]
+        loss = [stats.summarize(c["final_loss"], c["diverged_at"], bounds=stats.NONNEGATIVE)
+                for c in cells]
         medians = [stats.median_with_failures(c["final_loss"], c["diverged_at"]) for c in cells]
         regimes[regime] = {
             "median_final_loss": [m if np.isfinite(m) else None for m in medians],
@@ -102,7 +103,8 @@ def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
             "n_healthy": [s["n"] for s in loss],
             "diverged_fraction": [s["diverged_fraction"] for s in loss],
             "mean_test_accuracy": [
-                stats.summarize(c["test_accuracy"], c["diverged_at"])["mean"] for c in cells],
+                stats.summarize(c["test_accuracy"], c["diverged_at"],
+                                bounds=stats.PROBABILITY)["mean"] for c in cells],
             "final_loss": [c["final_loss"] for c in cells],
             "final_accuracy": [c["final_accuracy"] for c in cells],
             "test_accuracy": [c["test_accuracy"] for c in cells],

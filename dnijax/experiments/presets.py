@@ -14,7 +14,9 @@
 
 Other data (``data=``, the ``--data`` option; ``tuned`` only): a built-in name or a user's
 file, seed s loaded with ``dnijax.data.resolve(data, s)``; the preset's ``widths[0]`` and
-``widths[-1]`` follow the data unless a config file sets ``widths`` (:func:`fit_widths`).
+``widths[-1]`` follow the data unless a config file sets ``widths`` (:func:`fit_widths`), and
+data of more than two classes get the ``xent`` loss unless a config file sets ``loss``
+(:func:`fit_loss`).
 
 Example:
   >>> from dnijax.experiments import presets
@@ -92,15 +94,28 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
     if changes.get("layers") is not None and "widths" not in changes:
         changes["widths"] = (ds.n_features,)  # a layer list: the input follows the data
     elif "widths" not in changes:  # the preset's network follows the data
+        fitted = fit_loss(base.loss, ds.n_classes) if "loss" not in changes else None
+        if fitted is not None:
+            changes["loss"] = fitted
         widths = fit_widths(base.widths, changes.get("loss", base.loss), ds)
         if widths != base.widths:
             changes["widths"] = widths
             if notify is not None:
+                loss_note = (f", loss {base.loss} -> {fitted} (softmax outputs; a config file "
+                             f"with \"loss\" keeps another)" if fitted else "")
                 notify(f"--data {data or DEFAULT_DATA} has {ds.n_features} features and "
-                       f"{ds.n_classes} classes; widths {base.widths} -> {widths}")
+                       f"{ds.n_classes} classes; widths {base.widths} -> {widths}{loss_note}")
     cfg = base.replace(**changes) if changes else base
     check_data(cfg, ds.x_train, ds.y_train)
     return cfg
+
+
+def fit_loss(loss: str, n_classes: int) -> str | None:
+    """The loss a preset switches to for data of ``n_classes`` classes: ``xent`` (softmax
+    cross-entropy) when a preset made for two classes (``mse`` or ``bce`` on one sigmoid unit)
+    meets more than two; ``None`` when ``loss`` fits. One sigmoid unit per class under ``mse``
+    trains poorly: the tuned preset's backprop reached 29% test accuracy on mnist1d so."""
+    return "xent" if n_classes > 2 and loss in ("mse", "bce") else None
 
 
 def output_width(n_classes: int, loss: str) -> int:

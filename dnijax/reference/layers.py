@@ -7,14 +7,16 @@ convolution and pooling"): no autodiff, no JAX. Each kind has a forward
 returns ``d(objective)/d params`` (``{}`` for a layer without parameters) and
 ``d(objective)/d h``. A layer is described by a ``dnijax.layers.LayerSpec`` (read
 through ``spec.kind`` and ``spec.get``) and a block by a ``dnijax.layers.Block``;
-this module only reads those tuples and imports nothing of ``dnijax``.
+this module only reads those tuples and imports nothing of ``dnijax``. Each kind is
+one :class:`KindRule` (its forward and backward) in :data:`KIND_RULES`, each activation
+one :class:`ActivationRule` in :data:`ACTIVATION_RULES`.
 
 Shapes carry the batch on the leading axis: ``dense`` acts on the last axis,
 ``conv2d`` and the pools on NHWC images, with HWIO kernels.
 
 Example:
   >>> import numpy as np
-  >>> from dnijax import reference_layers as rl
+  >>> from dnijax.reference import layers as rl
   >>> rng = np.random.RandomState(0)
   >>> conv = {"w": rng.randn(3, 3, 2, 4), "b": np.zeros(4)}
   >>> out, cache = rl.conv2d_forward(conv, rng.randn(5, 7, 7, 2), stride=2)
@@ -27,14 +29,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
 Params = dict  # one weighted layer: {"w": array, optional "b": array}
 Cache = Any    # whatever a backward needs from its forward
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
-BUILTIN_KINDS = ("dense", "conv2d", "max_pool", "avg_pool", "flatten", "reshape") + ACTIVATIONS
 
 
 # ---------------------------------------------------------------- activations
@@ -44,30 +44,37 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1.0 / (1.0 + ez), ez / (1.0 + ez))
 
 
+class ActivationRule(NamedTuple):
+    """An activation by hand: ``fn(z) = phi(z)`` and ``slope(z, h) = phi'(z)`` (with
+    ``h = phi(z)``)."""
+
+    fn: Callable[[np.ndarray], np.ndarray]
+    slope: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+ACTIVATION_RULES: dict[str, ActivationRule] = {
+    "sigmoid": ActivationRule(sigmoid, lambda z, h: h * (1.0 - h)),
+    "tanh": ActivationRule(np.tanh, lambda z, h: 1.0 - h * h),
+    "relu": ActivationRule(lambda z: np.maximum(z, 0.0), lambda z, h: (z > 0).astype(z.dtype)),
+    "identity": ActivationRule(lambda z: z, lambda z, h: np.ones_like(z)),
+}
+ACTIVATIONS = tuple(ACTIVATION_RULES)
+
+
+def _activation_rule(name: str) -> ActivationRule:
+    if name not in ACTIVATION_RULES:
+        raise ValueError(f"unknown activation {name!r}")
+    return ACTIVATION_RULES[name]
+
+
 def activate(z: np.ndarray, name: str) -> np.ndarray:
     """``phi(z)`` for ``sigmoid``, ``tanh``, ``relu`` and ``identity``."""
-    if name == "sigmoid":
-        return sigmoid(z)
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    if name == "identity":
-        return z
-    raise ValueError(f"unknown activation {name!r}")
+    return _activation_rule(name).fn(z)
 
 
 def activation_slope(z: np.ndarray, h: np.ndarray, name: str) -> np.ndarray:
     """``phi'(z)``: ``h(1-h)``, ``1-h^2``, ``[z > 0]`` (0 at z = 0) or ``1``."""
-    if name == "sigmoid":
-        return h * (1.0 - h)
-    if name == "tanh":
-        return 1.0 - h * h
-    if name == "relu":
-        return (z > 0).astype(z.dtype)
-    if name == "identity":
-        return np.ones_like(z)
-    raise ValueError(f"unknown activation {name!r}")
+    return _activation_rule(name).slope(z, h)
 
 
 def activation_forward(name: str, z: np.ndarray) -> tuple[np.ndarray, Cache]:
@@ -281,8 +288,59 @@ def pool_backward(cache: Cache, grad_out: np.ndarray) -> tuple[dict, np.ndarray]
 
 
 # ---------------------------------------------------------------- any layer, a block
+class KindRule(NamedTuple):
+    """A built-in layer kind by hand: ``forward(spec, params, h) -> (out, cache)`` and
+    ``backward(cache, grad_out) -> (param_grads, grad_in)``."""
+
+    forward: Callable[[Any, Params, np.ndarray], tuple[np.ndarray, Cache]]
+    backward: Callable[[Cache, np.ndarray], tuple[dict, np.ndarray]]
+
+
+def _conv2d_rule_forward(spec: Any, params: Params, h: np.ndarray) -> tuple[np.ndarray, Cache]:
+    kernel = spec.get("kernel", 3)
+    if params["w"].shape[:2] != (kernel, kernel):
+        raise ValueError(f"conv2d: kernel {kernel} but weights of shape {params['w'].shape}")
+    return conv2d_forward(params, h, spec.get("stride", 1))
+
+
+def _pool_rule_forward(spec: Any, params: Params, h: np.ndarray) -> tuple[np.ndarray, Cache]:
+    window = spec.get("window", 2)
+    return pool_forward(h, spec.kind[:3], window, spec.get("stride", window))
+
+
+def _reshape_rule_forward(spec: Any, params: Params, h: np.ndarray) -> tuple[np.ndarray, Cache]:
+    return h.reshape((h.shape[0],) + tuple(spec.get("shape"))), h.shape
+
+
+def _move_back(cache: Cache, grad_out: np.ndarray) -> tuple[dict, np.ndarray]:
+    """``flatten`` and ``reshape`` only move entries: their backward reshapes ``G`` back."""
+    return {}, grad_out.reshape(cache)
+
+
+# The rules call this module's functions by name when they run, so a test that replaces
+# one of them (a deliberately wrong backward) reaches every layer that uses it.
+KIND_RULES: dict[str, KindRule] = {
+    "dense": KindRule(lambda spec, params, h: dense_forward(params, h),
+                      lambda cache, g: dense_backward(cache, g)),
+    "conv2d": KindRule(lambda spec, params, h: _conv2d_rule_forward(spec, params, h),
+                       lambda cache, g: conv2d_backward(cache, g)),
+    "max_pool": KindRule(lambda spec, params, h: _pool_rule_forward(spec, params, h),
+                         lambda cache, g: pool_backward(cache, g)),
+    "avg_pool": KindRule(lambda spec, params, h: _pool_rule_forward(spec, params, h),
+                         lambda cache, g: pool_backward(cache, g)),
+    "flatten": KindRule(lambda spec, params, h: (h.reshape(h.shape[0], -1), h.shape),
+                        lambda cache, g: _move_back(cache, g)),
+    "reshape": KindRule(lambda spec, params, h: _reshape_rule_forward(spec, params, h),
+                        lambda cache, g: _move_back(cache, g)),
+    **{name: KindRule(lambda spec, params, h: activation_forward(spec.kind, h),
+                      lambda cache, g: activation_backward(cache, g))
+       for name in ACTIVATIONS},
+}
+BUILTIN_KINDS = tuple(KIND_RULES)
+
+
 def layer_forward(spec: Any, params: Params, h: np.ndarray) -> tuple[np.ndarray, Cache]:
-    """The forward of one built-in layer on a batch.
+    """The forward of one built-in layer on a batch (its :class:`KindRule`).
 
     Args:
       spec: a ``dnijax.layers.LayerSpec`` of a built-in kind (options read with
@@ -298,26 +356,10 @@ def layer_forward(spec: Any, params: Params, h: np.ndarray) -> tuple[np.ndarray,
         or a conv kernel that does not match its weights.
     """
     kind = spec.kind
-    if kind == "dense":
-        out, cache = dense_forward(params, h)
-    elif kind == "conv2d":
-        kernel = spec.get("kernel", 3)
-        if params["w"].shape[:2] != (kernel, kernel):
-            raise ValueError(f"conv2d: kernel {kernel} but weights of shape "
-                             f"{params['w'].shape}")
-        out, cache = conv2d_forward(params, h, spec.get("stride", 1))
-    elif kind in ("max_pool", "avg_pool"):
-        window = spec.get("window", 2)
-        out, cache = pool_forward(h, kind[:3], window, spec.get("stride", window))
-    elif kind == "flatten":
-        out, cache = h.reshape(h.shape[0], -1), h.shape
-    elif kind == "reshape":
-        out, cache = h.reshape((h.shape[0],) + tuple(spec.get("shape"))), h.shape
-    elif kind in ACTIVATIONS:
-        out, cache = activation_forward(kind, h)
-    else:
+    if kind not in KIND_RULES:
         raise ValueError(f"layer kind {kind!r}: the reference derives built-in kinds only "
                          f"({', '.join(BUILTIN_KINDS)})")
+    out, cache = KIND_RULES[kind].forward(spec, params, h)
     return out, (kind, cache)
 
 
@@ -335,15 +377,7 @@ def layer_backward(cache: Cache, grad_out: np.ndarray) -> tuple[dict, np.ndarray
       ``(param_grads, grad_in)``, ``param_grads`` ``{}`` for a parameter-free layer.
     """
     kind, inner = cache
-    if kind == "dense":
-        return dense_backward(inner, grad_out)
-    if kind == "conv2d":
-        return conv2d_backward(inner, grad_out)
-    if kind in ("max_pool", "avg_pool"):
-        return pool_backward(inner, grad_out)
-    if kind in ("flatten", "reshape"):
-        return {}, grad_out.reshape(inner)
-    return activation_backward(inner, grad_out)
+    return KIND_RULES[kind].backward(inner, grad_out)
 
 
 def block_forward(params: Params, h: np.ndarray, block: Any) -> tuple[np.ndarray, Cache]:

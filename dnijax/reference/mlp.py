@@ -1,10 +1,11 @@
 """The four regimes derived by hand in numpy: no autodiff, no JAX (``docs/math.md``).
 
-This module is the project's proof of correctness: tests and ``dnijax validate``
-hold the JAX implementation to it. A network is a tuple of blocks
+This module is the project's proof of correctness for feed-forward networks (MLPs and
+any other stack of built-in layers): tests and ``dnijax validate`` hold the JAX
+implementation to it. A network is a tuple of blocks
 (``dnijax.layers.Block``: one layer with parameters and the parameter-free layers
 around it, of any built-in kind); the layer-level derivatives live in
-:mod:`dnijax.reference_layers`. Parameters use the same layout as the JAX side (a
+:mod:`dnijax.reference.layers`. Parameters use the same layout as the JAX side (a
 list with the dict of each block's weighted layer, ``{"w", optional "b"}``; SG
 modules a list with ``None`` outside the SG set) but are plain numpy arrays.
 
@@ -15,7 +16,8 @@ per-example output gradient.
 
 Example:
   >>> import numpy as np
-  >>> from dnijax import layers, reference as ref
+  >>> from dnijax import layers
+  >>> from dnijax.reference import mlp as ref
   >>> specs = layers.mlp_specs((2, 3, 1), ("tanh", "sigmoid"), bias=False)
   >>> blocks = layers.group_blocks(specs, [s.kind == "dense" for s in specs])
   >>> rng = np.random.RandomState(0)
@@ -28,11 +30,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from dnijax.reference_layers import (
+from dnijax.reference.layers import (
     ACTIVATIONS,
     block_backward,
     block_forward,
@@ -56,25 +58,37 @@ def effective_blocks(blocks: Sequence[Any], loss: str) -> tuple:
 
 
 # ---------------------------------------------------------------- losses
+def mse(out: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``l = 0.5 ||o - y||^2``, ``e = o - y``."""
+    diff = out - y
+    return 0.5 * np.sum(diff * diff, axis=-1), diff
+
+
+def xent(out: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``l = -sum_k y_k log softmax(o)_k``, ``e = softmax(o) sum_k y_k - y``."""
+    shifted = out - out.max(axis=-1, keepdims=True)
+    log_norm = np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    log_p = shifted - log_norm
+    return -np.sum(y * log_p, axis=-1), np.exp(log_p) * y.sum(-1, keepdims=True) - y
+
+
+def bce(out: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``l = sum_k log(1 + e^{o_k}) - y_k o_k``, ``e = sigmoid(o) - y``."""
+    return np.sum(np.logaddexp(0.0, out) - y * out, axis=-1), sigmoid(out) - y
+
+
+LOSSES: dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
+    "mse": mse, "xent": xent, "bce": bce,
+}
+
+
 def loss_and_output_grad(out: np.ndarray, y: np.ndarray,
                          loss: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example loss ``l_b`` and its gradient ``e_b = dl_b/d out_b``.
-
-    * ``mse``:  ``l = 0.5 ||o - y||^2``,                       ``e = o - y``
-    * ``xent``: ``l = -sum_k y_k log softmax(o)_k``,            ``e = softmax(o) sum_k y_k - y``
-    * ``bce``:  ``l = sum_k log(1 + e^{o_k}) - y_k o_k``,        ``e = sigmoid(o) - y``
-    """
-    if loss == "mse":
-        diff = out - y
-        return 0.5 * np.sum(diff * diff, axis=-1), diff
-    if loss == "xent":
-        shifted = out - out.max(axis=-1, keepdims=True)
-        log_norm = np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-        log_p = shifted - log_norm
-        return -np.sum(y * log_p, axis=-1), np.exp(log_p) * y.sum(-1, keepdims=True) - y
-    if loss == "bce":
-        return np.sum(np.logaddexp(0.0, out) - y * out, axis=-1), sigmoid(out) - y
-    raise ValueError(f"unknown loss {loss!r}")
+    """Per-example loss ``l_b`` and its gradient ``e_b = dl_b/d out_b``: the loss ``loss``
+    of :data:`LOSSES` (:func:`mse`, :func:`xent`, :func:`bce`)."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}")
+    return LOSSES[loss](out, y)
 
 
 def batch_scale(batch: int, reduction: str) -> float:
@@ -110,13 +124,17 @@ def backprop_grads(params: list[Params], x: np.ndarray, y: np.ndarray, blocks: S
 
 
 # ---------------------------------------------------------------- DNI
+TOPOLOGIES: dict[str, Callable[[int], list[bool]]] = {
+    "paper": lambda n_blocks: [True] * (n_blocks - 1) + [False],
+    "seed": lambda n_blocks: [True] * n_blocks,
+}
+
+
 def sg_set(n_blocks: int, topology: str) -> list[bool]:
     """``paper``: blocks 1..L-1 carry SG modules; ``seed``: all L blocks."""
-    if topology == "paper":
-        return [True] * (n_blocks - 1) + [False]
-    if topology == "seed":
-        return [True] * n_blocks
-    raise ValueError(f"unknown topology {topology!r}")
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"unknown topology {topology!r}")
+    return TOPOLOGIES[topology](n_blocks)
 
 
 def dni_grads(params: list[Params], sgs: list, x: np.ndarray, y: np.ndarray,
@@ -182,30 +200,63 @@ def blog_noise_std(eta: float, gamma: float, t: int) -> float:
 
 def clip_by_global_norm(grads: list, max_norm: float) -> list:
     """Scales every gradient by ``max_norm / ||g||`` when the global norm exceeds it."""
-    norm = np.sqrt(sum(np.sum(a * a) for a in _leaves(grads)))
+    norm = np.sqrt(sum(np.sum(a * a) for a in tree_leaves(grads)))
     scale = 1.0 if norm < max_norm else max_norm / norm
-    return _map(lambda a: a * scale, grads)
+    return tree_map(lambda a: a * scale, grads)
 
 
 # ---------------------------------------------------------------- optimisers, per layer
-OPTIMIZERS = ("sgd", "momentum", "adam")
 MOMENTUM = 0.9
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
+
+
+def sgd_step(g: Params, state: dict, lr: float) -> tuple[Params, dict]:
+    """``step = lr g``; no state."""
+    return tree_map(lambda a: lr * a, g), {}
+
+
+def momentum_step(g: Params, state: dict, lr: float) -> tuple[Params, dict]:
+    """``m = g + 0.9 m``, ``step = lr m``."""
+    m = tree_map(lambda a, b: a + MOMENTUM * b, g, state["m"])
+    return tree_map(lambda a: lr * a, m), {"m": m}
+
+
+def adam_step(g: Params, state: dict, lr: float) -> tuple[Params, dict]:
+    """``k += 1``, ``mu = b1 mu + (1-b1) g``, ``nu = b2 nu + (1-b2) g^2``,
+    ``step = lr (mu / (1-b1^k)) / (sqrt(nu / (1-b2^k)) + eps)``."""
+    k = state["count"] + 1
+    mu = tree_map(lambda a, b: ADAM_B1 * b + (1 - ADAM_B1) * a, g, state["mu"])
+    nu = tree_map(lambda a, b: ADAM_B2 * b + (1 - ADAM_B2) * a * a, g, state["nu"])
+    c1, c2 = 1 - ADAM_B1 ** k, 1 - ADAM_B2 ** k
+    step = tree_map(lambda m_, v_: lr * (m_ / c1) / (np.sqrt(v_ / c2) + ADAM_EPS), mu, nu)
+    return step, {"mu": mu, "nu": nu, "count": k}
+
+
+class OptimizerRule(NamedTuple):
+    """An optimiser by hand, per layer: ``init(params) -> state`` and
+    ``step(grads, state, lr) -> (step, state)`` (the parameters move by ``-step``)."""
+
+    init: Callable[[Params], dict]
+    step: Callable[[Params, dict, float], tuple[Params, dict]]
+
+
+OPTIMIZER_RULES: dict[str, OptimizerRule] = {
+    "sgd": OptimizerRule(lambda p: {}, sgd_step),
+    "momentum": OptimizerRule(lambda p: {"m": tree_map(np.zeros_like, p)}, momentum_step),
+    "adam": OptimizerRule(lambda p: {"mu": tree_map(np.zeros_like, p),
+                                     "nu": tree_map(np.zeros_like, p), "count": 0}, adam_step),
+}
+OPTIMIZERS = tuple(OPTIMIZER_RULES)
 
 
 def init_optimizer(params: list, optimizer: str) -> list:
     """Per-layer optimiser state (``None`` for a layer without parameters):
     ``sgd``: nothing; ``momentum``: the trace ``m``; ``adam``: ``mu``, ``nu`` and the
     layer's own step count."""
-    if optimizer not in OPTIMIZERS:
+    if optimizer not in OPTIMIZER_RULES:
         raise ValueError(f"unknown optimizer {optimizer!r}; the reference has {OPTIMIZERS}")
-    states = []
-    for p in params:
-        zeros = _map(np.zeros_like, p)
-        states.append(None if p is None else {
-            "sgd": {}, "momentum": {"m": zeros},
-            "adam": {"mu": zeros, "nu": _map(np.zeros_like, p), "count": 0}}[optimizer])
-    return states
+    init = OPTIMIZER_RULES[optimizer].init
+    return [None if p is None else init(p) for p in params]
 
 
 def optimizer_step(params: list, grads: list, states: list, lr: float, optimizer: str,
@@ -218,25 +269,17 @@ def optimizer_step(params: list, grads: list, states: list, lr: float, optimizer
     * ``adam``: ``k += 1``, ``mu = b1 mu + (1-b1) g``, ``nu = b2 nu + (1-b2) g^2``,
       ``theta -= lr (mu / (1-b1^k)) / (sqrt(nu / (1-b2^k)) + eps)``
     """
+    if optimizer not in OPTIMIZER_RULES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; the reference has {OPTIMIZERS}")
+    rule = OPTIMIZER_RULES[optimizer]
     new_params, new_states = [], []
     for i, (p, g, st) in enumerate(zip(params, grads, states)):
         if p is None or (mask is not None and not mask[i]):
             new_params.append(p)
             new_states.append(st)
             continue
-        if optimizer == "sgd":
-            step, st = _map(lambda a: lr * a, g), {}
-        elif optimizer == "momentum":
-            m = _map(lambda a, b: a + MOMENTUM * b, g, st["m"])
-            step, st = _map(lambda a: lr * a, m), {"m": m}
-        else:
-            k = st["count"] + 1
-            mu = _map(lambda a, b: ADAM_B1 * b + (1 - ADAM_B1) * a, g, st["mu"])
-            nu = _map(lambda a, b: ADAM_B2 * b + (1 - ADAM_B2) * a * a, g, st["nu"])
-            c1, c2 = 1 - ADAM_B1 ** k, 1 - ADAM_B2 ** k
-            step = _map(lambda m_, v_: lr * (m_ / c1) / (np.sqrt(v_ / c2) + ADAM_EPS), mu, nu)
-            st = {"mu": mu, "nu": nu, "count": k}
-        new_params.append(_map(lambda a, b: a - b, p, step))
+        step, st = rule.step(g, st, lr)
+        new_params.append(tree_map(lambda a, b: a - b, p, step))
         new_states.append(st)
     return new_params, new_states
 
@@ -304,7 +347,7 @@ def trajectory(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np
             if clip is not None and not noise_before_clip:
                 grads = clip_by_global_norm(grads, clip)
             if noise is not None:
-                grads = [None if g is None else _map(lambda a, b: a + b, g, n)
+                grads = [None if g is None else tree_map(lambda a, b: a + b, g, n)
                          for g, n in zip(grads, noise)]
             if clip is not None and noise_before_clip:
                 grads = clip_by_global_norm(grads, clip)
@@ -316,21 +359,24 @@ def trajectory(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np
 
 
 # ---------------------------------------------------------------- tiny tree helpers
-def _leaves(tree) -> list[np.ndarray]:
+def tree_leaves(tree: Any) -> list[np.ndarray]:
+    """The arrays of a tree of dicts (keys sorted), lists and tuples; ``None`` holds none."""
     if tree is None:
         return []
     if isinstance(tree, dict):
-        return [a for k in sorted(tree) for a in _leaves(tree[k])]
+        return [a for k in sorted(tree) for a in tree_leaves(tree[k])]
     if isinstance(tree, (list, tuple)):
-        return [a for t in tree for a in _leaves(t)]
+        return [a for t in tree for a in tree_leaves(t)]
     return [tree]
 
 
-def _map(fn, tree, *rest):
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """``fn`` on every array of ``tree`` (and the arrays at the same places of ``rest``);
+    lists and tuples come back as lists, ``None`` stays ``None``."""
     if tree is None:
         return None
     if isinstance(tree, dict):
-        return {k: _map(fn, tree[k], *(r[k] for r in rest)) for k in tree}
+        return {k: tree_map(fn, tree[k], *(r[k] for r in rest)) for k in tree}
     if isinstance(tree, (list, tuple)):
-        return [_map(fn, t, *(r[i] for r in rest)) for i, t in enumerate(tree)]
+        return [tree_map(fn, t, *(r[i] for r in rest)) for i, t in enumerate(tree)]
     return fn(tree, *rest)

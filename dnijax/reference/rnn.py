@@ -1,6 +1,6 @@
 """Truncated BPTT with and without synthetic gradients for a tanh RNN, by hand in numpy.
 
-The recurrent counterpart of ``dnijax/reference.py``: no autodiff, no JAX. Every
+The recurrent counterpart of ``dnijax/reference/mlp.py``: no autodiff, no JAX. Every
 derivative below is written out; the losses, the batch scale and the optimisers
 are the feed-forward reference's own (``docs/math.md``).
 
@@ -45,7 +45,7 @@ Hand backward (per example, no ``c``; ``r_T`` is ``0`` for backprop, ``D`` for d
     dW_o = sum_t s_t^T (c e_t)    db_o = sum_{t,b} c e_t
     dW_x = sum_t x_t^T (c delta_t)  dW_h = sum_t s_{t-1}^T (c delta_t)  db = sum_{t,b} c delta_t
 
-One training step is one window, synchronous as in ``reference.trajectory``: the
+One training step is one window, synchronous as in ``reference.mlp.trajectory``: the
 signals, then per group (network, SG module) optional global-norm clipping, the
 given noise realisation, and the optimiser (``sgd``, ``momentum``, ``adam``; one
 state per group). The window's final state, computed with the pre-update
@@ -53,7 +53,7 @@ parameters, is the next window's ``s_0``. There are no asynchronous update masks
 
 Example:
   >>> import numpy as np
-  >>> from dnijax import reference_rnn as rr
+  >>> from dnijax.reference import rnn as rr
   >>> rng = np.random.RandomState(0)
   >>> params = {"wx": rng.randn(2, 4), "wh": rng.randn(4, 4), "b": np.zeros(4),
   ...           "wo": rng.randn(4, 1), "bo": np.zeros(1)}
@@ -70,13 +70,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dnijax.reference import (
-    _map,
+from dnijax.reference.mlp import (
     batch_scale,
     clip_by_global_norm,
     init_optimizer,
     loss_and_output_grad,
     optimizer_step,
+    tree_map,
 )
 
 SIGNALS = ("backprop", "dni")
@@ -124,7 +124,7 @@ def window_backward(params: dict, states: np.ndarray, x_w: np.ndarray, e: np.nda
       The parameter gradients (scaled by ``c``) and the per-example gradient
       ``r_0`` at the incoming state (not scaled).
     """
-    grads = _map(np.zeros_like, params)
+    grads = tree_map(np.zeros_like, params)
     r = r_end
     for t in reversed(range(x_w.shape[1])):
         s_t, s_prev, e_t = states[:, t + 1], states[:, t], e[:, t]
@@ -171,7 +171,7 @@ def window_signals(signal: str, params: dict, sg: dict | None, s0: np.ndarray,
 
 
 def _add(grads: dict, noise: dict | None) -> dict:
-    return grads if noise is None else _map(lambda g, n: g + n, grads, noise)
+    return grads if noise is None else tree_map(lambda g, n: g + n, grads, noise)
 
 
 def trajectory(signal: str, params: dict, sg: dict | None, x: np.ndarray, y: np.ndarray,

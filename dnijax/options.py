@@ -1,0 +1,79 @@
+"""Command-line parsing shared by ``dnijax`` and the benchmarks.
+
+:class:`Parser` is an ``argparse.ArgumentParser`` that
+
+* takes every option by its full name only (``allow_abbrev=False``): ``--seed 3`` is not
+  read as ``--seeds 3``, and no new option can silently change what an old command means;
+* reports a bad command line in one line on stderr with exit code 2, and for an unknown
+  option names the closest real ones (``--sg_lr`` -> ``--sg-lr``, ``--seed`` -> ``--seeds``).
+
+Example:
+  >>> parser = Parser(prog="demo")
+  >>> _ = parser.add_argument("--seeds", type=int)
+  >>> parser.parse_args(["--seeds", "3"]).seeds
+  3
+  >>> unknown_option_hint(["--seed", "3"], parser)
+  'unrecognized arguments: --seed 3 (did you mean --seeds?)'
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from typing import Any, NoReturn, Sequence
+
+
+def option_names(parser: argparse.ArgumentParser) -> list[str]:
+    """Every long option string of ``parser`` (``--help`` and hidden options included)."""
+    return [s for action in parser._actions for s in action.option_strings  # noqa: SLF001
+            if s.startswith("--")]
+
+
+def unknown_option_hint(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """argparse's "unrecognized arguments" message with, for each unknown option, the
+    closest options of ``parser`` (at most two)."""
+    known = option_names(parser)
+    hints = {}
+    for word in extras:
+        name = word.split("=", 1)[0]
+        if name.startswith("-"):
+            spelled = "--" + name.lstrip("-").replace("_", "-")
+            close = difflib.get_close_matches(spelled, known, n=2, cutoff=0.6)
+            if close:
+                hints[name] = f"did you mean {' or '.join(close)}?"
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    if len(hints) == 1:
+        return f"{message} ({next(iter(hints.values()))})"
+    if hints:
+        return message + " (" + "; ".join(f"{k}: {v}" for k, v in hints.items()) + ")"
+    return message
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` without abbreviations, whose errors are one line and exit 2,
+    and which suggests the closest option for an unknown one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog.split()[0]}: error: {message}\n")
+        sys.exit(2)
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(unknown_option_hint(extras, self._chosen_subparser(parsed)))
+        return parsed
+
+    def _chosen_subparser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The subcommand's parser that read ``parsed`` (``self`` without subcommands)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                chosen = action.choices.get(getattr(parsed, action.dest, None) or "")
+                if chosen is not None:
+                    return chosen
+        return self
