@@ -27,8 +27,18 @@ def initial_nets(widths: Sequence[int], specs: Sequence[tuple[str, float, int]])
 
 
 def load(name: str) -> data_lib.Dataset:
-    """``digits`` (bundled with scikit-learn) or ``mnist1d`` (``pip install mnist1d``)."""
-    return data_lib.load(name, seed=0)
+    """``digits`` (bundled with scikit-learn) or ``mnist1d`` (``pip install mnist1d``); a data
+    set that cannot be had ends the script with a one-line error (exit 2)."""
+    try:
+        return data_lib.load(name, seed=0)
+    except (ValueError, ImportError, OSError) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+
+
+def fail(message: str) -> None:
+    """Ends a benchmark with ``<script>: error: <message>`` on stderr and exit code 2."""
+    sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {message}\n")
+    sys.exit(2)
 
 
 def progress_line(label: str):
@@ -111,9 +121,8 @@ def claim(args: argparse.Namespace, name: str, outputs: Sequence[str]) -> None:
     try:
         store.claim_out_dir(args.out, {"benchmark": name, "options": settings},
                             args.overwrite, outputs)
-    except ValueError as err:
-        sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {err}\n")
-        sys.exit(2)
+    except (ValueError, OSError) as err:
+        fail(str(err).splitlines()[0])
 
 
 def published(name: str) -> tuple[str, str, str]:

@@ -102,7 +102,7 @@ def figure(results: dict, path: str) -> None:
 
 
 def main() -> None:
-    parser = common.make_parser(__doc__, "copy_task")
+    parser = common.make_parser(__doc__, "copy_task")  # Repeat Copy: runs/repeat_copy
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
     parser.add_argument("--seeds", type=common.positive(int))
     parser.add_argument("--episodes", type=common.positive(int))
@@ -131,6 +131,8 @@ def main() -> None:
             json.dump(run_cell(base, signal, int(t), seeds), f)
         return
     name = "copy_task" if args.task == "copy" else args.task
+    if args.out == os.path.join("runs", "copy_task"):
+        args.out = os.path.join("runs", name)
     common.claim(args, name, common.published(name))
     t0 = time.time()
     results = {"seeds": seeds, "eta": ETA, **base, "windows": {}}

@@ -227,8 +227,8 @@ def main() -> None:
     seeds = args.seeds or (1 if args.quick else 3)
     long_steps = args.long_steps or 5 * steps
     long_seeds = args.long_seeds or (1 if args.quick else 2)
-    common.claim(args, "deep_noise", common.published("deep_noise"))
     ds = common.load(args.data)
+    common.claim(args, "deep_noise", common.published("deep_noise"))
     t0 = time.time()
     results = {"data": args.data, "depth": depth, "width": width, "steps": steps,
                "seeds": seeds, "batch": 64, "lrs": list(LRS), "long_steps": long_steps,

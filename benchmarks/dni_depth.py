@@ -158,8 +158,8 @@ def main() -> None:
     depths = args.depths or depths
     lrs = args.lrs or ((1e-3,) if args.quick else (1e-3, 1e-4))
     only = tuple(args.columns.split(",")) if args.columns else None
-    common.claim(args, "dni_depth", common.published("dni_depth"))
     ds = common.load(args.data)
+    common.claim(args, "dni_depth", common.published("dni_depth"))
     t0 = time.time()
     results = {"data": args.data, "width": width, "steps": steps, "seeds": seeds,
                "optimizer": "adam", "lrs": list(lrs), "batch": 256, "depths": {}}

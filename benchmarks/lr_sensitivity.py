@@ -31,7 +31,7 @@ def main() -> None:
                         help="2 learning rates, 2 seeds, 40 steps (smoke test)")
     parser.add_argument("--seeds", type=common.positive(int))
     args = parser.parse_args()
-    common.claim(args, "lr_sensitivity", ("report.md", "shared", "sg_lr_0.1"))
+    common.claim(args, "lr_sensitivity", ("report.md",))  # each sweep claims its own folder
     args.seeds = args.seeds or (2 if args.quick else 10)
     lrs, steps = ((0.3, 30), 40) if args.quick else (LRS, None)
     lines = ["# Learning-rate sensitivity of the four regimes", ""]

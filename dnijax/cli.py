@@ -134,8 +134,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _compile_note() -> str:
     """What the first progress line waits for: compiling, or the cached programs."""
     if not compilation_cache_dir():
-        return "compiling first (about 5 s on 2 cores; the compilation cache is off)"
-    return "compiling first (about 5 s on 2 cores; reruns load the programs from the cache)"
+        return ("compiling first (the default network takes about 5 s on 2 cores; the "
+                "compilation cache is off)")
+    return ("compiling first (the default network takes about 5 s on 2 cores; reruns load the "
+            "programs from the cache)")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -25,9 +25,9 @@ from typing import Any, NoReturn, Sequence
 
 
 def option_names(parser: argparse.ArgumentParser) -> list[str]:
-    """Every long option string of ``parser`` (``--help`` and hidden options included)."""
+    """Every long option string that ``parser``'s help shows (``--help`` included)."""
     return [s for action in parser._actions for s in action.option_strings  # noqa: SLF001
-            if s.startswith("--")]
+            if s.startswith("--") and action.help != argparse.SUPPRESS]
 
 
 def unknown_option_hint(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:

@@ -35,10 +35,16 @@ def add(table: MutableMapping[str, Any], builtins: Container[str], what: str, na
         raise ValueError(f"{what}: {name!r} is not a valid name; give a non-empty string")
     if name in builtins:
         raise ValueError(f"{what} {name!r} is built in; register it under another name")
+    if name in table and table[name] is not value:
+        raise ValueError(f"{what} {name!r} is already registered; unregister it first")
     table[name] = value
 
 
 def remove(table: MutableMapping[str, Any], builtins: Container[str], name: str) -> None:
-    """Removes an entry added with :func:`add` (built-in entries stay)."""
-    if name not in builtins:
-        table.pop(name, None)
+    """Removes an entry added with :func:`add` (built-in entries stay), and empties JAX's
+    caches of compiled programs: a program names its entries, so one compiled before would
+    otherwise run the old entry if the name is registered again."""
+    if name not in builtins and name in table:
+        del table[name]
+        import jax
+        jax.clear_caches()

@@ -79,8 +79,9 @@ def claim_out_dir(out: str, manifest: dict[str, Any], overwrite: bool = False,
 
     * ``out`` holds this configuration's ``manifest.json``: returns ``True`` (resume, or
       rewrite the same results);
-    * ``out`` holds another configuration's results (another manifest, or any of
-      ``outputs`` without a manifest): refused unless ``overwrite``, and nothing is touched;
+    * ``out`` holds another configuration's results (any of ``outputs``, under another
+      manifest or none): refused unless ``overwrite``, and nothing is touched; another
+      manifest alone (a run stopped before it wrote anything) is replaced;
     * with ``overwrite``, the old manifest and ``outputs`` (files or folders, e.g. a sweep's
       ``blocks``) are removed first; other files in ``out`` are never removed;
     * otherwise ``out`` is created if needed. The manifest is written atomically.
@@ -106,7 +107,7 @@ def claim_out_dir(out: str, manifest: dict[str, Any], overwrite: bool = False,
     if old is not None and old == json.loads(json.dumps(manifest, sort_keys=True)):
         return True
     present = [name for name in outputs if os.path.exists(os.path.join(out, name))]
-    if (os.path.exists(path) or present) and not overwrite:
+    if present and not overwrite:  # a manifest alone (a run stopped early) loses nothing
         what = "of a different configuration" if os.path.exists(path) else (
             f"not made by this configuration ({', '.join(present[:3])})")
         raise ValueError(f"--out: {out!r} holds results {what}; pass --overwrite to replace "

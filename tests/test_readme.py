@@ -66,6 +66,8 @@ def test_a_readme_transcript_matches_the_real_output(command, shown, tmp_path):
     assert argv[0] == "dnijax", "transcripts run dnijax commands"
     env = {**os.environ, "COLUMNS": "100"}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)  # as a user runs it: XLA's flags, the CLI's cache
+    if not env.get("DNIJAX_CACHE"):
+        env.pop("DNIJAX_CACHE", None)  # the transcripts show the cache on
     env["XLA_FLAGS"] = os.environ.get("DNIJAX_USER_XLA_FLAGS", env.get("XLA_FLAGS", ""))
     done = subprocess.run([sys.executable, "-m", "dnijax.cli", *argv[1:]], cwd=tmp_path,
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from dnijax import engine, stats
+from dnijax import engine, nets, stats
 from dnijax.config import REGIMES, RunConfig, parse_regime, regime_name
 from dnijax.experiments import presets
 
@@ -64,19 +64,26 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
         for half, noisy in enumerate((False, True)):
             name = regime_name(rule, noisy)
             runs = slice(half * seeds, (half + 1) * seeds)
-            results[name] = summarize_runs(res, runs)
+            results[name] = summarize_runs(res, runs, loss_bounds(cfg.loss))
             if "sg_alignment" in res.history:
                 results[name]["sg_alignment"] = alignment_curves(res, runs)
             params[name] = [[{k: v[r] for k, v in layer.items()} for layer in net]
                             for r in range(*runs.indices(2 * seeds))]
     regimes = {name: results[name] for name in REGIMES}
-    add_statistics(regimes)
+    add_statistics(regimes, loss_range=loss_bounds(cfg.loss))
     return {"preset": preset, "config": config_dict(cfg, seeds, data),
             "devices": engine.device_summary(), "regimes": regimes,
             "datasets": datasets, "params": params}
 
 
-def summarize_runs(res: engine.GridResult, runs: slice) -> dict[str, Any]:
+def loss_bounds(loss: str) -> stats.Bounds:
+    """The range of a loss: ``[0, inf)`` for the built-in ones, any value for a loss a user
+    registered (:func:`dnijax.nets.register_loss` asks for no range)."""
+    return stats.NONNEGATIVE if loss in nets.BUILTIN_LOSSES else stats.REAL
+
+
+def summarize_runs(res: engine.GridResult, runs: slice,
+                   loss_range: stats.Bounds = stats.NONNEGATIVE) -> dict[str, Any]:
     """Per-seed finals, steps to 90% of each run's own loss drop, and a loss curve (mean,
     its 95% interval, min and max over the runs that did not diverge)."""
     div = res.diverged_at[runs]
@@ -85,7 +92,7 @@ def summarize_runs(res: engine.GridResult, runs: slice) -> dict[str, Any]:
     step = res.history["step"]
     curve = loss[healthy] if healthy.any() else np.full((1, loss.shape[1]), np.nan)
     as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
-    interval = stats.band(curve, bounds=stats.NONNEGATIVE)
+    interval = stats.band(curve, bounds=loss_range)
     return {
         "initial_loss": as_list(loss[:, 0]),
         "final_loss": as_list(res.final_loss[runs]),
@@ -110,31 +117,30 @@ def alignment_curves(res: engine.GridResult, runs: slice) -> dict[str, Any]:
                        for i in range(cos.shape[-1])]}
 
 
-SUMMARY_BOUNDS = {"final_loss": stats.NONNEGATIVE, "test_accuracy": stats.PROBABILITY,
-                  "steps_to_90pct_drop": stats.NONNEGATIVE}  # the ranges of the quantities
-
-
-def summary_of(regime: dict[str, Any]) -> dict[str, Any]:
+def summary_of(regime: dict[str, Any], loss_range: stats.Bounds = stats.NONNEGATIVE
+               ) -> dict[str, Any]:
     """Mean and 95% interval of the final loss, test accuracy and steps to 90% of the loss
     drop over the runs that did not diverge, and the diverged fraction."""
     out = {key: stats.summarize(regime[key], regime["diverged_at"], bounds=bounds)
-           for key, bounds in SUMMARY_BOUNDS.items()}
+           for key, bounds in (("final_loss", loss_range), ("test_accuracy", stats.PROBABILITY),
+                               ("steps_to_90pct_drop", stats.NONNEGATIVE))}
     out["diverged_fraction"] = out["final_loss"]["diverged_fraction"]
     return out
 
 
-def add_statistics(regimes: dict[str, dict[str, Any]], baseline: str = "backprop") -> None:
+def add_statistics(regimes: dict[str, dict[str, Any]], baseline: str = "backprop", *,
+                   loss_range: stats.Bounds = stats.NONNEGATIVE) -> None:
     """Adds ``summary`` (mean and 95% interval of the final loss, test accuracy and steps to
     90% of the loss drop, with the diverged fraction) to every regime, and
     ``paired_vs_backprop`` (``docs``: :mod:`dnijax.stats`) to every other regime."""
     base = regimes[baseline]
     for name, r in regimes.items():
         div = r["diverged_at"]
-        r["summary"] = summary_of(r)
+        r["summary"] = summary_of(r, loss_range)
         if name != baseline:
             r["paired_vs_backprop"] = {
                 "final_loss": stats.paired(r["final_loss"], base["final_loss"], div,
-                                           base["diverged_at"], bounds=stats.NONNEGATIVE),
+                                           base["diverged_at"], bounds=loss_range),
                 "test_accuracy": stats.paired(r["test_accuracy"], base["test_accuracy"], div,
                                               base["diverged_at"], lower_is_better=False,
                                               bounds=stats.PROBABILITY)}

@@ -48,7 +48,7 @@ def run_block(config: RunConfig, regime: str, lr: float, sg_lr: float | None, se
     res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * seeds),
                           engine.run_keys(0, seeds),
                           **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
-    summary = compare.summarize_runs(res, slice(0, seeds))
+    summary = compare.summarize_runs(res, slice(0, seeds), compare.loss_bounds(cfg.loss))
     summary.pop("loss_curve")
     return {"regime": regime, "lr": float(lr), "devices": engine.device_summary(), **summary}
 
@@ -93,7 +93,8 @@ def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
         cells = [store.read_json(os.path.join(out, "blocks", block_name(regime, lr)))
                  for lr in meta["lrs"]]
         devices.update(c.get("devices", "unrecorded") for c in cells)
-        loss = [stats.summarize(c["final_loss"], c["diverged_at"], bounds=stats.NONNEGATIVE)
+        bounds = compare.loss_bounds(meta["config"]["loss"])
+        loss = [stats.summarize(c["final_loss"], c["diverged_at"], bounds=bounds)
                 for c in cells]
         medians = [stats.median_with_failures(c["final_loss"], c["diverged_at"]) for c in cells]
         regimes[regime] = {

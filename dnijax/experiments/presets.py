@@ -91,20 +91,24 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
         changes["log_every"] = None
     ds, _ = preset_data(preset, 0, data)
     base = PRESETS[preset]
+    fitted = fit_loss(base.loss, ds.n_classes) if "loss" not in changes else None
+    if fitted is not None:
+        changes["loss"] = fitted
+    loss_note = (f", loss {base.loss} -> {fitted} (softmax outputs; a config file with "
+                 f"\"loss\" keeps another)" if fitted else "")
     if changes.get("layers") is not None and "widths" not in changes:
         changes["widths"] = (ds.n_features,)  # a layer list: the input follows the data
     elif "widths" not in changes:  # the preset's network follows the data
-        fitted = fit_loss(base.loss, ds.n_classes) if "loss" not in changes else None
-        if fitted is not None:
-            changes["loss"] = fitted
-        widths = fit_widths(base.widths, changes.get("loss", base.loss), ds)
+        widths = fit_widths(base.widths, changes["loss"] if fitted else changes.get(
+            "loss", base.loss), ds)
         if widths != base.widths:
             changes["widths"] = widths
             if notify is not None:
-                loss_note = (f", loss {base.loss} -> {fitted} (softmax outputs; a config file "
-                             f"with \"loss\" keeps another)" if fitted else "")
                 notify(f"--data {data or DEFAULT_DATA} has {ds.n_features} features and "
                        f"{ds.n_classes} classes; widths {base.widths} -> {widths}{loss_note}")
+                loss_note = ""
+    if loss_note and notify is not None:
+        notify(f"--data {data or DEFAULT_DATA} has {ds.n_classes} classes{loss_note}")
     cfg = base.replace(**changes) if changes else base
     check_data(cfg, ds.x_train, ds.y_train)
     return cfg
