@@ -73,3 +73,17 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         store.atomic_write_json(str(path), {"a": Boom()})
     assert json.loads(path.read_text()) == {"a": 1}
     assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_claim_refuses_other_results_and_never_removes_other_files(tmp_path):
+    out = str(tmp_path / "out")
+    assert store.claim_out_dir(out, {"a": 1}, outputs=("results.json",)) is False
+    assert store.claim_out_dir(out, {"a": 1}, outputs=("results.json",)) is True  # resume
+    assert store.claim_out_dir(out, {"a": 2}, outputs=("results.json",)) is False  # nothing lost
+    (tmp_path / "out" / "results.json").write_text("2")
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="different configuration; pass --overwrite"):
+        store.claim_out_dir(out, {"a": 3}, outputs=("results.json",))
+    assert (tmp_path / "out" / "results.json").read_text() == "2"
+    store.claim_out_dir(out, {"a": 3}, overwrite=True, outputs=("results.json",))
+    assert sorted(os.listdir(out)) == ["manifest.json", "notes.txt"]
