@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Any, Sequence
 
 import jax
 
 from dnijax import data as data_lib
-from dnijax import engine, nets, options, stats, store
+from dnijax import engine, nets, options, store
 
 
 def initial_nets(widths: Sequence[int], specs: Sequence[tuple[str, float, int]]) -> Any:
@@ -32,13 +31,7 @@ def load(name: str) -> data_lib.Dataset:
     try:
         return data_lib.load(name, seed=0)
     except (ValueError, ImportError, OSError) as err:
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-
-
-def fail(message: str) -> None:
-    """Ends a benchmark with ``<script>: error: <message>`` on stderr and exit code 2."""
-    sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {message}\n")
-    sys.exit(2)
+        options.fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
 
 
 def progress_line(label: str):
@@ -122,7 +115,7 @@ def claim(args: argparse.Namespace, name: str, outputs: Sequence[str]) -> None:
         store.claim_out_dir(args.out, {"benchmark": name, "options": settings},
                             args.overwrite, outputs)
     except (ValueError, OSError) as err:
-        fail(str(err).splitlines()[0])
+        options.fail(str(err).splitlines()[0])
 
 
 def published(name: str) -> tuple[str, str, str]:
@@ -135,11 +128,11 @@ def save_figure(fig: Any, path: str, intervals: str | None = None) -> None:
     draws the figure's intervals (e.g. ``"bands"``), and a footnote then states their method
     (:data:`dnijax.stats.INTERVAL`)."""
     import matplotlib.pyplot as plt
+
+    from dnijax import figures
     if intervals is None:
         fig.tight_layout()
     else:
-        fig.text(0.5, 0.005, f"{intervals}: {stats.INTERVAL}", ha="center", va="bottom",
-                 fontsize=7, color="0.35")
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        figures.interval_footnote(fig, intervals)
     store.atomic_savefig(fig.savefig, path)
     plt.close(fig)

@@ -249,27 +249,23 @@ def step_flops(widths, batch: int, regime: str) -> float:
     return fwd + extra
 
 
-WIDE = 256  # units per layer of the wide scale (--quick: QUICK_WIDE, a smoke test)
-QUICK_WIDE = 32
-
-
-def make_config(scale: str, regime: str, steps: int, width: int = WIDE) -> RunConfig:
+def make_config(scale: str, regime: str, steps: int) -> RunConfig:
     if scale == "article":
         return RunConfig(regime=regime, widths=(2, 10, 28, 1), activations="sigmoid",
                          reduction="mean", lr=0.5, sg_lr=0.1, init="glorot", eta=0.01,
                          steps=steps, log_every=steps)
-    return RunConfig(regime=regime, widths=(width,) * 7 + (10,), activations=("relu",) * 6 + (
+    return RunConfig(regime=regime, widths=(256,) * 7 + (10,), activations=("relu",) * 6 + (
         "identity",), loss="xent", reduction="mean", lr=0.01, sg_lr=0.001, init="he",
         steps=steps, log_every=steps)
 
 
-def make_data(scale: str, width: int = WIDE):
+def make_data(scale: str):
     rng = np.random.RandomState(0)
     if scale == "article":
         x = rng.randn(500, 2).astype(np.float32)
         return x, (x[:, 0] * x[:, 1] > 0).astype(np.int32)
-    x = rng.randn(width, width).astype(np.float32)
-    return x, rng.randint(0, 10, width).astype(np.int32)
+    x = rng.randn(256, 256).astype(np.float32)
+    return x, rng.randint(0, 10, 256).astype(np.int32)
 
 
 def engine_call(cfg: RunConfig, x, labels, n_runs: int, net=None, sg=None,
@@ -521,11 +517,11 @@ def add_all_cores(article: dict, cores: dict) -> None:
 
 
 # ---------------------------------------------------------------- wide scale
-def wide_scale(steps: int, n_runs: int, repeats: int, width: int = WIDE) -> dict:
-    x, labels = make_data("wide", width)
+def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
+    x, labels = make_data("wide")
     out = {}
     for regime in ("backprop", "dni"):
-        cfg = make_config("wide", regime, steps, width)
+        cfg = make_config("wide", regime, steps)
         y = np.asarray(train.make_data(cfg, x, labels).y)
         st = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
         as_numpy = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float32), tree)  # noqa: E731
@@ -548,8 +544,8 @@ def wide_scale(steps: int, n_runs: int, repeats: int, width: int = WIDE) -> dict
     return out
 
 
-def print_wide(out: dict, steps: int, n_runs: int, width: int = WIDE) -> None:
-    print(f"\nwide scale: 7 layers of {width} (ReLU), xent/mean, batch {width}, float32, {steps} "
+def print_wide(out: dict, steps: int, n_runs: int) -> None:
+    print(f"\nwide scale: 7 layers of 256 (ReLU), xent/mean, batch 256, float32, {steps} "
           f"steps; engine {n_runs} runs, reference 1 run")
     rows = []
     for regime, r in out.items():
@@ -669,8 +665,7 @@ def main() -> None:
             print(f"engine on {n_cores} CPU devices: not measured ({cores['error']})")
         add_all_cores(article, cores)
     print("  timing wide scale ...", file=sys.stderr, flush=True)
-    wide_width = QUICK_WIDE if args.quick else WIDE
-    wide = wide_scale(wide_steps, wide_runs, repeats, wide_width)
+    wide = wide_scale(wide_steps, wide_runs, repeats)
     # the XLA peak again: a load spike during the first measurement would flatter every
     # fraction of it (the higher of the two counts)
     peak_end = matmul_peak_gflops()
@@ -680,7 +675,7 @@ def main() -> None:
     print(f"XLA matmul peak measured again after the timings: {peak_end:.1f} GFLOP/s; "
           f"fractions of peak use the higher, {peak:.1f} GFLOP/s")
     print_article(article, steps, repeats)
-    print_wide(wide, wide_steps, wide_runs, wide_width)
+    print_wide(wide, wide_steps, wide_runs)
 
     vs_numpy, worst_numpy = worst(article, "engine_over_tight_numpy")
     vs_torch, worst_torch = worst(article, "engine_over_torch")

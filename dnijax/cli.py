@@ -146,20 +146,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = args.out or _default_out("sweep", args)
     overrides = _overrides(args)
     notes: list[str] = []
-    cfg = presets.preset_config(args.preset, steps=args.steps, lr=args.lr[0],
-                                sg_lr=args.sg_lr, overrides=overrides, data=args.data,
-                                notify=notes.append)
-    for lr in args.lr[1:]:  # the other learning rates, validated by the config
-        cfg.replace(lr=lr)
     base = presets.preset_config(args.preset, steps=args.steps, sg_lr=args.sg_lr,
-                                 overrides=overrides, data=args.data)
+                                 overrides=overrides, data=args.data, notify=notes.append)
+    for lr in args.lr:  # every learning rate, validated by the config
+        base.replace(lr=lr)
     store.claim_out_dir(out, lr_sweep.manifest(base, args.preset, args.lr, args.regimes,
                                                args.seeds, args.sg_lr, args.data),
                         args.overwrite, report.SWEEP_OUTPUTS)
     for note in notes:
         print(f"dnijax: {note}", flush=True)
     print(f"dnijax: sweep {args.preset}: {len(args.regimes)} regimes x {len(args.lr)} learning "
-          f"rates x {args.seeds} seeds x {cfg.steps} steps; {_compile_note()}", flush=True)
+          f"rates x {args.seeds} seeds x {base.steps} steps; {_compile_note()}", flush=True)
     t0 = time.time()
     res = lr_sweep.run_sweep(out, args.preset, args.lr, args.regimes, args.seeds,
                              args.steps, args.sg_lr, args.overwrite,

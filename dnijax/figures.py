@@ -15,8 +15,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-BAND_NOTE = ("bands: 95% Student-t interval of the mean over the healthy seeds, cut to the "
-             "quantity's range")
+from dnijax.stats import INTERVAL  # noqa: E402
+
+def interval_footnote(fig: Any, what: str = "bands", fontsize: float = 7) -> None:
+    """States under ``fig`` how its intervals (``what`` draws them) are made
+    (:data:`dnijax.stats.INTERVAL`), and lays the figure out around the note."""
+    fig.text(0.5, 0.005, f"{what}: {INTERVAL}", ha="center", va="bottom", fontsize=fontsize,
+             color="0.35")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+
 
 COLORS = {"backprop": "#1f77b4", "dni": "#d62728", "backprop+noise": "#2ca02c",
           "dni+noise": "#ff7f0e"}
@@ -56,8 +63,7 @@ def plot_loss_curves(results: dict[str, Any], path: str) -> None:
     axes[0, 0].legend(loc="upper right")
     fig.suptitle(f"preset {results['preset']}: training loss over {cfg['seeds']} seeds "
                  "(grey: the other regimes' means)")
-    fig.text(0.5, 0.005, BAND_NOTE, ha="center", va="bottom", fontsize=8, color="0.35")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    interval_footnote(fig, "95% CI of the mean", fontsize=8)
     fig.savefig(path)
     plt.close(fig)
 
@@ -89,8 +95,7 @@ def plot_alignment(results: dict[str, Any], path: str) -> None:
     axes[0, 0].set_ylim(-1.05, 1.05)
     fig.suptitle(f"preset {results['preset']}: SG alignment, mean and 95% CI over "
                  f"{results['config']['seeds']} seeds", fontsize=10)
-    fig.text(0.5, 0.005, BAND_NOTE, ha="center", va="bottom", fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    interval_footnote(fig)
     fig.savefig(path)
     plt.close(fig)
 

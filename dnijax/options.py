@@ -20,8 +20,16 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from typing import Any, NoReturn, Sequence
+
+
+def fail(message: str, prog: str | None = None) -> NoReturn:
+    """Ends the program with ``<prog>: error: <message>`` on stderr and exit code 2 (``prog``:
+    the running script's name)."""
+    sys.stderr.write(f"{prog or os.path.basename(sys.argv[0])}: error: {message}\n")
+    sys.exit(2)
 
 
 def option_names(parser: argparse.ArgumentParser) -> list[str]:
@@ -59,8 +67,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog.split()[0]}: error: {message}\n")
-        sys.exit(2)
+        fail(message, self.prog.split()[0])
 
     def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                    namespace: argparse.Namespace | None = None) -> argparse.Namespace:

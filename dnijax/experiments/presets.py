@@ -94,21 +94,21 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
     fitted = fit_loss(base.loss, ds.n_classes) if "loss" not in changes else None
     if fitted is not None:
         changes["loss"] = fitted
-    loss_note = (f", loss {base.loss} -> {fitted} (softmax outputs; a config file with "
-                 f"\"loss\" keeps another)" if fitted else "")
+    widths = None  # set when the preset's widths change to fit the data
     if changes.get("layers") is not None and "widths" not in changes:
         changes["widths"] = (ds.n_features,)  # a layer list: the input follows the data
     elif "widths" not in changes:  # the preset's network follows the data
-        widths = fit_widths(base.widths, changes["loss"] if fitted else changes.get(
-            "loss", base.loss), ds)
-        if widths != base.widths:
-            changes["widths"] = widths
-            if notify is not None:
-                notify(f"--data {data or DEFAULT_DATA} has {ds.n_features} features and "
-                       f"{ds.n_classes} classes; widths {base.widths} -> {widths}{loss_note}")
-                loss_note = ""
-    if loss_note and notify is not None:
-        notify(f"--data {data or DEFAULT_DATA} has {ds.n_classes} classes{loss_note}")
+        fitted_widths = fit_widths(base.widths, changes.get("loss", base.loss), ds)
+        if fitted_widths != base.widths:
+            widths = changes["widths"] = fitted_widths
+    if notify is not None and (widths or fitted):
+        said = [f"widths {base.widths} -> {widths}"] if widths else []
+        if fitted:
+            said.append(f"loss {base.loss} -> {fitted} (softmax outputs; a config file with "
+                        "\"loss\" keeps another)")
+        shape = f"{ds.n_features} features and {ds.n_classes} classes; " if widths else (
+            f"{ds.n_classes} classes, ")
+        notify(f"--data {data or DEFAULT_DATA} has {shape}{', '.join(said)}")
     cfg = base.replace(**changes) if changes else base
     check_data(cfg, ds.x_train, ds.y_train)
     return cfg
