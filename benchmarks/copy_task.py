@@ -15,29 +15,19 @@ in one program (eta 0 for the noise-free runs), paired by seed.
 
     python benchmarks/copy_task.py [--quick] [--task copy|repeat_copy] [--windows 2,3,4,5,8]
 
-Each (T, rule) cell runs in a process of its own: on this project's 2-core CPU machine
-(jaxlib 0.10.2), full runs that compiled all cells in one process hung three times, with
-the CPU idle, while waiting for the results of their second or third program (disabling
-asynchronous CPU dispatch or Eigen's multithreading did not help). With one program per
-process both full runs finished, but one later single-program run (a 500-episode check)
-hung too, so separate processes make a hang rarer, not impossible.
+Every cell is one grid of the engine (``dnijax.engine.run_grid`` on a ``RunConfig`` with
+``task`` set), in this one process.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
-import jax
 import numpy as np
 
 import common
-from dnijax import bptt, stats
+from dnijax import RunConfig, engine, stats
 from dnijax.report import markdown_table
 
 ETA = 0.01
@@ -45,21 +35,20 @@ ETA = 0.01
 
 def run_cell(base: dict, signal: str, window: int, seeds: int) -> dict:
     """One rule at one T: its noise-free and noisy runs in one program."""
-    cfg = bptt.SequenceConfig(regime=signal + "+noise", window=window, **base)
-    hyper = bptt.stack_hyper(cfg, 2 * seeds, eta=[0.0] * seeds + [ETA] * seeds)
-    keys = jax.random.split(jax.random.key(0), seeds)
+    cfg = RunConfig(regime=signal + "+noise", window=window, **base)
+    hyper = engine.stack_hyper(cfg, eta=[0.0] * seeds + [ETA] * seeds)
     t0 = time.time()
-    res = bptt.run(cfg, hyper, jax.numpy.concatenate([keys, keys]))
+    res = engine.run_grid(cfg, hyper, engine.run_keys(np.tile(np.arange(seeds), 2)), None)
     print(f"  T={window} {signal}: {time.time() - t0:.0f}s", flush=True)
     out = {}
     for arm, idx in ((signal, slice(0, seeds)), (signal + "+noise", slice(seeds, None))):
-        solved = res.solved[idx]
+        solved = res.final["solved"][idx]
         diverged = [int(d) if d >= 0 else None for d in res.diverged_at[idx]]
         out[arm] = {"solved": solved.tolist(), "diverged": diverged,
                     "summary": stats.summarize(solved.tolist(), diverged,
                                                bounds=stats.NONNEGATIVE),
                     "length_curve": res.history["length"][idx].mean(0).tolist(),
-                    "episode": res.history["episode"].tolist()}
+                    "episode": res.history["step"].tolist()}
     return out
 
 
@@ -113,7 +102,6 @@ def main() -> None:
                         help="Adam learning rate")
     parser.add_argument("--task", default="copy", choices=("copy", "repeat_copy"),
                         help="Copy, or Repeat Copy (1-3 repeats, lengths up to 6)")
-    parser.add_argument("--cell", help=argparse.SUPPRESS)  # "T,rule,path": one cell, internal
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
     episodes = args.episodes or (20 if args.quick else 2000)
@@ -122,29 +110,18 @@ def main() -> None:
     base = dict(task=args.task, max_repeats=3 if repeat else 1, core="lstm",
                 hidden=args.hidden or (8 if args.quick else 64),
                 max_length=4 if args.quick else (6 if repeat else 12), batch_size=16,
-                episodes=episodes,
-                optimizer="adam", lr=args.lr, threshold=0.15, eta=ETA, gamma=0.55,
-                log_every=max(1, episodes // 20))
-    if args.cell:
-        t, signal, path = args.cell.split(",")
-        with open(path, "w") as f:
-            json.dump(run_cell(base, signal, int(t), seeds), f)
-        return
+                steps=episodes, optimizer="adam", lr=args.lr, threshold=0.15, eta=ETA,
+                gamma=0.55, log_every=max(1, episodes // 20), loss="bce", reduction="mean")
     name = "copy_task" if args.task == "copy" else args.task
     if args.out == os.path.join("runs", "copy_task"):
         args.out = os.path.join("runs", name)
     common.claim(args, name, common.published(name))
     t0 = time.time()
     results = {"seeds": seeds, "eta": ETA, **base, "windows": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        for t in windows:
-            results["windows"][str(t)] = {}
-            for signal in ("backprop", "dni"):
-                path = os.path.join(tmp, f"{t}_{signal}.json")
-                subprocess.run([sys.executable, __file__, *sys.argv[1:], "--cell",
-                                f"{t},{signal},{path}"], check=True)
-                with open(path) as f:
-                    results["windows"][str(t)].update(json.load(f))
+    for t in windows:
+        results["windows"][str(t)] = {}
+        for signal in ("backprop", "dni"):
+            results["windows"][str(t)].update(run_cell(base, signal, t, seeds))
     results["seconds"] = time.time() - t0
     text = (f"# {args.task} (LSTM {base['hidden']}, Adam {args.lr:g}, batch 16, {episodes} "
             f"episodes, lengths 1..{base['max_length']}, {seeds} seeds)\n\n"

@@ -96,7 +96,7 @@ def run_table(family: str, ds, depth: int, width: int, steps: int, seeds: int,
         for noisy in (False, True):
             idx = [i for i, r in enumerate(runs) if r["setting"] == s and (r["eta"] > 0) == noisy]
             cells.append({"setting": setting[0], "noise": noisy,
-                          **cell(100 * res.test_accuracy[idx], res.diverged_at[idx] >= 0),
+                          **cell(100 * res.final["test_accuracy"][idx], res.diverged_at[idx] >= 0),
                           "paper": list(setting[5] if noisy else setting[4])})
     return cells
 
@@ -123,7 +123,7 @@ def run_long(ds, depth: int, width: int, steps: int, short_steps: int, seeds: in
                     "setting": SETTINGS[s][0], "eta": eta,
                     "order": "noise before clip" if before else "noise after clip",
                     "at_short": cell(curve[:, at_short], res.diverged_at[idx] >= 0),
-                    **cell(100 * res.test_accuracy[idx], res.diverged_at[idx] >= 0),
+                    **cell(100 * res.final["test_accuracy"][idx], res.diverged_at[idx] >= 0),
                     "curve_step": step.tolist(), "curve_mean": curve.mean(0).tolist()})
     return cells
 

@@ -64,7 +64,7 @@ def run_arm(ds, name: str, noisy: bool, base: dict, seeds: int) -> dict:
                           test=(ds.x_test, ds.y_test), test_history=True,
                           alignment=cfg.uses_sg, progress=common.progress_line(label))
     diverged = [int(s) if s >= 0 else None for s in res.diverged_at]
-    err = 100 * (1 - res.test_accuracy)
+    err = 100 * (1 - res.final["test_accuracy"])
     cell = {"label": label, "test_error": err.tolist(), "diverged": diverged,
             "summary": stats.summarize(err.tolist(), diverged, bounds=stats.PERCENT),
             "curve_step": res.history["step"].tolist(),

@@ -71,7 +71,7 @@ def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lrs: tuple[
         for lr, p in itertools.product(lrs, probs):
             idx = [i for i, (q, pp, _) in enumerate(runs) if q == lr and pp == p]
             label = name if p == 1.0 else f"{name} p={p:g}"
-            err = 100 * (1 - res.test_accuracy[idx])
+            err = 100 * (1 - res.final["test_accuracy"][idx])
             summary = stats.mean_ci(err.tolist(), bounds=stats.PERCENT)
             c = {"test_error": summary["mean"], "ci95": summary["ci95"], "n": summary["n"],
                  "per_seed": err.tolist(), "diverged": int((res.diverged_at[idx] >= 0).sum()),

@@ -117,7 +117,7 @@ def main() -> None:
     hyper = engine.stack_hyper(cfg, lr=[lr] * n_runs)
     net = [{"w": np.asarray(w), "b": np.asarray(b)} for w, b in stacked]
     rows.append(("the engine (dnijax.engine.run_grid)", lambda: engine.run_grid(
-        cfg, hyper, keys, (x, labels), net=net, mesh=None, chunks=1).final_loss))
+        cfg, hyper, keys, (x, labels), net=net, mesh=None, chunks=1).final["loss"]))
     table, previous = [], None
     for label, fn in rows:
         rate = n_runs * steps / best_time(fn, args.repeats)

@@ -102,6 +102,9 @@ def _default_out(command: str, args: argparse.Namespace) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from dnijax import report, store
     from dnijax.experiments import compare, presets
+    if args.task:
+        return _compare_task(args)
+    _task_or_preset(args)
     out = args.out or _default_out("compare", args)
     # validate everything (seed 0's data included) before anything runs or is written
     overrides = _overrides(args)
@@ -131,34 +134,84 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compile_note() -> str:
+TASK_OPTIONS = {"copy": "copy", "repeat-copy": "repeat_copy"}
+
+
+def _compare_task(args: argparse.Namespace) -> int:
+    """``dnijax compare --task``: the four regimes on a sequence task, written like a
+    comparison on data."""
+    from dnijax import report, store
+    from dnijax.experiments import compare, presets
+    task = _task_or_preset(args)
+    out = args.out or os.path.join("runs", f"compare-{args.task}")
+    overrides = _overrides(args)
+    cfg = presets.task_config(task, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
+                              eta=args.eta, overrides=overrides)
+    seeds = args.seeds or presets.DEFAULT_TASK_SEEDS
+    store.claim_out_dir(out, compare.manifest(task, cfg, seeds), args.overwrite,
+                        report.TASK_COMPARE_OUTPUTS)
+    print(f"dnijax: compare --task {args.task}: {seeds} seeds x {cfg.steps} episodes x "
+          f"{len(REGIMES)} regimes; {_compile_note('the default LSTM takes about 10 s')}",
+          flush=True)
+    t0 = time.time()
+    res = compare.run_task_compare(task, seeds=seeds, steps=args.steps, lr=args.lr,
+                                   sg_lr=args.sg_lr, eta=args.eta, overrides=overrides,
+                                   progress=Progress(f"compare {args.task}"))
+    train_s = time.time() - t0
+    written = report.write_compare(out, res)
+    print(report.summary_markdown(res))
+    print(f"trained in {train_s:.1f}s, total {time.time() - t0:.1f}s; wrote "
+          f"{', '.join(written)} to {out}")
+    return 0
+
+
+def _compile_note(first: str = "the default network takes about 5 s") -> str:
     """What the first progress line waits for: compiling, or the cached programs."""
     if not compilation_cache_dir():
-        return ("compiling first (the default network takes about 5 s on 2 cores; the "
-                "compilation cache is off)")
-    return ("compiling first (the default network takes about 5 s on 2 cores; reruns load the "
-            "programs from the cache)")
+        return f"compiling first ({first} on 2 cores; the compilation cache is off)"
+    return f"compiling first ({first} on 2 cores; reruns load the programs from the cache)"
+
+
+def _task_or_preset(args: argparse.Namespace) -> str:
+    """The preset (default ``tuned``) or, with ``--task``, the sequence task's name; a task
+    refuses ``--data`` and ``--preset``."""
+    if not getattr(args, "task", None):
+        args.preset = args.preset or "tuned"
+        return args.preset
+    for option, value in (("--data", args.data), ("--preset", args.preset)):
+        if value is not None:
+            raise ValueError(f"{option}: a sequence task makes its own data and has its own "
+                             f"settings; drop {option} or --task")
+    return TASK_OPTIONS[args.task]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dnijax import report, store
     from dnijax.experiments import lr_sweep, presets
-    out = args.out or _default_out("sweep", args)
+    preset = _task_or_preset(args)
     overrides = _overrides(args)
     notes: list[str] = []
-    base = presets.preset_config(args.preset, steps=args.steps, sg_lr=args.sg_lr,
-                                 overrides=overrides, data=args.data, notify=notes.append)
+    if args.task:
+        out = args.out or os.path.join("runs", f"sweep-{args.task}")
+        base = presets.task_config(preset, steps=args.steps, sg_lr=args.sg_lr,
+                                   overrides=overrides)
+    else:
+        out = args.out or _default_out("sweep", args)
+        base = presets.preset_config(preset, steps=args.steps, sg_lr=args.sg_lr,
+                                     overrides=overrides, data=args.data, notify=notes.append)
     for lr in args.lr:  # every learning rate, validated by the config
         base.replace(lr=lr)
-    store.claim_out_dir(out, lr_sweep.manifest(base, args.preset, args.lr, args.regimes,
+    store.claim_out_dir(out, lr_sweep.manifest(base, preset, args.lr, args.regimes,
                                                args.seeds, args.sg_lr, args.data),
                         args.overwrite, report.SWEEP_OUTPUTS)
     for note in notes:
         print(f"dnijax: {note}", flush=True)
-    print(f"dnijax: sweep {args.preset}: {len(args.regimes)} regimes x {len(args.lr)} learning "
-          f"rates x {args.seeds} seeds x {base.steps} steps; {_compile_note()}", flush=True)
+    label = f"--task {args.task}" if args.task else preset
+    print(f"dnijax: sweep {label}: {len(args.regimes)} regimes x {len(args.lr)} learning "
+          f"rates x {args.seeds} seeds x {base.steps} {'episodes' if args.task else 'steps'}; "
+          f"{_compile_note()}", flush=True)
     t0 = time.time()
-    res = lr_sweep.run_sweep(out, args.preset, args.lr, args.regimes, args.seeds,
+    res = lr_sweep.run_sweep(out, preset, args.lr, args.regimes, args.seeds,
                              args.steps, args.sg_lr, args.overwrite,
                              log=lambda m: print(m, file=sys.stderr), overrides=overrides,
                              data=args.data)
@@ -213,13 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "article's exact run, its defects corrected)")
     config_help = ("JSON file of RunConfig fields overriding the preset; the options override "
                    "it (default: none)")
+    task_help = ("instead of data: a sequence task (Graves et al.'s Copy or Repeat Copy) learnt "
+                 "by an LSTM with truncated BPTT and a length curriculum; --steps counts "
+                 "episodes; takes no --data or --preset (default: none)")
     cpu_help = ("split the CPU into this many devices and shard the runs over them; one per "
                 "core is fastest. Results differ from one device's in the last bits, which "
                 "can grow over many steps (default: JAX's, 1 unless JAX_NUM_CPU_DEVICES says "
                 "otherwise)")
 
     c = sub.add_parser("compare", help="the article's four-regime comparison", **kw)
-    c.add_argument("--preset", choices=("tuned", "seed"), default="tuned", help=preset_help)
+    c.add_argument("--preset", choices=("tuned", "seed"),
+                   help=preset_help + " (default: tuned)")
+    c.add_argument("--task", choices=tuple(TASK_OPTIONS), help=task_help)
     c.add_argument("--data", metavar="NAME|PATH", help=data_help)
     c.add_argument("--seeds", type=_positive_int("--seeds"),
                    help=f"number of seeds (data and initial weights per seed) (default: "
@@ -246,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rates to sweep, comma-separated, e.g. 0.1,0.3,1,3 (required)")
     s.add_argument("--regimes", type=_regime_list, default=",".join(REGIMES),
                    help="regimes to sweep, comma-separated")
-    s.add_argument("--preset", choices=("tuned", "seed"), default="tuned", help=preset_help)
+    s.add_argument("--preset", choices=("tuned", "seed"),
+                   help=preset_help + " (default: tuned)")
+    s.add_argument("--task", choices=tuple(TASK_OPTIONS), help=task_help)
     s.add_argument("--data", metavar="NAME|PATH", help=data_help)
     s.add_argument("--seeds", type=_positive_int("--seeds"), default=5,
                    help="seeds per (regime, lr) block")

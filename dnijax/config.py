@@ -29,8 +29,9 @@ from typing import Any, Iterable, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from dnijax import copy_task
 from dnijax import layers as layers_lib
-from dnijax import nets, noise, signals, synthetic, updates
+from dnijax import nets, noise, recurrent, signals, synthetic, updates
 
 REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")  # the article's four
 DTYPES = ("float32", "float64")
@@ -87,6 +88,9 @@ class Program(NamedTuple):
       noise_before_clip: the order of noise and clipping.
       optimizer, clip (whether to clip), batch_size, async_updates, train_hidden,
       log_every: the update rule and the loop.
+      kind: the network kind (:data:`dnijax.kinds.KINDS`): ``feedforward`` (MLPs and conv
+        nets on rows of data) or ``recurrent`` (a recurrent core on a sequence task).
+      sequence: the recurrent run's core, task and curriculum (``None`` for feed-forward).
     """
 
     signal: str
@@ -107,6 +111,8 @@ class Program(NamedTuple):
     train_hidden: bool
     log_every: int
     dtype: str
+    kind: str = "feedforward"
+    sequence: recurrent.SequenceSpec | None = None
 
     @property
     def jnp_dtype(self) -> Any:
@@ -118,8 +124,12 @@ class Program(NamedTuple):
 
     @property
     def net_init(self) -> tuple:
-        """The arguments of :func:`dnijax.nets.init_network` after the key: the network's
-        weights depend on these alone, the same in every regime."""
+        """What the network's initial weights depend on, the same in every regime: the
+        arguments of :func:`dnijax.nets.init_network` after the key (feed-forward), or of
+        :func:`dnijax.recurrent.init_network` (recurrent)."""
+        if self.sequence is not None:
+            seq = self.sequence
+            return (seq.core, seq.n_in, seq.hidden, seq.n_out, self.jnp_dtype)
         return (self.net, self.jnp_dtype)
 
 
@@ -193,6 +203,17 @@ class RunConfig:
       steps: training steps; batch_size: minibatch size (``None`` = full batch).
       log_every: steps between history records (``None``: about 100 records).
       dtype: ``float32`` or ``float64``.
+      task: ``None`` (the network classifies rows of data: an MLP or ``layers``), or a
+        sequence task of :mod:`dnijax.copy_task` (``copy``, ``repeat_copy``) learnt by a
+        recurrent net with truncated BPTT (:mod:`dnijax.bptt`). Then ``steps`` counts
+        episodes, ``batch_size`` is the sequences of one (``None``: 16), ``widths`` is set
+        to the task's input width, ``hidden`` and its output width, and ``activations``
+        is unused (the core has its own).
+      core, hidden: the recurrent core (``rnn``, ``lstm``) and its width.
+      window: the truncation ``T`` (time steps per window; one update per window).
+      max_length, start_length, threshold: the length curriculum: an episode whose error
+        (bits per target bit) is under ``threshold`` lengthens the next by one, from
+        ``start_length`` up to ``max_length``; max_repeats: Repeat Copy's largest count.
     """
 
     regime: str = "backprop"
@@ -226,10 +247,20 @@ class RunConfig:
     batch_size: int | None = None
     log_every: int | None = None
     dtype: str = "float32"
+    task: str | None = None
+    core: str = "lstm"
+    hidden: int = 64
+    window: int = 4
+    max_length: int = 16
+    start_length: int = 1
+    threshold: float = 0.15
+    max_repeats: int = 1
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         parse_regime(self.regime)
+        if self.task is not None:
+            self._check_sequence()
         widths = tuple(self.widths) if isinstance(self.widths, (list, tuple)) else None
         if not widths or len(widths) < (1 if self.layers is not None else 2):
             raise ValueError(f"widths: {self.widths!r} must list at least an input and an "
@@ -310,6 +341,49 @@ class RunConfig:
                              "pick a divisor")
         check_choice("dtype", self.dtype, DTYPES)
 
+    def _check_sequence(self) -> None:
+        """The checks of a recurrent run (``task`` set); sets its widths and batch size."""
+        check_choice("task", self.task, copy_task.TASKS)
+        rule = signals.RULES[self.signal]
+        if rule.recurrent is None:
+            raise ValueError(f"regime: rule {self.signal!r} has no recurrent form; register it "
+                             "with recurrent=... or choose one of "
+                             f"{', '.join(signals.recurrent_rules())}")
+        check_choice("core", self.core, recurrent.CORES)
+        for name in ("hidden", "window", "max_length", "start_length", "max_repeats"):
+            check_number(name, getattr(self, name), integer=True, low=1)
+        if self.start_length > self.max_length:
+            raise ValueError(f"start_length: {self.start_length} exceeds max_length "
+                             f"{self.max_length}")
+        check_number("threshold", self.threshold, positive=True)
+        if self.layers is not None:
+            raise ValueError("layers: a sequence task's network is its recurrent core; set "
+                             "core and hidden instead")
+        unsupported = [("update_prob", self.update_prob != 1, "1"),
+                       ("train_hidden", self.train_hidden is not True, "true")]
+        if rule.uses_sg:  # the recurrent SG module: linear, zero-initialised, with C
+            unsupported += [("conditioned", bool(self.conditioned), "false"),
+                            ("sg_hidden", bool(tuple(self.sg_hidden)), "()"),
+                            ("sg_init", self.sg_init != "zero", "zero"),
+                            ("sg_bias", self.sg_bias is not True, "true")]
+        for name, bad, fine in unsupported:
+            if bad:
+                raise ValueError(f"{name}: {getattr(self, name)!r} has no recurrent form; "
+                                 f"use {fine} with a sequence task")
+        object.__setattr__(self, "widths", (copy_task.n_inputs(self.task), self.hidden,
+                                            copy_task.n_outputs(self.task)))
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", 16)
+
+    @property
+    def sequence(self) -> recurrent.SequenceSpec | None:
+        """The recurrent run's core, task and curriculum (``None`` without ``task``)."""
+        if self.task is None:
+            return None
+        return recurrent.SequenceSpec(self.task, self.max_repeats, self.core, self.hidden,
+                                      self.window, self.max_length, self.start_length,
+                                      float(self.threshold), self.batch_size)
+
     @property
     def signal(self) -> str:
         """The regime's signal rule, e.g. ``dni`` for ``dni+noise``."""
@@ -355,7 +429,8 @@ class RunConfig:
             self.noise if self.noisy else None, self.noise_to == "all",
             self.noise_before_clip, self.optimizer,
             self.clip is not None, self.batch_size, self.update_prob < 1, self.train_hidden,
-            self.log_every, self.dtype)
+            self.log_every, self.dtype, "feedforward" if self.task is None else "recurrent",
+            self.sequence)
 
     def hyper(self) -> Hyper:
         """The numeric hyperparameters as 0-d arrays of the run's dtype."""

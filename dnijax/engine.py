@@ -1,8 +1,9 @@
 """The one training driver: vmap over runs, scan over steps, run blocks, shards over devices.
 
-:func:`run_grid` trains a grid of runs; :func:`run_one` trains one (a grid of one).
-What they compile (a run's state, its step, ``lax.scan`` over steps) is defined in
-:mod:`dnijax.train`.
+:func:`run_grid` trains a grid of runs of any network kind; :func:`run_one` trains one (a
+grid of one). What they compile (a run's state, its step, ``lax.scan`` over steps) is the
+run's :class:`~dnijax.kinds.Kind` (:mod:`dnijax.kinds`): feed-forward nets on data
+(:mod:`dnijax.train`) and recurrent nets on sequence tasks (:mod:`dnijax.bptt`) alike.
 
 A grid is R runs of one :class:`~dnijax.config.Program` that differ in their
 numbers (a stacked :class:`~dnijax.config.Hyper`), their PRNG keys and,
@@ -37,7 +38,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
 import os
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dnijax import layers, nets, synthetic, train
+from dnijax import kinds, nets, synthetic, train
 from dnijax.config import Hyper, Program, RunConfig, largest_divisor
 
 Progress = Callable[[int, int], None]
@@ -56,18 +56,21 @@ class GridResult(NamedTuple):
     """Per-run results of a grid (leading axis = runs), as numpy arrays.
 
     Attributes:
-      history: ``step`` (K,), and ``loss``, ``accuracy``, ``diverged`` (R, K) with
-        records at ``0, log_every, ..., steps``; ``sg_loss`` (R, K-1, |S|).
-      final_loss, final_accuracy: on the training data after the last step.
-      test_accuracy: on the test data (NaN without test data).
+      history: ``step`` (K,), and (R, K) records at ``0, log_every, ..., steps`` of the
+        kind's evaluation (feed-forward: ``loss``, ``accuracy``, with ``test_history``
+        ``test_loss``, ``test_accuracy``; recurrent: ``length``, ``solved``) and
+        ``diverged``; (R, K-1, ...) records of the steps between (feed-forward:
+        ``sg_loss`` (R, K-1, |S|), with ``alignment`` ``sg_alignment``; recurrent:
+        ``error_bits``).
+      final: the kind's evaluation after the last step, per run (feed-forward: ``loss``,
+        ``accuracy`` on the training data, ``test_loss``, ``test_accuracy`` on the test
+        data, NaN without; recurrent: ``length``, ``solved``).
       diverged_at: the step at which each run diverged, -1 if it did not.
       state: the final :class:`~dnijax.train.TrainState` of every run.
     """
 
     history: dict[str, np.ndarray]
-    final_loss: np.ndarray
-    final_accuracy: np.ndarray
-    test_accuracy: np.ndarray
+    final: dict[str, np.ndarray]
     diverged_at: np.ndarray
     state: Any
 
@@ -100,38 +103,44 @@ def stack_hyper(config: RunConfig, **values: Any) -> Hyper:
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _init(program: Program, axes: tuple, hyper, keys, net, sg):
+    init_state = kinds.get(program).init_state
+
     def one(h, k, n, s):
-        return train.init_state(program, h, k, net=n, sg=s)
+        return init_state(program, h, k, net=n, sg=s)
 
     return jax.vmap(one, in_axes=(0, 0) + axes)(hyper, keys, net, sg)
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _init_network(net_init: tuple, keys):
-    """The runs' initial networks, as :func:`train.init_state` draws them; compiled once per
-    ``Program.net_init``, so the programs of several regimes share it (drawing normals is
-    slow to compile)."""
-    return jax.vmap(lambda k: nets.init_network(train.run_subkeys(k)[0], *net_init))(keys)
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init_network(kind: str, net_init: tuple, keys):
+    """The runs' initial networks, as the kind's ``init_state`` draws them; compiled once
+    per ``Program.net_init``, so the programs of several regimes share it (drawing normals
+    is slow to compile)."""
+    return jax.vmap(lambda k: kinds.KINDS[kind].init_network(net_init, k))(keys)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _advance(program: Program, n_records: int, data_axis: Any, alignment: bool, hyper, state,
              data, test=None):
-    run = lambda h, s, d, t: train.run_records(program, h, s, d, n_records, t,  # noqa: E731
+    run = lambda h, s, d, t: kinds.run_records(program, h, s, d, n_records, t,  # noqa: E731
                                                alignment)
     return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis))(hyper, state, data, test)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _evaluate(net_spec: nets.NetSpec, data_axis: Any, net, data, test):
-    """Final loss and accuracy on the training data, and test accuracy (``None`` without
-    test data): one program per network spec, shared by every regime's runs (each
-    compile costs about 0.2 s)."""
-    def one(n, d, t):
-        loss, acc = train.evaluate(net_spec, n, d)
-        return loss, acc, None if t is None else train.evaluate(net_spec, n, t)[1]
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _evaluate(kind: str, spec: Any, data_axis: Any, net, task_state, data, test):
+    """The kind's evaluation after the last step, on the training data and (prefixed
+    ``test_``) the test data: one program per evaluation spec, shared by every regime's
+    runs (each compile costs about 0.2 s)."""
+    evaluate = kinds.KINDS[kind].evaluate
 
-    return jax.vmap(one, in_axes=(0, data_axis, data_axis))(net, data, test)
+    def one(n, ts, d, t):
+        out = dict(evaluate(spec, n, ts, d))
+        if t is not None:
+            out.update({f"test_{k}": v for k, v in evaluate(spec, n, ts, t).items()})
+        return out
+
+    return jax.vmap(one, in_axes=(0, 0, data_axis, data_axis))(net, task_state, data, test)
 
 
 def compiled_programs() -> int:
@@ -146,12 +155,20 @@ def compiled_bytes(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any,
     """Memory XLA's analysis reports (arguments, outputs, temporaries) for one chunk of
     ``n_records`` records of this grid, on one device, with data shared by every run."""
     program = config.program()
+    kind = kinds.get(program)
     state = jax.eval_shape(
-        jax.vmap(lambda h, k: train.init_state(program, h, k)), hyper, keys)
-    device_data = train.make_data(config, *data)
+        jax.vmap(lambda h, k: kind.init_state(program, h, k, net=None, sg=None)), hyper, keys)
+    device_data = kind.make_data(config, data, False)
     mem = _advance.lower(program, n_records, None, False, hyper, state,
                          device_data).compile().memory_analysis()
     return int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
+
+
+def bytes_per_run(config: RunConfig, n_rows: int, per_run_rows: int = 0) -> int:
+    """A generous estimate of the device memory one run of a block needs (the kind's
+    :attr:`~dnijax.kinds.Kind.bytes_per_run`; feed-forward: :func:`dnijax.train.
+    bytes_per_run`, recurrent: :func:`dnijax.bptt.bytes_per_run`)."""
+    return kinds.get(config.program()).bytes_per_run(config, n_rows, per_run_rows)
 
 
 CPU_BLOCK_BYTES = 2 ** 29
@@ -222,30 +239,6 @@ def auto_block_runs(need: int, n_devices: int = 1) -> int:
     return max(1, int(block))
 
 
-def bytes_per_run(config: RunConfig, n_rows: int, per_run_rows: int = 0) -> int:
-    """A generous estimate of the device memory one run of a block needs: the training
-    step's activations (a minibatch, or the ``n_rows`` rows of full-batch training) forward
-    and backward, three times over with SG modules; the records' evaluations on the
-    ``n_rows`` rows; the parameters with optimiser state; and ``per_run_rows`` rows of the
-    run's own data."""
-    item = 8 if config.dtype == "float64" else 4
-    widths = config.widths
-    sg = 3 if config.uses_sg else 1
-    spec = config.net_spec
-    weights = jax.eval_shape(lambda k: nets.init_network(k, spec), jax.random.key(0))
-    units, shape = 0, spec.in_shape  # the outputs of the layers with weights
-    for block in spec.blocks:
-        traced = layers.trace_shapes(block.layers, shape)
-        units += math.prod(traced[block.weighted][0])
-        shape = traced[-1][0]
-    train_rows = min(n_rows, config.batch_size or n_rows)
-    activations = (2 * train_rows * sg + n_rows) * units * item  # ~2x XLA's own analysis
-    params = sum(math.prod(p["w"].shape) + p["w"].shape[-1] for p in weights if "w" in p
-                 ) * item * 4 * sg  # a bias counted for every layer
-    data = per_run_rows * (widths[0] + widths[-1] + 1) * item
-    return activations + params + data
-
-
 def _shard(tree: Any, mesh: Mesh | None, n_pad: int, axis: int | None) -> Any:
     """Pads the run axis by repeating the last run and shards it over the mesh."""
     if axis is None:
@@ -310,7 +303,8 @@ def run_one(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
 
     Args:
       config: the run.
-      x: inputs (N, widths[0]); labels: integer classes (N,).
+      x: inputs (N, widths[0]); labels: integer classes (N,) (both ``None`` for a
+        sequence task, which makes its own data).
       key: PRNG key.
       net, sg: optional initial parameters.
 
@@ -330,7 +324,8 @@ def run_one(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
     """
     one = lambda tree: None if tree is None else jax.tree.map(lambda a: jnp.asarray(a)[None],  # noqa
                                                                tree)
-    res = run_grid(config, stack_hyper(config), key[None], (x, labels), net=one(net),
+    data = None if x is None and labels is None else (x, labels)
+    res = run_grid(config, stack_hyper(config), key[None], data, net=one(net),
                    sg=one(sg), mesh=None, chunks=1)
     history = {k: v if k == "step" else v[0] for k, v in res.history.items()}
     return jax.tree.map(lambda a: a[0], res.state), history
@@ -348,7 +343,8 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
       hyper: stacked hyperparameters, leading axis R (see :func:`stack_hyper`).
       keys: R PRNG keys (see :func:`run_keys`).
       data: ``(x, labels)`` shared by all runs, or stacked per run with
-        ``per_run_data=True`` (x: (R, N, d), labels: (R, N)).
+        ``per_run_data=True`` (x: (R, N, d), labels: (R, N)); ``None`` for a sequence
+        task (``config.task``), which makes its own sequences from each run's key.
       test: optional test ``(x, labels)``, shaped like ``data``.
       net, sg: optional initial parameters stacked per run (leading axis R).
       progress: called as ``progress(steps_done, steps_total)`` between chunks, where
@@ -358,9 +354,10 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
         change the results).
       mesh: a ``Mesh`` with axis ``"runs"``, ``True`` for all devices, ``None``/``False``
         for no sharding.
-      test_history: also record test accuracy at every history record.
+      test_history: also record the test metrics (``test_loss``, ``test_accuracy``) at
+        every history record.
       alignment: also record ``sg_alignment`` (R, K-1, |S|) at every history record
-        (:func:`dnijax.signals.sg_alignment`; rules with SG modules only).
+        (:func:`dnijax.signals.sg_alignment`; feed-forward rules with SG modules only).
       block_runs: train at most this many runs at once; ``"auto"``: blocks of
         :func:`auto_block_runs` (within :func:`memory_budget`, and cache-sized on the CPU);
         ``None``: all R at once. Per-run data go to the device block by block.
@@ -371,10 +368,12 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
                          f"{sorted({np.shape(v)[0] for v in hyper})} runs")
     mesh = default_mesh() if mesh is True else (mesh or None)
     program = config.program()
+    kind = kinds.get(program)
     data_axis = 0 if per_run_data else None
     if block_runs == "auto":
         rows = sum(np.shape(pair[1])[-1] for pair in (data, test) if pair is not None)
-        need = bytes_per_run(config, np.shape(data[1])[-1], rows if per_run_data else 0)
+        n_rows = 0 if data is None else np.shape(data[1])[-1]
+        need = kind.bytes_per_run(config, n_rows, rows if per_run_data else 0)
         block = min(n_runs, auto_block_runs(need, 1 if mesh is None else mesh.devices.size))
     else:
         block = n_runs if block_runs is None else max(1, min(int(block_runs), n_runs))
@@ -386,8 +385,10 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
             return None
         if per_run_data:
             pair = tuple(np.asarray(a)[runs] for a in pair)
-        return train.make_data(config, *pair, per_run=per_run_data)
+        return kind.make_data(config, pair, per_run_data)
 
+    if data is None:
+        kind.make_data(config, None, False)  # the kind's own check: does it need data?
     shared = (None, None) if per_run_data else (to_device(data), to_device(test))
     results = []
     for b, start in enumerate(starts):
@@ -405,9 +406,8 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
     history = {k: (results[0].history[k] if k == "step" else
                    np.concatenate([r.history[k] for r in results]))
                for k in results[0].history}
-    return GridResult(history, *(np.concatenate([getattr(r, f) for r in results])
-                                 for f in ("final_loss", "final_accuracy", "test_accuracy",
-                                           "diverged_at")),
+    final = {k: np.concatenate([r.final[k] for r in results]) for k in results[0].final}
+    return GridResult(history, final, np.concatenate([r.diverged_at for r in results]),
                       jax.tree.map(lambda *a: jnp.concatenate(a), *[r.state for r in results]))
 
 
@@ -425,8 +425,9 @@ def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, block: in
     shard = lambda tree, axis=0: None if tree is None else _shard(tree, mesh, n_pad, axis)  # noqa
     train_data, test_data = shard(train_data, data_axis), shard(test_data, data_axis)
     hyper_d, keys_d = shard(hyper), shard(keys)
+    kind = kinds.get(program)
     if net is None:
-        net_d = _init_network(program.net_init, keys_d)
+        net_d = _init_network(program.kind, program.net_init, keys_d)
     else:
         net_d = shard(net)
     state = _init(program, (0, None if sg is None else 0), hyper_d, keys_d, net_d, shard(sg))
@@ -440,25 +441,17 @@ def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, block: in
         records.append(jax.device_get(rec))
         if progress is not None:
             progress((done + per_chunk) * config.log_every, config.steps)
-    final_loss, final_acc, test_acc = _evaluate(program.net, data_axis, state.net, train_data,
-                                                test_data)
-    if test_acc is None:
-        test_acc = np.full_like(np.asarray(final_acc), np.nan)
-    hist = {k: np.concatenate([r[k] for r in records], axis=1)[:n_runs] for k in records[0]}
-    final_loss, final_acc = np.asarray(final_loss)[:n_runs], np.asarray(final_acc)[:n_runs]
+    final = jax.device_get(_evaluate(program.kind, kind.eval_spec(program), data_axis,
+                                     state.net, state.task_state, train_data, test_data))
+    final = {k: np.asarray(v)[:n_runs] for k, v in final.items()}
     diverged_at = np.asarray(state.diverged_at)[:n_runs]
-    history = {
-        "step": np.append(hist["step"][0], config.steps),
-        "loss": np.concatenate([hist["loss"], final_loss[:, None]], axis=1),
-        "accuracy": np.concatenate([hist["accuracy"], final_acc[:, None]], axis=1),
-        "diverged": np.concatenate([hist["diverged"], (diverged_at >= 0)[:, None]], axis=1),
-        "sg_loss": hist["sg_loss"],
-    }
-    if "sg_alignment" in hist:
-        history["sg_alignment"] = hist["sg_alignment"]
-    if "test_accuracy" in hist:
-        history["test_accuracy"] = np.concatenate(
-            [hist["test_accuracy"], np.asarray(test_acc)[:n_runs, None]], axis=1)
+    final["diverged"] = diverged_at >= 0
+    if train_data is not None and test_data is None:  # no test data: NaN test metrics
+        final.update({f"test_{k}": np.full(n_runs, np.nan) for k in list(final)
+                      if k != "diverged"})
+    hist = {k: np.concatenate([r[k] for r in records], axis=1)[:n_runs] for k in records[0]}
+    history = {"step": np.arange(total_records + 1) * config.log_every}
+    for k, v in hist.items():  # a record of the state gets its value after the last step
+        history[k] = np.concatenate([v, final[k][:, None]], axis=1) if k in final else v
     state = jax.tree.map(lambda a: a[:n_runs], state)
-    return GridResult(history, final_loss, final_acc, np.asarray(test_acc)[:n_runs],
-                      diverged_at, state)
+    return GridResult(history, final, diverged_at, state)

@@ -32,18 +32,34 @@ COLORS = {"backprop": "#1f77b4", "dni": "#d62728", "backprop+noise": "#2ca02c",
 def plot_loss_curves(results: dict[str, Any], path: str) -> None:
     """One panel per regime: mean loss with a min-max band over the healthy seeds, log
     scale; the other regimes' means in grey for reference."""
+    cfg = results["config"]
+    _plot_curves(results, path, "loss_curve", f"training loss ({cfg['loss']}, "
+                 f"{cfg['reduction']})", log=True,
+                 title=f"preset {results['preset']}: training loss over {cfg['seeds']} seeds")
+
+
+def plot_length_curves(results: dict[str, Any], path: str) -> None:
+    """A sequence task's comparison: one panel per regime, the curriculum's pattern length
+    over episodes (mean, 95% interval and min-max band over the healthy seeds)."""
+    cfg = results["config"]
+    _plot_curves(results, path, "length_curve", "pattern length of the curriculum", log=False,
+                 title=f"task {results['preset']}: curriculum length over {cfg['seeds']} seeds",
+                 xlabel="episode")
+
+
+def _plot_curves(results: dict[str, Any], path: str, key: str, ylabel: str, *, log: bool,
+                 title: str, xlabel: str = "step") -> None:
     regimes = results["regimes"]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=110, sharex=True, sharey=True)
     for ax, (name, r) in zip(axes.ravel(), regimes.items()):
         for other, o in regimes.items():
             if other != name:
-                ax.plot(o["loss_curve"]["step"], np.array(o["loss_curve"]["mean"], float),
-                        color="0.6", lw=0.8)
-        c = r["loss_curve"]
+                ax.plot(o[key]["step"], np.array(o[key]["mean"], float), color="0.6", lw=0.8)
+        c = r[key]
         n_div = sum(d is not None for d in r["diverged_at"])
         n = len(r["diverged_at"])
-        title = f"{name}: {n - n_div} of {n} seeds" + (f", {n_div} diverged" if n_div else "")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(f"{name}: {n - n_div} of {n} seeds" + (f", {n_div} diverged" if n_div
+                                                             else ""), fontsize=10)
         if not np.all(np.isnan(np.array(c["mean"], float))):
             ax.fill_between(c["step"], np.array(c["min"], float), np.array(c["max"], float),
                             color=COLORS.get(name), alpha=0.12, lw=0, label="min–max")
@@ -53,16 +69,15 @@ def plot_loss_curves(results: dict[str, Any], path: str) -> None:
                                 alpha=0.35, lw=0, label="95% CI of the mean")
             ax.plot(c["step"], np.array(c["mean"], float), color=COLORS.get(name), lw=2,
                     label="mean")
-        ax.set_yscale("log")
+        if log:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
     for ax in axes[1]:
-        ax.set_xlabel("step")
-    cfg = results["config"]
+        ax.set_xlabel(xlabel)
     for ax in axes[:, 0]:
-        ax.set_ylabel(f"training loss ({cfg['loss']}, {cfg['reduction']})")
-    axes[0, 0].legend(loc="upper right")
-    fig.suptitle(f"preset {results['preset']}: training loss over {cfg['seeds']} seeds "
-                 "(grey: the other regimes' means)")
+        ax.set_ylabel(ylabel)
+    axes[0, 0].legend(loc="upper right" if log else "upper left")
+    fig.suptitle(f"{title} (grey: the other regimes' means)")
     interval_footnote(fig, "95% CI of the mean", fontsize=8)
     fig.savefig(path)
     plt.close(fig)
@@ -146,15 +161,19 @@ def plot_decision_regions(predict_fn, dataset, params: dict[str, Any], path: str
 
 
 def plot_sensitivity(results: dict[str, Any], path: str) -> None:
-    """Heatmaps over (regime, learning rate): median final loss and diverged fraction."""
+    """Heatmaps over (regime, learning rate): the median of the sweep's measure (final loss,
+    or a sequence task's final error in bits) and the diverged fraction."""
     regimes = list(results["regimes"])
     lrs = results["lrs"]
+    metric = results.get("metric", "final_loss")
+    label = "final error (bits)" if metric == "final_error_bits" else "final loss"
     loss = np.array([[np.nan if v is None else v
-                      for v in results["regimes"][r]["median_final_loss"]] for r in regimes], float)
+                      for v in results["regimes"][r][f"median_{metric}"]] for r in regimes],
+                    float)
     frac = np.array([results["regimes"][r]["diverged_fraction"] for r in regimes], float)
     fig, axes = plt.subplots(1, 2, figsize=(1.3 * len(lrs) + 5, 0.7 * len(regimes) + 2.2),
                              dpi=110)
-    for ax, values, title, cmap in ((axes[0], np.log10(loss), "log10 median final loss "
+    for ax, values, title, cmap in ((axes[0], np.log10(loss), f"log10 median {label} "
                                      "(diverged runs as +inf)", "viridis"),
                                     (axes[1], frac, "fraction of runs diverged", "Reds")):
         im = ax.imshow(values, cmap=cmap, aspect="auto",

@@ -26,12 +26,13 @@ of stop_gradient-isolated terms and a single ``jax.grad``:
   gradient, with respect to the whole incoming state, of the window's losses plus
   ``<s_T, M(s_T)>`` (the next window's prediction bootstrapped back through this window).
 
-``dnijax/reference/rnn.py`` derives the same signals by hand in numpy for the ``rnn``
-core; the tests hold this module to it in float64 and the LSTM to an unrolled loop
-differentiated by ``jax.grad``. The training loop over windows (update rules, finite
-guard, the copy tasks' length curriculum) is :mod:`dnijax.bptt`
-(:func:`dnijax.bptt.train_windows`, :func:`dnijax.bptt.run`), a driver of its own beside
-:mod:`dnijax.engine`, which trains the feed-forward nets.
+A signal rule's *recurrent form* (:func:`backprop_window`, :func:`dni_window`; registered
+with the rule in :mod:`dnijax.signals`) computes these signals. ``dnijax/reference/rnn.py``
+derives the same signals by hand in numpy for the ``rnn`` core; the tests hold this module
+to it in float64 and the LSTM to an unrolled loop differentiated by ``jax.grad``. The
+training loop over windows (update rules, finite guard, the copy tasks' length curriculum)
+is :mod:`dnijax.bptt`, the recurrent network kind of the one engine (:mod:`dnijax.kinds`,
+:mod:`dnijax.engine`).
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -40,8 +41,8 @@ Example:
   >>> sg_params = recurrent.init_sg(recurrent.state_size("lstm", 4))
   >>> s0 = recurrent.get_core("lstm").initial_state(3, 4, jnp.float32)
   >>> x, y = jnp.ones((3, 5, 2)), jnp.zeros((3, 5, 1))
-  >>> s = recurrent.window_signals("dni", params, sg_params, s0, x, y, "mse", "mean",
-  ...                              core="lstm")
+  >>> s = recurrent.dni_window(params, sg_params, s0, x, y, "mse", "mean",
+  ...                          recurrent.get_core("lstm"))
   >>> [leaf.shape for leaf in s.s_end], s.sg_target.shape
   ([(3, 4), (3, 4)], (3, 8))
   >>> float(jnp.abs(s.sg_grads["a"]).max())  # s_0 = 0: only C learns
@@ -55,10 +56,9 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dnijax import nets
+from dnijax import copy_task, nets
 
 sg = jax.lax.stop_gradient
-SIGNALS = ("backprop", "dni")
 State = Any  # a pytree of (B, .) arrays: an array for rnn, (h, c) for lstm
 
 
@@ -74,6 +74,45 @@ class Core(NamedTuple):
     init: Callable[[jax.Array, int, int, Any], dict]
     initial_state: Callable[[int, int, Any], State]
     step: Callable[[dict, State, jax.Array], tuple[State, jax.Array]]
+
+
+class SequenceSpec(NamedTuple):
+    """The static part of a recurrent run on a sequence task (hashable: a field of
+    :class:`~dnijax.config.Program`). Built by :meth:`dnijax.config.RunConfig.program`.
+
+    Attributes:
+      task, max_repeats: the task (:data:`dnijax.copy_task.TASKS`) and its largest repeat
+        count.
+      core, hidden: the recurrent core (a name in :data:`CORES`) and its width.
+      window: the truncation ``T`` (steps per window, one update per window).
+      max_length, start_length, threshold: the length curriculum (``docs/math.md``,
+        "Recurrent nets").
+      batch_size: sequences per episode.
+    """
+
+    task: str
+    max_repeats: int
+    core: str
+    hidden: int
+    window: int
+    max_length: int
+    start_length: int
+    threshold: float
+    batch_size: int
+
+    @property
+    def steps(self) -> int:
+        """Time steps of an episode: the longest sequence, rounded up to whole windows."""
+        longest = copy_task.max_steps(self.task, self.max_length, self.max_repeats)
+        return -(-longest // self.window) * self.window
+
+    @property
+    def n_in(self) -> int:
+        return copy_task.n_inputs(self.task)
+
+    @property
+    def n_out(self) -> int:
+        return copy_task.n_outputs(self.task)
 
 
 class WindowSignals(NamedTuple):
@@ -200,33 +239,35 @@ def _losses(params: dict, s0: State, x_w: jax.Array, y_w: jax.Array, loss: str,
     return jnp.sum(per_step if mask is None else per_step * mask, axis=1), s_end
 
 
-def window_signals(signal: str, params: dict, sg_params: dict | None, s0: State,
-                   x_w: jax.Array, y_w: jax.Array, loss: str, reduction: str, *,
-                   core: str | Core = "rnn", mask: jax.Array | None = None
-                   ) -> WindowSignals:
-    """The signals of one window (see the module docstring) from the parameters at the
-    start of the step; ``s0`` is held constant.
+def _window_objective(params: dict, s0: State, x_w: jax.Array, y_w: jax.Array, loss: str,
+                      reduction: str, core: Core, mask: jax.Array | None):
+    per_example, s_end = _losses(params, s0, x_w, y_w, loss, core, mask)
+    return nets.reduce_batch(per_example, reduction), s_end
 
-    Args:
-      signal: ``backprop`` or ``dni``.
-      params: the network dict; sg_params: the SG module (unused by backprop).
-      s0: the incoming state pytree; x_w, y_w: ``(B, T, d)`` inputs, ``(B, T, K)`` targets.
-      loss: ``mse``, ``xent`` or ``bce``; reduction: ``mean`` or ``sum``.
-      core: a name in ``CORES`` or a :class:`Core`.
-      mask: optional ``(B, T)`` weights of the per-step losses (0 where a step has no
-        target, as in the copy tasks).
-    """
-    if signal not in SIGNALS:
-        raise ValueError(f"unknown recurrent signal rule {signal!r}; choose one of {SIGNALS}")
-    core = get_core(core)
+
+def backprop_window(params: dict, sg_params: Any, s0: State, x_w: jax.Array, y_w: jax.Array,
+                    loss: str, reduction: str, core: Core, mask: jax.Array | None = None
+                    ) -> WindowSignals:
+    """The recurrent form of rule ``backprop``: plain truncated BPTT, ``grad L_w`` with the
+    incoming state ``s0`` held constant (see the module docstring)."""
+    s0 = jax.tree.map(sg, s0)
+    (window_loss, s_end), grads = jax.value_and_grad(_window_objective, has_aux=True)(
+        params, s0, x_w, y_w, loss, reduction, core, mask)
+    return WindowSignals(grads, None, sg(window_loss), jnp.zeros((), window_loss.dtype),
+                         jax.tree.map(sg, s_end), None)
+
+
+def dni_window(params: dict, sg_params: dict, s0: State, x_w: jax.Array, y_w: jax.Array,
+               loss: str, reduction: str, core: Core, mask: jax.Array | None = None
+               ) -> WindowSignals:
+    """The recurrent form of rule ``dni``: a synthetic gradient at the window's end, and the
+    SG module trained on the bootstrapped target at its start (see the module docstring)."""
     reduce = lambda v: nets.reduce_batch(v, reduction)  # noqa: E731
     s0 = jax.tree.map(sg, s0)
 
     def objective(theta, phi):
         per_example, s_end = _losses(theta, s0, x_w, y_w, loss, core, mask)
         window_loss = reduce(per_example)
-        if signal == "backprop":
-            return window_loss, (window_loss, jnp.zeros((), window_loss.dtype), s_end, None)
         flat_end = flatten_state(s_end)
         d_end = sg(apply_sg(phi, sg(flat_end)))
         net_term = window_loss + reduce(jnp.sum(flat_end * d_end, axis=-1))
@@ -240,9 +281,7 @@ def window_signals(signal: str, params: dict, sg_params: dict | None, s0: State,
                                        axis=-1))
         return net_term + sg_loss, (window_loss, sg_loss, s_end, target)
 
-    argnums = (0, 1) if signal == "dni" else 0
-    grads, (window_loss, sg_loss, s_end, target) = jax.grad(
-        objective, argnums=argnums, has_aux=True)(params, sg_params)
-    net_grads, sg_grads = grads if signal == "dni" else (grads, None)
+    (net_grads, sg_grads), (window_loss, sg_loss, s_end, target) = jax.grad(
+        objective, argnums=(0, 1), has_aux=True)(params, sg_params)
     return WindowSignals(net_grads, sg_grads, sg(window_loss), sg(sg_loss),
                          jax.tree.map(sg, s_end), target)

@@ -15,10 +15,11 @@ import numpy as np
 
 from dnijax import stats, store
 from dnijax.figures import (class1_score, plot_alignment, plot_decision_regions,
-                            plot_loss_curves, plot_sensitivity)
+                            plot_length_curves, plot_loss_curves, plot_sensitivity)
 
 COMPARE_OUTPUTS = ("results.json", "final_params.npz", "summary.md", "results.csv",
                    "loss_curves.png", "decision_regions.png", "alignment.png")
+TASK_COMPARE_OUTPUTS = ("results.json", "summary.md", "results.csv", "length_curves.png")
 SWEEP_OUTPUTS = ("results.json", "summary.md", "results.csv", "sensitivity.png", "blocks")
 
 
@@ -43,9 +44,12 @@ def _paired_cells(paired: dict[str, Any] | None) -> list[str]:
 def summary_markdown(results: dict[str, Any]) -> str:
     """A comparison's table: final loss, test accuracy and steps to 90% of each run's own
     loss drop (means with 95% intervals over the seeds that did not diverge), diverged runs,
-    and each regime against backprop, paired by seed (:mod:`dnijax.stats`)."""
+    and each regime against backprop, paired by seed (:mod:`dnijax.stats`); a sequence
+    task's, :func:`task_summary_markdown`."""
     regimes = results["regimes"]
     cfg = results["config"]
+    if cfg.get("task"):
+        return task_summary_markdown(results)
     lines = [f"### dnijax compare: preset `{results['preset']}`, {cfg['seeds']} seeds, "
              f"{cfg['steps']} steps, lr {cfg['lr']:g}"
              + (f", SG lr {cfg['sg_lr']:g}" if cfg.get("sg_lr") else "") +
@@ -77,38 +81,80 @@ def summary_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def task_summary_markdown(results: dict[str, Any]) -> str:
+    """A sequence task's table: the longest length solved and the final error (means with
+    95% intervals over the seeds that did not diverge), diverged runs, and each regime
+    against backprop in length solved, paired by seed."""
+    cfg = results["config"]
+    lines = [f"### dnijax compare --task {results['preset']}: {cfg['seeds']} seeds, "
+             f"{cfg['steps']} episodes of {cfg['batch_size']} sequences, {cfg['core']} "
+             f"{cfg['hidden']}, windows of {cfg['window']}, lengths {cfg['start_length']}.."
+             f"{cfg['max_length']}, {cfg['optimizer']} lr {cfg['lr']:g}"
+             + (f", SG lr {cfg['sg_lr']:g}" if cfg.get("sg_lr") else "")
+             + f", {cfg['noise']} noise eta {cfg['eta']:g}", "",
+             f"Means with their {stats.INTERVAL} (n). \"solved\": the longest pattern length "
+             f"the curriculum passed (an episode's error under {cfg['threshold']:g} bits per "
+             "target bit); \"final error\": bits per target bit, the mean over the last "
+             "record's episodes. \"vs backprop\": the per-seed difference in length solved "
+             "(regime − backprop, same initial weights and sequences) with its 95% interval, "
+             f"the seeds on which the regime solved longer, and the p-value "
+             f"({stats.PAIRED_TEST}).", ""]
+    rows = []
+    for name, r in results["regimes"].items():
+        div = r["diverged_at"]
+        n_div = sum(d is not None for d in div)
+        when = f" (at {', '.join(str(d) for d in div if d is not None)})" if n_div else ""
+        paired = r.get("paired_vs_backprop", {}).get("solved")
+        rows.append([name, stats.format_mean_ci(r["summary"]["solved"], ".2f"),
+                     stats.format_mean_ci(r["summary"]["final_error_bits"], ".3f"),
+                     f"{n_div}/{len(div)}{when}", *_paired_cells(paired)])
+    lines.append(markdown_table(["regime", "solved", "final error", "diverged",
+                                 "solved vs backprop", "longer on", "p"], rows).rstrip())
+    return "\n".join(lines) + "\n"
+
+
 def sweep_markdown(results: dict[str, Any]) -> str:
-    """Per regime and learning rate: the median final loss with diverged runs counted as
-    +inf (so a cell where most runs diverged reads "diverged"), the diverged fraction, and
-    the mean with its 95% interval over the runs that did not diverge."""
+    """Per regime and learning rate: the median of the sweep's measure (final loss; a
+    sequence task's final error in bits per target bit) with diverged runs counted as +inf
+    (so a cell where most runs diverged reads "diverged"), the diverged fraction, and the
+    mean with its 95% interval over the runs that did not diverge (a sequence task's: of
+    the longest length solved)."""
+    metric = results.get("metric", "final_loss")
+    task = metric == "final_error_bits"
     rows = []
     for name, r in results["regimes"].items():
         cells = []
-        for m, f, mean, ci, n in zip(r["median_final_loss"], r["diverged_fraction"],
-                                     r["mean_final_loss"], r["mean_final_loss_ci95"],
-                                     r["n_healthy"]):
+        means = zip(r["mean_solved"], r["mean_solved_ci95"]) if task else zip(
+            r[f"mean_{metric}"], r[f"mean_{metric}_ci95"])
+        for m, f, (mean, ci), n in zip(r[f"median_{metric}"], r["diverged_fraction"], means,
+                                       r["n_healthy"]):
             cell = "diverged" if m is None else f"{m:.3g}"
             if f:
                 cell += f" ({f:.0%} div)"
             if mean is not None and n > 1 and m is not None:
-                cell += f"; mean {mean:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
+                cell += (f"; {'solved' if task else 'mean'} {mean:.3g} "
+                         f"[{ci[0]:.3g}, {ci[1]:.3g}]")
             cells.append(cell)
         rows.append([name] + cells)
-    legend = ("Per cell: the median final loss over all seeds, a diverged seed counting as "
+    measure = ("final error (bits per target bit)" if task else "final loss")
+    mean_of = ("the mean longest length solved" if task else "the mean")
+    legend = (f"Per cell: the median {measure} over all seeds, a diverged seed counting as "
               "+inf (so a cell where most seeds diverged reads \"diverged\"), the fraction of "
-              "seeds diverged, and the mean over the seeds that did not diverge with its "
+              f"seeds diverged, and {mean_of} over the seeds that did not diverge with its "
               f"{stats.INTERVAL}.\n\n")
     return legend + markdown_table(["regime"] + [f"lr {v:g}" for v in results["lrs"]], rows)
 
 
-def write_compare(out: str, results: dict[str, Any], datasets: Sequence[Any],
-                  params: dict[str, Any]) -> list[str]:
+def write_compare(out: str, results: dict[str, Any], datasets: Sequence[Any] = (),
+                  params: dict[str, Any] | None = None) -> list[str]:
     """Writes a comparison's ``results.json``, ``final_params.npz`` (seed 0's final networks,
     for 2-D inputs) and, through :func:`write_compare_outputs`, ``summary.md``,
     ``results.csv`` and figures into ``out``; returns the file names."""
     os.makedirs(out, exist_ok=True)
     store.atomic_write_json(os.path.join(out, "results.json"), results)
     written = ["results.json"]
+    if results["config"].get("task"):  # a sequence task: no data, no decision regions
+        return written + write_compare_outputs(out, results, None, None)
     seed0 = {k: v[0] for k, v in params.items()}
     if decision_regions_skipped(results["config"]) is None:
         store.atomic_write_bytes(os.path.join(out, "final_params.npz"), final_params_npz(seed0))
@@ -133,15 +179,25 @@ CSV_COLUMNS = ("regime", "seed", "lr", "sg_lr", "eta", "final_loss", "final_accu
                "test_accuracy", "diverged_at")
 COMPARE_KEYS = ("initial_loss", "final_loss", "final_accuracy", "test_accuracy", "diverged_at",
                 "summary", "loss_curve")
+TASK_CSV_COLUMNS = ("regime", "seed", "lr", "sg_lr", "eta", "solved", "final_length",
+                    "final_error_bits", "diverged_at")
+TASK_COMPARE_KEYS = ("solved", "final_length", "final_error_bits", "diverged_at", "summary",
+                     "length_curve", "error_curve")
 SWEEP_KEYS = ("median_final_loss", "mean_final_loss", "mean_final_loss_ci95", "n_healthy",
               "diverged_fraction", "final_loss", "diverged_at")
+TASK_SWEEP_KEYS = ("median_final_error_bits", "mean_final_error_bits",
+                   "mean_final_error_bits_ci95", "mean_solved", "mean_solved_ci95",
+                   "n_healthy", "diverged_fraction", "solved", "final_error_bits",
+                   "diverged_at")
 
 
 def results_csv(results: dict[str, Any]) -> str:
     """``results.csv``: one row per run (``CSV_COLUMNS``), empty cells for ``None``; a
     float32 run's values at float32's shortest round-trip precision (:func:`csv_value`).
 
-    A comparison's runs are (regime, seed), with ``lr``, ``sg_lr`` and ``eta`` from its config;
+    A comparison's runs are (regime, seed), with ``lr``, ``sg_lr`` and ``eta`` from its config
+    (a sequence task's, ``TASK_CSV_COLUMNS``: the length solved, the final curriculum length
+    and error);
     a sweep's are (regime, lr, seed), ``sg_lr`` being the swept lr unless the sweep fixed it.
     ``eta`` is 0 for the regimes without noise (they run with eta 0). ``seed`` is the
     seed's index: its data are ``resolve(data, seed)``.
@@ -154,7 +210,9 @@ def results_csv(results: dict[str, Any]) -> str:
     float32 = cfg.get("dtype", "float32") == "float32"
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    task = bool(cfg.get("task"))
+    writer.writerow(TASK_CSV_COLUMNS if task else CSV_COLUMNS)
+    keys = (TASK_CSV_COLUMNS if task else CSV_COLUMNS)[5:]
     sweep = "lrs" in results
     fixed_sg_lr = results["sg_lr"] if sweep else cfg.get("sg_lr")
     settings = [(lr, lr if fixed_sg_lr is None else fixed_sg_lr)
@@ -164,7 +222,7 @@ def results_csv(results: dict[str, Any]) -> str:
         for i, (lr, sg_lr) in enumerate(settings):
             n = len(r["diverged_at"][i] if sweep else r["diverged_at"])
             columns = []
-            for key in ("final_loss", "final_accuracy", "test_accuracy", "diverged_at"):
+            for key in keys:
                 values = r.get(key)  # sweeps before per-run accuracies were kept lack them
                 values = values[i] if sweep and values is not None else values
                 columns.append([None] * n if values is None else values)
@@ -231,9 +289,14 @@ def write_compare_outputs(out: str, results: dict[str, Any], dataset: Any | None
     """Writes a comparison's ``summary.md``, ``results.csv``, ``loss_curves.png``,
     ``decision_regions.png`` (2-D inputs with seed 0's ``dataset`` and final networks
     ``params``, regime -> network; skipped where either is ``None``) and
-    ``alignment.png`` (with SG modules); returns the file names."""
+    ``alignment.png`` (with SG modules); a sequence task's ``summary.md``, ``results.csv``
+    and ``length_curves.png``. Returns the file names."""
     store.atomic_write_bytes(os.path.join(out, "summary.md"), summary_markdown(results).encode())
     store.atomic_write_bytes(os.path.join(out, "results.csv"), results_csv(results).encode())
+    if results["config"].get("task"):
+        store.atomic_savefig(lambda p: plot_length_curves(results, p),
+                             os.path.join(out, "length_curves.png"))
+        return ["summary.md", "results.csv", "length_curves.png"]
     store.atomic_savefig(lambda p: plot_loss_curves(results, p),
                          os.path.join(out, "loss_curves.png"))
     written = ["summary.md", "results.csv", "loss_curves.png"]
@@ -289,7 +352,9 @@ def read_results(out: str) -> tuple[str, dict[str, Any]]:
     shape = f"report: {path!r} does not hold the results of a dnijax compare or sweep"
     try:
         regimes, cfg = results["regimes"], results["config"]
-        needed = SWEEP_KEYS if kind == "sweep" else COMPARE_KEYS
+        task = isinstance(cfg, dict) and bool(cfg.get("task"))
+        needed = ((TASK_SWEEP_KEYS if task else SWEEP_KEYS) if kind == "sweep" else
+                  (TASK_COMPARE_KEYS if task else COMPARE_KEYS))
         if not regimes or not isinstance(cfg, dict) or any(
                 k not in r for r in regimes.values() for k in needed):
             raise ValueError(shape)
@@ -303,7 +368,7 @@ def read_results(out: str) -> tuple[str, dict[str, Any]]:
         # render the texts once: a wrong shape fails here, before anything is written
         (sweep_markdown if kind == "sweep" else summary_markdown)(results)
         results_csv(results)
-        if kind == "compare":
+        if kind == "compare" and not task:
             decision_regions_skipped(cfg)
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as err:
         raise ValueError(shape) from err
@@ -323,6 +388,8 @@ def rebuild(out: str) -> tuple[str, list[str], str | None]:
     kind, res = read_results(out)
     if kind == "sweep":
         return kind, write_sweep_outputs(out, res), None
+    if res["config"].get("task"):
+        return kind, write_compare_outputs(out, res, None, None), None
     dataset, params = None, None
     skipped = decision_regions_skipped(res["config"])
     if skipped is None:

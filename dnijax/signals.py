@@ -43,7 +43,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dnijax import layers, nets, synthetic
+from dnijax import layers, nets, recurrent, registry, synthetic
 
 sg = jax.lax.stop_gradient
 
@@ -161,37 +161,89 @@ def sg_alignment(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Arra
 
 
 Rule = Callable[..., Signals]
+RecurrentRule = Callable[..., recurrent.WindowSignals]
 
 
 class SignalRule(NamedTuple):
-    """A registered rule: its function and whether it trains SG modules."""
+    """A registered rule.
+
+    Attributes:
+      fn: the feed-forward form, ``fn(net, sg, x, y, net_spec, sg_spec) -> Signals``.
+      uses_sg: whether it trains SG modules.
+      recurrent: the recurrent form at the truncation boundary, ``recurrent(net, sg, s0,
+        x_w, y_w, loss, reduction, core, mask) -> recurrent.WindowSignals`` (``None``: the
+        rule cannot train a recurrent net).
+    """
 
     fn: Rule
     uses_sg: bool
+    recurrent: RecurrentRule | None = None
 
 
-RULES: dict[str, SignalRule] = {}
+RULES: dict[str, SignalRule] = {
+    "backprop": SignalRule(backprop_signals, False, recurrent.backprop_window),
+    "dni": SignalRule(dni_signals, True, recurrent.dni_window),
+}
+BUILTIN_RULES = tuple(RULES)
 
 
-def register(name: str, fn: Rule, *, uses_sg: bool = False) -> None:
+def register(name: str, fn: Rule, *, uses_sg: bool = False,
+             recurrent: RecurrentRule | None = None) -> None:
     """Adds the signal rule ``name`` (regimes ``name`` and ``name+noise``).
 
     Args:
-      name: the rule's name; letters, digits, ``_`` and ``-`` (no ``+``).
+      name: the rule's name; letters, digits, ``_`` and ``-`` (no ``+``); not a built-in's.
       fn: ``fn(net, sg, x, y, net_spec, sg_spec) -> Signals``; ``sg`` and ``sg_spec``
         are ``None`` unless ``uses_sg``.
-      uses_sg: whether the rule trains SG modules (built from ``RunConfig``'s SG fields).
+      uses_sg: whether the rule trains SG modules (built from ``RunConfig``'s SG fields;
+        on a recurrent net, the linear module at the window's end).
+      recurrent: its recurrent form (see :class:`SignalRule`; :func:`dnijax.recurrent.
+        backprop_window` is a model); without one, a recurrent run of the rule is refused.
+
+    Example:
+      >>> from dnijax import signals
+      >>> signals.register("plain", signals.backprop_signals)
+      >>> "plain" in signals.recurrent_rules()  # RunConfig(task=...) refuses it
+      False
+      >>> signals.unregister("plain")
     """
     if not name or "+" in name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"signal rule: {name!r} is not a valid name; use letters, digits, "
                          "'_' or '-'")
-    RULES[name] = SignalRule(fn, uses_sg)
+    registry.add(RULES, BUILTIN_RULES, "signal rule", name, SignalRule(fn, uses_sg, recurrent))
 
 
 def unregister(name: str) -> None:
-    """Removes a rule added with :func:`register`."""
-    RULES.pop(name, None)
+    """Removes a rule added with :func:`register` (built-in rules stay)."""
+    registry.remove(RULES, BUILTIN_RULES, name)
 
 
-register("backprop", backprop_signals)
-register("dni", dni_signals, uses_sg=True)
+def recurrent_rules() -> tuple[str, ...]:
+    """The registered rules that have a recurrent form."""
+    return tuple(name for name, rule in RULES.items() if rule.recurrent is not None)
+
+
+def window_signals(signal: str, params: dict, sg_params: dict | None, s0: Any,
+                   x_w: jax.Array, y_w: jax.Array, loss: str, reduction: str, *,
+                   core: str | recurrent.Core = "rnn", mask: jax.Array | None = None
+                   ) -> recurrent.WindowSignals:
+    """The signals of one truncated-BPTT window by rule ``signal``'s recurrent form
+    (:mod:`dnijax.recurrent`), from the parameters at the start of the step; ``s0`` is
+    held constant.
+
+    Args:
+      signal: a rule with a recurrent form (:func:`recurrent_rules`).
+      params: the network dict; sg_params: the SG module (``None`` without one).
+      s0: the incoming state pytree; x_w, y_w: ``(B, T, d)`` inputs, ``(B, T, K)`` targets.
+      loss: a loss name (:data:`dnijax.nets.LOSSES`); reduction: ``mean`` or ``sum``.
+      core: a name in :data:`dnijax.recurrent.CORES` or a :class:`~dnijax.recurrent.Core`.
+      mask: optional ``(B, T)`` weights of the per-step losses (0 where a step has no
+        target, as in the copy tasks).
+    """
+    rule = RULES.get(signal)
+    if rule is None or rule.recurrent is None:
+        raise ValueError(f"unknown recurrent signal rule {signal!r}; choose one of "
+                         f"{', '.join(recurrent_rules())}")
+    return rule.recurrent(params, sg_params, s0, x_w, y_w, loss, reduction,
+                          recurrent.get_core(core), mask)
+

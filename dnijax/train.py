@@ -1,4 +1,4 @@
-"""One run: its state, the jitted step, and ``lax.scan`` over steps with a history.
+"""The feed-forward network kind: a run's state, its step and its evaluation.
 
 The compiled program depends only on a run's structure (:class:`~dnijax.config.Program`);
 its numbers (learning rates, eta, gamma, update_prob, clip) arrive as a
@@ -7,12 +7,14 @@ its numbers (learning rates, eta, gamma, update_prob, clip) arrive as a
 signal rule) -> update (the group's update rule, :mod:`dnijax.updates`) -> the
 finite guard: a step whose loss or new parameters are not finite is not applied,
 the run is frozen there and ``diverged_at`` records the step (``docs/math.md``,
-"Divergence"). The driver that runs these programs, one run
-(:func:`dnijax.engine.run_one`) or a grid of them, is :mod:`dnijax.engine`.
+"Divergence"). These functions are the ``feedforward`` :class:`~dnijax.kinds.Kind`;
+:func:`dnijax.kinds.run_records` scans them with a history, and :mod:`dnijax.engine`
+runs one run (:func:`dnijax.engine.run_one`) or a grid of them. The state, the update
+rules and the finite guard are shared with the recurrent kind (:mod:`dnijax.bptt`).
 
 Example:
   >>> import jax, numpy as np
-  >>> from dnijax import RunConfig, train
+  >>> from dnijax import RunConfig, kinds, train
   >>> x = np.random.RandomState(0).randn(64, 2).astype("float32")
   >>> labels = (x[:, 0] > 0).astype("int32")
   >>> cfg = RunConfig(regime="dni", widths=(2, 8, 1), lr=0.5, steps=200, log_every=50,
@@ -20,7 +22,7 @@ Example:
   >>> program, hyper = cfg.program(), cfg.hyper()
   >>> data = train.make_data(cfg, x, labels)
   >>> state = train.init_state(program, hyper, jax.random.key(0))
-  >>> state, history = jax.jit(train.run_records, static_argnums=(0, 4))(
+  >>> state, history = jax.jit(kinds.run_records, static_argnums=(0, 4))(
   ...     program, hyper, state, data, 4)  # 4 records of 50 steps
   >>> bool(history["loss"][-1] < history["loss"][0])
   True
@@ -28,7 +30,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +39,7 @@ import numpy as np
 import optax
 
 from dnijax import config as config_lib
-from dnijax import nets, signals, synthetic, updates
+from dnijax import layers, nets, signals, synthetic, updates
 from dnijax.config import Hyper, Program, RunConfig
 
 
@@ -49,15 +52,25 @@ class Data(NamedTuple):
 
 
 class TrainState(NamedTuple):
-    """Everything that changes during a run."""
+    """Everything that changes during a run, of every network kind.
 
-    net: nets.Params
-    sg: synthetic.SGParams | None
+    Attributes:
+      net, sg: the network's and the SG modules' parameters (``sg`` ``None`` without).
+      net_opt, sg_opt: their update rules' states.
+      key: the run's PRNG key; step: the updates made (recurrent: windows);
+      diverged_at: the step the run diverged at, -1 if it did not.
+      task_state: what the task keeps between steps (the copy tasks' curriculum,
+        :class:`dnijax.bptt.Curriculum`; ``()`` for data sets).
+    """
+
+    net: Any
+    sg: Any
     net_opt: optax.OptState
     sg_opt: optax.OptState
     key: jax.Array
     step: jax.Array
     diverged_at: jax.Array
+    task_state: Any = ()
 
 
 class UpdateRules(NamedTuple):
@@ -65,6 +78,13 @@ class UpdateRules(NamedTuple):
 
     net: optax.GradientTransformationExtraArgs
     sg: optax.GradientTransformationExtraArgs
+
+
+def data_for(config: RunConfig, data: Any, per_run: bool = False) -> Data:
+    """The kind's ``make_data``: :func:`make_data` of the engine's ``(x, labels)``."""
+    if data is None:
+        raise ValueError("data: a feed-forward run needs (x, labels)")
+    return make_data(config, *data, per_run=per_run)
 
 
 def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> Data:
@@ -83,50 +103,29 @@ def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> 
 
 def update_rules(program: Program, hyper: Hyper,
                  noise_keys: tuple[jax.Array, jax.Array] | None = None) -> UpdateRules:
-    """The network's and the SG modules' update rules (:func:`make_update_rules`) of a
-    program.
+    """The network's and the SG modules' update rules (:func:`dnijax.updates.update_rule`)
+    of a program, for every network kind: the program's optimiser for both groups; its
+    gradient noise for the network's group, and for the SG modules' only with
+    ``program.noise_to_sg``; clipping at ``hyper.clip`` when ``program.clip``; the order of
+    noise and clipping and the per-layer update mask of both groups; the frozen hidden
+    layers (``train_hidden=False``) of the network's group.
 
-    ``noise_keys`` seed the noise states at ``init``; afterwards the states carry
-    their keys, so the rules a step uses need none.
+    ``noise_keys`` seed the two groups' noise states (network, SG modules) at ``init``;
+    afterwards the states carry their keys, so the rules a step uses need none.
     """
     frozen = None if program.train_hidden else [True] * (program.n_layers - 1) + [False]
-    return make_update_rules(
-        hyper, optimizer=program.optimizer, noise=program.noise,
-        noise_to_sg=program.noise_to_sg, clip=program.clip, noise_keys=noise_keys,
-        noise_before_clip=program.noise_before_clip, asynchronous=program.async_updates,
-        frozen=frozen)
-
-
-def make_update_rules(hyper: Any, *, optimizer: str, noise: str | None, noise_to_sg: bool,
-                      clip: bool, noise_keys: tuple[jax.Array, jax.Array] | None = None,
-                      noise_before_clip: bool = False, asynchronous: bool = False,
-                      frozen: Sequence[bool] | None = None) -> UpdateRules:
-    """Both groups' rules (:func:`dnijax.updates.update_rule`), for feed-forward and
-    recurrent training alike.
-
-    Args:
-      hyper: the numbers, with fields ``lr``, ``sg_lr``, ``eta``, ``gamma``, ``clip``
-        (a :class:`~dnijax.config.Hyper` or a recurrent run's ``SeqHyper``).
-      optimizer: the optimiser of both groups.
-      noise: the gradient noise (``None``, ``paper``, ``blog``) of the network's group;
-        the SG modules' group gets it only with ``noise_to_sg``.
-      clip: whether both groups clip at ``hyper.clip``.
-      noise_keys: the keys of the two groups' noise states (network, SG modules).
-      noise_before_clip, asynchronous: the order of noise and clipping, and the
-        per-layer update mask (both groups).
-      frozen: the network's layers that never update (the SG modules' rule has none).
-    """
     keys = (None, None) if noise_keys is None else noise_keys
 
     def rule(lr, group_noise, key, frozen_layers):
         return updates.update_rule(
-            optimizer=optimizer, learning_rate=lr, noise=group_noise, eta=hyper.eta,
-            gamma=hyper.gamma, noise_key=key, clip=hyper.clip if clip else None,
-            noise_before_clip=noise_before_clip, asynchronous=asynchronous,
+            optimizer=program.optimizer, learning_rate=lr, noise=group_noise, eta=hyper.eta,
+            gamma=hyper.gamma, noise_key=key, clip=hyper.clip if program.clip else None,
+            noise_before_clip=program.noise_before_clip, asynchronous=program.async_updates,
             frozen=frozen_layers)
 
-    return UpdateRules(rule(hyper.lr, noise, keys[0], frozen),
-                       rule(hyper.sg_lr, noise if noise_to_sg else None, keys[1], None))
+    return UpdateRules(rule(hyper.lr, program.noise, keys[0], frozen),
+                       rule(hyper.sg_lr, program.noise if program.noise_to_sg else None,
+                            keys[1], None))
 
 
 def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
@@ -154,6 +153,11 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
     rules = update_rules(program, hyper, (k_noise_net, k_noise_sg))
     return TrainState(net, sg, rules.net.init(net), rules.sg.init(sg) if has_params(sg) else (),
                       k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+
+
+def init_network(net_init: tuple, key: jax.Array) -> nets.Params:
+    """The network a run's ``key`` draws (:attr:`dnijax.config.Program.net_init`)."""
+    return nets.init_network(run_subkeys(key)[0], *net_init)
 
 
 def run_subkeys(key: jax.Array) -> jax.Array:
@@ -208,7 +212,8 @@ def train_step(program: Program, hyper: Hyper, state: TrainState, data: Data,
     net, sg, net_opt, sg_opt, diverged_at = guarded_update(
         rules, state.net, state.sg, state.net_opt, state.sg_opt, sig, state.diverged_at,
         state.step, extra)
-    return TrainState(net, sg, net_opt, sg_opt, key, state.step + 1, diverged_at), sig
+    return TrainState(net, sg, net_opt, sg_opt, key, state.step + 1, diverged_at,
+                      state.task_state), sig
 
 
 def guarded_update(rules: UpdateRules, net: Any, sg: Any, net_opt: Any, sg_opt: Any,
@@ -237,6 +242,23 @@ def guarded_update(rules: UpdateRules, net: Any, sg: Any, net_opt: Any, sg_opt: 
     return keep(new_net, net), keep(new_sg, sg), new_net_opt, new_sg_opt, diverged_at
 
 
+def step(program: Program, hyper: Hyper, state: TrainState, data: Data,
+         rules: UpdateRules) -> tuple[TrainState, dict[str, jax.Array]]:
+    """The kind's step: :func:`train_step`, with the step's SG losses as its metrics."""
+    state, sig = train_step(program, hyper, state, data, rules)
+    return state, {"sg_loss": sig.sg_loss}
+
+
+def summarize_steps(metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """A record's ``sg_loss``: the first of its steps'."""
+    return {"sg_loss": metrics["sg_loss"][0]}
+
+
+def eval_spec(program: Program) -> nets.NetSpec:
+    """What :func:`evaluate_state` depends on: the network spec, shared by every regime."""
+    return program.net
+
+
 def evaluate(net_spec: nets.NetSpec, net: nets.Params, data: Data
              ) -> tuple[jax.Array, jax.Array]:
     """Full-data loss and accuracy of a network."""
@@ -246,34 +268,37 @@ def evaluate(net_spec: nets.NetSpec, net: nets.Params, data: Data
     return loss, nets.accuracy(out, data.labels, net_spec)
 
 
-def run_records(program: Program, hyper: Hyper, state: TrainState, data: Data,
-                num_records: int, test: Data | None = None, alignment: bool = False
-                ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """Runs ``num_records * program.log_every`` steps with ``lax.scan``.
+def evaluate_state(net_spec: nets.NetSpec, net: nets.Params, task_state: Any, data: Data
+                   ) -> dict[str, jax.Array]:
+    """The kind's evaluation: ``loss`` and ``accuracy`` on the full ``data``."""
+    loss, acc = evaluate(net_spec, net, data)
+    return {"loss": loss, "accuracy": acc}
 
-    Returns the final state and one history record per ``log_every`` steps, taken
-    before those steps: ``loss``/``accuracy`` on the full data, ``sg_loss`` of the
-    first of those steps, ``step``, ``diverged`` (whether the run was frozen),
-    given ``test`` data ``test_accuracy``, and with ``alignment`` (for rules with SG
-    modules) ``sg_alignment``: :func:`dnijax.signals.sg_alignment` on the full data.
-    """
-    rules = update_rules(program, hyper)
 
-    def steps(carry, _):
-        carry, sig = train_step(program, hyper, carry, data, rules)
-        return carry, sig.sg_loss
+def alignment(program: Program, state: TrainState, data: Data) -> jax.Array:
+    """:func:`dnijax.signals.sg_alignment` of the state's SG modules on the full data."""
+    return signals.sg_alignment(state.net, state.sg, data.x, data.y, program.net, program.sg)
 
-    def record(carry, _):
-        loss, acc = evaluate(program.net, carry.net, data)
-        rec = {"step": carry.step, "loss": loss, "accuracy": acc,
-               "diverged": carry.diverged_at >= 0}
-        if test is not None:
-            rec["test_accuracy"] = evaluate(program.net, carry.net, test)[1]
-        if alignment and program.sg is not None:
-            rec["sg_alignment"] = signals.sg_alignment(carry.net, carry.sg, data.x, data.y,
-                                                       program.net, program.sg)
-        carry, sg_losses = jax.lax.scan(steps, carry, None, length=program.log_every)
-        rec["sg_loss"] = sg_losses[0]
-        return carry, rec
 
-    return jax.lax.scan(record, state, None, length=num_records)
+def bytes_per_run(config: RunConfig, n_rows: int, per_run_rows: int = 0) -> int:
+    """A generous estimate of the device memory one run of a block needs: the training
+    step's activations (a minibatch, or the ``n_rows`` rows of full-batch training) forward
+    and backward, three times over with SG modules; the records' evaluations on the
+    ``n_rows`` rows; the parameters with optimiser state; and ``per_run_rows`` rows of the
+    run's own data."""
+    item = 8 if config.dtype == "float64" else 4
+    widths = config.widths
+    sg_factor = 3 if config.uses_sg else 1
+    spec = config.net_spec
+    weights = jax.eval_shape(lambda k: nets.init_network(k, spec), jax.random.key(0))
+    units, shape = 0, spec.in_shape  # the outputs of the layers with weights
+    for block in spec.blocks:
+        traced = layers.trace_shapes(block.layers, shape)
+        units += math.prod(traced[block.weighted][0])
+        shape = traced[-1][0]
+    train_rows = min(n_rows, config.batch_size or n_rows)
+    activations = (2 * train_rows * sg_factor + n_rows) * units * item  # ~2x XLA's analysis
+    params = sum(math.prod(p["w"].shape) + p["w"].shape[-1] for p in weights if "w" in p
+                 ) * item * 4 * sg_factor  # a bias counted for every layer
+    data = per_run_rows * (widths[0] + widths[-1] + 1) * item
+    return activations + params + data

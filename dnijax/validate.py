@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnijax import bptt, copy_task, engine, noise, recurrent, reference, train, updates
+from dnijax import bptt, copy_task, engine, noise, reference, signals, train, updates
 from dnijax.config import REGIMES, Program, RunConfig
 
 GRAD_TOL = 1e-9
@@ -225,7 +225,7 @@ def conv_cases(steps: int, dtype: str):
 
 
 RNN_BASE = dict(task="copy", core="rnn", hidden=5, window=3, max_length=4, lr=0.1,
-                sg_lr=0.05, eta=0.01, optimizer="sgd", loss="bce")
+                sg_lr=0.05, eta=0.01, optimizer="sgd", loss="bce", reduction="mean")
 
 
 def rnn_cases(dtype: str):
@@ -233,18 +233,17 @@ def rnn_cases(dtype: str):
     BPTT and DNI on a tanh RNN, without and with noise, then Adam, and momentum with
     clipping and noise on the network only."""
     for regime in REGIMES:
-        yield regime, "-", False, "sgd", bptt.SequenceConfig(regime=regime, dtype=dtype,
-                                                             **RNN_BASE)
+        yield regime, "-", False, "sgd", RunConfig(regime=regime, dtype=dtype, **RNN_BASE)
     extra = [("dni", "adam", dict(optimizer="adam", lr=0.01, sg_lr=0.005)),
              ("dni+noise", "momentum, clip 1", dict(optimizer="momentum", clip=1.0,
                                                     noise_to="network")),
              ("dni", "sgd, mse", dict(loss="mse"))]
     for regime, label, fields in extra:
-        yield regime, "-", False, label, bptt.SequenceConfig(
-            regime=regime, dtype=dtype, **{**RNN_BASE, **fields})
+        yield regime, "-", False, label, RunConfig(regime=regime, dtype=dtype,
+                                                   **{**RNN_BASE, **fields})
 
 
-def random_sequences(config: "bptt.SequenceConfig", batch: int, windows: int, seed: int
+def random_sequences(config: RunConfig, batch: int, windows: int, seed: int
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian inputs and random 0/1 targets: ``windows`` windows of ``config.window``."""
     rng = np.random.RandomState(seed)
@@ -253,18 +252,18 @@ def random_sequences(config: "bptt.SequenceConfig", batch: int, windows: int, se
             rng.randint(0, 2, (batch, steps, copy_task.n_outputs(config.task))).astype(float))
 
 
-def compare_rnn(config: "bptt.SequenceConfig", x: np.ndarray, y: np.ndarray,
+def compare_rnn(config: RunConfig, x: np.ndarray, y: np.ndarray,
                 key: jax.Array) -> dict[str, float]:
     """Runs :func:`dnijax.bptt.train_windows` and ``reference.rnn.trajectory`` over the
     windows of ``(x, y)`` from the same start and noise; relative errors as in
     :func:`compare` (the first window's gradients, then the parameters at the end)."""
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
-    hyper = jax.tree.map(lambda a: a[0], bptt.stack_hyper(config, 1))
-    state = bptt.init_state(config, hyper, key)
+    program, hyper = config.program(), config.hyper()
+    state = bptt.init_state(program, hyper, key)
     xj, yj = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
     s0 = jnp.zeros((x.shape[0], config.hidden), dtype)
     t, windows = config.window, x.shape[1] // config.window
-    sig = recurrent.window_signals(config.signal, state.net, state.sg, s0, xj[:, :t],
+    sig = signals.window_signals(config.signal, state.net, state.sg, s0, xj[:, :t],
                                    yj[:, :t], config.loss, "mean", core="rnn")
     net0, sg0 = to_numpy(state.net), to_numpy(state.sg)
     x64, y64 = np.asarray(xj, np.float64), np.asarray(yj, np.float64)
@@ -278,7 +277,7 @@ def compare_rnn(config: "bptt.SequenceConfig", x: np.ndarray, y: np.ndarray,
     net_noise = _noise_sequence(kind, hyper.eta, hyper.gamma, state.net_opt, state.net, windows)
     sg_noise = _noise_sequence(kind if config.noise_to == "all" else None, hyper.eta,
                                hyper.gamma, state.sg_opt, state.sg, windows)
-    final, losses = jax.jit(bptt.train_windows, static_argnums=0)(config, hyper, state, xj, yj)
+    final, losses = jax.jit(bptt.train_windows, static_argnums=0)(program, hyper, state, xj, yj)
     ref_net, ref_sg, ref_losses = reference.rnn.trajectory(
         config.signal, net0, sg0, x64, y64, t, loss=config.loss, reduction="mean",
         lr=config.lr, sg_lr=config.sg_lr, optimizer=config.optimizer, clip=config.clip,

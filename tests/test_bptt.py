@@ -1,54 +1,67 @@
-"""Truncated-BPTT training on the copy tasks: windows, the curriculum, the update rules."""
+"""The recurrent kind on the one engine: windows, the curriculum, the update rules, the
+config's recurrent checks."""
 
 import jax
 import numpy as np
 import pytest
 
-from dnijax import bptt
+from dnijax import RunConfig, engine
 
-SMALL = dict(core="rnn", hidden=6, window=2, max_length=4, batch_size=4, episodes=6,
-             log_every=3)
+SMALL = dict(task="copy", core="rnn", hidden=6, window=2, max_length=4, batch_size=4,
+             steps=6, log_every=3, loss="bce", reduction="mean", optimizer="adam", lr=1e-3)
 
 
 def _run(cfg, n=2, seed=0, **values):
-    return bptt.run(cfg, bptt.stack_hyper(cfg, n, **values),
-                    jax.random.split(jax.random.key(seed), n))
+    return engine.run_grid(cfg, engine.stack_hyper(cfg, **values) if values else
+                           engine.stack_hyper(cfg, lr=[cfg.lr] * n),
+                           engine.run_keys(seed, n), None)
 
 
 @pytest.mark.parametrize("fields,message", [
     (dict(regime="sign"), "regime"), (dict(regime="dni", core="gru"), "core"),
     (dict(window=0), "window"), (dict(start_length=5, max_length=4), "start_length"),
-    (dict(task="sort"), "task"), (dict(episodes=10, log_every=3), "log_every"),
-    (dict(threshold=0.0), "threshold"),
+    (dict(task="sort"), "task"), (dict(steps=10, log_every=3), "log_every"),
+    (dict(threshold=0.0), "threshold"), (dict(update_prob=0.5, regime="dni"), "update_prob"),
+    (dict(conditioned=True, regime="dni"), "conditioned"),
+    (dict(layers=[{"kind": "dense", "features": 3}]), "layers"),
 ])
 def test_bad_settings_get_one_line_errors(fields, message):
     with pytest.raises(ValueError, match=message) as err:
-        bptt.SequenceConfig(**fields)
+        RunConfig(**{**SMALL, **fields})
     assert "\n" not in str(err.value)
+
+
+def test_a_sequence_task_sets_its_widths_and_refuses_data():
+    cfg = RunConfig(**{**SMALL, "batch_size": None})
+    assert cfg.widths == (9, 6, 8) and cfg.batch_size == 16
+    assert cfg.program().kind == "recurrent"
+    with pytest.raises(ValueError, match="makes its own sequences"):
+        engine.run_grid(cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1),
+                        (np.zeros((4, 9)), np.zeros(4, int)))
 
 
 def test_only_the_windows_of_the_sequence_update():
     # length 1 (3 steps: pattern, delimiter, answer) padded to 10 steps = 5 windows of 2:
     # windows 0 and 1 hold the sequence, 2..4 are padding and must change nothing
-    cfg = bptt.SequenceConfig(regime="dni", threshold=1e-9, **SMALL)
+    cfg = RunConfig(regime="dni", **{**SMALL, "threshold": 1e-9})
     res = _run(cfg)
-    assert res.history["length"].tolist() == [[1, 1]] * 2   # never solved
+    assert res.history["length"].tolist() == [[1, 1, 1]] * 2   # never solved
     np.testing.assert_array_equal(res.state.step, [2 * 6] * 2)
 
 
 @pytest.mark.parametrize("regime", ["backprop", "dni+noise"])
 def test_the_curriculum_lengthens_solved_sequences(regime):
-    cfg = bptt.SequenceConfig(regime=regime, threshold=1e9, **SMALL)  # everything passes
+    cfg = RunConfig(regime=regime, **{**SMALL, "threshold": 1e9})  # everything passes
     res = _run(cfg)
-    assert res.history["length"].tolist() == [[4, 4]] * 2   # 1 -> 4 in 3 episodes
-    assert res.solved.tolist() == [4, 4] and (res.diverged_at == -1).all()
+    assert res.history["length"].tolist() == [[1, 4, 4]] * 2   # 1 -> 4 in 3 episodes
+    assert res.final["solved"].tolist() == [4, 4] and (res.diverged_at == -1).all()
 
 
 def test_runs_are_reproducible_and_learning_lowers_the_error():
     # length 2 (5 steps) in one window of 6: learnable by the window's own gradient
-    cfg = bptt.SequenceConfig(regime="dni", core="lstm", hidden=16, window=6, max_length=2,
-                              start_length=2, batch_size=16, episodes=200, log_every=50,
-                              lr=1e-2)
+    cfg = RunConfig(regime="dni", task="copy", core="lstm", hidden=16, window=6, max_length=2,
+                    start_length=2, batch_size=16, steps=200, log_every=50, lr=1e-2,
+                    optimizer="adam", loss="bce", reduction="mean")
     a, b = _run(cfg), _run(cfg)
     np.testing.assert_array_equal(a.history["error_bits"], b.history["error_bits"])
     err = a.history["error_bits"]
@@ -56,10 +69,55 @@ def test_runs_are_reproducible_and_learning_lowers_the_error():
 
 
 def test_a_divergent_run_is_frozen_and_recorded():
-    cfg = bptt.SequenceConfig(regime="backprop", optimizer="sgd", threshold=1e-9, **SMALL)
+    cfg = RunConfig(regime="backprop", **{**SMALL, "optimizer": "sgd", "threshold": 1e-9})
     res = _run(cfg, lr=[0.1, 3e38])
     assert res.diverged_at[0] == -1 and res.diverged_at[1] >= 0
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(res.state.net))
+
+
+def test_blocks_give_the_same_runs():
+    cfg = RunConfig(regime="dni", **SMALL)
+    whole = _run(cfg, n=3)
+    blocked = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * 3),
+                              engine.run_keys(0, 3), None, block_runs=2)
+    np.testing.assert_allclose(whole.history["error_bits"], blocked.history["error_bits"],
+                               rtol=1e-5)
+    assert whole.final["solved"].tolist() == blocked.final["solved"].tolist()
+
+
+def test_a_rule_without_a_recurrent_form_is_refused_and_one_with_trains(blobs):
+    """A rule registered once trains an MLP; without a recurrent form it refuses an RNN in
+    one line, and with one (here: backprop's) it trains it."""
+    import jax.numpy as jnp
+
+    from dnijax import recurrent, signals
+
+    def sign_signals(net, sg, x, y, spec, sg_spec):
+        sig = signals.backprop_signals(net, sg, x, y, spec)
+        return sig._replace(net_grads=jax.tree.map(jnp.sign, sig.net_grads))
+
+    def sign_window(*args):
+        sig = recurrent.backprop_window(*args)
+        return sig._replace(net_grads=jax.tree.map(jnp.sign, sig.net_grads))
+
+    signals.register("sign", sign_signals)
+    signals.register("signrnn", sign_signals, recurrent=sign_window)
+    try:
+        mlp = RunConfig(regime="sign", widths=(2, 8, 1), lr=0.01, steps=50,
+                        activations=("tanh", "sigmoid"), init="glorot", reduction="mean")
+        _, hist = engine.run_one(mlp, *blobs, jax.random.key(0))
+        assert hist["loss"][-1] < hist["loss"][0]
+        with pytest.raises(ValueError, match="rule 'sign' has no recurrent form") as err:
+            RunConfig(regime="sign", **SMALL)
+        assert "\n" not in str(err.value)
+        cfg = RunConfig(regime="signrnn+noise", **{**SMALL, "steps": 30, "log_every": 10})
+        res = _run(cfg)
+        assert (res.diverged_at == -1).all()
+        assert not np.allclose(jax.tree.leaves(res.state.net)[0][0],
+                               jax.tree.leaves(res.state.net)[0][1])  # two seeds, two nets
+    finally:
+        signals.unregister("sign")
+        signals.unregister("signrnn")
 
 
 @pytest.mark.parametrize("row", [2, 5])  # backprop+noise; dni+noise, momentum, clip

@@ -434,3 +434,90 @@ def test_compare_trains_a_conv_net_with_a_user_layer_from_a_config_file(tmp_path
     assert res["config"]["layers"][1] == {"kind": "conv2d", "features": 8, "kernel": 3}
     assert all(len(r["test_accuracy"]) == 2 for r in res["regimes"].values())
     assert cli.main(["report", str(out)]) == 0
+
+
+# --- sequence tasks on the same engine: dnijax compare --task -------------------------------
+
+TASK_SMALL = {"hidden": 6, "max_length": 3, "window": 3}
+
+
+def _task_config(tmp_path):
+    path = tmp_path / "small_lstm.json"
+    path.write_text(json.dumps(TASK_SMALL))
+    return str(path)
+
+
+def test_compare_on_the_copy_task_writes_every_output_and_report_rebuilds_them(tmp_path,
+                                                                              capsys):
+    out = tmp_path / "copy"
+    argv = ["compare", "--task", "copy", "--seeds", "2", "--steps", "20", "--out", str(out),
+            "--config", _task_config(tmp_path)]
+    assert cli.main(argv) == 0
+    assert sorted(os.listdir(out)) == ["length_curves.png", "manifest.json", "results.csv",
+                                       "results.json", "summary.md"]
+    res = json.loads((out / "results.json").read_text())
+    assert res["preset"] == "copy" and res["config"]["task"] == "copy"
+    assert res["config"]["hidden"] == 6 and res["config"]["steps"] == 20
+    assert sorted(res["regimes"]) == sorted(REGIMES)
+    for r in res["regimes"].values():
+        assert len(r["solved"]) == len(r["final_error_bits"]) == 2
+        assert all(0 <= s <= 3 for s in r["solved"])
+        assert r["length_curve"]["step"][-1] == 20
+        lo, hi = r["summary"]["solved"]["ci95"] or (0, 3)
+        assert 0 <= lo <= hi <= 3
+    printed = capsys.readouterr().out
+    assert "| dni+noise |" in printed and (out / "summary.md").read_text() in printed
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("regime,seed,lr,sg_lr,eta,solved") and len(rows) == 1 + 8
+    summary, csv = (out / "summary.md").read_bytes(), (out / "results.csv").read_bytes()
+    for name in ("summary.md", "results.csv", "length_curves.png"):
+        (out / name).unlink()
+    assert cli.main(["report", str(out)]) == 0
+    assert (out / "summary.md").read_bytes() == summary
+    assert (out / "results.csv").read_bytes() == csv and (out / "length_curves.png").exists()
+    # another configuration into the same folder is refused, the files untouched
+    capsys.readouterr()
+    assert cli.main(argv[:4] + ["3"] + argv[5:]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "summary.md").read_bytes() == summary
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["compare", "--task", "copy", "--data", "digits"], "--data: a sequence task makes its own"),
+    (["compare", "--task", "copy", "--preset", "seed"], "--preset: a sequence task makes its"),
+    (["compare", "--task", "sort"], "invalid choice: 'sort'"),
+    (["sweep", "--task", "copy", "--lr", "0.1", "--data", "digits"], "--data: a sequence task"),
+    (["compare", "--task", "copy", "--regime", "dni"], "unrecognized arguments: --regime"),
+])
+def test_a_task_refuses_what_has_no_sequence_meaning(argv, message, tmp_path, capsys,
+                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = cli.main(argv)
+    except SystemExit as info:  # argparse's own errors
+        code = info.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_sweep_on_the_copy_task_records_errors_and_lengths_and_report_rebuilds(tmp_path,
+                                                                              capsys):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--task", "copy", "--lr", "0.003,0.03", "--regimes", "backprop,dni",
+            "--seeds", "2", "--steps", "10", "--out", str(out), "--config",
+            _task_config(tmp_path)]
+    assert cli.main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["metric"] == "final_error_bits" and res["config"]["task"] == "copy"
+    for r in res["regimes"].values():
+        assert len(r["median_final_error_bits"]) == 2 and len(r["solved"][0]) == 2
+        assert all(v is None or v > 0 for v in r["median_final_error_bits"])
+    assert "final error (bits per target bit)" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_bytes()
+    assert cli.main(argv) == 0  # the same command resumes: every block is done
+    assert "resumed: 4 of 4 blocks" in capsys.readouterr().err
+    (out / "summary.md").unlink()
+    assert cli.main(["report", str(out)]) == 0
+    assert (out / "summary.md").read_bytes() == summary

@@ -32,7 +32,7 @@ def test_diverging_runs_are_recorded_and_do_not_touch_the_others(blobs):
     assert res.diverged_at[0] == -1 and res.diverged_at[2] == -1
     assert res.diverged_at[1] >= 0 and res.diverged_at[3] >= 0
     np.testing.assert_array_equal(res.history["loss"][0], res.history["loss"][2])
-    assert np.all(np.isfinite(res.final_loss))
+    assert np.all(np.isfinite(res.final["loss"]))
 
 
 def test_a_new_learning_rate_does_not_recompile(blobs):
@@ -60,8 +60,18 @@ SHARDED = textwrap.dedent("""
     hyper = engine.stack_hyper(cfg, lr=lrs)
     a = engine.run_grid(cfg, hyper, engine.run_keys(0, 5), (x, labels), mesh=True)
     b = engine.run_grid(cfg, hyper, engine.run_keys(0, 5), (x, labels), mesh=None)
+    seq = RunConfig(regime="dni+noise", task="copy", core="rnn", hidden=6, window=3,
+                    max_length=3, batch_size=4, steps=12, log_every=4, optimizer="adam",
+                    lr=1e-2, loss="bce", reduction="mean")  # the recurrent kind, 3 runs
+    c = engine.run_grid(seq, engine.stack_hyper(seq, lr=[1e-2, 3e-2, 1e-1]),
+                        engine.run_keys(0, 3), None, mesh=True)
+    d = engine.run_grid(seq, engine.stack_hyper(seq, lr=[1e-2, 3e-2, 1e-1]),
+                        engine.run_keys(0, 3), None, mesh=None)
     print(json.dumps({"sharded": a.history["loss"].tolist(), "single": b.history["loss"].tolist(),
-                      "n_shards": len(a.state.step.sharding.device_set)}))
+                      "n_shards": len(a.state.step.sharding.device_set),
+                      "seq_sharded": c.history["error_bits"].tolist(),
+                      "seq_single": d.history["error_bits"].tolist(),
+                      "seq_shards": len(c.state.step.sharding.device_set)}))
 """)
 
 
@@ -73,8 +83,9 @@ def test_sharded_grid_equals_single_device_grid():
     assert out.returncode == 0, out.stderr[-2000:]
     import json
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    assert res["n_shards"] == 8
+    assert res["n_shards"] == 8 and res["seq_shards"] == 8
     np.testing.assert_allclose(res["sharded"], res["single"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(res["seq_sharded"], res["seq_single"], rtol=1e-5, atol=1e-7)
 
 
 def test_blocks_of_runs_give_the_results_of_one_block(blobs):
@@ -87,7 +98,7 @@ def test_blocks_of_runs_give_the_results_of_one_block(blobs):
     whole = engine.run_grid(*args, per_run_data=True, mesh=None)
     blocked = engine.run_grid(*args, per_run_data=True, mesh=None, block_runs=2)
     np.testing.assert_array_equal(whole.diverged_at, blocked.diverged_at)
-    for a, b in ((whole.final_loss, blocked.final_loss), (whole.history["loss"],
+    for a, b in ((whole.final["loss"], blocked.final["loss"]), (whole.history["loss"],
                                                           blocked.history["loss"])):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float rounding only
     for a, b in zip(jax.tree.leaves(whole.state.net), jax.tree.leaves(blocked.state.net)):
@@ -110,7 +121,7 @@ def test_auto_blocks_follow_the_memory_budget(blobs, monkeypatch):
     auto = engine.run_grid(*args, per_run_data=True, mesh=None,
                            progress=lambda done, total: ticks.append((done, total)))
     assert ticks[-1] == (3 * 20, 3 * 20)  # three blocks of two runs (the last one padded)
-    np.testing.assert_allclose(whole.final_loss, auto.final_loss, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(whole.final["loss"], auto.final["loss"], rtol=1e-5, atol=1e-7)
 
 
 def test_auto_blocks_are_cache_sized_on_the_cpu_within_the_memory_budget(monkeypatch):

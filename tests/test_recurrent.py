@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnijax import recurrent
+from dnijax import recurrent, signals
 from dnijax.reference import rnn as ref
 from dnijax.validate import GRAD_TOL, PARAM_TOL, rel_error
 
@@ -32,7 +32,7 @@ def test_one_windows_signals_match_the_reference(signal, loss, reduction):
                               reduction=reduction)
     with jax.enable_x64(True):
         as_jax = lambda tree: jax.tree.map(jnp.asarray, tree)  # noqa: E731
-        got = recurrent.window_signals(signal, as_jax(params), as_jax(sg), jnp.asarray(s0),
+        got = signals.window_signals(signal, as_jax(params), as_jax(sg), jnp.asarray(s0),
                                        jnp.asarray(x[:, :t]), jnp.asarray(y[:, :t]), loss,
                                        reduction)
         assert got.net_grads["wh"].dtype == jnp.float64
@@ -57,7 +57,7 @@ def test_sgd_trajectories_over_windows_match_the_reference(signal):
         s = jnp.zeros((x.shape[0], params["wh"].shape[0]))
         losses = []
         for w in range(x.shape[1] // t):
-            sig = recurrent.window_signals(signal, p, m, s, jnp.asarray(x[:, w * t:(w + 1) * t]),
+            sig = signals.window_signals(signal, p, m, s, jnp.asarray(x[:, w * t:(w + 1) * t]),
                                            jnp.asarray(y[:, w * t:(w + 1) * t]), "mse", "mean")
             p = jax.tree.map(lambda a, g: a - lr * g, p, sig.net_grads)
             if signal == "dni":
@@ -75,15 +75,15 @@ def test_a_zero_sg_module_gives_backprops_network_signals():
     as_jax = lambda tree: jax.tree.map(jnp.asarray, tree)  # noqa: E731
     args = (jnp.asarray(s0, jnp.float32), jnp.asarray(x[:, :t], jnp.float32),
             jnp.asarray(y[:, :t], jnp.float32), "bce", "mean")
-    bp = recurrent.window_signals("backprop", as_jax(params), None, *args)
-    dni = recurrent.window_signals("dni", as_jax(params), recurrent.init_sg(5), *args)
+    bp = signals.window_signals("backprop", as_jax(params), None, *args)
+    dni = signals.window_signals("dni", as_jax(params), recurrent.init_sg(5), *args)
     for a, b in zip(jax.tree.leaves(bp.net_grads), jax.tree.leaves(dni.net_grads)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
 def test_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="unknown recurrent signal rule 'bptt'"):
-        recurrent.window_signals("bptt", {}, None, None, None, None, "mse", "mean")
+        signals.window_signals("bptt", {}, None, None, None, None, "mse", "mean")
 
 
 # --- the LSTM core, against a plainly unrolled python loop differentiated by jax.grad ---
@@ -126,7 +126,7 @@ def test_lstm_backprop_window_is_grad_of_the_unrolled_loop():
         def window_loss(theta):
             return sum(jnp.mean(loss) for loss in _step_losses(_unrolled(theta, *s0, x)[2], y))
 
-        got = recurrent.window_signals("backprop", p, None, s0, x, y, "mse", "mean",
+        got = signals.window_signals("backprop", p, None, s0, x, y, "mse", "mean",
                                        core="lstm")
         want = jax.grad(window_loss)(p)
         h_end, c_end, _ = _unrolled(p, *s0, x)
@@ -143,8 +143,8 @@ def test_lstm_dni_with_a_zero_sg_module_gives_backprops_network_signals():
     params, _, s0, x, y, t = _lstm_problem(seed=1)
     with jax.enable_x64(True):
         args = (_as_jax(s0), jnp.asarray(x[:, :t]), jnp.asarray(y[:, :t]), "mse", "sum")
-        bp = recurrent.window_signals("backprop", _as_jax(params), None, *args, core="lstm")
-        dni = recurrent.window_signals("dni", _as_jax(params),
+        bp = signals.window_signals("backprop", _as_jax(params), None, *args, core="lstm")
+        dni = signals.window_signals("dni", _as_jax(params),
                                        recurrent.init_sg(6, jnp.float64), *args, core="lstm")
     assert rel_error(dni.net_grads, bp.net_grads) <= GRAD_TOL
     assert float(dni.loss) == float(bp.loss)
@@ -173,7 +173,7 @@ def test_lstm_dni_signals_and_target_by_an_independent_route():
         diff = flat0 @ m["a"] + m["c"] - target
         want_sg = {"a": flat0.T @ diff / 3, "c": diff.sum(axis=0) / 3}
         want_sg_loss = 0.5 * float(jnp.sum(diff ** 2)) / 3
-        got = recurrent.window_signals("dni", p, m, s0, x, y, "mse", "mean", core="lstm")
+        got = signals.window_signals("dni", p, m, s0, x, y, "mse", "mean", core="lstm")
     assert got.sg_target.shape == (3, 6) and got.sg_target.dtype == jnp.float64
     np.testing.assert_allclose(got.sg_target, target, rtol=1e-10, atol=1e-12)
     assert rel_error(got.net_grads, want_net) <= GRAD_TOL
@@ -194,7 +194,7 @@ def test_state_carried_across_windows_equals_one_long_pass(core):
                                rtol=1e-5, atol=1e-6)
     for a, b in zip(jax.tree.leaves(s_end), jax.tree.leaves(s_long), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    sig = recurrent.window_signals("dni", params, recurrent.init_sg(recurrent.state_size(core, 4)),
+    sig = signals.window_signals("dni", params, recurrent.init_sg(recurrent.state_size(core, 4)),
                                    s0, x[:, :6], y[:, :6], "mse", "mean", core=core)
     for a, b in zip(jax.tree.leaves(sig.s_end), jax.tree.leaves(s_mid), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -222,4 +222,4 @@ def test_unknown_core_is_refused():
     with pytest.raises(ValueError, match="unknown recurrent core 'gru'"):
         recurrent.init_network(jax.random.key(0), "gru", 2, 4, 1)
     with pytest.raises(ValueError, match="unknown recurrent core 'gru'"):
-        recurrent.window_signals("dni", {}, None, None, None, None, "mse", "mean", core="gru")
+        signals.window_signals("dni", {}, None, None, None, None, "mse", "mean", core="gru")

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from dnijax import RunConfig, bptt, engine, train, updates
+from dnijax import RunConfig, engine, train, updates
 
 
 def test_update_rule_clips_then_adds_noise_then_steps():
@@ -144,7 +144,7 @@ def test_an_optimizer_of_your_own_is_one_registry_entry(blobs):
                         init="glorot")
         _, hist = engine.run_one(cfg, *blobs, jax.random.key(0))
         assert hist["loss"][-1] < hist["loss"][0]
-        assert bptt.SequenceConfig(optimizer="nesterov").optimizer == "nesterov"
+        assert RunConfig(task="copy", optimizer="nesterov").optimizer == "nesterov"
         with pytest.raises(ValueError, match="built in"):
             updates.register_optimizer("adam", optax.adam)
     finally:

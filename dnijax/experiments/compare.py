@@ -76,6 +76,104 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
             "datasets": datasets, "params": params}
 
 
+def run_task_compare(task: str, *, seeds: int | None = None, steps: int | None = None,
+                     lr: float | None = None, sg_lr: float | None = None,
+                     eta: float | None = None, overrides: dict[str, Any] | None = None,
+                     progress: engine.Progress | None = None) -> dict[str, Any]:
+    """The four regimes on a sequence task (:data:`presets.TASKS`) over ``seeds`` seeds: the
+    same engine, pairing and statistics as :func:`run_compare`. Seed s draws the same
+    network and the same sequences in every regime.
+
+    Returns:
+      ``{"preset", "config", "devices", "regimes": {name: {per-seed "solved",
+      "final_length", "final_error_bits", "diverged_at", "length_curve", "error_curve",
+      "summary", "paired_vs_backprop"}}}``; ``preset`` is the task's name.
+
+    Example:
+      >>> from dnijax.experiments import compare
+      >>> res = compare.run_task_compare("copy", seeds=2, steps=4, overrides=dict(
+      ...     hidden=4, max_length=2))
+      >>> sorted(res["regimes"]), len(res["regimes"]["dni"]["solved"])
+      (['backprop', 'backprop+noise', 'dni', 'dni+noise'], 2)
+    """
+    cfg = presets.task_config(task, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta,
+                              overrides=overrides)
+    seeds = presets.DEFAULT_TASK_SEEDS if seeds is None else seeds
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")
+    keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
+    etas = [0.0] * seeds + [cfg.eta] * seeds
+    rules = list(dict.fromkeys(parse_regime(r)[0] for r in REGIMES))
+    results: dict[str, Any] = {}
+    for index, rule in enumerate(rules):
+        noisy_cfg = cfg.replace(regime=regime_name(rule, True))
+        tick = None if progress is None else (
+            lambda done, total, k=index: progress(k * total + done, len(rules) * total))
+        res = engine.run_grid(noisy_cfg, engine.stack_hyper(noisy_cfg, eta=etas), keys, None,
+                              progress=tick)
+        for half, noisy in enumerate((False, True)):
+            runs = slice(half * seeds, (half + 1) * seeds)
+            results[regime_name(rule, noisy)] = summarize_task_runs(res, runs, cfg.max_length)
+    regimes = {name: results[name] for name in REGIMES}
+    add_task_statistics(regimes, cfg.max_length)
+    return {"preset": task, "config": config_dict(cfg, seeds, None),
+            "devices": engine.device_summary(), "regimes": regimes}
+
+
+def summarize_task_runs(res: engine.GridResult, runs: slice, max_length: int
+                        ) -> dict[str, Any]:
+    """Per-seed longest length solved, final curriculum length and last record's error
+    (bits per target bit), and the length and error curves (mean, its 95% interval, min and
+    max over the runs that did not diverge)."""
+    div = res.diverged_at[runs]
+    healthy = div < 0
+    as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
+    step = res.history["step"]
+
+    def curve(values, steps, bounds):
+        values = values[healthy] if healthy.any() else np.full((1, values.shape[1]), np.nan)
+        band = stats.band(values, bounds=bounds)
+        return {"step": [int(s) for s in steps], "mean": as_list(values.mean(0)),
+                "min": as_list(values.min(0)), "max": as_list(values.max(0)),
+                "ci95_lo": band["ci95_lo"], "ci95_hi": band["ci95_hi"]}
+
+    errors = res.history["error_bits"][runs]
+    return {
+        "solved": [int(v) for v in res.final["solved"][runs]],
+        "final_length": [int(v) for v in res.final["length"][runs]],
+        "final_error_bits": as_list(errors[:, -1]),
+        "diverged_at": [None if d < 0 else int(d) for d in div],
+        "length_curve": curve(res.history["length"][runs].astype(float), step,
+                              (1.0, float(max_length))),
+        "error_curve": curve(errors, step[1:], stats.NONNEGATIVE),
+    }
+
+
+def add_task_statistics(regimes: dict[str, dict[str, Any]], max_length: int,
+                        baseline: str = "backprop") -> None:
+    """Adds ``summary`` (mean and 95% interval of the longest length solved and the final
+    error, with the diverged fraction) to every regime of a sequence task, and
+    ``paired_vs_backprop`` (longest length solved, higher is better; final error) to every
+    other regime."""
+    solved_range = (0.0, float(max_length))
+    base = regimes[baseline]
+    for name, r in regimes.items():
+        div = r["diverged_at"]
+        r["summary"] = {
+            "solved": stats.summarize(r["solved"], div, bounds=solved_range),
+            "final_error_bits": stats.summarize(r["final_error_bits"], div,
+                                                bounds=stats.NONNEGATIVE)}
+        r["summary"]["diverged_fraction"] = r["summary"]["solved"]["diverged_fraction"]
+        if name != baseline:
+            r["paired_vs_backprop"] = {
+                "solved": stats.paired(r["solved"], base["solved"], div, base["diverged_at"],
+                                       lower_is_better=False, bounds=solved_range),
+                "final_error_bits": stats.paired(r["final_error_bits"],
+                                                 base["final_error_bits"], div,
+                                                 base["diverged_at"],
+                                                 bounds=stats.NONNEGATIVE)}
+
+
 def loss_bounds(loss: str) -> stats.Bounds:
     """The range of a loss: ``[0, inf)`` for the built-in ones, any value for a loss a user
     registered (:func:`dnijax.nets.register_loss` asks for no range)."""
@@ -95,9 +193,9 @@ def summarize_runs(res: engine.GridResult, runs: slice,
     interval = stats.band(curve, bounds=loss_range)
     return {
         "initial_loss": as_list(loss[:, 0]),
-        "final_loss": as_list(res.final_loss[runs]),
-        "final_accuracy": as_list(res.final_accuracy[runs]),
-        "test_accuracy": as_list(res.test_accuracy[runs]),
+        "final_loss": as_list(res.final["loss"][runs]),
+        "final_accuracy": as_list(res.final["accuracy"][runs]),
+        "test_accuracy": as_list(res.final["test_accuracy"][runs]),
         "diverged_at": [None if d < 0 else int(d) for d in div],
         "steps_to_90pct_drop": [stats.steps_to_fraction(step, run, 0.9) if d < 0 else None
                                 for run, d in zip(loss, div)],
@@ -161,5 +259,5 @@ def config_dict(cfg: RunConfig, seeds: int, data: str | None = None) -> dict[str
     if cfg.layers is not None:
         out["layers"] = [layer.as_dict() for layer in cfg.layers]
     out["seeds"] = seeds
-    out["data"] = data or presets.DEFAULT_DATA
+    out["data"] = None if cfg.task is not None else (data or presets.DEFAULT_DATA)
     return out

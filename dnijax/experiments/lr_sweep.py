@@ -10,6 +10,10 @@ interrupted sweep resumes without redoing or losing work.
 
 One learning rate drives both the network and the SG modules (as in the article)
 unless ``sg_lr`` is given.
+
+A sequence task (``task``, :data:`presets.TASKS`) sweeps the same way on the same engine;
+its cells' measure is the final error in bits per target bit (lower is better, diverged
+runs as +inf), with the mean longest length solved beside it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ def block_name(regime: str, lr: float) -> str:
     return f"{regime.replace('+', '-')}__lr{lr:g}.json"
 
 
+def metric_of(config: dict[str, Any]) -> str:
+    """The measure of a sweep's cells: ``final_loss``, or a sequence task's
+    ``final_error_bits``."""
+    return "final_error_bits" if config.get("task") else "final_loss"
+
+
 def manifest(config: RunConfig, preset: str, lrs: Sequence[float], regimes: Sequence[str],
              seeds: int, sg_lr: float | None, data: str | None = None) -> dict[str, Any]:
     """The configuration that a sweep's output folder belongs to: its preset ``config``
@@ -45,9 +55,15 @@ def run_block(config: RunConfig, regime: str, lr: float, sg_lr: float | None, se
     that regime and lr (and ``sg_lr``, or the lr itself), on ``grid``, the seeds' data
     (:func:`presets.grid_inputs`' keywords)."""
     cfg = config.replace(regime=regime, lr=lr, sg_lr=lr if sg_lr is None else sg_lr)
-    res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * seeds),
-                          engine.run_keys(0, seeds),
-                          **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
+    hyper, keys = engine.stack_hyper(cfg, lr=[cfg.lr] * seeds), engine.run_keys(0, seeds)
+    if cfg.task is not None:  # a sequence task: no data
+        res = engine.run_grid(cfg, hyper, keys, None)
+        summary = compare.summarize_task_runs(res, slice(0, seeds), cfg.max_length)
+        for curve in ("length_curve", "error_curve"):
+            summary.pop(curve)
+        return {"regime": regime, "lr": float(lr), "devices": engine.device_summary(),
+                **summary}
+    res = engine.run_grid(cfg, hyper, keys, **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
     summary = compare.summarize_runs(res, slice(0, seeds), compare.loss_bounds(cfg.loss))
     summary.pop("loss_curve")
     return {"regime": regime, "lr": float(lr), "devices": engine.device_summary(), **summary}
@@ -59,9 +75,13 @@ def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str
               overrides: dict[str, Any] | None = None,
               data: str | None = None) -> dict[str, Any]:
     """Runs (or resumes) a sweep into ``out`` and returns the assembled results
-    (``data``: a ``--data`` spec, :func:`dnijax.data.resolve`; ``None``: the preset's)."""
-    config = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides,
-                                   data=data)
+    (``data``: a ``--data`` spec, :func:`dnijax.data.resolve`; ``None``: the preset's).
+    ``preset`` may name a sequence task (:data:`presets.TASKS`), which takes no data."""
+    if preset in presets.TASKS:
+        config = presets.task_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides)
+    else:
+        config = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides,
+                                       data=data)
     meta = manifest(config, preset, lrs, regimes, seeds, sg_lr, data)
     resumed = store.claim_out_dir(out, meta, overwrite, report.SWEEP_OUTPUTS)
     blocks_dir = os.path.join(out, "blocks")
@@ -74,7 +94,7 @@ def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str
         if store.read_json(path) is not None:
             done += 1
             continue
-        if grid is None:
+        if grid is None and config.task is None:
             _, grid = presets.grid_inputs(preset, seeds, data=data)
         block = run_block(config, regime, lr, sg_lr, seeds, grid)
         store.atomic_write_json(path, block)
@@ -86,30 +106,41 @@ def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str
 
 
 def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
-    """Builds ``results.json``'s content from the block files."""
+    """Builds ``results.json``'s content from the block files: per regime and learning rate,
+    the median of the sweep's measure (:func:`metric_of`) with diverged runs as +inf, its
+    mean and 95% interval over the healthy runs, the diverged fraction and every run's
+    values."""
     regimes: dict[str, Any] = {}
     devices: set[str] = set()  # blocks of a resumed sweep may have run on other devices
+    metric = metric_of(meta["config"])
+    task = metric == "final_error_bits"
     for regime in meta["regimes"]:
         cells = [store.read_json(os.path.join(out, "blocks", block_name(regime, lr)))
                  for lr in meta["lrs"]]
         devices.update(c.get("devices", "unrecorded") for c in cells)
-        bounds = compare.loss_bounds(meta["config"]["loss"])
-        loss = [stats.summarize(c["final_loss"], c["diverged_at"], bounds=bounds)
-                for c in cells]
-        medians = [stats.median_with_failures(c["final_loss"], c["diverged_at"]) for c in cells]
-        regimes[regime] = {
-            "median_final_loss": [m if np.isfinite(m) else None for m in medians],
-            "mean_final_loss": [s["mean"] for s in loss],
-            "mean_final_loss_ci95": [s["ci95"] for s in loss],
-            "n_healthy": [s["n"] for s in loss],
-            "diverged_fraction": [s["diverged_fraction"] for s in loss],
-            "mean_test_accuracy": [
-                stats.summarize(c["test_accuracy"], c["diverged_at"],
-                                bounds=stats.PROBABILITY)["mean"] for c in cells],
-            "final_loss": [c["final_loss"] for c in cells],
-            "final_accuracy": [c["final_accuracy"] for c in cells],
-            "test_accuracy": [c["test_accuracy"] for c in cells],
-            "diverged_at": [c["diverged_at"] for c in cells],
+        bounds = stats.NONNEGATIVE if task else compare.loss_bounds(meta["config"]["loss"])
+        measure = [stats.summarize(c[metric], c["diverged_at"], bounds=bounds) for c in cells]
+        medians = [stats.median_with_failures(c[metric], c["diverged_at"]) for c in cells]
+        r = regimes[regime] = {
+            f"median_{metric}": [m if np.isfinite(m) else None for m in medians],
+            f"mean_{metric}": [s["mean"] for s in measure],
+            f"mean_{metric}_ci95": [s["ci95"] for s in measure],
+            "n_healthy": [s["n"] for s in measure],
+            "diverged_fraction": [s["diverged_fraction"] for s in measure],
         }
+        if task:
+            solved = [stats.summarize(c["solved"], c["diverged_at"],
+                                      bounds=(0.0, float(meta["config"]["max_length"])))
+                      for c in cells]
+            r.update({"mean_solved": [s["mean"] for s in solved],
+                      "mean_solved_ci95": [s["ci95"] for s in solved]})
+            keys = ("solved", "final_length", "final_error_bits", "diverged_at")
+        else:
+            r["mean_test_accuracy"] = [
+                stats.summarize(c["test_accuracy"], c["diverged_at"],
+                                bounds=stats.PROBABILITY)["mean"] for c in cells]
+            keys = ("final_loss", "final_accuracy", "test_accuracy", "diverged_at")
+        r.update({k: [c[k] for c in cells] for k in keys})
     return {"preset": meta["preset"], "config": meta["config"], "lrs": meta["lrs"],
-            "sg_lr": meta["sg_lr"], "devices": ", ".join(sorted(devices)), "regimes": regimes}
+            "sg_lr": meta["sg_lr"], "metric": metric, "devices": ", ".join(sorted(devices)),
+            "regimes": regimes}

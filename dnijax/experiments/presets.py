@@ -49,6 +49,22 @@ PRESETS: dict[str, RunConfig] = {
         steps=2000, log_every=20),
 }
 DEFAULT_SEEDS = {"seed": 10, "tuned": 10}
+
+# the sequence tasks (``dnijax compare --task``): an LSTM of 32 units learns by truncated
+# BPTT in windows of 4 steps, one episode of 16 sequences per step, Adam, sigmoid
+# cross-entropy per bit, the length curriculum of the DNI paper's copy experiments
+TASKS: dict[str, RunConfig] = {
+    "copy": RunConfig(
+        regime="backprop", task="copy", core="lstm", hidden=32, window=4, max_length=10,
+        batch_size=16, optimizer="adam", lr=1e-2, sg_lr=1e-2, loss="bce", reduction="mean",
+        noise="paper", eta=0.01, gamma=0.55, threshold=0.15, steps=1000),
+    "repeat_copy": RunConfig(
+        regime="backprop", task="repeat_copy", max_repeats=3, core="lstm", hidden=32,
+        window=4, max_length=6, batch_size=16, optimizer="adam", lr=1e-2, sg_lr=1e-2,
+        loss="bce", reduction="mean", noise="paper", eta=0.01, gamma=0.55, threshold=0.15,
+        steps=1000),
+}
+DEFAULT_TASK_SEEDS = 5
 PARALLEL_SEEDS = 2000  # from this many seeds on, grid_inputs makes their data on every core
 DEFAULT_DATA = "article"  # the presets' data; only the tuned preset takes others (--data)
 
@@ -112,6 +128,28 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
     cfg = base.replace(**changes) if changes else base
     check_data(cfg, ds.x_train, ds.y_train)
     return cfg
+
+
+def task_config(task: str, *, steps: int | None = None, lr: float | None = None,
+                sg_lr: float | None = None, eta: float | None = None,
+                overrides: dict[str, Any] | None = None) -> RunConfig:
+    """A sequence task's config (``TASKS``) with ``overrides`` (a config file's fields) and
+    then the given options replaced, validated.
+
+    Raises:
+      ValueError: one line, for an unknown task or a bad value.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task: unknown value {task!r}; choose one of {', '.join(TASKS)}")
+    changes: dict[str, Any] = dict(overrides or {})
+    if changes.get("task", task) != task:
+        raise ValueError(f"--config: its task {changes['task']!r} is not --task {task!r}; drop "
+                         "task from the file")
+    changes.update({k: v for k, v in dict(lr=lr, sg_lr=sg_lr, eta=eta, steps=steps).items()
+                    if v is not None})
+    if "steps" in changes and "log_every" not in (overrides or {}):
+        changes["log_every"] = None
+    return TASKS[task].replace(**changes) if changes else TASKS[task]
 
 
 def fit_loss(loss: str, n_classes: int) -> str | None:
