@@ -60,9 +60,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnijax.config import parse_regime
+from dnijax.config import REGIMES, parse_regime
 
-REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")
 NOISE_GAMMA = 0.55
 
 Pairs = list[tuple[Any, Any]]  # [(W, b), ...] or [(A, c), ...], of any array type

@@ -16,7 +16,9 @@ in one program (eta 0 for the noise-free runs), paired by seed.
     python benchmarks/copy_task.py [--quick] [--task copy|repeat_copy] [--windows 2,3,4,5,8]
 
 Every cell is one grid of the engine (``dnijax.engine.run_grid`` on a ``RunConfig`` with
-``task`` set), in this one process.
+``task`` set), all in this one process. The cells once ran in a process each, because
+runs hung; the cause was a deadlock in jaxlib's batched LAPACK QR under the LSTM's
+orthogonal init, which dnijax no longer calls (``benchmarks/hang_check.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dnijax import RunConfig, engine, stats
 from dnijax.report import markdown_table
 
 ETA = 0.01
+ARMS = ("backprop", "backprop+noise", "dni", "dni+noise")  # each rule beside its noisy twin
 
 
 def run_cell(base: dict, signal: str, window: int, seeds: int) -> dict:
@@ -53,7 +56,6 @@ def run_cell(base: dict, signal: str, window: int, seeds: int) -> dict:
 
 
 def markdown(results: dict) -> str:
-    arms = ["backprop", "backprop+noise", "dni", "dni+noise"]
     rows = []
     for t, cells in results["windows"].items():
         dni, bp = cells["dni"], cells["backprop"]
@@ -61,9 +63,9 @@ def markdown(results: dict) -> str:
                             lower_is_better=False, bounds=stats.NONNEGATIVE)
         diff = (f"{pair['mean_diff']:+.1f} [{pair['ci95'][0]:+.1f}, {pair['ci95'][1]:+.1f}]"
                 if pair["ci95"] else f"{pair['mean_diff']:+.1f}")
-        rows.append([t] + [stats.format_mean_ci(cells[a]["summary"], ".1f") for a in arms]
+        rows.append([t] + [stats.format_mean_ci(cells[a]["summary"], ".1f") for a in ARMS]
                     + [f"{diff}, longer on {pair['wins']}/{pair['n']}"])
-    return markdown_table(["T"] + [f"{a}: longest length solved" for a in arms]
+    return markdown_table(["T"] + [f"{a}: longest length solved" for a in ARMS]
                           + ["dni − backprop (paired)"], rows)
 
 
@@ -74,7 +76,7 @@ def figure(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
     windows = [int(t) for t in results["windows"]]
-    for i, arm in enumerate(["backprop", "backprop+noise", "dni", "dni+noise"]):
+    for i, arm in enumerate(ARMS):
         color = plt.get_cmap("tab10")(i // 2)
         ls = "--" if arm.endswith("noise") else "-"
         means = [results["windows"][str(t)][arm]["summary"]["mean"] for t in windows]

@@ -80,6 +80,10 @@ script never changes the environment itself, it only records it:
 
     python benchmarks/speed.py [--quick] [--repeats N] [--runs R] [--out DIR] [--overwrite]
 
+The script is three modules: this one (the runs and the command line), ``speed_measure.py``
+(timers, machine probes, the problems, one call of each method) and ``speed_report.py``
+(tables and targets); the baselines are ``baselines.py``.
+
 Sizes: 200 steps, 8 tight-numpy runs, 4 reference runs, wide scale 100 steps x 8
 runs, best of 3; ``--quick`` (CI smoke runs, about 75 s on 2 cores): 50 steps,
 4 and 2 sequential runs, wide 25 steps x 4 runs, best of 1. Timings on a shared
@@ -91,261 +95,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import baselines
 import common
 import jax
-import jax.numpy as jnp
 import numpy as np
+from speed_measure import (blas_info, child_json, compile_s_default_compare, describe_blas,
+                           engine_call, engine_memory_mb, import_torch, make_config,
+                           make_data, matmul_peak_gflops, numpy_matmul_gflops, reference_call,
+                           step_flops, sweep_memory_gib, time_methods, torch_thread_probe,
+                           traced_peak_mb)
+from speed_report import apply_peak, print_article, print_wide, targets, worst
 
-from dnijax import RunConfig, engine, parse_regime, reference, store, train
-from dnijax.report import markdown_table
+from dnijax import REGIMES, engine, store, train
 
-REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")
-OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                "OMP_NUM_THREADS")
-TARGETS = {"vs_tight_numpy": 5.0, "vs_tight_numpy_stretch": 8.0, "vs_torch": 2.0,
-           "over_lean_jax": 0.9, "wide_fraction_of_peak": 0.6, "dni_time_over_flops": 1.2}
 
 
 # ---------------------------------------------------------------- timing helpers
-def _timed(fn: Callable[[], Any]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def matmul_peak_gflops(n: int = 1024, reps: int = 20) -> float:
-    """float32 matmul throughput of this machine through XLA (best of ``reps``)."""
-    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
-    f = jax.jit(lambda x: x @ x)
-    jax.block_until_ready(f(a))
-    best = min(_timed(lambda: jax.block_until_ready(f(a))) for _ in range(reps))
-    return 2 * n ** 3 / best / 1e9
-
-
-def numpy_matmul_gflops(n: int = 1024, reps: int = 20) -> float:
-    """float32 matmul throughput of numpy's BLAS (best of ``reps``, warm-up outside)."""
-    a = np.random.default_rng(0).standard_normal((n, n), np.float32)
-    out = np.empty_like(a)
-    np.matmul(a, a, out=out)
-    best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(reps))
-    return 2 * n ** 3 / best / 1e9
-
-
-def time_methods(methods: dict[str, Callable[[], Any]], repeats: int,
-                 prepare: dict[str, Callable[[], Any]] | None = None) -> dict[str, dict]:
-    """One untimed warm-up call of every method (its seconds kept, for compile time),
-    then ``repeats`` interleaved rounds timing each once; the best time counts.
-
-    ``prepare[name]``, if given, runs untimed right before each call of ``name``."""
-    prepare = prepare or {}
-    calls: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(1 + repeats):
-        for name, fn in methods.items():
-            if name in prepare:
-                prepare[name]()
-            calls[name].append(_timed(fn))
-    return {name: {"best_s": min(t[1:]), "first_s": t[0], "calls_s": t}
-            for name, t in calls.items()}
-
-
-def traced_peak_mb(fn: Callable[[], Any]) -> float:
-    """``tracemalloc`` peak of one untimed call of ``fn``, in MiB."""
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1] / 2 ** 20
-    finally:
-        tracemalloc.stop()
-
-
-# ---------------------------------------------------------------- environment
-def blas_info() -> dict:
-    """numpy's BLAS (threadpoolctl) and the OpenBLAS environment variables as seen here."""
-    info: dict[str, Any] = {"env": {k: os.environ.get(k) for k in OPENBLAS_ENV}}
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        info["threadpoolctl"] = None
-        try:  # numpy >= 1.25: the BLAS numpy was built against (not the loaded kernel)
-            blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-            info["numpy"] = {"internal_api": blas.get("name"), "version": blas.get("version"),
-                             "source": "numpy.show_config (threadpoolctl missing)"}
-        except Exception:  # noqa: BLE001 - a record, never a failure
-            info["numpy"] = None
-        return info
-    pools = threadpool_info()
-    blas = [p for p in pools if p.get("user_api") == "blas"]
-    mine = [p for p in blas if "numpy" in str(p.get("filepath", ""))] or blas[:1]
-    keys = ("internal_api", "version", "architecture", "corename", "num_threads",
-            "threading_layer", "filepath")
-    info["numpy"] = {k: mine[0].get(k) for k in keys if k in mine[0]} if mine else None
-    info["threadpoolctl"] = pools
-    return info
-
-
-def describe_blas(info: dict) -> str:
-    np_blas = info.get("numpy") or {}
-    kernel = np_blas.get("architecture") or np_blas.get("corename") or "?"
-    env = ", ".join(f"{k}={info['env'][k]!r}" for k in OPENBLAS_ENV[:2])
-    return (f"numpy BLAS: {np_blas.get('internal_api', '?')} {np_blas.get('version', '?')}, "
-            f"kernel {kernel}, {np_blas.get('num_threads', '?')} threads; {env}")
-
-
-def child_json(cmd: list[str], timeout: float, **kwargs: Any) -> dict:
-    """Runs ``cmd`` and returns the JSON object on the last line of its output, or
-    ``{"error": why}`` when it fails, times out or prints no JSON."""
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                             check=False, **kwargs)
-        if out.returncode != 0:
-            return {"error": (out.stderr.strip().splitlines() or ["no message"])[-1]}
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    except (IndexError, json.JSONDecodeError) as err:
-        return {"error": f"no JSON result: {type(err).__name__}: {err}"}
-
-
-def compile_s_default_compare(timeout: float = 600.0) -> dict:
-    """Compile seconds of the default ``dnijax compare`` (see the module docstring)."""
-    code = ("import json, time\n"
-            "from dnijax.experiments import compare\n"
-            "t = []\n"
-            "for _ in range(2):\n"
-            "    s = time.perf_counter()\n"
-            "    compare.run_compare('tuned', seeds=10, steps=20)\n"
-            "    t.append(time.perf_counter() - s)\n"
-            "print(json.dumps({'first_s': t[0], 'second_s': t[1]}))\n")
-    env = dict(os.environ, DNIJAX_CACHE="")
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    with tempfile.TemporaryDirectory() as tmp:
-        res = child_json([sys.executable, "-c", code], timeout, env=env, cwd=tmp)
-    if "error" in res:
-        return {"compile_s": None, "error": res["error"]}
-    res["compile_s"] = res["first_s"] - res["second_s"]
-    return res
-
-
-# ---------------------------------------------------------------- problems
-def step_flops(widths, batch: int, regime: str) -> float:
-    """Matmul FLOPs of one step (paper topology, linear SG modules)."""
-    pairs = list(zip(widths[:-1], widths[1:]))
-    fwd = sum(2 * batch * a * b for a, b in pairs)
-    if parse_regime(regime)[0] == "backprop":
-        return fwd + fwd + (fwd - 2 * batch * pairs[0][0] * pairs[0][1])  # dW and dh
-    extra = fwd  # dW of every layer
-    for i, (_, n) in enumerate(pairs[:-1]):
-        nxt = pairs[i + 1][1]
-        extra += 2 * batch * n * n * 2 + 2 * batch * n * nxt  # SG fwd + grad, target vjp
-    return fwd + extra
-
-
-def make_config(scale: str, regime: str, steps: int) -> RunConfig:
-    if scale == "article":
-        return RunConfig(regime=regime, widths=(2, 10, 28, 1), activations="sigmoid",
-                         reduction="mean", lr=0.5, sg_lr=0.1, init="glorot", eta=0.01,
-                         steps=steps, log_every=steps)
-    return RunConfig(regime=regime, widths=(256,) * 7 + (10,), activations=("relu",) * 6 + (
-        "identity",), loss="xent", reduction="mean", lr=0.01, sg_lr=0.001, init="he",
-        steps=steps, log_every=steps)
-
-
-def make_data(scale: str):
-    rng = np.random.RandomState(0)
-    if scale == "article":
-        x = rng.randn(500, 2).astype(np.float32)
-        return x, (x[:, 0] * x[:, 1] > 0).astype(np.int32)
-    x = rng.randn(256, 256).astype(np.float32)
-    return x, rng.randint(0, 10, 256).astype(np.int32)
-
-
-def engine_call(cfg: RunConfig, x, labels, n_runs: int, net=None, sg=None,
-                mesh: bool = False) -> Callable:
-    """One whole ``run_grid`` call (a single chunk), waited for; ``mesh``: sharded over
-    every device."""
-    hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
-    keys = engine.run_keys(0, n_runs)
-
-    def call():
-        res = engine.run_grid(cfg, hyper, keys, (x, labels), net=net,
-                              sg=sg if cfg.uses_sg else None, mesh=mesh, chunks=1)
-        jax.block_until_ready(res.state)
-
-    return call
-
-
-def engine_memory_mb(cfg: RunConfig, x, labels, n_runs: int) -> float:
-    hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
-    keys = engine.run_keys(0, n_runs)
-    n_records = cfg.steps // cfg.log_every
-    return engine.compiled_bytes(cfg, hyper, keys, (x, labels), n_records) / 2 ** 20
-
-
-def reference_call(cfg: RunConfig, starts: list, x, y, steps: int) -> Callable:
-    """``reference.trajectory`` for each start in turn (never with noise)."""
-
-    def call():
-        for net, sg in starts:
-            reference.trajectory(cfg.signal, net, sg, x, y, steps,
-                                 blocks=cfg.net_spec.blocks, loss=cfg.loss,
-                                 reduction=cfg.reduction, lr=cfg.lr, sg_lr=cfg.sg_lr,
-                                 topology=cfg.topology)
-
-    return call
-
-
-def sweep_memory_gib(n_runs: int) -> float:
-    """Compiled memory (arguments + outputs + temporaries) of one chunk of an article-scale
-    DNI+noise grid of ``n_runs`` runs, from XLA's memory analysis, plus its history."""
-    cfg = make_config("article", "dni+noise", 2000)
-    x, labels = make_data("article")
-    hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
-    keys = engine.run_keys(0, n_runs)
-    return engine.compiled_bytes(cfg, hyper, keys, (x, labels), n_records=100) / 2 ** 30
-
-
-def import_torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
-
-
-# ---------------------------------------------------------------- article scale
-def torch_thread_probe(torch, regime: str, params, sgs, x, y, lr: float, sg_lr: float,
-                       probe_steps: int = 10, probe_calls: int = 2) -> dict:
-    """The faster of torch's default thread count and one thread, right now: each
-    timed torch call is preceded by this untimed probe (``probe_steps`` steps, best of
-    ``probe_calls``) and runs with its choice.
-
-    On a loaded 2-core machine two intra-op threads can wait for a descheduled peer
-    and run ~15x slower than one thread (measured here: ~700 against ~12k run-steps/s),
-    while on an idle one they are up to twice as fast; the load changes within a run,
-    so the choice is made afresh before every call: torch gets its better setting,
-    and the pathological one does not cost minutes."""
-    before = torch.get_num_threads()
-    rates = {}
-    try:
-        for th in sorted({before, 1}, reverse=True):
-            torch.set_num_threads(th)
-            best = min(_timed(lambda: baselines.torch_runs(
-                regime, params, sgs, x, y, probe_steps, lr, sg_lr)) for _ in range(probe_calls))
-            rates[th] = params[0][0].shape[0] * probe_steps / best
-    finally:
-        torch.set_num_threads(before)
-    return {"threads": max(rates, key=rates.get), "probe_run_steps_per_s": rates}
-
-
 def article_regime(regime: str, steps: int, n_batched: int, n_numpy: int, n_ref: int,
                    repeats: int, torch) -> dict:
     cfg = make_config("article", regime, steps)
@@ -425,55 +195,6 @@ def article_regime(regime: str, steps: int, n_batched: int, n_numpy: int, n_ref:
     return {"methods": row, "ratios": ratios, "flops_per_step": flops}
 
 
-def print_article(out: dict, steps: int, repeats: int) -> None:
-    any_regime = next(iter(out.values()))["methods"]
-    runs = {k: v["runs"] for k, v in any_regime.items()}
-    print(f"\narticle scale: 500 x 2-10-28-1 sigmoid with biases, mse/mean, full batch, "
-          f"float32, SGD lr 0.5 / SG lr 0.1, {steps} steps; runs: engine "
-          f"{runs['engine']}, tight numpy {runs['tight_numpy']} (one after another), "
-          f"reference {runs['reference']}, torch {runs.get('torch', '-')}, lean JAX "
-          f"{runs['lean_jax']}; best of {repeats}, warm-up untimed")
-    print("\nrun-steps/s (one step of one run)")
-    fmt = lambda v, f: "-" if v is None else format(v, f) + "x"  # noqa: E731
-    rows = []
-    for regime, res in out.items():
-        m, r = res["methods"], res["ratios"]
-        ref = f"{m['reference']['run_steps_per_s']:.0f}" + ("*" if parse_regime(regime)[1]
-                                                             else "")
-        torch_s = (f"{m['torch']['run_steps_per_s']:.0f} ({m['torch']['threads']}t)"
-                   if "torch" in m else "-")
-        cores = m.get("engine_all_cores", {}).get("run_steps_per_s")
-        rows.append([regime, f"{m['engine']['run_steps_per_s']:.0f}",
-                     "-" if cores is None else f"{cores:.0f}",
-                     f"{m['tight_numpy']['run_steps_per_s']:.0f}", ref, torch_s,
-                     f"{m['lean_jax']['run_steps_per_s']:.0f}",
-                     f"{r['engine_over_tight_numpy']:.1f}x", fmt(r['engine_over_torch'], '.2f'),
-                     fmt(r.get('engine_all_cores_over_tight_numpy'), '.1f'),
-                     fmt(r.get('engine_all_cores_over_torch'), '.2f'),
-                     f"{r['engine_over_lean_jax']:.2f}x", f"{r['engine_over_reference']:.1f}x"])
-    devices = any_regime.get("engine_all_cores", {}).get("devices", "-")
-    print(markdown_table(["regime", "engine", f"engine ({devices})", "tight numpy",
-                          "reference", "torch (bmm)", "lean JAX", "engine / numpy",
-                          "engine / torch", "all cores / numpy", "all cores / torch",
-                          "engine / lean JAX", "engine / reference"], rows), end="")
-    cores_note = ("  engine (N x cpu): the CPU split into one device per core, runs sharded, "
-                  "timed in a subprocess after the other columns." if devices != "-" else "")
-    print("* the reference runs without noise (it takes noise as an input); every other "
-          "method draws its noise.  torch: (N t) = threads of its fastest call, chosen by an "
-          f"untimed probe before each call.{cores_note}\n")
-    rows = []
-    for regime, res in out.items():
-        m = res["methods"]
-        rows.append([regime, f"{m['engine']['gflops']:.1f} "
-                     f"({100 * m['engine']['fraction_of_matmul_peak']:.0f}%)",
-                     f"{m['engine']['compile_s']:.2f}", f"{m['lean_jax']['compile_s']:.2f}",
-                     f"{m['engine']['memory_mb']:.1f}", f"{m['tight_numpy']['memory_mb']:.2f}",
-                     f"{m['reference']['memory_mb']:.2f}"])
-    print(markdown_table(["regime", "engine GFLOP/s (% peak)", "engine compile s",
-                          "lean JAX compile s", "engine compiled MB", "numpy peak MB",
-                          "reference peak MB"], rows), end="")
-
-
 def engine_on_cpu_devices(n_devices: int, steps: int, n_runs: int, repeats: int) -> dict:
     """The engine at article scale with the CPU split into ``n_devices`` devices
     (``engine.use_cpu_devices``, one per core) and the runs sharded over them, from the
@@ -516,7 +237,6 @@ def add_all_cores(article: dict, cores: dict) -> None:
             if "torch" in m else None)
 
 
-# ---------------------------------------------------------------- wide scale
 def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
     x, labels = make_data("wide")
     out = {}
@@ -542,73 +262,6 @@ def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
                                          / row["reference"]["run_steps_per_s"])
         out[regime] = row
     return out
-
-
-def print_wide(out: dict, steps: int, n_runs: int) -> None:
-    print(f"\nwide scale: 7 layers of 256 (ReLU), xent/mean, batch 256, float32, {steps} "
-          f"steps; engine {n_runs} runs, reference 1 run")
-    rows = []
-    for regime, r in out.items():
-        e = r["engine"]
-        rows.append([regime, f"{e['run_steps_per_s']:.1f}",
-                     f"{r['reference']['run_steps_per_s']:.1f}", f"{e['vs_reference']:.2f}x",
-                     f"{r['flops_per_step'] / 1e6:.1f}",
-                     f"{e['gflops']:.1f} ({100 * e['fraction_of_matmul_peak']:.0f}%)",
-                     f"{e['compile_s']:.2f}", f"{e['memory_mb']:.1f}"])
-    print(markdown_table(["regime", "engine run-steps/s", "reference", "engine / reference",
-                          "MFLOP per run-step", "engine GFLOP/s (% peak)", "engine compile s",
-                          "engine compiled MB"], rows), end="")
-
-
-# ---------------------------------------------------------------- summary
-def apply_peak(tree: Any, peak: float) -> None:
-    """Sets ``fraction_of_matmul_peak`` beside every ``gflops`` figure in ``tree``."""
-    if isinstance(tree, dict):
-        if "gflops" in tree:
-            tree["fraction_of_matmul_peak"] = tree["gflops"] / peak
-        for v in tree.values():
-            apply_peak(v, peak)
-
-
-def worst(article: dict, key: str) -> tuple[float | None, str | None]:
-    vals = {k: v["ratios"][key] for k, v in article.items()
-            if v["ratios"].get(key) is not None}
-    if not vals:
-        return None, None
-    regime = min(vals, key=vals.get)
-    return vals[regime], regime
-
-
-def targets(summary: dict) -> list[dict]:
-    """Each target's value and verdict, for the engine as it runs by default (one device);
-    the all-cores figures are shown beside them, not judged."""
-    a, w = summary["article_scale"], summary["wide_scale"]
-    t = TARGETS
-    numpy_v, torch_v = a["speedup_vs_tight_numpy"], a["speedup_vs_torch"]
-    numpy_c, torch_c = a["all_cores_speedup_vs_tight_numpy"], a["all_cores_speedup_vs_torch"]
-    cores = lambda v: "" if v is None else f"; all cores {v:.2f}x"  # noqa: E731
-    time_over_flops = w["dni_over_backprop_time"] / w["dni_over_backprop_flops"]
-    rows = [
-        ("engine >= 5x tight numpy in every regime", numpy_v,
-         f"{numpy_v:.1f}x (worst: {a['worst_regime_vs_tight_numpy']}){cores(numpy_c)}",
-         numpy_v >= t["vs_tight_numpy"]),
-        ("stretch: engine >= 8x tight numpy in every regime", numpy_v,
-         f"{numpy_v:.1f}x{cores(numpy_c)}", numpy_v >= t["vs_tight_numpy_stretch"]),
-        ("engine >= 2x batched torch in every regime", torch_v,
-         "torch not installed" if torch_v is None else
-         f"{torch_v:.2f}x (worst: {a['worst_regime_vs_torch']}){cores(torch_c)}",
-         None if torch_v is None else torch_v >= t["vs_torch"]),
-        ("engine >= 0.9x lean JAX (backprop)", a["engine_over_lean_jax"],
-         f"{a['engine_over_lean_jax']:.2f}x", a["engine_over_lean_jax"] >= t["over_lean_jax"]),
-        ("wide backprop >= 60% of XLA matmul peak", w["backprop_fraction_of_matmul_peak"],
-         f"{100 * w['backprop_fraction_of_matmul_peak']:.0f}%",
-         w["backprop_fraction_of_matmul_peak"] >= t["wide_fraction_of_peak"]),
-        ("DNI/backprop time <= 1.2x their FLOP ratio", time_over_flops,
-         (f"time ratio {w['dni_over_backprop_time']:.2f} / FLOP ratio "
-          f"{w['dni_over_backprop_flops']:.2f} = {time_over_flops:.2f}"),
-         time_over_flops <= t["dni_time_over_flops"]),
-    ]
-    return [{"target": n, "value": v, "measured": s, "met": m} for n, v, s, m in rows]
 
 
 def main() -> None:
@@ -732,6 +385,7 @@ def main() -> None:
     store.atomic_write_bytes(os.path.join(args.out, "speed.json"),
                              (json.dumps(summary, indent=1, default=str) + "\n").encode())
     print(f"wrote {os.path.join(args.out, 'speed.json')}")
+
 
 
 if __name__ == "__main__":

@@ -84,8 +84,8 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *, net: Any = Non
 
 
 def train_windows(program: Program, hyper: Hyper, state: train.TrainState, x: jax.Array,
-                  y: jax.Array, mask: jax.Array | None = None, active: jax.Array | None = None,
-                  rules: train.UpdateRules | None = None
+                  y: jax.Array, *, mask: jax.Array | None = None,
+                  active: jax.Array | None = None, rules: train.UpdateRules | None = None
                   ) -> tuple[train.TrainState, jax.Array]:
     """Trains on one batch of sequences ``x`` (B, S, d), ``y`` (B, S, K), window by window
     (``S`` a multiple of the window): the rule's recurrent form
@@ -107,11 +107,8 @@ def train_windows(program: Program, hyper: Hyper, state: train.TrainState, x: ja
         sig = signals.window_signals(program.signal, st.net, st.sg, s, x_w, y_w,
                                      program.net.loss, program.net.reduction, core=core,
                                      mask=m_w)
-        net, sg, net_opt, sg_opt, diverged_at = train.guarded_update(
-            rules, st.net, st.sg, st.net_opt, st.sg_opt, sig, st.diverged_at, st.step,
-            active=on)
-        st = st._replace(net=net, sg=sg, net_opt=net_opt, sg_opt=sg_opt,
-                         step=st.step + on.astype(jnp.int32), diverged_at=diverged_at)
+        st = train.guarded_update(rules, st, sig, active=on)
+        st = st._replace(step=st.step + on.astype(jnp.int32))
         return (st, sig.s_end), jnp.where(on, sig.loss, 0.0)
 
     s0 = core.initial_state(x.shape[0], seq.hidden, x.dtype)
@@ -130,12 +127,12 @@ def step(program: Program, hyper: Hyper, state: train.TrainState, data: Any,
     key, k_batch = jax.random.split(state.key)
     curriculum = state.task_state
     batch = copy_task.make_batch(k_batch, seq.task, curriculum.length, seq.batch_size,
-                                 seq.max_length, seq.max_repeats, seq.steps,
-                                 program.jnp_dtype)
+                                 max_length=seq.max_length, max_repeats=seq.max_repeats,
+                                 steps=seq.steps, dtype=program.jnp_dtype)
     last = jnp.max(jnp.arange(seq.steps) * jnp.max(batch.mask, axis=0))
     active = jnp.arange(seq.steps // seq.window) * seq.window <= last
     state, losses = train_windows(program, hyper, state._replace(key=key), batch.x, batch.y,
-                                  batch.mask, active, rules)
+                                  mask=batch.mask, active=active, rules=rules)
     targets = jnp.mean(jnp.sum(batch.mask, axis=1)) * seq.n_out
     per_sequence = seq.batch_size if program.net.reduction == "sum" else 1
     error = jnp.sum(losses) / per_sequence / targets / LN2

@@ -202,7 +202,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for lr in args.lr:  # every learning rate, validated by the config
         base.replace(lr=lr)
     store.claim_out_dir(out, lr_sweep.manifest(base, preset, args.lr, args.regimes,
-                                               args.seeds, args.sg_lr, args.data),
+                                               seeds=args.seeds, sg_lr=args.sg_lr,
+                                               data=args.data),
                         args.overwrite, report.SWEEP_OUTPUTS)
     for note in notes:
         print(f"dnijax: {note}", flush=True)
@@ -211,8 +212,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"rates x {args.seeds} seeds x {base.steps} {'episodes' if args.task else 'steps'}; "
           f"{_compile_note()}", flush=True)
     t0 = time.time()
-    res = lr_sweep.run_sweep(out, preset, args.lr, args.regimes, args.seeds,
-                             args.steps, args.sg_lr, args.overwrite,
+    res = lr_sweep.run_sweep(out, preset, args.lr, args.regimes, seeds=args.seeds,
+                             steps=args.steps, sg_lr=args.sg_lr, overwrite=args.overwrite,
                              log=lambda m: print(m, file=sys.stderr), overrides=overrides,
                              data=args.data)
     written = report.write_sweep(out, res)

@@ -59,7 +59,7 @@ def max_steps(task: str, max_length: int, max_repeats: int = 1) -> int:
     return max_length + 2 + max_repeats * max_length
 
 
-def make_batch(key: jax.Array, task: str, length: Any, batch: int, max_length: int,
+def make_batch(key: jax.Array, task: str, length: Any, batch: int, *, max_length: int,
                max_repeats: int = 1, steps: int | None = None, dtype: Any = jnp.float32
                ) -> Batch:
     """A batch of ``task`` with pattern length ``length`` (<= ``max_length``), padded to

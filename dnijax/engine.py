@@ -122,8 +122,8 @@ def _init_network(kind: str, net_init: tuple, keys):
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _advance(program: Program, n_records: int, data_axis: Any, alignment: bool, hyper, state,
              data, test=None):
-    run = lambda h, s, d, t: kinds.run_records(program, h, s, d, n_records, t,  # noqa: E731
-                                               alignment)
+    run = lambda h, s, d, t: kinds.run_records(program, h, s, d, n_records,  # noqa: E731
+                                               test=t, alignment=alignment)
     return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis))(hyper, state, data, test)
 
 
@@ -399,8 +399,10 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
         train_data, test_data = ((to_device(data, runs), to_device(test, runs))
                                  if per_run_data else shared)
         results.append(_run_block(
-            config, program, mesh, block, data_axis, cut(hyper), cut(keys), train_data,
-            test_data, cut(net), cut(sg), tick, block_chunks, test_history, alignment))
+            config, program, mesh, block=block, data_axis=data_axis, hyper=cut(hyper),
+            keys=cut(keys), train_data=train_data, test_data=test_data, net=cut(net),
+            sg=cut(sg), progress=tick, chunks=block_chunks, test_history=test_history,
+            alignment=alignment))
     if len(results) == 1:
         return results[0]
     history = {k: (results[0].history[k] if k == "step" else
@@ -411,7 +413,7 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
                       jax.tree.map(lambda *a: jnp.concatenate(a), *[r.state for r in results]))
 
 
-def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, block: int,
+def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, *, block: int,
                data_axis: Any, hyper: Hyper, keys: jax.Array, train_data: Any, test_data: Any,
                net: Any, sg: Any, progress: Progress | None, chunks: int,
                test_history: bool, alignment: bool) -> GridResult:

@@ -107,7 +107,7 @@ def get(program: Program) -> Kind:
 
 
 def run_records(program: Program, hyper: Hyper, state: train.TrainState, data: Any,
-                num_records: int, test: Any = None, alignment: bool = False
+                num_records: int, *, test: Any = None, alignment: bool = False
                 ) -> tuple[train.TrainState, dict[str, jax.Array]]:
     """Runs ``num_records * program.log_every`` steps of any kind with ``lax.scan``.
 

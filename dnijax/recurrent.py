@@ -4,7 +4,8 @@ end (``docs/math.md``, "Recurrent nets: truncated BPTT with synthetic gradients"
 
 A :class:`Core` is ``(init, initial_state, step)`` (stax/optax style); ``CORES`` holds
 
-* ``rnn``: ``s_t = tanh(x_t W_x + s_{t-1} W_h + b)``, state ``s`` (an array), ``h_t = s_t``;
+* ``rnn``: ``s_t = tanh(x_t W_x + s_{t-1} W_h + b)``, state ``s`` (an array), ``h_t = s_t``
+  (Glorot-normal ``W_x``, orthogonal ``W_h``: :func:`orthogonal`);
 * ``lstm``: ``z = x_t W_x + h_{t-1} W_h + b`` split into gates ``i, f, g, o`` (in that
   order, each ``H`` wide), ``c_t = sig(f) c_{t-1} + sig(i) tanh(g)``,
   ``h_t = sig(o) tanh(c_t)``; state the tuple ``(h, c)``.
@@ -41,8 +42,8 @@ Example:
   >>> sg_params = recurrent.init_sg(recurrent.state_size("lstm", 4))
   >>> s0 = recurrent.get_core("lstm").initial_state(3, 4, jnp.float32)
   >>> x, y = jnp.ones((3, 5, 2)), jnp.zeros((3, 5, 1))
-  >>> s = recurrent.dni_window(params, sg_params, s0, x, y, "mse", "mean",
-  ...                          recurrent.get_core("lstm"))
+  >>> spec = recurrent.WindowSpec(recurrent.get_core("lstm"), "mse", "mean")
+  >>> s = recurrent.dni_window(params, sg_params, recurrent.Window(s0, x, y), spec)
   >>> [leaf.shape for leaf in s.s_end], s.sg_target.shape
   ([(3, 4), (3, 4)], (3, 8))
   >>> float(jnp.abs(s.sg_grads["a"]).max())  # s_0 = 0: only C learns
@@ -128,10 +129,41 @@ class WindowSignals(NamedTuple):
     sg_target: jax.Array | None = None
 
 
+def orthogonal(key: jax.Array, n: int, dtype: Any = jnp.float32) -> jax.Array:
+    """A random orthogonal ``n x n`` matrix: the Q of a Gaussian matrix's QR decomposition
+    with a positive diagonal R, which is what ``jax.nn.initializers.orthogonal()`` returns
+    for the same key (equal to rounding), computed by classical Gram-Schmidt applied twice
+    per column ("twice is enough": orthogonal to working precision) in plain JAX ops.
+
+    Why not ``jax.nn.initializers.orthogonal``: on the CPU its QR is a LAPACK custom call
+    that, batched by ``vmap`` over runs, runs the batch on XLA's intra-op thread pool and
+    waits for it from a pool thread (``jax::ParallelBatchMap``, jaxlib 0.10.2). When every
+    pool thread waits so (two threads on a 2-core machine; the LSTM's four gate blocks run
+    side by side), the program deadlocks with the CPU idle: the recurrent runs' hang
+    (``benchmarks/hang_check.py --qr`` reproduces it in a few seconds).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from dnijax import recurrent
+      >>> q = recurrent.orthogonal(jax.random.key(0), 4)
+      >>> bool(jnp.abs(q.T @ q - jnp.eye(4)).max() < 1e-6)
+      True
+    """
+    a = jax.random.normal(key, (n, n), dtype)
+
+    def column(q, j):
+        v, earlier = a[:, j], (jnp.arange(n) < j).astype(dtype)
+        for _ in range(2):
+            v = v - q @ ((q.T @ v) * earlier)
+        return q.at[:, j].set(v / jnp.linalg.norm(v)), None
+
+    return jax.lax.scan(column, jnp.zeros((n, n), dtype), jnp.arange(n))[0]
+
+
 def _rnn_init(key: jax.Array, n_in: int, n_hidden: int, dtype: Any) -> dict:
     kx, kh = jax.random.split(key)
     return {"wx": jax.nn.initializers.glorot_normal()(kx, (n_in, n_hidden), dtype),
-            "wh": jax.nn.initializers.orthogonal()(kh, (n_hidden, n_hidden), dtype),
+            "wh": orthogonal(kh, n_hidden, dtype),
             "b": jnp.zeros((n_hidden,), dtype)}
 
 
@@ -142,12 +174,11 @@ def _rnn_step(params: dict, s: jax.Array, x_t: jax.Array) -> tuple[jax.Array, ja
 
 def _lstm_init(key: jax.Array, n_in: int, n_hidden: int, dtype: Any) -> dict:
     """Glorot-normal ``wx`` (n_in, 4H); ``wh`` (H, 4H) an orthogonal H x H block per
-    gate; ``b`` zero but for the forget gate's 1."""
+    gate (:func:`orthogonal`); ``b`` zero but for the forget gate's 1."""
     kx, *kh = jax.random.split(key, 5)
-    ortho = jax.nn.initializers.orthogonal()
     b = jnp.zeros((4, n_hidden), dtype).at[1].set(1.0).reshape(-1)
     return {"wx": jax.nn.initializers.glorot_normal()(kx, (n_in, 4 * n_hidden), dtype),
-            "wh": jnp.concatenate([ortho(k, (n_hidden, n_hidden), dtype) for k in kh], axis=1),
+            "wh": jnp.concatenate([orthogonal(k, n_hidden, dtype) for k in kh], axis=1),
             "b": b}
 
 
@@ -231,49 +262,67 @@ def forward_window(params: dict, s0: State, x_w: jax.Array,
     return s_end, jnp.swapaxes(outs, 0, 1)
 
 
-def _losses(params: dict, s0: State, x_w: jax.Array, y_w: jax.Array, loss: str,
-            core: Core, mask: jax.Array | None = None) -> tuple[jax.Array, State]:
-    """Per-example summed window losses ``sum_t m_t,b l_t,b`` and ``s_T``."""
-    s_end, outs = forward_window(params, s0, x_w, core)
-    per_step = nets.per_example_loss(outs, y_w, loss)
-    return jnp.sum(per_step if mask is None else per_step * mask, axis=1), s_end
+class Window(NamedTuple):
+    """One truncated-BPTT window's batch: the incoming state ``s0`` (held constant), inputs
+    ``x`` (B, T, d), targets ``y`` (B, T, K) and the optional ``mask`` (B, T) weighting the
+    per-step losses (0 where a step has no target, as in the copy tasks)."""
+
+    s0: State
+    x: jax.Array
+    y: jax.Array
+    mask: jax.Array | None = None
 
 
-def _window_objective(params: dict, s0: State, x_w: jax.Array, y_w: jax.Array, loss: str,
-                      reduction: str, core: Core, mask: jax.Array | None):
-    per_example, s_end = _losses(params, s0, x_w, y_w, loss, core, mask)
-    return nets.reduce_batch(per_example, reduction), s_end
+class WindowSpec(NamedTuple):
+    """What a window's signals depend on besides parameters and data: the core, the loss
+    name and the batch reduction."""
+
+    core: Core
+    loss: str
+    reduction: str
 
 
-def backprop_window(params: dict, sg_params: Any, s0: State, x_w: jax.Array, y_w: jax.Array,
-                    loss: str, reduction: str, core: Core, mask: jax.Array | None = None
+def _losses(params: dict, s0: State, window: Window, spec: WindowSpec
+            ) -> tuple[jax.Array, State]:
+    """Per-example summed window losses ``sum_t m_t,b l_t,b`` from ``s0``, and ``s_T``."""
+    s_end, outs = forward_window(params, s0, window.x, spec.core)
+    per_step = nets.per_example_loss(outs, window.y, spec.loss)
+    if window.mask is not None:
+        per_step = per_step * window.mask
+    return jnp.sum(per_step, axis=1), s_end
+
+
+def backprop_window(params: dict, sg_params: Any, window: Window, spec: WindowSpec
                     ) -> WindowSignals:
     """The recurrent form of rule ``backprop``: plain truncated BPTT, ``grad L_w`` with the
-    incoming state ``s0`` held constant (see the module docstring)."""
-    s0 = jax.tree.map(sg, s0)
-    (window_loss, s_end), grads = jax.value_and_grad(_window_objective, has_aux=True)(
-        params, s0, x_w, y_w, loss, reduction, core, mask)
+    incoming state held constant (see the module docstring). ``sg_params`` is unused."""
+    s0 = jax.tree.map(sg, window.s0)
+
+    def objective(theta):
+        per_example, s_end = _losses(theta, s0, window, spec)
+        return nets.reduce_batch(per_example, spec.reduction), s_end
+
+    (window_loss, s_end), grads = jax.value_and_grad(objective, has_aux=True)(params)
     return WindowSignals(grads, None, sg(window_loss), jnp.zeros((), window_loss.dtype),
                          jax.tree.map(sg, s_end), None)
 
 
-def dni_window(params: dict, sg_params: dict, s0: State, x_w: jax.Array, y_w: jax.Array,
-               loss: str, reduction: str, core: Core, mask: jax.Array | None = None
+def dni_window(params: dict, sg_params: dict, window: Window, spec: WindowSpec
                ) -> WindowSignals:
     """The recurrent form of rule ``dni``: a synthetic gradient at the window's end, and the
     SG module trained on the bootstrapped target at its start (see the module docstring)."""
-    reduce = lambda v: nets.reduce_batch(v, reduction)  # noqa: E731
-    s0 = jax.tree.map(sg, s0)
+    reduce = lambda v: nets.reduce_batch(v, spec.reduction)  # noqa: E731
+    s0 = jax.tree.map(sg, window.s0)
 
     def objective(theta, phi):
-        per_example, s_end = _losses(theta, s0, x_w, y_w, loss, core, mask)
+        per_example, s_end = _losses(theta, s0, window, spec)
         window_loss = reduce(per_example)
         flat_end = flatten_state(s_end)
         d_end = sg(apply_sg(phi, sg(flat_end)))
         net_term = window_loss + reduce(jnp.sum(flat_end * d_end, axis=-1))
 
         def future(s_in):  # per example: sum_t l_t,b + <s_T,b, d_end,b>, params frozen
-            l_b, s_t = _losses(jax.tree.map(sg, theta), s_in, x_w, y_w, loss, core, mask)
+            l_b, s_t = _losses(jax.tree.map(sg, theta), s_in, window, spec)
             return jnp.sum(l_b) + jnp.sum(flatten_state(s_t) * d_end)
 
         target = sg(flatten_state(jax.grad(future)(s0)))

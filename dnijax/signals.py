@@ -170,9 +170,10 @@ class SignalRule(NamedTuple):
     Attributes:
       fn: the feed-forward form, ``fn(net, sg, x, y, net_spec, sg_spec) -> Signals``.
       uses_sg: whether it trains SG modules.
-      recurrent: the recurrent form at the truncation boundary, ``recurrent(net, sg, s0,
-        x_w, y_w, loss, reduction, core, mask) -> recurrent.WindowSignals`` (``None``: the
-        rule cannot train a recurrent net).
+      recurrent: the recurrent form at the truncation boundary, ``recurrent(net, sg,
+        window, spec) -> recurrent.WindowSignals`` with a :class:`~dnijax.recurrent.Window`
+        and a :class:`~dnijax.recurrent.WindowSpec` (``None``: the rule cannot train a
+        recurrent net).
     """
 
     fn: Rule
@@ -244,6 +245,6 @@ def window_signals(signal: str, params: dict, sg_params: dict | None, s0: Any,
     if rule is None or rule.recurrent is None:
         raise ValueError(f"unknown recurrent signal rule {signal!r}; choose one of "
                          f"{', '.join(recurrent_rules())}")
-    return rule.recurrent(params, sg_params, s0, x_w, y_w, loss, reduction,
-                          recurrent.get_core(core), mask)
+    return rule.recurrent(params, sg_params, recurrent.Window(s0, x_w, y_w, mask),
+                          recurrent.WindowSpec(recurrent.get_core(core), loss, reduction))
 

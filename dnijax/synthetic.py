@@ -107,7 +107,7 @@ def sg_layers(n_layers: int, topology: str) -> tuple[bool, ...]:
     return flags
 
 
-def init_sg_module(key: jax.Array, shape: Sequence[int], cond_dim: int, spec: SGSpec,
+def init_sg_module(key: jax.Array, shape: Sequence[int], cond_dim: int, spec: SGSpec, *,
                    net_init: str = "normal", scale: float = 0.2, shift: float = -0.1,
                    dtype: Any = jnp.float32) -> list[dict[str, jax.Array]]:
     """Initialises one SG module for a block whose output has per-example ``shape``:
@@ -141,13 +141,14 @@ def init_sg_module(key: jax.Array, shape: Sequence[int], cond_dim: int, spec: SG
 
 
 def init_sg_modules(key: jax.Array, shapes: Sequence[Sequence[int]], spec: SGSpec,
-                    cond_dim: int, net_init: str = "normal", scale: float = 0.2,
+                    cond_dim: int, *, net_init: str = "normal", scale: float = 0.2,
                     shift: float = -0.1, dtype: Any = jnp.float32) -> SGParams:
     """SG modules for a network whose blocks output per-example ``shapes`` (for an MLP
     of widths ``(n_0, ..., n_L)``: ``[(n_1,), ..., (n_L,)]``); ``None`` outside S."""
     in_s = sg_layers(len(shapes), spec.topology)
     keys = jax.random.split(key, len(in_s))
-    return [init_sg_module(k, s, cond_dim, spec, net_init, scale, shift, dtype) if inside
+    return [init_sg_module(k, s, cond_dim, spec, net_init=net_init, scale=scale, shift=shift,
+                           dtype=dtype) if inside
             else None for k, s, inside in zip(keys, shapes, in_s)]
 
 

@@ -148,8 +148,9 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
         sg = None
     elif sg is None:
         sg = synthetic.init_sg_modules(k_sg, nets.block_shapes(program.net), program.sg,
-                                       program.widths[-1], program.init, program.init_scale,
-                                       program.init_shift, dtype)
+                                       program.widths[-1], net_init=program.init,
+                                       scale=program.init_scale, shift=program.init_shift,
+                                       dtype=dtype)
     rules = update_rules(program, hyper, (k_noise_net, k_noise_sg))
     return TrainState(net, sg, rules.net.init(net), rules.sg.init(sg) if has_params(sg) else (),
                       k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
@@ -209,22 +210,21 @@ def train_step(program: Program, hyper: Hyper, state: TrainState, data: Data,
     extra = {}
     if program.async_updates:
         extra["layer_mask"] = layer_mask(mask_key, hyper.update_prob, len(state.net))
-    net, sg, net_opt, sg_opt, diverged_at = guarded_update(
-        rules, state.net, state.sg, state.net_opt, state.sg_opt, sig, state.diverged_at,
-        state.step, extra)
-    return TrainState(net, sg, net_opt, sg_opt, key, state.step + 1, diverged_at,
-                      state.task_state), sig
+    state = guarded_update(rules, state, sig, extra)
+    return state._replace(key=key, step=state.step + 1), sig
 
 
-def guarded_update(rules: UpdateRules, net: Any, sg: Any, net_opt: Any, sg_opt: Any,
-                   sig: Any, diverged_at: jax.Array, step: jax.Array,
-                   extra: dict | None = None, active: jax.Array | None = None) -> tuple:
+def guarded_update(rules: UpdateRules, state: TrainState, sig: Any,
+                   extra: dict | None = None, active: jax.Array | None = None) -> TrainState:
     """Both groups' update rules on the signals ``sig`` (``net_grads``, ``sg_grads``,
     ``loss``), behind the finite guard (``docs/math.md``, "Divergence"): a step whose loss
-    or new parameters are not finite is not applied and ``diverged_at`` records ``step``;
-    a diverged run stays frozen. With ``active`` (the recurrent windows), an inactive
-    step keeps the parameters *and* the optimiser states. Returns the new
-    ``(net, sg, net_opt, sg_opt, diverged_at)``."""
+    or new parameters are not finite is not applied and ``diverged_at`` records
+    ``state.step``; a diverged run stays frozen. ``extra`` goes to the rules' ``update``
+    (the asynchronous ``layer_mask``). With ``active`` (the recurrent windows), an inactive
+    step keeps the parameters *and* the optimiser states. Returns the state with new
+    ``net``, ``sg``, ``net_opt``, ``sg_opt`` and ``diverged_at`` (``key`` and ``step`` are
+    the caller's)."""
+    net, sg, net_opt, sg_opt = state.net, state.sg, state.net_opt, state.sg_opt
     net_upd, new_net_opt = rules.net.update(sig.net_grads, net_opt, net, **(extra or {}))
     new_net = optax.apply_updates(net, net_upd)
     ok = jnp.isfinite(sig.loss) & all_finite(new_net)
@@ -233,13 +233,14 @@ def guarded_update(rules: UpdateRules, net: Any, sg: Any, net_opt: Any, sg_opt: 
         sg_upd, new_sg_opt = rules.sg.update(sig.sg_grads, sg_opt, sg, **(extra or {}))
         new_sg = optax.apply_updates(sg, sg_upd)
         ok = ok & all_finite(new_sg)
-    healthy = diverged_at < 0 if active is None else (diverged_at < 0) & active
+    healthy = state.diverged_at < 0 if active is None else (state.diverged_at < 0) & active
     live = ok & healthy
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(live, a, b), new, old)  # noqa
-    diverged_at = jnp.where(healthy & ~ok, step, diverged_at)
     if active is not None:
         new_net_opt, new_sg_opt = keep(new_net_opt, net_opt), keep(new_sg_opt, sg_opt)
-    return keep(new_net, net), keep(new_sg, sg), new_net_opt, new_sg_opt, diverged_at
+    return state._replace(net=keep(new_net, net), sg=keep(new_sg, sg), net_opt=new_net_opt,
+                          sg_opt=new_sg_opt,
+                          diverged_at=jnp.where(healthy & ~ok, state.step, state.diverged_at))
 
 
 def step(program: Program, hyper: Hyper, state: TrainState, data: Data,

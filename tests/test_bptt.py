@@ -96,8 +96,8 @@ def test_a_rule_without_a_recurrent_form_is_refused_and_one_with_trains(blobs):
         sig = signals.backprop_signals(net, sg, x, y, spec)
         return sig._replace(net_grads=jax.tree.map(jnp.sign, sig.net_grads))
 
-    def sign_window(*args):
-        sig = recurrent.backprop_window(*args)
+    def sign_window(net, sg, window, spec):
+        sig = recurrent.backprop_window(net, sg, window, spec)
         return sig._replace(net_grads=jax.tree.map(jnp.sign, sig.net_grads))
 
     signals.register("sign", sign_signals)

@@ -199,7 +199,8 @@ def test_an_init_scheme_of_your_own_is_one_registry_entry():
         net = nets.init_network(key, cfg.net_spec)
         np.testing.assert_array_equal(net[0]["w"], np.full((2, 3), 0.75, np.float32))
         sgs = synthetic.init_sg_modules(key, nets.block_shapes(cfg.net_spec), cfg.sg_spec, 1,
-                                        cfg.init, cfg.init_scale, cfg.init_shift)
+                                        net_init=cfg.init, scale=cfg.init_scale,
+                                        shift=cfg.init_shift)
         np.testing.assert_array_equal(sgs[0][0]["w"], np.full((3, 3), 0.75, np.float32))
         conv = layers.build(layers.spec("conv2d", features=2, init="constant"))
         np.testing.assert_allclose(conv.init(key, (4, 4, 1), jnp.float32)[1]["w"], 0.1,

@@ -223,3 +223,20 @@ def test_unknown_core_is_refused():
         recurrent.init_network(jax.random.key(0), "gru", 2, 4, 1)
     with pytest.raises(ValueError, match="unknown recurrent core 'gru'"):
         signals.window_signals("dni", {}, None, None, None, None, "mse", "mean", core="gru")
+
+
+def test_orthogonal_init_is_jaxs_without_a_lapack_call():
+    """``recurrent.orthogonal`` returns jax.nn.initializers.orthogonal's matrix (to rounding)
+    from plain JAX ops: no LAPACK custom call, whose batched form deadlocked recurrent runs
+    on the CPU (benchmarks/hang_check.py)."""
+    with jax.enable_x64(True):
+        key = jax.random.key(3)
+        ours = recurrent.orthogonal(key, 16, jnp.float64)
+        theirs = jax.nn.initializers.orthogonal()(key, (16, 16), jnp.float64)
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-13)
+    q = recurrent.orthogonal(jax.random.key(1), 64)
+    assert q.dtype == jnp.float32
+    np.testing.assert_allclose(q.T @ q, np.eye(64), atol=2e-6)
+    hlo = jax.jit(jax.vmap(lambda k: recurrent.orthogonal(k, 8))).lower(
+        jax.random.split(jax.random.key(0), 3)).as_text()
+    assert "custom_call" not in hlo

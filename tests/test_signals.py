@@ -17,7 +17,7 @@ def _setup(topology, init="network", conditioned=False, seed=0):
     sg_spec = synthetic.SGSpec(topology, conditioned, (), init)
     net = nets.init_network(k1, NET_SPEC)
     sgs = synthetic.init_sg_modules(k2, nets.block_shapes(NET_SPEC), sg_spec, WIDTHS[-1],
-                                    "glorot")
+                                    net_init="glorot")
     x = jax.random.normal(k3, (8, WIDTHS[0]))
     y = jax.nn.one_hot(jnp.arange(8) % 2, 2)
     return net, sgs, x, y, sg_spec

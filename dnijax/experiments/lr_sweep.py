@@ -39,7 +39,7 @@ def metric_of(config: dict[str, Any]) -> str:
     return "final_error_bits" if config.get("task") else "final_loss"
 
 
-def manifest(config: RunConfig, preset: str, lrs: Sequence[float], regimes: Sequence[str],
+def manifest(config: RunConfig, preset: str, lrs: Sequence[float], regimes: Sequence[str], *,
              seeds: int, sg_lr: float | None, data: str | None = None) -> dict[str, Any]:
     """The configuration that a sweep's output folder belongs to: its preset ``config``
     (before the swept numbers) and the sweep's own settings (``data``: the data spec,
@@ -70,7 +70,7 @@ def run_block(config: RunConfig, regime: str, lr: float, sg_lr: float | None, se
 
 
 def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str] = REGIMES,
-              seeds: int = 5, steps: int | None = None, sg_lr: float | None = None,
+              *, seeds: int = 5, steps: int | None = None, sg_lr: float | None = None,
               overwrite: bool = False, log: Callable[[str], None] = print,
               overrides: dict[str, Any] | None = None,
               data: str | None = None) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str
     else:
         config = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides,
                                        data=data)
-    meta = manifest(config, preset, lrs, regimes, seeds, sg_lr, data)
+    meta = manifest(config, preset, lrs, regimes, seeds=seeds, sg_lr=sg_lr, data=data)
     resumed = store.claim_out_dir(out, meta, overwrite, report.SWEEP_OUTPUTS)
     blocks_dir = os.path.join(out, "blocks")
     os.makedirs(blocks_dir, exist_ok=True)
