@@ -85,7 +85,8 @@ The script is three modules: this one (the runs and the command line), ``speed_m
 (tables and targets); the baselines are ``baselines.py``.
 
 Sizes: 200 steps, 8 tight-numpy runs, 4 reference runs, wide scale 100 steps x 8
-runs, best of 3; ``--quick`` (CI smoke runs, about 75 s on 2 cores): 50 steps,
+runs, best of 3; ``--quick`` (CI smoke runs, about 40 s on 2 cores): the regimes
+``backprop`` and ``dni+noise`` only (together they take every code path), 50 steps,
 4 and 2 sequential runs, wide 25 steps x 4 runs, best of 1. Timings on a shared
 machine scatter: compare figures from the same run only.
 """
@@ -112,6 +113,8 @@ from speed_measure import (blas_info, child_json, compile_s_default_compare, des
 from speed_report import apply_peak, print_article, print_wide, targets, worst
 
 from dnijax import REGIMES, engine, store, train
+
+QUICK_REGIMES = ("backprop", "dni+noise")
 
 
 
@@ -195,23 +198,26 @@ def article_regime(regime: str, steps: int, n_batched: int, n_numpy: int, n_ref:
     return {"methods": row, "ratios": ratios, "flops_per_step": flops}
 
 
-def engine_on_cpu_devices(n_devices: int, steps: int, n_runs: int, repeats: int) -> dict:
+def engine_on_cpu_devices(n_devices: int, steps: int, n_runs: int, repeats: int,
+                          regimes: tuple[str, ...] = REGIMES) -> dict:
     """The engine at article scale with the CPU split into ``n_devices`` devices
     (``engine.use_cpu_devices``, one per core) and the runs sharded over them, from the
     same starting points as the other columns. The device count is fixed when JAX
     starts, so this runs in a subprocess of this script (``--engine-devices``), after
     the single-device timings; warm-up untimed, best of ``repeats``."""
     cmd = [sys.executable, os.path.abspath(__file__), "--engine-devices", str(n_devices),
-           "--runs", str(n_runs), "--repeats", str(repeats), "--steps", str(steps)]
+           "--runs", str(n_runs), "--repeats", str(repeats), "--steps", str(steps),
+           "--regimes", ",".join(regimes)]
     return child_json(cmd, timeout=1800)
 
 
-def time_engine_on_devices(n_devices: int, steps: int, n_runs: int, repeats: int) -> dict:
+def time_engine_on_devices(n_devices: int, steps: int, n_runs: int, repeats: int,
+                           regimes: tuple[str, ...] = REGIMES) -> dict:
     """The child of :func:`engine_on_cpu_devices`: run-steps/s per regime."""
     engine.use_cpu_devices(n_devices)
     x, labels = make_data("article")
     out: dict[str, Any] = {"devices": engine.device_summary()}
-    for regime in REGIMES:
+    for regime in regimes:
         cfg = make_config("article", regime, steps)
         net, sg = baselines.to_reference(*baselines.init_runs(n_runs, cfg.widths, seed=0))
         times = time_methods({"engine": engine_call(cfg, x, labels, n_runs, net, sg,
@@ -267,8 +273,8 @@ def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
 def main() -> None:
     parser = common.make_parser(__doc__, "speed")
     parser.add_argument("--quick", action="store_true",
-                        help="50 steps, 16 runs, one repeat (about a minute; the CI smoke "
-                             "test)")
+                        help="backprop and dni+noise only, 50 steps, 16 runs, one repeat "
+                             "(about 40 s; the CI smoke test)")
     parser.add_argument("--runs", type=common.positive(int), default=None,
                         help="runs of the batched methods at article scale (default 128; "
                              "16 with --quick)")
@@ -276,6 +282,7 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     parser.add_argument("--engine-devices", type=common.positive(int), default=None,
                         help=argparse.SUPPRESS)
+    parser.add_argument("--regimes", default=None, help=argparse.SUPPRESS)  # for the child
     parser.add_argument("--repeats", type=common.positive(int), default=None,
                         help="time each method this many times (interleaved), keep the best "
                              "(default: 1 with --quick, 3 otherwise)")
@@ -283,9 +290,11 @@ def main() -> None:
     repeats = max(1, args.repeats or (1 if args.quick else 3))
     steps = args.steps or (50 if args.quick else 200)
     n_batched = args.runs or (16 if args.quick else 128)
+    regimes = (tuple(args.regimes.split(",")) if args.regimes else
+               QUICK_REGIMES if args.quick else REGIMES)
     if args.engine_devices:  # the child of engine_on_cpu_devices
         print(json.dumps(time_engine_on_devices(args.engine_devices, steps, n_batched,
-                                                repeats)))
+                                                repeats, regimes)))
         return
     common.claim(args, "speed", ("speed.json",))
     n_numpy, n_ref = (4, 2) if args.quick else (8, 4)
@@ -304,7 +313,7 @@ def main() -> None:
     print(f"{torch_line}; jax {jax.__version__}, numpy {np.__version__}")
 
     article = {}
-    for regime in REGIMES:
+    for regime in regimes:
         print(f"  timing article scale, {regime} ...", file=sys.stderr, flush=True)
         article[regime] = article_regime(regime, steps, n_batched, n_numpy, n_ref, repeats,
                                          torch)
@@ -313,7 +322,7 @@ def main() -> None:
     cores: dict[str, Any] = {"error": "one CPU core, or not a CPU run"}
     if jax.default_backend() == "cpu" and n_cores > 1:
         print(f"  timing the engine on {n_cores} CPU devices ...", file=sys.stderr, flush=True)
-        cores = engine_on_cpu_devices(n_cores, steps, n_batched, repeats)
+        cores = engine_on_cpu_devices(n_cores, steps, n_batched, repeats, regimes)
         if "error" in cores:
             print(f"engine on {n_cores} CPU devices: not measured ({cores['error']})")
         add_all_cores(article, cores)

@@ -51,14 +51,8 @@ def test_a_killed_sweep_resumes_to_the_same_results(sig, tmp_path, uninterrupted
     rerun = _run(out)
     assert rerun.returncode == 0, rerun.stderr
     assert f"resumed: {len(done_before)} of 8 blocks" in rerun.stderr or len(done_before) == 8
-    assert _load(out) == _load(uninterrupted)
-    assert (out / "summary.md").read_text() == (uninterrupted / "summary.md").read_text()
-
-
-def test_same_command_gives_byte_identical_files(tmp_path, uninterrupted):
-    out = tmp_path / "again"
-    assert _run(out).returncode == 0
-    for name in ("results.json", "summary.md", "manifest.json"):
+    # the same command gives byte-identical files, interrupted and resumed or not
+    for name in ("results.json", "summary.md", "manifest.json", "results.csv"):
         assert (out / name).read_bytes() == (uninterrupted / name).read_bytes(), name
 
 
