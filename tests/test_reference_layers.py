@@ -332,3 +332,12 @@ def test_the_reference_imports_numpy_only():
                 found.add("." * node.level + (node.module or ""))
         assert found <= allowed[path.name], (path.name, found - allowed[path.name])
         assert not {"jax", "optax", "torch"} & {n.split(".")[0] for n in found}
+
+
+def test_every_built_in_layer_kind_has_its_hand_derived_reference():
+    """A layer kind is one record on each side, joined by its name: the library's
+    ``layers.KINDS`` (JAX: init, apply, options) and the reference's ``KIND_RULES`` (numpy, by
+    hand, which never imports JAX). The two tables list the same built-in kinds."""
+    from dnijax import layers
+    from dnijax.reference import layers as by_hand
+    assert set(layers.BUILTIN_KINDS) == set(by_hand.BUILTIN_KINDS)

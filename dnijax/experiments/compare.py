@@ -251,11 +251,18 @@ def manifest(preset: str, cfg: RunConfig, seeds: int, data: str | None = None
     return {"kind": "compare", "preset": preset, "config": config_dict(cfg, seeds, data)}
 
 
+SEQUENCE_FIELDS = ("task", "core", "hidden", "window", "max_length", "start_length",
+                   "threshold", "max_repeats")
+
+
 def config_dict(cfg: RunConfig, seeds: int, data: str | None = None) -> dict[str, Any]:
     """The JSON-able description of a comparison's configuration (``data``: its data spec,
-    ``None`` for the preset's)."""
+    ``None`` for the preset's). A run on data leaves out the sequence-task fields
+    (``SEQUENCE_FIELDS``), so its description (and its folder's manifest) is what it was
+    before recurrent runs joined the engine."""
+    skip = {"regime"} | (set(SEQUENCE_FIELDS) if cfg.task is None else set())
     out = {k: (list(v) if isinstance(v, tuple) else v)
-           for k, v in dataclasses.asdict(cfg).items() if k != "regime"}
+           for k, v in dataclasses.asdict(cfg).items() if k not in skip}
     if cfg.layers is not None:
         out["layers"] = [layer.as_dict() for layer in cfg.layers]
     out["seeds"] = seeds
