@@ -137,7 +137,8 @@ def main() -> None:
     ds = common.load("digits")
     base = dict(widths=(ds.n_features,), layers=cnn_layers(filters), loss="xent",
                 reduction="mean", init="he", optimizer="adam", lr=args.lr, batch_size=64,
-                steps=steps, log_every=max(1, steps // 30), sg_hidden=(filters, filters),
+                steps=steps, log_every=steps // 2 if args.quick else max(1, steps // 30),
+                sg_hidden=(filters, filters),
                 sg_kernel=5, sg_init="zero", eta=0.01, gamma=0.55)
     t0 = time.time()
     results = {"data": "digits", "filters": filters, "steps": steps, "seeds": seeds,

@@ -91,8 +91,8 @@ def run_task_compare(task: str, *, seeds: int | None = None, steps: int | None =
 
     Example:
       >>> from dnijax.experiments import compare
-      >>> res = compare.run_task_compare("copy", seeds=2, steps=4, overrides=dict(
-      ...     hidden=4, max_length=2))
+      >>> res = compare.run_task_compare("copy", seeds=2, steps=20, overrides=dict(
+      ...     hidden=6, max_length=3, window=3))
       >>> sorted(res["regimes"]), len(res["regimes"]["dni"]["solved"])
       (['backprop', 'backprop+noise', 'dni', 'dni+noise'], 2)
     """
