@@ -1,16 +1,15 @@
 """Truncated-BPTT training of recurrent cores on the copy tasks, with a length curriculum.
 
 One *episode* is a batch of sequences of the run's current pattern length ``L``
-(:mod:`dnijax.copy_task`), cut into windows of ``T`` steps. Each window is one
-update: its signals (the rule's recurrent form, :func:`dnijax.signals.window_signals`:
-plain truncated BPTT or DNI), then the same update rules as the feed-forward nets
-(:func:`dnijax.updates.update_rule`: clipping, gradient noise, the optimiser; one
-chain for the network, one for the SG module), then the same finite guard
-(``docs/math.md``, "Divergence"). The state flows from window to window of a
-sequence and starts at zero for the next episode. Windows past the end of the
-batch's longest sequence (the batch is padded to the longest length of the
-curriculum) compute nothing that is kept: parameters and optimiser states stay as
-they were.
+(:mod:`dnijax.copy_task`), cut into windows of ``T`` steps. Each window is one update: its
+signals (the rule's recurrent form, e.g. :func:`dnijax.recurrent.backprop_window` or
+:func:`dnijax.recurrent.dni_window`, looked up by :func:`dnijax.signals.window_signals`),
+then the same update rules as the feed-forward nets (:func:`dnijax.updates.update_rule`:
+clipping, gradient noise, the optimiser; one chain for the network, one for the SG module),
+then the same finite guard (``docs/math.md``, "Divergence"). The state flows from window to
+window of a sequence and starts at zero for the next episode. Windows past the end of the
+batch's longest sequence (the batch is padded to the longest length of the curriculum)
+compute nothing that is kept: parameters and optimiser states stay as they were.
 
 The curriculum (``docs/math.md``, "Recurrent nets"): after each episode, the error in
 bits per target bit (the masked cross-entropy over the episode's outputs, divided by
@@ -91,8 +90,9 @@ def train_windows(program: Program, hyper: Hyper, state: train.TrainState, x: ja
     (``S`` a multiple of the window): the rule's recurrent form
     (:func:`dnijax.signals.window_signals`), update rules, finite guard. The state starts
     at zero. ``mask`` (B, S) weights the per-step losses; a window whose ``active`` flag is
-    off keeps every parameter and optimiser state. Returns the new state and each window's
-    loss ``L_w`` (0 for inactive windows)."""
+    off keeps every parameter and optimiser state. ``state.step`` (the episodes done) is
+    not advanced here: a run that diverges records that episode in ``diverged_at``. Returns
+    the new state and each window's loss ``L_w`` (0 for inactive windows)."""
     seq = program.sequence
     rules = train.update_rules(program, hyper) if rules is None else rules
     n_win, t = x.shape[1] // seq.window, seq.window
@@ -108,7 +108,6 @@ def train_windows(program: Program, hyper: Hyper, state: train.TrainState, x: ja
                                      program.net.loss, program.net.reduction, core=core,
                                      mask=m_w)
         st = train.guarded_update(rules, st, sig, active=on)
-        st = st._replace(step=st.step + on.astype(jnp.int32))
         return (st, sig.s_end), jnp.where(on, sig.loss, 0.0)
 
     s0 = core.initial_state(x.shape[0], seq.hidden, x.dtype)
@@ -141,7 +140,7 @@ def step(program: Program, hyper: Hyper, state: train.TrainState, data: Any,
         jnp.where(passed, jnp.minimum(curriculum.length + 1, seq.max_length),
                   curriculum.length),
         jnp.where(passed, jnp.maximum(curriculum.solved, curriculum.length), curriculum.solved))
-    return state._replace(task_state=curriculum), {"error_bits": error}
+    return state._replace(step=state.step + 1, task_state=curriculum), {"error_bits": error}
 
 
 def summarize_steps(metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:

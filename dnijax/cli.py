@@ -269,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "it (default: none)")
     task_help = ("instead of data: a sequence task (Graves et al.'s Copy or Repeat Copy) learnt "
                  "by an LSTM with truncated BPTT and a length curriculum; --steps counts "
-                 "episodes (1000 unless given), --seeds defaults to 5; takes no --data or "
-                 "--preset (default: none)")
+                 "episodes (1000 unless given), --seeds defaults to 5 and --out to "
+                 "runs/<command>-<task>; takes no --data or --preset (default: none)")
     cpu_help = ("split the CPU into this many devices and shard the runs over them; one per "
                 "core is fastest. Results differ from one device's in the last bits, which "
                 "can grow over many steps (default: JAX's, 1 unless JAX_NUM_CPU_DEVICES says "

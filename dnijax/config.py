@@ -261,6 +261,11 @@ class RunConfig:
         parse_regime(self.regime)
         if self.task is not None:
             self._check_sequence()
+        else:
+            for name in SEQUENCE_ONLY:
+                if getattr(self, name) != _DEFAULTS[name]:
+                    raise ValueError(f"{name}: {getattr(self, name)!r} is a sequence task's "
+                                     "setting; set task (e.g. copy) or leave it out")
         widths = tuple(self.widths) if isinstance(self.widths, (list, tuple)) else None
         if not widths or len(widths) < (1 if self.layers is not None else 2):
             raise ValueError(f"widths: {self.widths!r} must list at least an input and an "
@@ -359,19 +364,33 @@ class RunConfig:
         if self.layers is not None:
             raise ValueError("layers: a sequence task's network is its recurrent core; set "
                              "core and hidden instead")
-        unsupported = [("update_prob", self.update_prob != 1, "1"),
-                       ("train_hidden", self.train_hidden is not True, "true")]
-        if rule.uses_sg:  # the recurrent SG module: linear, zero-initialised, with C
-            unsupported += [("conditioned", bool(self.conditioned), "false"),
-                            ("sg_hidden", bool(tuple(self.sg_hidden)), "()"),
-                            ("sg_init", self.sg_init != "zero", "zero"),
-                            ("sg_bias", self.sg_bias is not True, "true")]
+        widths = (copy_task.n_inputs(self.task), self.hidden, copy_task.n_outputs(self.task))
+        acts = self.activations
+        unsupported = [  # every regime's: a config is checked before any regime runs
+            ("update_prob", self.update_prob != 1, "1"),
+            ("train_hidden", self.train_hidden is not True, "true"),
+            # the recurrent SG module: linear, zero-initialised, with C
+            ("conditioned", bool(self.conditioned), "false"),
+            ("sg_hidden", bool(tuple(self.sg_hidden)), "()"),
+            ("sg_init", self.sg_init != "zero", "zero"),
+            ("sg_bias", self.sg_bias is not True, "true"),
+            ("max_repeats", self.task == "copy" and self.max_repeats != 1,
+             "1 (Copy has no repeats; task repeat_copy has)"),
+            ("widths", tuple(self.widths) != _DEFAULTS["widths"] and (  # or a task's, replaced
+                len(self.widths) != 3 or (self.widths[0], self.widths[-1]) != widths[::2]),
+             "hidden (the task sets the input and output widths)"),
+            ("activations", any(a != "sigmoid" for a in ((acts,) if isinstance(acts, str)
+                                                          else tuple(acts))),
+             "the default (the core has its own)")]
+        unsupported += [(name, getattr(self, name) != _DEFAULTS[name],
+                         f"{_DEFAULTS[name]!r} (the core has its own init)")
+                        for name in ("bias", "init", "init_scale", "init_shift", "topology",
+                                     "sg_kernel")]
         for name, bad, fine in unsupported:
             if bad:
                 raise ValueError(f"{name}: {getattr(self, name)!r} has no recurrent form; "
                                  f"use {fine} with a sequence task")
-        object.__setattr__(self, "widths", (copy_task.n_inputs(self.task), self.hidden,
-                                            copy_task.n_outputs(self.task)))
+        object.__setattr__(self, "widths", widths)
         if self.batch_size is None:
             object.__setattr__(self, "batch_size", 16)
 
@@ -442,6 +461,11 @@ class RunConfig:
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+SEQUENCE_ONLY = ("core", "hidden", "window", "max_length", "start_length", "threshold",
+                 "max_repeats")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
 
 
 def load_overrides(path: str, exclude: tuple[str, ...] = ("regime",)) -> dict[str, Any]:

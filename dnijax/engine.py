@@ -65,7 +65,8 @@ class GridResult(NamedTuple):
       final: the kind's evaluation after the last step, per run (feed-forward: ``loss``,
         ``accuracy`` on the training data, ``test_loss``, ``test_accuracy`` on the test
         data, NaN without; recurrent: ``length``, ``solved``).
-      diverged_at: the step at which each run diverged, -1 if it did not.
+      diverged_at: the step (recurrent: the episode) at which each run diverged, -1 if it
+        did not.
       state: the final :class:`~dnijax.train.TrainState` of every run.
     """
 
@@ -389,6 +390,11 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
 
     if data is None:
         kind.make_data(config, None, False)  # the kind's own check: does it need data?
+    if kind.alignment is None and alignment:
+        raise ValueError(f"alignment: a {program.kind} run has no SG alignment diagnostic")
+    if data is None and (test is not None or test_history or per_run_data):
+        raise ValueError("test, test_history, per_run_data: a run without data has no test "
+                         "data and no per-run data; leave them out")
     shared = (None, None) if per_run_data else (to_device(data), to_device(test))
     results = []
     for b, start in enumerate(starts):

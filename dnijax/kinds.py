@@ -11,6 +11,9 @@ kind alike. ``KINDS`` holds
 * ``recurrent`` (:mod:`dnijax.bptt`): a recurrent core trained by truncated BPTT on a
   sequence task, one step per episode (a batch of sequences, one update per window).
 
+A new kind is one more entry of ``KINDS`` and a way for :class:`~dnijax.config.RunConfig`
+to choose it (today ``task`` chooses between the two).
+
 A run's kind is :attr:`dnijax.config.Program.kind` (``RunConfig.task`` chooses it). The
 history of a run (:func:`run_records`) holds, every ``log_every`` steps, the kind's
 :attr:`Kind.evaluate` metrics taken before those steps and its :attr:`Kind.summarize` of
@@ -35,7 +38,7 @@ from typing import Any, Callable, Hashable, NamedTuple
 
 import jax
 
-from dnijax import bptt, registry, train
+from dnijax import bptt, train
 from dnijax.config import Hyper, Program, RunConfig
 
 
@@ -83,19 +86,6 @@ KINDS: dict[str, Kind] = {
                       bptt.eval_spec, bptt.evaluate_state, None, bptt.data_for,
                       bptt.bytes_per_run),
 }
-BUILTIN_KINDS = tuple(KINDS)
-
-
-def register_kind(name: str, kind: Kind) -> None:
-    """Adds a network kind under ``name`` (a :class:`Kind`; built-in names are taken)."""
-    if not isinstance(kind, Kind):
-        raise ValueError(f"network kind {name!r}: give a kinds.Kind, got {type(kind).__name__}")
-    registry.add(KINDS, BUILTIN_KINDS, "network kind", name, kind)
-
-
-def unregister_kind(name: str) -> None:
-    """Removes a kind added with :func:`register_kind`."""
-    registry.remove(KINDS, BUILTIN_KINDS, name)
 
 
 def get(program: Program) -> Kind:

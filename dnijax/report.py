@@ -86,7 +86,8 @@ def task_summary_markdown(results: dict[str, Any]) -> str:
     95% intervals over the seeds that did not diverge), diverged runs, and each regime
     against backprop in length solved, paired by seed."""
     cfg = results["config"]
-    lines = [f"### dnijax compare --task {results['preset']}: {cfg['seeds']} seeds, "
+    task = results["preset"].replace("_", "-")  # as the command line spells it
+    lines = [f"### dnijax compare --task {task}: {cfg['seeds']} seeds, "
              f"{cfg['steps']} episodes of {cfg['batch_size']} sequences, {cfg['core']} "
              f"{cfg['hidden']}, windows of {cfg['window']}, lengths {cfg['start_length']}.."
              f"{cfg['max_length']}, {cfg['optimizer']} lr {cfg['lr']:g}"

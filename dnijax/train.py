@@ -57,7 +57,8 @@ class TrainState(NamedTuple):
     Attributes:
       net, sg: the network's and the SG modules' parameters (``sg`` ``None`` without).
       net_opt, sg_opt: their update rules' states.
-      key: the run's PRNG key; step: the updates made (recurrent: windows);
+      key: the run's PRNG key; step: the steps done (recurrent: episodes), the unit of
+        ``diverged_at``;
       diverged_at: the step the run diverged at, -1 if it did not.
       task_state: what the task keeps between steps (the copy tasks' curriculum,
         :class:`dnijax.bptt.Curriculum`; ``()`` for data sets).

@@ -264,7 +264,7 @@ def compare_rnn(config: RunConfig, x: np.ndarray, y: np.ndarray,
     s0 = jnp.zeros((x.shape[0], config.hidden), dtype)
     t, windows = config.window, x.shape[1] // config.window
     sig = signals.window_signals(config.signal, state.net, state.sg, s0, xj[:, :t],
-                                   yj[:, :t], config.loss, "mean", core="rnn")
+                                 yj[:, :t], config.loss, "mean", core="rnn")
     net0, sg0 = to_numpy(state.net), to_numpy(state.sg)
     x64, y64 = np.asarray(xj, np.float64), np.asarray(yj, np.float64)
     want = reference.rnn.window_signals(config.signal, net0, sg0, np.zeros(s0.shape),

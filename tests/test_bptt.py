@@ -23,12 +23,27 @@ def _run(cfg, n=2, seed=0, **values):
     (dict(task="sort"), "task"), (dict(steps=10, log_every=3), "log_every"),
     (dict(threshold=0.0), "threshold"), (dict(update_prob=0.5, regime="dni"), "update_prob"),
     (dict(conditioned=True, regime="dni"), "conditioned"),
+    (dict(conditioned=True), "conditioned"),  # refused under backprop too: a comparison's
+    (dict(init="glorot"), "init"),            # DNI arms must not fail halfway
+    (dict(activations="tanh"), "activations"), (dict(max_repeats=3), "max_repeats"),
     (dict(layers=[{"kind": "dense", "features": 3}]), "layers"),
 ])
 def test_bad_settings_get_one_line_errors(fields, message):
     with pytest.raises(ValueError, match=message) as err:
         RunConfig(**{**SMALL, **fields})
     assert "\n" not in str(err.value)
+
+
+def test_sequence_settings_without_a_task_and_engine_options_without_data_are_refused():
+    with pytest.raises(ValueError, match="hidden: 3 is a sequence task's setting"):
+        RunConfig(hidden=3)
+    cfg = RunConfig(**SMALL)
+    with pytest.raises(ValueError, match="alignment"):
+        engine.run_grid(cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1), None,
+                        alignment=True)
+    from dnijax.experiments import presets
+    with pytest.raises(ValueError, match="task is chosen with --task"):
+        presets.preset_config("tuned", overrides={"task": "copy"})
 
 
 def test_a_sequence_task_sets_its_widths_and_refuses_data():
@@ -46,7 +61,9 @@ def test_only_the_windows_of_the_sequence_update():
     cfg = RunConfig(regime="dni", **{**SMALL, "threshold": 1e-9})
     res = _run(cfg)
     assert res.history["length"].tolist() == [[1, 1, 1]] * 2   # never solved
-    np.testing.assert_array_equal(res.state.step, [2 * 6] * 2)
+    np.testing.assert_array_equal(res.state.step, [6] * 2)  # episodes
+    updates = [leaf for leaf in jax.tree.leaves(res.state.net_opt) if leaf.dtype == np.int32]
+    np.testing.assert_array_equal(updates[0], [2 * 6] * 2)  # Adam's count: 2 windows each
 
 
 @pytest.mark.parametrize("regime", ["backprop", "dni+noise"])
@@ -71,7 +88,7 @@ def test_runs_are_reproducible_and_learning_lowers_the_error():
 def test_a_divergent_run_is_frozen_and_recorded():
     cfg = RunConfig(regime="backprop", **{**SMALL, "optimizer": "sgd", "threshold": 1e-9})
     res = _run(cfg, lr=[0.1, 3e38])
-    assert res.diverged_at[0] == -1 and res.diverged_at[1] >= 0
+    assert res.diverged_at[0] == -1 and 0 <= res.diverged_at[1] < cfg.steps  # an episode
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(res.state.net))
 
 

@@ -59,13 +59,12 @@ def run_block(config: RunConfig, regime: str, lr: float, sg_lr: float | None, se
     if cfg.task is not None:  # a sequence task: no data
         res = engine.run_grid(cfg, hyper, keys, None)
         summary = compare.summarize_task_runs(res, slice(0, seeds), cfg.max_length)
-        for curve in ("length_curve", "error_curve"):
-            summary.pop(curve)
-        return {"regime": regime, "lr": float(lr), "devices": engine.device_summary(),
-                **summary}
-    res = engine.run_grid(cfg, hyper, keys, **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
-    summary = compare.summarize_runs(res, slice(0, seeds), compare.loss_bounds(cfg.loss))
-    summary.pop("loss_curve")
+    else:
+        res = engine.run_grid(cfg, hyper, keys,
+                              **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
+        summary = compare.summarize_runs(res, slice(0, seeds), compare.loss_bounds(cfg.loss))
+    for curve in ("loss_curve", "length_curve", "error_curve"):
+        summary.pop(curve, None)
     return {"regime": regime, "lr": float(lr), "devices": engine.device_summary(), **summary}
 
 

@@ -95,6 +95,9 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
         raise ValueError(f"preset: unknown value {preset!r}; choose one of "
                          f"{', '.join(PRESETS)}")
     changes: dict[str, Any] = dict(overrides or {})
+    if changes.get("task") is not None:
+        raise ValueError("--config: task is chosen with --task (e.g. --task copy), not in the "
+                         "file; drop it from the file")
     if preset == "seed" and set(changes) & set(SEED_FIXED):
         raise ValueError(f"--config: the seed preset's article weights fix "
                          f"{', '.join(sorted(set(changes) & set(SEED_FIXED)))}; use the tuned "
