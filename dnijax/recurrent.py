@@ -3,6 +3,7 @@ signals of one truncated-BPTT window, plain or with a synthetic gradient at the 
 end (``docs/math.md``, "Recurrent nets: truncated BPTT with synthetic gradients").
 
 A :class:`Core` is ``(init, initial_state, step)`` (stax/optax style); ``CORES`` holds
+(:func:`register_core` adds your own)
 
 * ``rnn``: ``s_t = tanh(x_t W_x + s_{t-1} W_h + b)``, state ``s`` (an array), ``h_t = s_t``
   (Glorot-normal ``W_x``, orthogonal ``W_h``: :func:`orthogonal`);
@@ -57,7 +58,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dnijax import copy_task, nets
+from dnijax import copy_task, nets, registry
 
 sg = jax.lax.stop_gradient
 State = Any  # a pytree of (B, .) arrays: an array for rnn, (h, c) for lstm
@@ -197,6 +198,39 @@ CORES = {
                  lambda b, n, dtype: (jnp.zeros((b, n), dtype), jnp.zeros((b, n), dtype)),
                  _lstm_step),
 }
+
+
+BUILTIN_CORES = tuple(CORES)
+
+
+def register_core(name: str, core: Core) -> None:
+    """Adds a recurrent core under ``name`` (``RunConfig(task=..., core=name)`` then trains
+    it, with every rule that has a recurrent form). Its state may be any pytree of
+    ``(B, .)`` arrays; the SG module sees it flattened (:func:`flatten_state`).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from dnijax import recurrent
+      >>> def step(params, s, x_t):  # a tanh RNN without its recurrent weights
+      ...     s = jnp.tanh(x_t @ params["wx"] + params["b"])
+      ...     return s, s
+      >>> def init(key, n_in, n, dtype):
+      ...     return {"wx": jax.random.normal(key, (n_in, n), dtype), "b": jnp.zeros(n, dtype)}
+      >>> recurrent.register_core("memoryless", recurrent.Core(
+      ...     init, lambda b, n, dtype: jnp.zeros((b, n), dtype), step))
+      >>> recurrent.state_size("memoryless", 4)
+      4
+      >>> recurrent.unregister_core("memoryless")
+    """
+    if not isinstance(core, Core):
+        raise ValueError(f"recurrent core {name!r}: give a recurrent.Core, got "
+                         f"{type(core).__name__}")
+    registry.add(CORES, BUILTIN_CORES, "recurrent core", name, core)
+
+
+def unregister_core(name: str) -> None:
+    """Removes a core added with :func:`register_core`."""
+    registry.remove(CORES, BUILTIN_CORES, name)
 
 
 def get_core(core: str | Core) -> Core:

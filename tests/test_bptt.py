@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from dnijax import RunConfig, engine
+from dnijax import RunConfig, bptt, engine
 
 SMALL = dict(task="copy", core="rnn", hidden=6, window=2, max_length=4, batch_size=4,
              steps=6, log_every=3, loss="bce", reduction="mean", optimizer="adam", lr=1e-3)
@@ -148,3 +148,39 @@ def test_training_windows_match_the_numpy_reference(row):
         errors = validate.compare_rnn(cfg, x, y, jax.random.key(row))
     assert not errors["diverged"]
     assert errors["grad"] <= validate.GRAD_TOL and errors["params"] <= validate.PARAM_TOL, errors
+
+
+def test_a_core_of_your_own_trains_on_the_copy_task():
+    """A registered core (here a GRU-like gated core) is a RunConfig's core like rnn and lstm:
+    both rules train it on the engine; afterwards the name is unknown again."""
+    import jax.numpy as jnp
+
+    from dnijax import recurrent
+
+    def init(key, n_in, n, dtype):
+        kx, kh = jax.random.split(key)
+        return {"wx": jax.nn.initializers.glorot_normal()(kx, (n_in, 2 * n), dtype),
+                "wh": 0.5 * jax.random.normal(kh, (n, 2 * n), dtype),
+                "b": jnp.zeros((2 * n,), dtype)}
+
+    def step(params, s, x_t):
+        gate, cand = jnp.split(x_t @ params["wx"] + s @ params["wh"] + params["b"], 2, -1)
+        z = jax.nn.sigmoid(gate)
+        s = (1 - z) * s + z * jnp.tanh(cand)
+        return s, s
+
+    recurrent.register_core("gated", recurrent.Core(
+        init, lambda b, n, dtype: jnp.zeros((b, n), dtype), step))
+    try:
+        for regime in ("backprop", "dni+noise"):
+            cfg = RunConfig(regime=regime, **{**SMALL, "core": "gated"})
+            res = _run(cfg)
+            assert (res.diverged_at == -1).all()
+            assert np.isfinite(res.history["error_bits"]).all()
+            start = bptt.init_network(cfg.program().net_init, engine.run_keys(0, 2)[0])
+            moved = np.abs(np.asarray(res.state.net["wh"][0]) - np.asarray(start["wh"]))
+            assert moved.max() > 1e-4  # the core's own weights learnt
+    finally:
+        recurrent.unregister_core("gated")
+    with pytest.raises(ValueError, match="core: unknown value 'gated'"):
+        RunConfig(**{**SMALL, "core": "gated"})
