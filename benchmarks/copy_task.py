@@ -30,6 +30,7 @@ import numpy as np
 
 import common
 from dnijax import RunConfig, engine, stats
+from dnijax.experiments import compare
 from dnijax.report import markdown_table
 
 ETA = 0.01
@@ -44,7 +45,7 @@ def run_cell(base: dict, signal: str, window: int, seeds: int) -> dict:
     res = engine.run_grid(cfg, hyper, engine.run_keys(np.tile(np.arange(seeds), 2)), None)
     print(f"  T={window} {signal}: {time.time() - t0:.0f}s", flush=True)
     out = {}
-    for arm, idx in ((signal, slice(0, seeds)), (signal + "+noise", slice(seeds, None))):
+    for arm, idx in compare.arms(signal, seeds):
         solved = res.final["solved"][idx]
         diverged = [int(d) if d >= 0 else None for d in res.diverged_at[idx]]
         out[arm] = {"solved": solved.tolist(), "diverged": diverged,

@@ -68,18 +68,14 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *, net: Any = Non
     states, the curriculum at ``start_length``. The key splits as in
     :func:`dnijax.train.init_state`, so a seed draws the same network in every regime."""
     seq = program.sequence
-    _, _, k_noise_net, k_noise_sg, k_run = train.run_subkeys(key)
     if net is None:
         net = init_network(program.net_init, key)
     if program.sg is None:
         sg = None
     elif sg is None:
         sg = recurrent.init_sg(recurrent.state_size(seq.core, seq.hidden), program.jnp_dtype)
-    rules = train.update_rules(program, hyper, (k_noise_net, k_noise_sg))
-    return train.TrainState(
-        net, sg, rules.net.init(net), rules.sg.init(sg) if sg is not None else (), k_run,
-        jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32),
-        Curriculum(jnp.asarray(seq.start_length, jnp.int32), jnp.zeros((), jnp.int32)))
+    return train.start_state(program, hyper, key, net, sg, Curriculum(
+        jnp.asarray(seq.start_length, jnp.int32), jnp.zeros((), jnp.int32)))
 
 
 def train_windows(program: Program, hyper: Hyper, state: train.TrainState, x: jax.Array,

@@ -141,20 +141,27 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
       key: PRNG key (split into network init, SG init, noise and batch/mask keys).
       net, sg: explicit initial parameters, replacing the drawn ones.
     """
-    k_net, k_sg, k_noise_net, k_noise_sg, k_run = run_subkeys(key)
-    dtype = program.jnp_dtype
     if net is None:
-        net = nets.init_network(k_net, *program.net_init)
+        net = init_network(program.net_init, key)
     if program.sg is None:
         sg = None
     elif sg is None:
-        sg = synthetic.init_sg_modules(k_sg, nets.block_shapes(program.net), program.sg,
-                                       program.widths[-1], net_init=program.init,
+        sg = synthetic.init_sg_modules(run_subkeys(key)[1], nets.block_shapes(program.net),
+                                       program.sg, program.widths[-1], net_init=program.init,
                                        scale=program.init_scale, shift=program.init_shift,
-                                       dtype=dtype)
+                                       dtype=program.jnp_dtype)
+    return start_state(program, hyper, key, net, sg)
+
+
+def start_state(program: Program, hyper: Hyper, key: jax.Array, net: Any, sg: Any,
+                task_state: Any = ()) -> TrainState:
+    """A run's state before its first step, for every kind: the given parameters, their
+    update rules' states (the noise seeded from ``key``), the run's step key, step 0, not
+    diverged, and the task's ``task_state``."""
+    _, _, k_noise_net, k_noise_sg, k_run = run_subkeys(key)
     rules = update_rules(program, hyper, (k_noise_net, k_noise_sg))
     return TrainState(net, sg, rules.net.init(net), rules.sg.init(sg) if has_params(sg) else (),
-                      k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+                      k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), task_state)
 
 
 def init_network(net_init: tuple, key: jax.Array) -> nets.Params:

@@ -14,13 +14,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import jax
 import numpy as np
 
 from dnijax import engine, nets, stats
-from dnijax.config import REGIMES, RunConfig, parse_regime, regime_name
+from dnijax.config import REGIMES, SEQUENCE_ONLY, RunConfig, parse_regime, regime_name
 from dnijax.experiments import presets
 
 
@@ -45,25 +45,14 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
     seeds = presets.DEFAULT_SEEDS[preset] if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")
-    # runs: the seeds without noise, then the same seeds with noise
     datasets, grid = presets.grid_inputs(preset, seeds, copies=2, data=data)
-    keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
-    etas = [0.0] * seeds + [cfg.eta] * seeds
-    rules = list(dict.fromkeys(parse_regime(r)[0] for r in REGIMES))
     results: dict[str, Any] = {}
     params: dict[str, Any] = {}
-    for index, rule in enumerate(rules):
-        noisy_cfg = cfg.replace(regime=regime_name(rule, True))
-        tick = None if progress is None else (
-            # the engine's total counts the steps of all its blocks of runs
-            lambda done, total, k=index: progress(k * total + done, len(rules) * total))
-        res = engine.run_grid(noisy_cfg, engine.stack_hyper(noisy_cfg, eta=etas), keys,
-                              **dict(grid, sg=grid["sg"] if noisy_cfg.uses_sg else None),
-                              progress=tick, alignment=noisy_cfg.uses_sg)
+    grids = regime_grids(cfg, seeds, progress, lambda c: dict(
+        grid, sg=grid["sg"] if c.uses_sg else None, alignment=c.uses_sg))
+    for rule, res in grids:
         net = jax.device_get(res.state.net)  # one transfer, then numpy views per run
-        for half, noisy in enumerate((False, True)):
-            name = regime_name(rule, noisy)
-            runs = slice(half * seeds, (half + 1) * seeds)
+        for name, runs in arms(rule, seeds):
             results[name] = summarize_runs(res, runs, loss_bounds(cfg.loss))
             if "sg_alignment" in res.history:
                 results[name]["sg_alignment"] = alignment_curves(res, runs)
@@ -101,23 +90,56 @@ def run_task_compare(task: str, *, seeds: int | None = None, steps: int | None =
     seeds = presets.DEFAULT_TASK_SEEDS if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")
-    keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
-    etas = [0.0] * seeds + [cfg.eta] * seeds
-    rules = list(dict.fromkeys(parse_regime(r)[0] for r in REGIMES))
-    results: dict[str, Any] = {}
-    for index, rule in enumerate(rules):
-        noisy_cfg = cfg.replace(regime=regime_name(rule, True))
-        tick = None if progress is None else (
-            lambda done, total, k=index: progress(k * total + done, len(rules) * total))
-        res = engine.run_grid(noisy_cfg, engine.stack_hyper(noisy_cfg, eta=etas), keys, None,
-                              progress=tick)
-        for half, noisy in enumerate((False, True)):
-            runs = slice(half * seeds, (half + 1) * seeds)
-            results[regime_name(rule, noisy)] = summarize_task_runs(res, runs, cfg.max_length)
+    results = {name: summarize_task_runs(res, runs, cfg.max_length)
+               for rule, res in regime_grids(cfg, seeds, progress, lambda c: dict(data=None))
+               for name, runs in arms(rule, seeds)}
     regimes = {name: results[name] for name in REGIMES}
     add_task_statistics(regimes, cfg.max_length)
     return {"preset": task, "config": config_dict(cfg, seeds, None),
             "devices": engine.device_summary(), "regimes": regimes}
+
+
+def regime_grids(cfg: RunConfig, seeds: int, progress: engine.Progress | None,
+                 grid_for: Callable[[RunConfig], dict[str, Any]]
+                 ) -> Iterator[tuple[str, engine.GridResult]]:
+    """Each signal rule's grid of a comparison, ``(rule, result)``: the rule's noise-free
+    and ``+noise`` arms in one program (the runs: ``seeds`` seeds with eta 0, then the same
+    seeds with ``cfg.eta``; :func:`arms`), so seed s starts from the same weights and sees
+    the same data in every regime. ``grid_for(config)`` gives the grid's further
+    :func:`engine.run_grid` keywords (its data, initial SG modules, alignment)."""
+    keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
+    etas = [0.0] * seeds + [cfg.eta] * seeds
+    rules = list(dict.fromkeys(parse_regime(r)[0] for r in REGIMES))
+    for index, rule in enumerate(rules):
+        noisy_cfg = cfg.replace(regime=regime_name(rule, True))
+        tick = None if progress is None else (
+            # the engine's total counts the steps of all its blocks of runs
+            lambda done, total, k=index: progress(k * total + done, len(rules) * total))
+        yield rule, engine.run_grid(noisy_cfg, engine.stack_hyper(noisy_cfg, eta=etas), keys,
+                                    progress=tick, **grid_for(noisy_cfg))
+
+
+def arms(rule: str, seeds: int) -> list[tuple[str, slice]]:
+    """The regimes of a :func:`regime_grids` grid and their runs: ``rule`` on the first
+    ``seeds`` runs, ``rule+noise`` on the others."""
+    return [(regime_name(rule, noisy), slice(half * seeds, (half + 1) * seeds))
+            for half, noisy in enumerate((False, True))]
+
+
+def band_curve(values: np.ndarray, healthy: np.ndarray, steps: Any, bounds: stats.Bounds
+               ) -> dict[str, Any]:
+    """A curve over the runs that did not diverge (rows of ``values`` where ``healthy``):
+    its mean, 95% interval, min and max at each of ``steps`` (NaN, written as null, when
+    every run diverged)."""
+    values = values[healthy] if healthy.any() else np.full((1, values.shape[1]), np.nan)
+    band = stats.band(values, bounds=bounds)
+    return {"step": [int(s) for s in steps], "mean": _as_list(values.mean(0)),
+            "min": _as_list(values.min(0)), "max": _as_list(values.max(0)),
+            "ci95_lo": band["ci95_lo"], "ci95_hi": band["ci95_hi"]}
+
+
+def _as_list(a: Any) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in a]
 
 
 def summarize_task_runs(res: engine.GridResult, runs: slice, max_length: int
@@ -127,25 +149,16 @@ def summarize_task_runs(res: engine.GridResult, runs: slice, max_length: int
     max over the runs that did not diverge)."""
     div = res.diverged_at[runs]
     healthy = div < 0
-    as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
     step = res.history["step"]
-
-    def curve(values, steps, bounds):
-        values = values[healthy] if healthy.any() else np.full((1, values.shape[1]), np.nan)
-        band = stats.band(values, bounds=bounds)
-        return {"step": [int(s) for s in steps], "mean": as_list(values.mean(0)),
-                "min": as_list(values.min(0)), "max": as_list(values.max(0)),
-                "ci95_lo": band["ci95_lo"], "ci95_hi": band["ci95_hi"]}
-
     errors = res.history["error_bits"][runs]
     return {
         "solved": [int(v) for v in res.final["solved"][runs]],
         "final_length": [int(v) for v in res.final["length"][runs]],
-        "final_error_bits": as_list(errors[:, -1]),
+        "final_error_bits": _as_list(errors[:, -1]),
         "diverged_at": [None if d < 0 else int(d) for d in div],
-        "length_curve": curve(res.history["length"][runs].astype(float), step,
-                              (1.0, float(max_length))),
-        "error_curve": curve(errors, step[1:], stats.NONNEGATIVE),
+        "length_curve": band_curve(res.history["length"][runs].astype(float), healthy, step,
+                                   (1.0, float(max_length))),
+        "error_curve": band_curve(errors, healthy, step[1:], stats.NONNEGATIVE),
     }
 
 
@@ -188,21 +201,15 @@ def summarize_runs(res: engine.GridResult, runs: slice,
     healthy = div < 0
     loss = res.history["loss"][runs]
     step = res.history["step"]
-    curve = loss[healthy] if healthy.any() else np.full((1, loss.shape[1]), np.nan)
-    as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
-    interval = stats.band(curve, bounds=loss_range)
     return {
-        "initial_loss": as_list(loss[:, 0]),
-        "final_loss": as_list(res.final["loss"][runs]),
-        "final_accuracy": as_list(res.final["accuracy"][runs]),
-        "test_accuracy": as_list(res.final["test_accuracy"][runs]),
+        "initial_loss": _as_list(loss[:, 0]),
+        "final_loss": _as_list(res.final["loss"][runs]),
+        "final_accuracy": _as_list(res.final["accuracy"][runs]),
+        "test_accuracy": _as_list(res.final["test_accuracy"][runs]),
         "diverged_at": [None if d < 0 else int(d) for d in div],
         "steps_to_90pct_drop": [stats.steps_to_fraction(step, run, 0.9) if d < 0 else None
                                 for run, d in zip(loss, div)],
-        "loss_curve": {"step": [int(s) for s in step],
-                       "mean": as_list(curve.mean(0)), "min": as_list(curve.min(0)),
-                       "max": as_list(curve.max(0)),
-                       "ci95_lo": interval["ci95_lo"], "ci95_hi": interval["ci95_hi"]},
+        "loss_curve": band_curve(loss, healthy, step, loss_range),
     }
 
 
@@ -251,8 +258,7 @@ def manifest(preset: str, cfg: RunConfig, seeds: int, data: str | None = None
     return {"kind": "compare", "preset": preset, "config": config_dict(cfg, seeds, data)}
 
 
-SEQUENCE_FIELDS = ("task", "core", "hidden", "window", "max_length", "start_length",
-                   "threshold", "max_repeats")
+SEQUENCE_FIELDS = ("task",) + SEQUENCE_ONLY
 
 
 def config_dict(cfg: RunConfig, seeds: int, data: str | None = None) -> dict[str, Any]:

@@ -102,12 +102,7 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
         raise ValueError(f"--config: the seed preset's article weights fix "
                          f"{', '.join(sorted(set(changes) & set(SEED_FIXED)))}; use the tuned "
                          "preset to change them")
-    changes.update({k: v for k, v in dict(lr=lr, sg_lr=sg_lr, eta=eta).items()
-                    if v is not None})
-    if steps is not None:
-        changes.update(steps=steps)
-    if "steps" in changes and "log_every" not in (overrides or {}):
-        changes["log_every"] = None
+    add_options(changes, overrides, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta)
     ds, _ = preset_data(preset, 0, data)
     base = PRESETS[preset]
     fitted = fit_loss(base.loss, ds.n_classes) if "loss" not in changes else None
@@ -148,11 +143,18 @@ def task_config(task: str, *, steps: int | None = None, lr: float | None = None,
     if changes.get("task", task) != task:
         raise ValueError(f"--config: its task {changes['task']!r} is not --task {task!r}; drop "
                          "task from the file")
-    changes.update({k: v for k, v in dict(lr=lr, sg_lr=sg_lr, eta=eta, steps=steps).items()
-                    if v is not None})
+    add_options(changes, overrides, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta)
+    return TASKS[task].replace(**changes) if changes else TASKS[task]
+
+
+def add_options(changes: dict[str, Any], overrides: dict[str, Any] | None,
+                **options: Any) -> None:
+    """Puts the command-line ``options`` that were given (not ``None``) into ``changes``,
+    over a config file's ``overrides``; new ``steps`` reset ``log_every`` to its default
+    unless the file sets it."""
+    changes.update({k: v for k, v in options.items() if v is not None})
     if "steps" in changes and "log_every" not in (overrides or {}):
         changes["log_every"] = None
-    return TASKS[task].replace(**changes) if changes else TASKS[task]
 
 
 def fit_loss(loss: str, n_classes: int) -> str | None:
