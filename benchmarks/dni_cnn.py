@@ -53,6 +53,17 @@ def cnn_layers(filters: int) -> tuple[dict, ...]:
             {"kind": "dense", "features": 10})
 
 
+def base_config(ds, filters: int, steps: int, quick: bool, optimizer: str = "adam",
+                lr: float = 1e-3) -> dict:
+    """The RunConfig fields every arm shares: the CNN, its SG modules (two hidden layers of
+    ``filters``), xent/mean, He init, batch 64, and the noise of the ``+noise`` arms."""
+    return dict(widths=(ds.n_features,), layers=cnn_layers(filters), loss="xent",
+                reduction="mean", init="he", optimizer=optimizer, lr=lr, batch_size=64,
+                steps=steps, log_every=steps // 2 if quick else max(1, steps // 30),
+                sg_hidden=(filters, filters), sg_kernel=5, sg_init="zero", eta=0.01,
+                gamma=0.55)
+
+
 def run_arm(ds, name: str, noisy: bool, base: dict, seeds: int) -> dict:
     """One arm of ``ARMS``, every seed in one program: its test errors and curves."""
     fields = ARMS[name]
@@ -135,11 +146,7 @@ def main() -> None:
     seeds = args.seeds or (2 if args.quick else 8)
     common.claim(args, "dni_cnn", common.published("dni_cnn"))
     ds = common.load("digits")
-    base = dict(widths=(ds.n_features,), layers=cnn_layers(filters), loss="xent",
-                reduction="mean", init="he", optimizer="adam", lr=args.lr, batch_size=64,
-                steps=steps, log_every=steps // 2 if args.quick else max(1, steps // 30),
-                sg_hidden=(filters, filters),
-                sg_kernel=5, sg_init="zero", eta=0.01, gamma=0.55)
+    base = base_config(ds, filters, steps, args.quick, lr=args.lr)
     t0 = time.time()
     results = {"data": "digits", "filters": filters, "steps": steps, "seeds": seeds,
                "optimizer": "adam", "lr": args.lr, "batch": 64, "layers": base["layers"],

@@ -4,6 +4,8 @@ The public API is re-exported here; see the README for a tour and ``docs/math.md
 for the mathematics.
 """
 
+import importlib.metadata
+
 from dnijax import (bptt, config, engine, kinds, nets, noise, recurrent, signals, synthetic,
                     train, updates)
 from dnijax.config import REGIMES, Hyper, Program, RunConfig, check_data, parse_regime
@@ -17,4 +19,4 @@ __all__ = [
     "noise", "parse_regime", "recurrent", "signals", "synthetic", "train", "train_step",
     "update_rule", "updates",
 ]
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("dnijax")  # pyproject.toml's, the one place

@@ -96,13 +96,14 @@ def train_windows(program: Program, hyper: Hyper, state: train.TrainState, x: ja
     mask = jnp.ones(x.shape[:2], x.dtype) if mask is None else mask
     active = jnp.ones((n_win,), bool) if active is None else active
     core = recurrent.get_core(seq.core)
+    target = "per_example" if program.sg is None else program.sg.target
 
     def window(carry, inputs):
         st, s = carry
         x_w, y_w, m_w, on = inputs
         sig = signals.window_signals(program.signal, st.net, st.sg, s, x_w, y_w,
                                      program.net.loss, program.net.reduction, core=core,
-                                     mask=m_w)
+                                     mask=m_w, sg_target=target)
         st = train.guarded_update(rules, st, sig, active=on)
         return (st, sig.s_end), jnp.where(on, sig.loss, 0.0)
 

@@ -61,11 +61,14 @@ def _float_list(text: str) -> list[float]:
 
 
 def _regime_list(text: str) -> list[str]:
+    from dnijax.config import regime_names
     names = [v for v in text.replace(",", " ").split()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one regime, e.g. backprop,dni")
     for n in names:
-        if n not in REGIMES:
+        if n not in regime_names():
             raise argparse.ArgumentTypeError(f"unknown regime {n!r}; choose from "
-                                             f"{', '.join(REGIMES)}")
+                                             f"{', '.join(regime_names())}")
     return names
 
 
@@ -113,16 +116,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                 eta=args.eta, overrides=overrides, data=args.data,
                                 notify=notes.append)
     seeds = args.seeds or presets.DEFAULT_SEEDS[args.preset]
-    store.claim_out_dir(out, compare.manifest(args.preset, cfg, seeds, args.data),
+    regimes = compare.check_regimes(args.regimes or REGIMES, cfg)
+    store.claim_out_dir(out, compare.manifest(args.preset, cfg, seeds, args.data, regimes),
                         args.overwrite, report.COMPARE_OUTPUTS)
     for note in notes:
         print(f"dnijax: {note}", flush=True)
     print(f"dnijax: compare {args.preset}: {seeds} seeds x {cfg.steps} steps x "
-          f"{len(REGIMES)} regimes; {_compile_note()}", flush=True)
+          f"{len(regimes)} regimes; {_compile_note()}", flush=True)
     t0 = time.time()
     res = compare.run_compare(args.preset, seeds=seeds, steps=args.steps, lr=args.lr,
                               sg_lr=args.sg_lr, eta=args.eta, overrides=overrides,
-                              progress=Progress(f"compare {args.preset}"), data=args.data)
+                              progress=Progress(f"compare {args.preset}"), data=args.data,
+                              regimes=regimes)
     train_s = time.time() - t0
     datasets, params = res.pop("datasets"), res.pop("params")
     written = report.write_compare(out, res, datasets, params)
@@ -148,15 +153,16 @@ def _compare_task(args: argparse.Namespace) -> int:
     cfg = presets.task_config(task, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
                               eta=args.eta, overrides=overrides)
     seeds = args.seeds or presets.DEFAULT_TASK_SEEDS
-    store.claim_out_dir(out, compare.manifest(task, cfg, seeds), args.overwrite,
+    regimes = compare.check_regimes(args.regimes or REGIMES, cfg)
+    store.claim_out_dir(out, compare.manifest(task, cfg, seeds, None, regimes), args.overwrite,
                         report.TASK_COMPARE_OUTPUTS)
     print(f"dnijax: compare --task {args.task}: {seeds} seeds x {cfg.steps} episodes x "
-          f"{len(REGIMES)} regimes; {_compile_note('the default LSTM takes about 10 s')}",
+          f"{len(regimes)} regimes; {_compile_note('the default LSTM takes about 10 s')}",
           flush=True)
     t0 = time.time()
     res = compare.run_task_compare(task, seeds=seeds, steps=args.steps, lr=args.lr,
                                    sg_lr=args.sg_lr, eta=args.eta, overrides=overrides,
-                                   progress=Progress(f"compare {args.task}"))
+                                   progress=Progress(f"compare {args.task}"), regimes=regimes)
     train_s = time.time() - t0
     written = report.write_compare(out, res)
     print(report.summary_markdown(res))
@@ -293,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--eta", type=_positive_float("--eta", allow_zero=True),
                    help="gradient-noise scale of the +noise regimes (default: "
                         f"{_preset_default('eta')})")
+    c.add_argument("--regimes", type=_regime_list,
+                   help=f"regimes to compare, comma-separated (default: {','.join(REGIMES)}; "
+                        "also fa, dfa, fwdgrad, each with +noise)")
     c.add_argument("--config", metavar="FILE", help=config_help)
     c.add_argument("--out", metavar="DIR", help="output folder (default: runs/compare-<preset>, "
                    "with -<data name> for --data other than article)")

@@ -13,10 +13,10 @@ Example:
   >>> cfg = RunConfig(regime="dni", widths=(2, 16, 16, 1), lr=0.5)
   >>> [layer.kind for block in cfg.net_spec.blocks for layer in block.layers]
   ['dense', 'sigmoid', 'dense', 'sigmoid', 'dense', 'sigmoid']
-  >>> RunConfig(regime="dnl")
+  >>> RunConfig(regime="dnl")  # doctest: +ELLIPSIS
   Traceback (most recent call last):
   ...
-  ValueError: regime: unknown value 'dnl'; choose one of backprop, dni, backprop+noise, dni+noise
+  ValueError: regime: unknown value 'dnl'; choose one of backprop, dni, fa, dfa, fwdgrad, ...
 """
 
 from __future__ import annotations
@@ -189,7 +189,10 @@ class RunConfig:
       topology, conditioned, sg_hidden, sg_init, sg_bias: the SG modules
         (``docs/math.md``, "Synthetic gradients (DNI)"; topologies of your own with
         :func:`dnijax.synthetic.register_topology`); sg_kernel: the kernel size of the
-        convolutional SG modules of blocks that output images.
+        convolutional SG modules of blocks that output images; sg_target: what the modules
+        regress onto, ``per_example`` gradients or ``batch`` (the gradient of the batch
+        loss, as PyTorch and TensorFlow DNI implementations do; ``docs/math.md``, "SG
+        target scale").
       update_prob: probability that a layer (with its SG module) updates in a step
         (``docs/math.md``, "Asynchronous updates").
       train_hidden: ``False`` trains the output layer only (the DNI paper's "no backprop"
@@ -235,6 +238,7 @@ class RunConfig:
     sg_init: str = "zero"
     sg_bias: bool = True
     sg_kernel: int = 5
+    sg_target: str = "per_example"
     update_prob: float = 1.0
     train_hidden: bool = True
     noise: str = "paper"
@@ -318,12 +322,13 @@ class RunConfig:
                     raise ValueError(f"layers: block {i} outputs shape {shape}, and SG modules "
                                      "take vectors or images (H, W, C); end it with flatten")
         check_choice("sg_init", self.sg_init, synthetic.SG_INITS)
+        check_choice("sg_target", self.sg_target, synthetic.SG_TARGETS)
         check_number("update_prob", self.update_prob)
         if not 0 < self.update_prob <= 1:
             raise ValueError(f"update_prob: {self.update_prob!r} must be in (0, 1]")
-        if self.update_prob < 1 and not self.uses_sg:
-            raise ValueError("update_prob: asynchronous updates (< 1) are a DNI option; use "
-                             "regime dni or dni+noise")
+        if self.update_prob < 1 and self.signal == "backprop":
+            raise ValueError("update_prob: asynchronous updates (< 1) need a rule whose "
+                             "layers learn apart (dni, fa, dfa, fwdgrad, ...), not backprop")
         if not isinstance(self.train_hidden, bool):
             raise ValueError(f"train_hidden: {self.train_hidden!r} must be true or false")
         check_choice("noise", self.noise, noise.NOISES)
@@ -351,8 +356,11 @@ class RunConfig:
         check_choice("task", self.task, copy_task.TASKS)
         rule = signals.RULES[self.signal]
         if rule.recurrent is None:
-            raise ValueError(f"regime: rule {self.signal!r} has no recurrent form; register it "
-                             "with recurrent=... or choose one of "
+            how = ("it trains feed-forward (dense and conv) networks only"
+                   if self.signal in signals.BUILTIN_RULES else
+                   "register it with recurrent=... to train recurrent nets")
+            raise ValueError(f"regime: rule {self.signal!r} has no recurrent form ({how}); "
+                             "for a task choose one of "
                              f"{', '.join(signals.recurrent_rules())}")
         check_choice("core", self.core, recurrent.CORES)
         for name in ("hidden", "window", "max_length", "start_length", "max_repeats"):
@@ -434,7 +442,7 @@ class RunConfig:
     def sg_spec(self) -> synthetic.SGSpec:
         """The static SG-module description."""
         return synthetic.SGSpec(self.topology, self.conditioned, self.sg_hidden,
-                                self.sg_init, self.sg_bias, self.sg_kernel)
+                                self.sg_init, self.sg_bias, self.sg_kernel, self.sg_target)
 
     @property
     def jnp_dtype(self) -> Any:

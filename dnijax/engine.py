@@ -60,7 +60,8 @@ class GridResult(NamedTuple):
         kind's evaluation (feed-forward: ``loss``, ``accuracy``, with ``test_history``
         ``test_loss``, ``test_accuracy``; recurrent: ``length``, ``solved``) and
         ``diverged``; (R, K-1, ...) records of the steps between (feed-forward:
-        ``sg_loss`` (R, K-1, |S|), with ``alignment`` ``sg_alignment``; recurrent:
+        ``sg_loss`` (R, K-1, |S|), with ``alignment`` ``grad_alignment`` (R, K-1, L) and
+        ``sg_alignment``; recurrent:
         ``error_bits``).
       final: the kind's evaluation after the last step, per run (feed-forward: ``loss``,
         ``accuracy`` on the training data, ``test_loss``, ``test_accuracy`` on the test
@@ -357,8 +358,9 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
         for no sharding.
       test_history: also record the test metrics (``test_loss``, ``test_accuracy``) at
         every history record.
-      alignment: also record ``sg_alignment`` (R, K-1, |S|) at every history record
-        (:func:`dnijax.signals.sg_alignment`; feed-forward rules with SG modules only).
+      alignment: also record at every history record ``grad_alignment`` (R, K-1, L;
+        :func:`dnijax.train.grad_alignment`) and, with SG modules, ``sg_alignment``
+        (R, K-1, |S|; :func:`dnijax.signals.sg_alignment`); feed-forward runs only.
       block_runs: train at most this many runs at once; ``"auto"``: blocks of
         :func:`auto_block_runs` (within :func:`memory_budget`, and cache-sized on the CPU);
         ``None``: all R at once. Per-run data go to the device block by block.
@@ -391,7 +393,7 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
     if data is None:
         kind.make_data(config, None, False)  # the kind's own check: does it need data?
     if kind.alignment is None and alignment:
-        raise ValueError(f"alignment: a {program.kind} run has no SG alignment diagnostic")
+        raise ValueError(f"alignment: a {program.kind} run has no alignment diagnostic")
     if data is None and (test is not None or test_history or per_run_data):
         raise ValueError("test, test_history, per_run_data: a run without data has no test "
                          "data and no per-run data; leave them out")

@@ -26,7 +26,9 @@ def interval_footnote(fig: Any, what: str = "bands", fontsize: float = 7) -> Non
 
 
 COLORS = {"backprop": "#1f77b4", "dni": "#d62728", "backprop+noise": "#2ca02c",
-          "dni+noise": "#ff7f0e"}
+          "dni+noise": "#ff7f0e", "cdni": "#8c564b", "fa": "#9467bd", "dfa": "#17becf",
+          "fwdgrad": "#bcbd22", "fa+noise": "#c5b0d5", "dfa+noise": "#9edae5",
+          "fwdgrad+noise": "#dbdb8d", "cdni+noise": "#c49c94"}
 
 
 def plot_loss_curves(results: dict[str, Any], path: str) -> None:
@@ -83,17 +85,27 @@ def _plot_curves(results: dict[str, Any], path: str, key: str, ylabel: str, *, l
     plt.close(fig)
 
 
-def plot_alignment(results: dict[str, Any], path: str) -> None:
-    """One panel per SG module: cosine between its synthetic gradient and the true gradient
-    over training, mean and 95% interval over the healthy seeds, for each regime with SG
-    modules."""
-    with_sg = {k: r for k, r in results["regimes"].items() if "sg_alignment" in r}
-    n_layers = max(len(r["sg_alignment"]["layers"]) for r in with_sg.values())
+ALIGNMENTS = {
+    "sg_alignment": ("SG module of layer {}", "cos(synthetic, true gradient)",
+                     "SG alignment"),
+    "grad_alignment": ("layer {}", "cos(rule's signal, true gradient)",
+                       "alignment of each layer's signal to the true gradient"),
+}
+
+
+def plot_alignment(results: dict[str, Any], path: str, key: str = "sg_alignment") -> None:
+    """One panel per layer: the cosine to the true gradient over training, mean and 95%
+    interval over the healthy seeds, for each regime that records ``key``
+    (``sg_alignment``: each SG module's synthetic gradient; ``grad_alignment``: each
+    layer's parameter signal, every rule)."""
+    panel, ylabel, title = ALIGNMENTS[key]
+    with_sg = {k: r for k, r in results["regimes"].items() if key in r}
+    n_layers = max(len(r[key]["layers"]) for r in with_sg.values())
     fig, axes = plt.subplots(1, n_layers, figsize=(4.2 * n_layers, 3.4), dpi=110,
                              sharey=True, squeeze=False)
     for i, ax in enumerate(axes[0]):
         for name, r in with_sg.items():
-            a = r["sg_alignment"]
+            a = r[key]
             if i >= len(a["layers"]):
                 continue
             layer = a["layers"][i]
@@ -102,13 +114,13 @@ def plot_alignment(results: dict[str, Any], path: str) -> None:
             ax.fill_between(a["step"], as_float(layer["ci95_lo"]), as_float(layer["ci95_hi"]),
                             color=COLORS.get(name), alpha=0.25, lw=0)
         ax.axhline(0, color="0.5", lw=0.8)
-        ax.set_title(f"SG module of layer {i + 1}", fontsize=10)
+        ax.set_title(panel.format(i + 1), fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("cos(synthetic, true gradient)")
+    axes[0, 0].set_ylabel(ylabel)
     axes[0, 0].legend(fontsize=8)
     axes[0, 0].set_ylim(-1.05, 1.05)
-    fig.suptitle(f"preset {results['preset']}: SG alignment, mean and 95% CI over "
+    fig.suptitle(f"preset {results['preset']}: {title}, mean and 95% CI over "
                  f"{results['config']['seeds']} seeds", fontsize=10)
     interval_footnote(fig)
     fig.savefig(path)

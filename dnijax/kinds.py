@@ -59,8 +59,9 @@ class Kind(NamedTuple):
       evaluate: ``(spec, net, task_state, data) -> metrics`` of a run's state on
         ``data``. Its keys (and ``test_`` + each key on test data), with ``diverged``, are
         the history's records that get a final value after the last step.
-      alignment: ``(program, state, data) -> (|S|,)`` cosines of each SG module's signal to
-        the true gradient, or ``None`` where the kind has no such diagnostic.
+      alignment: ``(program, state, data) -> {name: cosines}``, the kind's alignment
+        diagnostics (feed-forward: ``grad_alignment`` of every rule, ``sg_alignment`` with
+        SG modules), or ``None`` where the kind has none.
       make_data: ``(config, data, per_run) -> device data`` (``data`` as the engine got
         it: ``(x, labels)``, or ``None`` for kinds that make their own).
       bytes_per_run: ``(config, n_rows, per_run_rows) -> bytes``: a generous estimate of
@@ -73,7 +74,7 @@ class Kind(NamedTuple):
     summarize: Callable[[dict], dict]
     eval_spec: Callable[[Program], Hashable]
     evaluate: Callable[..., dict]
-    alignment: Callable[..., jax.Array] | None
+    alignment: Callable[..., dict[str, jax.Array]] | None
     make_data: Callable[[RunConfig, Any, bool], Any]
     bytes_per_run: Callable[[RunConfig, int, int], int]
 
@@ -105,7 +106,8 @@ def run_records(program: Program, hyper: Hyper, state: train.TrainState, data: A
     :attr:`Kind.evaluate` metrics on ``data`` taken before those steps (with ``test``,
     also on the test data, prefixed ``test_``: ``test_accuracy``), ``diverged`` (whether
     the run was frozen), :attr:`Kind.summarize` of the steps' own metrics, and with
-    ``alignment`` (kinds that have it, rules with SG modules) ``sg_alignment``.
+    ``alignment`` (kinds that have it) the kind's alignment diagnostics
+    (``grad_alignment``, and ``sg_alignment`` with SG modules).
     """
     kind = get(program)
     spec = kind.eval_spec(program)
@@ -120,8 +122,8 @@ def run_records(program: Program, hyper: Hyper, state: train.TrainState, data: A
             rec.update({f"test_{k}": v for k, v in
                         kind.evaluate(spec, carry.net, carry.task_state, test).items()})
         rec["diverged"] = carry.diverged_at >= 0
-        if alignment and program.sg is not None and kind.alignment is not None:
-            rec["sg_alignment"] = kind.alignment(program, carry, data)
+        if alignment and kind.alignment is not None:
+            rec.update(kind.alignment(program, carry, data))
         carry, metrics = jax.lax.scan(steps, carry, None, length=program.log_every)
         rec.update(kind.summarize(metrics))
         return carry, rec

@@ -309,11 +309,13 @@ class Window(NamedTuple):
 
 class WindowSpec(NamedTuple):
     """What a window's signals depend on besides parameters and data: the core, the loss
-    name and the batch reduction."""
+    name, the batch reduction and what the SG module regresses onto (``per_example`` or
+    ``batch``; ``docs/math.md``, "SG target scale")."""
 
     core: Core
     loss: str
     reduction: str
+    sg_target: str = "per_example"
 
 
 def _losses(params: dict, s0: State, window: Window, spec: WindowSpec
@@ -347,17 +349,20 @@ def dni_window(params: dict, sg_params: dict, window: Window, spec: WindowSpec
     SG module trained on the bootstrapped target at its start (see the module docstring)."""
     reduce = lambda v: nets.reduce_batch(v, spec.reduction)  # noqa: E731
     s0 = jax.tree.map(sg, window.s0)
+    batch = spec.sg_target == "batch"  # d_end estimates dJ/ds_T: the injected term is summed
+    scale = 1.0 / window.x.shape[0] if batch and spec.reduction == "mean" else 1.0
+    inject = (lambda v: jnp.sum(v, axis=0)) if batch else reduce
 
     def objective(theta, phi):
         per_example, s_end = _losses(theta, s0, window, spec)
         window_loss = reduce(per_example)
         flat_end = flatten_state(s_end)
         d_end = sg(apply_sg(phi, sg(flat_end)))
-        net_term = window_loss + reduce(jnp.sum(flat_end * d_end, axis=-1))
+        net_term = window_loss + inject(jnp.sum(flat_end * d_end, axis=-1))
 
-        def future(s_in):  # per example: sum_t l_t,b + <s_T,b, d_end,b>, params frozen
+        def future(s_in):  # per example: c sum_t l_t,b + <s_T,b, d_end,b>, params frozen
             l_b, s_t = _losses(jax.tree.map(sg, theta), s_in, window, spec)
-            return jnp.sum(l_b) + jnp.sum(flatten_state(s_t) * d_end)
+            return scale * jnp.sum(l_b) + jnp.sum(flatten_state(s_t) * d_end)
 
         target = sg(flatten_state(jax.grad(future)(s0)))
         sg_loss = reduce(0.5 * jnp.sum((apply_sg(phi, flatten_state(s0)) - target) ** 2,

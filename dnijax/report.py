@@ -18,7 +18,8 @@ from dnijax.figures import (class1_score, plot_alignment, plot_decision_regions,
                             plot_length_curves, plot_loss_curves, plot_sensitivity)
 
 COMPARE_OUTPUTS = ("results.json", "final_params.npz", "summary.md", "results.csv",
-                   "loss_curves.png", "decision_regions.png", "alignment.png")
+                   "loss_curves.png", "decision_regions.png", "alignment.png",
+                   "grad_alignment.png")
 TASK_COMPARE_OUTPUTS = ("results.json", "summary.md", "results.csv", "length_curves.png")
 SWEEP_OUTPUTS = ("results.json", "summary.md", "results.csv", "sensitivity.png", "blocks")
 
@@ -290,7 +291,8 @@ def write_compare_outputs(out: str, results: dict[str, Any], dataset: Any | None
     """Writes a comparison's ``summary.md``, ``results.csv``, ``loss_curves.png``,
     ``decision_regions.png`` (2-D inputs with seed 0's ``dataset`` and final networks
     ``params``, regime -> network; skipped where either is ``None``) and
-    ``alignment.png`` (with SG modules); a sequence task's ``summary.md``, ``results.csv``
+    ``alignment.png`` (with SG modules) and ``grad_alignment.png`` (rules other than
+    backprop); a sequence task's ``summary.md``, ``results.csv``
     and ``length_curves.png``. Returns the file names."""
     store.atomic_write_bytes(os.path.join(out, "summary.md"), summary_markdown(results).encode())
     store.atomic_write_bytes(os.path.join(out, "results.csv"), results_csv(results).encode())
@@ -307,10 +309,12 @@ def write_compare_outputs(out: str, results: dict[str, Any], dataset: Any | None
             class1_score(results["config"]), dataset, nets, p),
             os.path.join(out, "decision_regions.png"))
         written.append("decision_regions.png")
-    if any(r.get("sg_alignment", {}).get("layers") for r in results["regimes"].values()):
-        store.atomic_savefig(lambda p: plot_alignment(results, p),
-                             os.path.join(out, "alignment.png"))
-        written.append("alignment.png")
+    for key, name in (("sg_alignment", "alignment.png"), ("grad_alignment",
+                                                         "grad_alignment.png")):
+        if any(r.get(key, {}).get("layers") for r in results["regimes"].values()):
+            store.atomic_savefig(lambda p, key=key: plot_alignment(results, p, key),
+                                 os.path.join(out, name))
+            written.append(name)
     return written
 
 
@@ -359,7 +363,7 @@ def read_results(out: str) -> tuple[str, dict[str, Any]]:
         if not regimes or not isinstance(cfg, dict) or any(
                 k not in r for r in regimes.values() for k in needed):
             raise ValueError(shape)
-        order = list(REGIMES)
+        order = list(cfg.get("regimes") or REGIMES)  # a compare of other regimes records them
         if kind == "sweep":
             manifest = store.read_json(os.path.join(out, store.MANIFEST))
             order = (manifest or {}).get("regimes") or order

@@ -43,6 +43,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dnijax import feedback as feedback_rules
 from dnijax import layers, nets, recurrent, registry, synthetic
 
 sg = jax.lax.stop_gradient
@@ -95,6 +96,12 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
     blocks = spec.blocks
     cond = y if sg_spec.conditioned else None
     reduce = lambda v: nets.reduce_batch(v, spec.reduction)  # noqa: E731
+    # sg_target "batch": the modules estimate dJ/dh_i, c times the per-example gradient
+    # (c = 1/B under mean): the true output gradient is scaled by c and a block's update
+    # sums over the batch (docs/math.md, "SG target scale")
+    batch = sg_spec.target == "batch"
+    scale = 1.0 / x.shape[0] if batch and spec.reduction == "mean" else 1.0
+    drive = (lambda v: jnp.sum(v, axis=0)) if batch else reduce
 
     def objective(theta, phi):
         # Block inputs are constants: each block's output depends on its own params only.
@@ -104,7 +111,8 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
         out = hs[-1]
         loss = reduce(nets.per_example_loss(out, y, spec.loss))
         # The true per-example output gradient dl_b/dh_L (reduction "sum" keeps it per example).
-        e_out = sg(jax.grad(lambda o: jnp.sum(nets.per_example_loss(o, y, spec.loss)))(sg(out)))
+        e_out = sg(jax.grad(lambda o: jnp.sum(nets.per_example_loss(o, y, spec.loss)))(
+            sg(out))) * scale
         d = [synthetic.apply_sg(phi[i], sg(hs[i + 1]), cond) if in_s[i] else None
              for i in range(n)]
 
@@ -114,7 +122,7 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
             if not in_s[i]:
                 total = total + loss  # only the output block can be outside S
                 continue
-            total = total + reduce(nets.per_example_sum(hs[i + 1] * sg(d[i])))
+            total = total + drive(nets.per_example_sum(hs[i + 1] * sg(d[i])))
             if i == n - 1:
                 target = e_out
             else:
@@ -160,36 +168,77 @@ def sg_alignment(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Arra
     return jnp.stack(cosines) if cosines else jnp.zeros((0,), x.dtype)
 
 
+def _without_sg(step: feedback_rules.Step) -> Signals:
+    grads, loss, out = step
+    return Signals(grads, None, loss, out, jnp.zeros((0,), loss.dtype))
+
+
+def fa_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.Array,
+               spec: nets.NetSpec, sg_spec: Any = None, *,
+               feedback: feedback_rules.Feedback) -> Signals:
+    """Rule ``fa``, feedback alignment: :func:`dnijax.feedback.fa` with the run's fixed
+    matrices ``feedback`` (:func:`dnijax.feedback.init_fa`)."""
+    return _without_sg(feedback_rules.fa(params, x, y, spec, feedback))
+
+
+def dfa_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.Array,
+                spec: nets.NetSpec, sg_spec: Any = None, *,
+                feedback: feedback_rules.Feedback) -> Signals:
+    """Rule ``dfa``, direct feedback alignment: :func:`dnijax.feedback.dfa` with the run's
+    fixed matrices ``feedback`` (:func:`dnijax.feedback.init_dfa`)."""
+    return _without_sg(feedback_rules.dfa(params, x, y, spec, feedback))
+
+
+def fwdgrad_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.Array,
+                    spec: nets.NetSpec, sg_spec: Any = None, *, key: jax.Array) -> Signals:
+    """Rule ``fwdgrad``, forward gradient: :func:`dnijax.feedback.fwdgrad` along the
+    direction the step's ``key`` draws."""
+    return _without_sg(feedback_rules.fwdgrad(params, x, y, spec, key))
+
+
 Rule = Callable[..., Signals]
 RecurrentRule = Callable[..., recurrent.WindowSignals]
+FeedbackInit = Callable[[jax.Array, nets.NetSpec, Any], Any]
 
 
 class SignalRule(NamedTuple):
     """A registered rule.
 
     Attributes:
-      fn: the feed-forward form, ``fn(net, sg, x, y, net_spec, sg_spec) -> Signals``.
+      fn: the feed-forward form, ``fn(net, sg, x, y, net_spec, sg_spec, **extra) ->
+        Signals``; ``extra`` holds ``feedback=`` (with :attr:`init_feedback`) and ``key=``
+        (when :attr:`stochastic`).
       uses_sg: whether it trains SG modules.
       recurrent: the recurrent form at the truncation boundary, ``recurrent(net, sg,
         window, spec) -> recurrent.WindowSignals`` with a :class:`~dnijax.recurrent.Window`
         and a :class:`~dnijax.recurrent.WindowSpec` (``None``: the rule cannot train a
         recurrent net).
+      init_feedback: ``(key, net_spec, dtype) -> tree``, the rule's fixed parameters
+        (feedback matrices), drawn once per run, kept in
+        :attr:`dnijax.train.TrainState.feedback`, never updated; ``None``: it has none.
+      stochastic: whether ``fn`` takes the step's PRNG ``key`` (``fwdgrad``'s direction).
     """
 
     fn: Rule
     uses_sg: bool
     recurrent: RecurrentRule | None = None
+    init_feedback: FeedbackInit | None = None
+    stochastic: bool = False
 
 
 RULES: dict[str, SignalRule] = {
     "backprop": SignalRule(backprop_signals, False, recurrent.backprop_window),
     "dni": SignalRule(dni_signals, True, recurrent.dni_window),
+    "fa": SignalRule(fa_signals, False, init_feedback=feedback_rules.init_fa),
+    "dfa": SignalRule(dfa_signals, False, init_feedback=feedback_rules.init_dfa),
+    "fwdgrad": SignalRule(fwdgrad_signals, False, stochastic=True),
 }
 BUILTIN_RULES = tuple(RULES)
 
 
 def register(name: str, fn: Rule, *, uses_sg: bool = False,
-             recurrent: RecurrentRule | None = None) -> None:
+             recurrent: RecurrentRule | None = None,
+             init_feedback: FeedbackInit | None = None, stochastic: bool = False) -> None:
     """Adds the signal rule ``name`` (regimes ``name`` and ``name+noise``).
 
     Args:
@@ -200,6 +249,9 @@ def register(name: str, fn: Rule, *, uses_sg: bool = False,
         on a recurrent net, the linear module at the window's end).
       recurrent: its recurrent form (see :class:`SignalRule`; :func:`dnijax.recurrent.
         backprop_window` is a model); without one, a recurrent run of the rule is refused.
+      init_feedback: draws the rule's fixed matrices, passed to ``fn`` as ``feedback=``
+        (:func:`dnijax.feedback.init_fa` is a model).
+      stochastic: ``fn`` takes ``key=``, a fresh PRNG key every step.
 
     Example:
       >>> from dnijax import signals
@@ -211,7 +263,8 @@ def register(name: str, fn: Rule, *, uses_sg: bool = False,
     if not name or "+" in name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"signal rule: {name!r} is not a valid name; use letters, digits, "
                          "'_' or '-'")
-    registry.add(RULES, BUILTIN_RULES, "signal rule", name, SignalRule(fn, uses_sg, recurrent))
+    registry.add(RULES, BUILTIN_RULES, "signal rule", name,
+                 SignalRule(fn, uses_sg, recurrent, init_feedback, stochastic))
 
 
 def unregister(name: str) -> None:
@@ -226,8 +279,8 @@ def recurrent_rules() -> tuple[str, ...]:
 
 def window_signals(signal: str, params: dict, sg_params: dict | None, s0: Any,
                    x_w: jax.Array, y_w: jax.Array, loss: str, reduction: str, *,
-                   core: str | recurrent.Core = "rnn", mask: jax.Array | None = None
-                   ) -> recurrent.WindowSignals:
+                   core: str | recurrent.Core = "rnn", mask: jax.Array | None = None,
+                   sg_target: str = "per_example") -> recurrent.WindowSignals:
     """The signals of one truncated-BPTT window by rule ``signal``'s recurrent form
     (:mod:`dnijax.recurrent`), from the parameters at the start of the step; ``s0`` is
     held constant.
@@ -240,11 +293,13 @@ def window_signals(signal: str, params: dict, sg_params: dict | None, s0: Any,
       core: a name in :data:`dnijax.recurrent.CORES` or a :class:`~dnijax.recurrent.Core`.
       mask: optional ``(B, T)`` weights of the per-step losses (0 where a step has no
         target, as in the copy tasks).
+      sg_target: what the SG module regresses onto (``per_example`` or ``batch``).
     """
     rule = RULES.get(signal)
     if rule is None or rule.recurrent is None:
         raise ValueError(f"unknown recurrent signal rule {signal!r}; choose one of "
                          f"{', '.join(recurrent_rules())}")
     return rule.recurrent(params, sg_params, recurrent.Window(s0, x_w, y_w, mask),
-                          recurrent.WindowSpec(recurrent.get_core(core), loss, reduction))
+                          recurrent.WindowSpec(recurrent.get_core(core), loss, reduction,
+                                               sg_target))
 

@@ -46,6 +46,9 @@ SG_INITS = ("zero", "network")
 SGParams = list  # list[list[dict[str, jax.Array]] | None]
 
 
+SG_TARGETS = ("per_example", "batch")
+
+
 class SGSpec(NamedTuple):
     """Static description of the SG modules of a DNI network.
 
@@ -59,6 +62,9 @@ class SGSpec(NamedTuple):
         ``network`` (every layer initialised like the network).
       bias: whether module layers have biases.
       kernel: the kernel size of a convolutional module (the DNI paper's is 5).
+      target: what a module regresses onto (``docs/math.md``, "SG target scale"):
+        ``per_example`` (the per-example gradient ``dl_b/dh_i``) or ``batch`` (the
+        gradient of the batch loss, ``dJ/dh_i``: ``1/B`` times smaller under ``mean``).
     """
 
     topology: str = "paper"
@@ -67,6 +73,7 @@ class SGSpec(NamedTuple):
     init: str = "zero"
     bias: bool = True
     kernel: int = 5
+    target: str = "per_example"
 
 
 def register_topology(name: str, topology: Topology) -> None:

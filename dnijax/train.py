@@ -62,6 +62,9 @@ class TrainState(NamedTuple):
       diverged_at: the step the run diverged at, -1 if it did not.
       task_state: what the task keeps between steps (the copy tasks' curriculum,
         :class:`dnijax.bptt.Curriculum`; ``()`` for data sets).
+      feedback: the signal rule's fixed matrices (``fa``, ``dfa``:
+        :attr:`dnijax.signals.SignalRule.init_feedback`), drawn at init, never updated;
+        ``()`` for rules without.
     """
 
     net: Any
@@ -72,6 +75,7 @@ class TrainState(NamedTuple):
     step: jax.Array
     diverged_at: jax.Array
     task_state: Any = ()
+    feedback: Any = ()
 
 
 class UpdateRules(NamedTuple):
@@ -150,18 +154,22 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
                                        program.sg, program.widths[-1], net_init=program.init,
                                        scale=program.init_scale, shift=program.init_shift,
                                        dtype=program.jnp_dtype)
-    return start_state(program, hyper, key, net, sg)
+    init_feedback = signals.RULES[program.signal].init_feedback
+    fixed = () if init_feedback is None else init_feedback(
+        jax.random.fold_in(run_subkeys(key)[1], 1), program.net, program.jnp_dtype)
+    return start_state(program, hyper, key, net, sg, feedback=fixed)
 
 
 def start_state(program: Program, hyper: Hyper, key: jax.Array, net: Any, sg: Any,
-                task_state: Any = ()) -> TrainState:
+                task_state: Any = (), feedback: Any = ()) -> TrainState:
     """A run's state before its first step, for every kind: the given parameters, their
     update rules' states (the noise seeded from ``key``), the run's step key, step 0, not
-    diverged, and the task's ``task_state``."""
+    diverged, the task's ``task_state`` and the rule's fixed ``feedback`` matrices."""
     _, _, k_noise_net, k_noise_sg, k_run = run_subkeys(key)
     rules = update_rules(program, hyper, (k_noise_net, k_noise_sg))
     return TrainState(net, sg, rules.net.init(net), rules.sg.init(sg) if has_params(sg) else (),
-                      k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), task_state)
+                      k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), task_state,
+                      feedback)
 
 
 def init_network(net_init: tuple, key: jax.Array) -> nets.Params:
@@ -195,11 +203,22 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(tree)], bool))
 
 
-def compute_signals(program: Program, state: TrainState, x: jax.Array,
-                    y: jax.Array) -> signals.Signals:
-    """The program's signal rule at ``state`` on the batch ``(x, y)``."""
-    rule = signals.RULES[program.signal].fn
-    return rule(state.net, state.sg, x, y, program.net, program.sg)
+def direction_key(mask_key: jax.Array) -> jax.Array:
+    """The key a stochastic rule (``fwdgrad``) gets in a step, from the step's mask key."""
+    return jax.random.fold_in(mask_key, 1)
+
+
+def compute_signals(program: Program, state: TrainState, x: jax.Array, y: jax.Array,
+                    key: jax.Array | None = None) -> signals.Signals:
+    """The program's signal rule at ``state`` on the batch ``(x, y)``; ``key`` goes to a
+    stochastic rule (default: the key of the step ``state`` is about to take)."""
+    rule = signals.RULES[program.signal]
+    extra: dict[str, Any] = {}
+    if rule.init_feedback is not None:
+        extra["feedback"] = state.feedback
+    if rule.stochastic:
+        extra["key"] = direction_key(step_keys(state.key)[2]) if key is None else key
+    return rule.fn(state.net, state.sg, x, y, program.net, program.sg, **extra)
 
 
 def train_step(program: Program, hyper: Hyper, state: TrainState, data: Data,
@@ -214,7 +233,7 @@ def train_step(program: Program, hyper: Hyper, state: TrainState, data: Data,
     if program.batch_size is not None:
         idx = jax.random.permutation(batch_key, x.shape[0])[:program.batch_size]
         x, y = x[idx], y[idx]
-    sig = compute_signals(program, state, x, y)
+    sig = compute_signals(program, state, x, y, direction_key(mask_key))
     extra = {}
     if program.async_updates:
         extra["layer_mask"] = layer_mask(mask_key, hyper.update_prob, len(state.net))
@@ -284,9 +303,32 @@ def evaluate_state(net_spec: nets.NetSpec, net: nets.Params, task_state: Any, da
     return {"loss": loss, "accuracy": acc}
 
 
-def alignment(program: Program, state: TrainState, data: Data) -> jax.Array:
-    """:func:`dnijax.signals.sg_alignment` of the state's SG modules on the full data."""
-    return signals.sg_alignment(state.net, state.sg, data.x, data.y, program.net, program.sg)
+def alignment(program: Program, state: TrainState, data: Data) -> dict[str, jax.Array]:
+    """The kind's alignment diagnostics on the full data: ``grad_alignment``
+    (:func:`grad_alignment`, every rule) and, with SG modules, ``sg_alignment``
+    (:func:`dnijax.signals.sg_alignment`)."""
+    out = {"grad_alignment": grad_alignment(program, state, data.x, data.y)}
+    if program.sg is not None:
+        out["sg_alignment"] = signals.sg_alignment(state.net, state.sg, data.x, data.y,
+                                                   program.net, program.sg)
+    return out
+
+
+def grad_alignment(program: Program, state: TrainState, x: jax.Array, y: jax.Array
+                   ) -> jax.Array:
+    """For every layer, the cosine between the signal the program's rule gives its
+    parameters (weights and bias as one vector, before noise and the optimiser) and the
+    true gradient ``grad_theta_i J`` on ``(x, y)``; shape ``(L,)``. 1 for backprop; a zero
+    signal or gradient counts as cosine 0 (``docs/math.md``, "Gradient alignment")."""
+    rule = compute_signals(program, state, x, y).net_grads
+    true = signals.backprop_signals(state.net, None, x, y, program.net).net_grads
+    cosines = []
+    for a, b in zip(rule, true):
+        va = jnp.concatenate([v.ravel() for v in jax.tree.leaves(a)])
+        vb = jnp.concatenate([v.ravel() for v in jax.tree.leaves(b)])
+        norms = jnp.linalg.norm(va) * jnp.linalg.norm(vb)
+        cosines.append(jnp.where(norms > 0, va @ vb / jnp.where(norms > 0, norms, 1), 0))
+    return jnp.clip(jnp.stack(cosines), -1, 1)  # float round-off can pass 1
 
 
 def bytes_per_run(config: RunConfig, n_rows: int, per_run_rows: int = 0) -> int:

@@ -35,8 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dnijax import bptt, copy_task, engine, noise, reference, signals, train, updates
+from dnijax import bptt, copy_task, engine, feedback, noise, reference, signals, train, updates
 from dnijax.config import REGIMES, Program, RunConfig
+
+RULE_FAMILY = ("fa", "dfa", "fwdgrad")  # the rules beyond the article's, one row each
 
 GRAD_TOL = 1e-9
 PARAM_TOL = 1e-7
@@ -67,7 +69,8 @@ def random_data(config: RunConfig, batch: int, seed: int) -> tuple[np.ndarray, n
 def reference_settings(config: RunConfig) -> dict[str, Any]:
     """The settings of :func:`reference.signals` for a config."""
     return dict(blocks=config.net_spec.blocks, loss=config.loss, reduction=config.reduction,
-                topology=config.topology, conditioned=config.conditioned)
+                topology=config.topology, conditioned=config.conditioned,
+                sg_target=config.sg_target)
 
 
 def _noise_sequence(kind: str | None, eta, gamma, opt_state, params, steps: int):
@@ -90,12 +93,14 @@ def _realised(program: Program, hyper, state: train.TrainState, template, steps:
 
     def mask_step(key, _):
         key, _, mask_key = train.step_keys(key)
-        return key, train.layer_mask(mask_key, hyper.update_prob, len(template))
+        return key, (train.layer_mask(mask_key, hyper.update_prob, len(template)),
+                     feedback.direction(train.direction_key(mask_key), template))
 
-    masks = jax.lax.scan(mask_step, state.key, None, length=steps)[1]
+    masks, directions = jax.lax.scan(mask_step, state.key, None, length=steps)[1]
     noisy = program.noise is not None
     return (noise_seq(state.net_opt, state.net, noisy),
-            noise_seq(state.sg_opt, state.sg, noisy and program.noise_to_sg), masks)
+            noise_seq(state.sg_opt, state.sg, noisy and program.noise_to_sg), masks,
+            directions)
 
 
 def _per_step(tree: Any, steps: int) -> list | None:
@@ -132,13 +137,17 @@ def compare(config: RunConfig, x: np.ndarray, labels: np.ndarray, key: jax.Array
     sig = jax.jit(train.compute_signals, static_argnums=0)(program, state, data.x, data.y)
     x64, y64 = np.asarray(data.x, np.float64), np.asarray(data.y, np.float64)
     net0, sg0 = to_numpy(state.net), to_numpy(state.sg)
+    net_noise, sg_noise, masks, directions = _realised(program, hyper, state, state.net, steps)
+    rule = signals.RULES[config.signal]
+    fixed = to_numpy(state.feedback) if rule.init_feedback is not None else None
+    directions = _per_step(to_numpy(directions), steps) if rule.stochastic else None
     settings = reference_settings(config)
-    info = reference.signals(config.signal, net0, sg0, x64, y64, **settings)
+    info = reference.signals(config.signal, net0, sg0, x64, y64, feedback=fixed,
+                             direction=directions[0] if directions else None, **settings)
     grad_err = rel_error(sig.net_grads, info["net_grads"])
     if config.uses_sg:
         grad_err = max(grad_err, rel_error(sig.sg_grads, info["sg_grads"]))
 
-    net_noise, sg_noise, masks = _realised(program, hyper, state, state.net, steps)
     final, hist = engine.run_one(config, x, labels, key)
     ref_net, ref_sg, ref_losses = reference.trajectory(
         config.signal, net0, sg0, x64, y64, steps, lr=config.lr, sg_lr=config.sg_lr,
@@ -146,7 +155,8 @@ def compare(config: RunConfig, x: np.ndarray, labels: np.ndarray, key: jax.Array
         noise_before_clip=config.noise_before_clip,
         net_noises=_per_step(to_numpy(net_noise), steps),
         sg_noises=_per_step(to_numpy(sg_noise), steps),
-        masks=np.asarray(masks) if program.async_updates else None, **settings)
+        masks=np.asarray(masks) if program.async_updates else None, feedback=fixed,
+        directions=directions, **settings)
     param_err = rel_error(final.net, ref_net)
     if config.uses_sg:
         param_err = max(param_err, rel_error(final.sg, ref_sg))
@@ -178,10 +188,27 @@ def cases(depth: int, width: int, steps: int, dtype: str):
     extra = [("dni", "adam p=0.5", dict(optimizer="adam", lr=0.01, sg_lr=0.005,
                                         update_prob=0.5)),
              ("dni+noise", "momentum p=0.5", dict(optimizer="momentum", update_prob=0.5)),
-             ("dni+noise", "sgd, noise net", dict(noise_to="network"))]
+             ("dni+noise", "sgd, noise net", dict(noise_to="network")),
+             ("dni", "adam, sg batch", dict(optimizer="adam", lr=0.01, sg_lr=0.005,
+                                               sg_target="batch"))]
     for regime, label, fields in extra:
         yield regime, "paper", True, label, RunConfig(regime=regime, conditioned=True,
                                                       **{**base, **fields})
+    yield from family_cases(base, "sgd")
+    for regime, label, fields in (("fa+noise", "momentum p=0.5",
+                                   dict(optimizer="momentum", update_prob=0.5)),
+                                  ("dfa", "adam, sum", dict(optimizer="adam", lr=0.01,
+                                                            reduction="sum")),
+                                  ("fwdgrad+noise", "adam, clip 1",
+                                   dict(optimizer="adam", lr=0.01, clip=1.0))):
+        yield regime, "-", False, label, RunConfig(regime=regime, **{**base, **fields})
+
+
+def family_cases(base: dict, label: str):
+    """The rows of :data:`RULE_FAMILY`, without and with noise, on ``base``."""
+    for rule in RULE_FAMILY:
+        for regime in (rule, rule + "+noise"):
+            yield regime, "-", False, label, RunConfig(regime=regime, **base)
 
 
 def _conv(*items: tuple) -> tuple[dict, ...]:
@@ -222,6 +249,10 @@ def conv_cases(steps: int, dtype: str):
     yield "dni+noise", "seed", True, "pool, adam p=0.5", RunConfig(
         regime="dni+noise", topology="seed", conditioned=True, layers=CONV_NETS["pool"],
         optimizer="adam", update_prob=0.5, noise_to="network", **base)
+    yield "dni", "paper", False, "pool, sg batch", RunConfig(
+        regime="dni", layers=CONV_NETS["pool"], optimizer="adam", sg_target="batch", **base)
+    for net, layer_list in CONV_NETS.items():
+        yield from family_cases(dict(base, layers=layer_list), net)
 
 
 RNN_BASE = dict(task="copy", core="rnn", hidden=5, window=3, max_length=4, lr=0.1,
@@ -237,7 +268,9 @@ def rnn_cases(dtype: str):
     extra = [("dni", "adam", dict(optimizer="adam", lr=0.01, sg_lr=0.005)),
              ("dni+noise", "momentum, clip 1", dict(optimizer="momentum", clip=1.0,
                                                     noise_to="network")),
-             ("dni", "sgd, mse", dict(loss="mse"))]
+             ("dni", "sgd, mse", dict(loss="mse")),
+             ("dni", "adam, sg batch", dict(optimizer="adam", lr=0.01, sg_lr=0.005,
+                                               sg_target="batch"))]
     for regime, label, fields in extra:
         yield regime, "-", False, label, RunConfig(regime=regime, dtype=dtype,
                                                    **{**RNN_BASE, **fields})
@@ -264,12 +297,13 @@ def compare_rnn(config: RunConfig, x: np.ndarray, y: np.ndarray,
     s0 = jnp.zeros((x.shape[0], config.hidden), dtype)
     t, windows = config.window, x.shape[1] // config.window
     sig = signals.window_signals(config.signal, state.net, state.sg, s0, xj[:, :t],
-                                 yj[:, :t], config.loss, "mean", core="rnn")
+                                 yj[:, :t], config.loss, "mean", core="rnn",
+                                 sg_target=config.sg_target)
     net0, sg0 = to_numpy(state.net), to_numpy(state.sg)
     x64, y64 = np.asarray(xj, np.float64), np.asarray(yj, np.float64)
     want = reference.rnn.window_signals(config.signal, net0, sg0, np.zeros(s0.shape),
                                         x64[:, :t], y64[:, :t], loss=config.loss,
-                                        reduction="mean")
+                                        reduction="mean", sg_target=config.sg_target)
     grad_err = rel_error(sig.net_grads, want["net_grads"])
     if config.signal == "dni":
         grad_err = max(grad_err, rel_error(sig.sg_grads, want["sg_grads"]))
@@ -282,7 +316,7 @@ def compare_rnn(config: RunConfig, x: np.ndarray, y: np.ndarray,
         config.signal, net0, sg0, x64, y64, t, loss=config.loss, reduction="mean",
         lr=config.lr, sg_lr=config.sg_lr, optimizer=config.optimizer, clip=config.clip,
         net_noises=_per_step(to_numpy(net_noise), windows),
-        sg_noises=_per_step(to_numpy(sg_noise), windows))
+        sg_noises=_per_step(to_numpy(sg_noise), windows), sg_target=config.sg_target)
     param_err = rel_error(final.net, ref_net)
     if config.signal == "dni":
         param_err = max(param_err, rel_error(final.sg, ref_sg))

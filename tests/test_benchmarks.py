@@ -85,6 +85,43 @@ def test_dni_cnn_quick(_run, tmp_path):
     assert "| dni + noise |" in text and (tmp_path / "dni_cnn.png").stat().st_size > 0
 
 
+def test_rule_family_quick(_run, tmp_path):
+    text = _run("rule_family.py", "--quick", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "rule_family.json").read_text())
+    cells = res["networks"]["digits MLP-2"]
+    rules = ["backprop", "dni", "cdni", "fa", "dfa", "fwdgrad"]
+    assert sorted(r for r in cells if r != "info") == sorted(rules)  # JSON sorts keys
+    assert res["order"] == ["digits MLP-2"]
+    for rule in rules:
+        assert str(cells[rule]["lr"]) in [str(v) for v in res["lrs"]]
+        assert sorted(cells[rule]["val_accuracy"]) == sorted(str(v) for v in res["lrs"])
+        for arm in (rule, rule + "+noise"):
+            cell = cells[rule][arm]
+            assert cell["summary"]["n_runs"] == 2 and len(cell["steps_to_target"]) == 2
+            assert ("alignment" in cell) == (rule != "backprop")
+            assert ("paired_vs_backprop" in cell) == (rule != "backprop")
+    for rule in rules:
+        assert f"| {rule}+noise |" in text
+    assert (tmp_path / "rule_family.png").stat().st_size > 0
+    assert not (tmp_path / "rule_family.partial.json").exists()
+    # an interrupted run resumes after the networks it finished (here: all of them)
+    written = (tmp_path / "rule_family.json").read_bytes()
+    (tmp_path / "rule_family.partial.json").write_text(json.dumps(res["networks"]))
+    again = _run("rule_family.py", "--quick", "--out", str(tmp_path))
+    assert "digits MLP-2: resumed" in again and "tuning" not in again
+    assert (tmp_path / "rule_family.json").read_bytes() == written
+
+
+def test_sg_target_quick(_run, tmp_path):
+    text = _run("sg_target.py", "--quick", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "sg_target.json").read_text())
+    assert sorted(res["cells"]) == ["dni batch", "dni per_example"]  # quick: DNI only
+    assert all(c["summary"]["n_runs"] == 2 for c in res["cells"].values())
+    assert sorted(res["paired"]) == ["dni"] and res["paired"]["dni"]["n"] == 2
+    assert "| dni, sg_target batch |" in text and "batch − per_example" in text
+    assert (tmp_path / "sg_target.png").stat().st_size > 0
+
+
 def test_copy_task_quick(_run, tmp_path):
     text = _run("copy_task.py", "--quick", "--out", str(tmp_path))
     res = json.loads((tmp_path / "copy_task.json").read_text())
@@ -146,6 +183,9 @@ def test_scripts_explain_themselves(_run, script):
     ("dni_cnn.py", ["--lr", "-1"], "--lr: '-1' is not a number > 0"),
     ("dni_depth.py", ["--seeds", "0"], "--seeds: '0' is not an integer > 0"),
     ("speed.py", ["--runs", "0"], "--runs: '0' is not an integer > 0"),
+    ("rule_family.py", ["--quick", "--lrs", "1e-3,2e-3,3e-3"],
+     "--lrs: 3 rates do not divide the 2 x 2 runs"),
+    ("rule_family.py", ["--data", "digits,cifar"], "--data: unknown cifar"),
 ])
 def test_bad_options_get_one_line_errors(script_main, script, args, message):
     code, _, err = script_main(script, *args)
@@ -155,7 +195,9 @@ def test_bad_options_get_one_line_errors(script_main, script, args, message):
 OUTPUT = {"seed_comparison.py": "report.md", "lr_sensitivity.py": "report.md",
           "speed.py": "speed.json", "dni_noise.py": "dni_noise.json", "dni_cnn.py": "dni_cnn.json",
           "copy_task.py": "copy_task.json", "deep_noise.py": "deep_noise.json",
-          "dni_depth.py": "dni_depth.json"}  # one file each script writes
+          "dni_depth.py": "dni_depth.json",
+          "rule_family.py": "rule_family.json",
+          "sg_target.py": "sg_target.json"}  # one file each script writes
 WRITERS = sorted(OUTPUT)
 
 

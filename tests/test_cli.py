@@ -17,8 +17,9 @@ def test_compare_writes_every_output_with_the_documented_schema(tmp_path, capsys
     out = tmp_path / "cmp"
     assert cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out)]) == 0
     assert sorted(os.listdir(out)) == ["alignment.png", "decision_regions.png",
-                                       "final_params.npz", "loss_curves.png", "manifest.json",
-                                       "results.csv", "results.json", "summary.md"]
+                                       "final_params.npz", "grad_alignment.png",
+                                       "loss_curves.png", "manifest.json", "results.csv",
+                                       "results.json", "summary.md"]
     res = json.loads((out / "results.json").read_text())
     assert res["preset"] == "tuned" and res["config"]["steps"] == 40
     assert res["config"]["data"] == "article"
@@ -272,8 +273,9 @@ def test_compare_on_digits_fits_the_network_to_the_data(tmp_path, capsys):
     assert min(res["regimes"]["backprop"]["test_accuracy"]) > 0.8  # chance is 0.1
     # 64 features: no decision regions (and no final networks for them, the stale ones gone),
     # and it says so
-    assert sorted(os.listdir(out)) == ["alignment.png", "loss_curves.png", "manifest.json",
-                                       "results.csv", "results.json", "summary.md"]
+    assert sorted(os.listdir(out)) == ["alignment.png", "grad_alignment.png",
+                                       "loss_curves.png", "manifest.json", "results.csv",
+                                       "results.json", "summary.md"]
     assert ("(no decision_regions.png: the inputs have 64 features; it is drawn for 2-D "
             "inputs)") in printed
 
@@ -489,6 +491,11 @@ def test_compare_on_the_copy_task_writes_every_output_and_report_rebuilds_them(t
     (["compare", "--task", "sort"], "invalid choice: 'sort'"),
     (["sweep", "--task", "copy", "--lr", "0.1", "--data", "digits"], "--data: a sequence task"),
     (["compare", "--task", "copy", "--regime", "dni"], "unrecognized arguments: --regime"),
+    (["compare", "--task", "copy", "--regimes", "backprop,fa"],
+     "rule 'fa' has no recurrent form (it trains feed-forward (dense and conv) networks only)"),
+    (["compare", "--regimes", "backprop,sgd"], "unknown regime 'sgd'; choose from backprop, "
+                                              "dni, fa, dfa, fwdgrad"),
+    (["compare", "--regimes", "fa,dfa,fa"], "regimes: 'fa' is given twice"),
 ])
 def test_a_task_refuses_what_has_no_sequence_meaning(argv, message, tmp_path, capsys,
                                                      monkeypatch):
@@ -523,3 +530,28 @@ def test_sweep_on_the_copy_task_records_errors_and_lengths_and_report_rebuilds(t
     (out / "summary.md").unlink()
     assert cli.main(["report", str(out)]) == 0
     assert (out / "summary.md").read_bytes() == summary
+
+
+def test_compare_runs_the_rule_family_and_report_rebuilds_it(tmp_path, capsys):
+    out = tmp_path / "family"
+    argv = ["compare", "--regimes", "backprop,fa,dfa,fwdgrad,dfa+noise", "--seeds", "2",
+            "--steps", "50", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert sorted(os.listdir(out)) == ["decision_regions.png", "final_params.npz",
+                                       "grad_alignment.png", "loss_curves.png",
+                                       "manifest.json", "results.csv", "results.json",
+                                       "summary.md"]
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["regimes"] == ["backprop", "fa", "dfa", "fwdgrad", "dfa+noise"]
+    assert sorted(res["regimes"]) == sorted(res["config"]["regimes"])  # JSON sorts keys
+    for name, r in res["regimes"].items():
+        assert len(r["test_accuracy"]) == 2 and r["summary"]["test_accuracy"]["n"] == 2
+        assert ("paired_vs_backprop" in r) == (name != "backprop")
+        assert ("grad_alignment" in r) == (name != "backprop")
+    # the same backprop seeds as in the four-regime comparison: paired by seed
+    printed = capsys.readouterr().out
+    assert "| dfa+noise |" in printed and "| fwdgrad |" in printed
+    summary = (out / "summary.md").read_bytes()
+    assert cli.main(["report", str(out)]) == 0
+    assert (out / "summary.md").read_bytes() == summary
+    assert cli.main(argv[:2] + ["backprop,fa"] + argv[3:]) == 2  # another configuration

@@ -60,6 +60,16 @@ SHARDED = textwrap.dedent("""
     hyper = engine.stack_hyper(cfg, lr=lrs)
     a = engine.run_grid(cfg, hyper, engine.run_keys(0, 5), (x, labels), mesh=True)
     b = engine.run_grid(cfg, hyper, engine.run_keys(0, 5), (x, labels), mesh=None)
+    fa = cfg.replace(regime="fwdgrad+noise")  # a rule that draws a direction every step
+    e = engine.run_grid(fa, engine.stack_hyper(fa, lr=lrs), engine.run_keys(0, 5), (x, labels),
+                        mesh=True)
+    f = engine.run_grid(fa, engine.stack_hyper(fa, lr=lrs), engine.run_keys(0, 5), (x, labels),
+                        mesh=None)
+    dfa = cfg.replace(regime="dfa")  # fixed feedback matrices in the state
+    g = engine.run_grid(dfa, engine.stack_hyper(dfa, lr=lrs), engine.run_keys(0, 5),
+                        (x, labels), mesh=True)
+    h = engine.run_grid(dfa, engine.stack_hyper(dfa, lr=lrs), engine.run_keys(0, 5),
+                        (x, labels), mesh=None)
     seq = RunConfig(regime="dni+noise", task="copy", core="rnn", hidden=6, window=3,
                     max_length=3, batch_size=4, steps=12, log_every=4, optimizer="adam",
                     lr=1e-2, loss="bce", reduction="mean")  # the recurrent kind, 3 runs
@@ -71,7 +81,9 @@ SHARDED = textwrap.dedent("""
                       "n_shards": len(a.state.step.sharding.device_set),
                       "seq_sharded": c.history["error_bits"].tolist(),
                       "seq_single": d.history["error_bits"].tolist(),
-                      "seq_shards": len(c.state.step.sharding.device_set)}))
+                      "seq_shards": len(c.state.step.sharding.device_set),
+                      "rule_sharded": e.history["loss"].tolist() + g.history["loss"].tolist(),
+                      "rule_single": f.history["loss"].tolist() + h.history["loss"].tolist()}))
 """)
 
 
@@ -86,6 +98,7 @@ def test_sharded_grid_equals_single_device_grid():
     assert res["n_shards"] == 8 and res["seq_shards"] == 8
     np.testing.assert_allclose(res["sharded"], res["single"], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(res["seq_sharded"], res["seq_single"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(res["rule_sharded"], res["rule_single"], rtol=1e-5, atol=1e-7)
 
 
 def test_blocks_of_runs_give_the_results_of_one_block(blobs):

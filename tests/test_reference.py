@@ -84,6 +84,19 @@ def test_depth_extremes(depth, topology, conditioned):
     _check(cfg, batch=6, seed=depth)
 
 
+@pytest.mark.parametrize("topology,conditioned,hidden", [("paper", True, (4,)),
+                                                         ("seed", False, ())])
+def test_the_batch_sg_target_matches_the_reference(topology, conditioned, hidden):
+    """``sg_target="batch"`` (the SG regresses onto dJ/dh_i, 1/B of the per-example
+    gradient under ``mean``) against the reference's own derivation, with Adam, which does
+    not undo the scale of the SG loss's gradient in the hidden SG layers."""
+    _check(RunConfig(regime="dni+noise", widths=(3, 5, 4, 3), loss="xent", reduction="mean",
+                     activations=("tanh", "relu", "identity"), init="glorot", lr=0.01,
+                     sg_lr=0.005, optimizer="adam", topology=topology,
+                     conditioned=conditioned, sg_hidden=hidden, sg_init="network",
+                     sg_target="batch", dtype="float64", steps=100), batch=8, seed=2)
+
+
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
 def test_asynchronous_updates_with_stateful_optimisers(optimizer):
     cfg = RunConfig(regime="dni+noise", widths=(3, 6, 5, 2), activations="tanh", loss="xent",
@@ -134,7 +147,8 @@ def test_a_wrong_reference_is_caught(monkeypatch):
 
 
 
-CONV_ROWS = [("dni", "seed", True, "no pool"), ("dni+noise", "seed", True, "pool, adam p=0.5")]
+CONV_ROWS = [("dni", "seed", True, "no pool"), ("dni+noise", "seed", True, "pool, adam p=0.5"),
+             ("dni", "paper", False, "pool, sg batch")]
 
 
 @pytest.mark.parametrize("row", CONV_ROWS, ids=lambda r: " ".join(map(str, r)))

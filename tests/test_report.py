@@ -98,8 +98,10 @@ def _copy(folders, name, tmp_path):
 
 
 @pytest.mark.parametrize("name,figures", [
-    ("compare", ["alignment.png", "decision_regions.png", "loss_curves.png"]),
-    ("seed", ["alignment.png", "decision_regions.png", "loss_curves.png"]),
+    ("compare", ["alignment.png", "decision_regions.png", "grad_alignment.png",
+                 "loss_curves.png"]),
+    ("seed", ["alignment.png", "decision_regions.png", "grad_alignment.png",
+              "loss_curves.png"]),
     ("sweep", ["sensitivity.png"])])
 def test_report_rebuilds_a_folder_byte_for_byte(folders, name, figures, tmp_path, capsys):
     out = _copy(folders, name, tmp_path)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnijax import nets, signals, synthetic
+from dnijax import RunConfig, engine, nets, signals, synthetic
 
 WIDTHS = (3, 5, 4, 6, 2)
 NET_SPEC = nets.mlp_spec(WIDTHS, ("tanh", "sigmoid", "relu", "sigmoid"), "mse", "mean",
@@ -123,3 +123,27 @@ def test_a_new_signal_rule_is_one_function_and_a_registry_entry(blobs):
 def test_rule_names_are_checked():
     with pytest.raises(ValueError, match="not a valid name"):
         signals.register("dni+aux", signals.dni_signals)
+
+
+def test_the_batch_sg_target_equals_per_example_where_the_derivation_says(blobs):
+    """``docs/math.md``, "SG target scale": under ``sum`` the two targets are one; under
+    ``mean`` with SGD and zero-initialised linear modules, the modules' weights stay exactly
+    1/B of the per-example ones and the network trains identically (B = 128, a power of
+    two, so the scaling is exact); with Adam they part."""
+    base = dict(regime="dni", widths=(2, 6, 6, 1), activations=("tanh", "tanh", "sigmoid"),
+                init="glorot", lr=0.3, sg_lr=0.1, steps=30, log_every=10)
+
+    def run(**fields):
+        cfg = RunConfig(**{**base, **fields})
+        return engine.run_grid(cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1), blobs,
+                               mesh=None)
+
+    for reduction in ("sum", "mean"):
+        a, b = run(reduction=reduction), run(reduction=reduction, sg_target="batch")
+        np.testing.assert_allclose(b.history["loss"], a.history["loss"], rtol=1e-6)
+        scale = 1.0 if reduction == "sum" else 1.0 / 128
+        for pa, pb in zip(jax.tree.leaves(a.state.sg), jax.tree.leaves(b.state.sg)):
+            np.testing.assert_allclose(pb, scale * pa, rtol=1e-5, atol=1e-9)
+    a = run(reduction="mean", optimizer="adam", lr=0.01, sg_lr=0.01)
+    b = run(reduction="mean", optimizer="adam", lr=0.01, sg_lr=0.01, sg_target="batch")
+    assert np.abs(b.history["loss"] - a.history["loss"]).max() > 1e-3

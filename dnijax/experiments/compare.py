@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import numpy as np
@@ -28,11 +28,14 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
                 lr: float | None = None, sg_lr: float | None = None,
                 eta: float | None = None, overrides: dict[str, Any] | None = None,
                 progress: engine.Progress | None = None,
-                data: str | None = None) -> dict[str, Any]:
-    """Runs the four regimes over ``seeds`` seeds and returns plain results.
+                data: str | None = None, regimes: Sequence[str] = REGIMES) -> dict[str, Any]:
+    """Runs ``regimes`` (default: the article's four) over ``seeds`` seeds and returns
+    plain results.
 
     ``data``: a ``--data`` spec (:func:`dnijax.data.resolve`; ``None``: the preset's);
-    seed s trains on ``resolve(data, s)``.
+    seed s trains on ``resolve(data, s)``. Every regime but backprop records the
+    alignment of its signals to the true gradient (``grad_alignment``; with SG modules
+    also ``sg_alignment``).
 
     Returns:
       ``{"preset", "config", "devices", "regimes": {name: {...per-seed lists,
@@ -45,32 +48,37 @@ def run_compare(preset: str = "tuned", *, seeds: int | None = None, steps: int |
     seeds = presets.DEFAULT_SEEDS[preset] if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")
+    regimes = check_regimes(regimes, cfg)
     datasets, grid = presets.grid_inputs(preset, seeds, copies=2, data=data)
     results: dict[str, Any] = {}
     params: dict[str, Any] = {}
     grids = regime_grids(cfg, seeds, progress, lambda c: dict(
-        grid, sg=grid["sg"] if c.uses_sg else None, alignment=c.uses_sg))
+        grid, sg=grid["sg"] if c.uses_sg else None, alignment=c.signal != "backprop"),
+        regimes)
     for rule, res in grids:
         net = jax.device_get(res.state.net)  # one transfer, then numpy views per run
-        for name, runs in arms(rule, seeds):
+        for name, runs in arms(rule, seeds, regimes):
             results[name] = summarize_runs(res, runs, loss_bounds(cfg.loss))
-            if "sg_alignment" in res.history:
-                results[name]["sg_alignment"] = alignment_curves(res, runs)
+            for key in ("sg_alignment", "grad_alignment"):
+                if key in res.history:
+                    results[name][key] = alignment_curves(res, runs, key)
             params[name] = [[{k: v[r] for k, v in layer.items()} for layer in net]
-                            for r in range(*runs.indices(2 * seeds))]
-    regimes = {name: results[name] for name in REGIMES}
-    add_statistics(regimes, loss_range=loss_bounds(cfg.loss))
-    return {"preset": preset, "config": config_dict(cfg, seeds, data),
-            "devices": engine.device_summary(), "regimes": regimes,
+                            for r in range(*runs.indices(res.diverged_at.shape[0]))]
+    by_name = {name: results[name] for name in regimes}
+    add_statistics(by_name, loss_range=loss_bounds(cfg.loss))
+    return {"preset": preset, "config": config_dict(cfg, seeds, data, regimes),
+            "devices": engine.device_summary(), "regimes": by_name,
             "datasets": datasets, "params": params}
 
 
 def run_task_compare(task: str, *, seeds: int | None = None, steps: int | None = None,
                      lr: float | None = None, sg_lr: float | None = None,
                      eta: float | None = None, overrides: dict[str, Any] | None = None,
-                     progress: engine.Progress | None = None) -> dict[str, Any]:
-    """The four regimes on a sequence task (:data:`presets.TASKS`) over ``seeds`` seeds: the
-    same engine, pairing and statistics as :func:`run_compare`. Seed s draws the same
+                     progress: engine.Progress | None = None,
+                     regimes: Sequence[str] = REGIMES) -> dict[str, Any]:
+    """``regimes`` (default: the article's four) on a sequence task (:data:`presets.TASKS`)
+    over ``seeds`` seeds: the same engine, pairing and statistics as :func:`run_compare`.
+    Seed s draws the same
     network and the same sequences in every regime.
 
     Returns:
@@ -90,27 +98,32 @@ def run_task_compare(task: str, *, seeds: int | None = None, steps: int | None =
     seeds = presets.DEFAULT_TASK_SEEDS if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds: {seeds!r} must be an integer >= 1")
+    regimes = check_regimes(regimes, cfg)
     results = {name: summarize_task_runs(res, runs, cfg.max_length)
-               for rule, res in regime_grids(cfg, seeds, progress, lambda c: dict(data=None))
-               for name, runs in arms(rule, seeds)}
-    regimes = {name: results[name] for name in REGIMES}
-    add_task_statistics(regimes, cfg.max_length)
-    return {"preset": task, "config": config_dict(cfg, seeds, None),
-            "devices": engine.device_summary(), "regimes": regimes}
+               for rule, res in regime_grids(cfg, seeds, progress, lambda c: dict(data=None),
+                                             regimes)
+               for name, runs in arms(rule, seeds, regimes)}
+    by_name = {name: results[name] for name in regimes}
+    add_task_statistics(by_name, cfg.max_length)
+    return {"preset": task, "config": config_dict(cfg, seeds, None, regimes),
+            "devices": engine.device_summary(), "regimes": by_name}
 
 
 def regime_grids(cfg: RunConfig, seeds: int, progress: engine.Progress | None,
-                 grid_for: Callable[[RunConfig], dict[str, Any]]
+                 grid_for: Callable[[RunConfig], dict[str, Any]],
+                 regimes: Sequence[str] = REGIMES
                  ) -> Iterator[tuple[str, engine.GridResult]]:
-    """Each signal rule's grid of a comparison, ``(rule, result)``: the rule's noise-free
-    and ``+noise`` arms in one program (the runs: ``seeds`` seeds with eta 0, then the same
-    seeds with ``cfg.eta``; :func:`arms`), so seed s starts from the same weights and sees
-    the same data in every regime. ``grid_for(config)`` gives the grid's further
-    :func:`engine.run_grid` keywords (its data, initial SG modules, alignment)."""
-    keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
-    etas = [0.0] * seeds + [cfg.eta] * seeds
-    rules = list(dict.fromkeys(parse_regime(r)[0] for r in REGIMES))
+    """Each signal rule's grid of a comparison of ``regimes``, ``(rule, result)``: the
+    rule's noise-free and ``+noise`` arms in one program (the runs: ``seeds`` seeds with eta
+    0, then the same seeds with ``cfg.eta``; :func:`arms`), so seed s starts from the same
+    weights and sees the same data in every regime. ``grid_for(config)`` gives the grid's
+    further :func:`engine.run_grid` keywords (its data, initial SG modules, alignment)."""
+    rules = list(dict.fromkeys(parse_regime(r)[0] for r in regimes))
     for index, rule in enumerate(rules):
+        its_arms = arms(rule, seeds, regimes)
+        keys = engine.run_keys(np.concatenate([np.arange(seeds)] * len(its_arms)))
+        etas = [cfg.eta if parse_regime(name)[1] else 0.0
+                for name, _ in its_arms for _ in range(seeds)]
         noisy_cfg = cfg.replace(regime=regime_name(rule, True))
         tick = None if progress is None else (
             # the engine's total counts the steps of all its blocks of runs
@@ -119,11 +132,27 @@ def regime_grids(cfg: RunConfig, seeds: int, progress: engine.Progress | None,
                                     progress=tick, **grid_for(noisy_cfg))
 
 
-def arms(rule: str, seeds: int) -> list[tuple[str, slice]]:
-    """The regimes of a :func:`regime_grids` grid and their runs: ``rule`` on the first
-    ``seeds`` runs, ``rule+noise`` on the others."""
-    return [(regime_name(rule, noisy), slice(half * seeds, (half + 1) * seeds))
-            for half, noisy in enumerate((False, True))]
+def arms(rule: str, seeds: int, regimes: Sequence[str] = REGIMES
+         ) -> list[tuple[str, slice]]:
+    """The regimes of a :func:`regime_grids` grid and their runs: of ``rule`` and
+    ``rule+noise``, those in ``regimes``, in that order, ``seeds`` runs each."""
+    names = [regime_name(rule, noisy) for noisy in (False, True)
+             if regime_name(rule, noisy) in regimes]
+    return [(name, slice(i * seeds, (i + 1) * seeds)) for i, name in enumerate(names)]
+
+
+def check_regimes(regimes: Sequence[str], cfg: RunConfig) -> tuple[str, ...]:
+    """The regimes of a comparison, checked (each a known regime, none twice, each valid
+    for ``cfg``: a rule without a recurrent form is refused on a task) before anything
+    runs; one-line ``ValueError`` otherwise."""
+    regimes = tuple(regimes)
+    if not regimes:
+        raise ValueError("regimes: give at least one regime")
+    for name in regimes:
+        if regimes.count(name) > 1:
+            raise ValueError(f"regimes: {name!r} is given twice")
+        cfg.replace(regime=name)  # RunConfig's own checks
+    return regimes
 
 
 def band_curve(values: np.ndarray, healthy: np.ndarray, steps: Any, bounds: stats.Bounds
@@ -167,9 +196,9 @@ def add_task_statistics(regimes: dict[str, dict[str, Any]], max_length: int,
     """Adds ``summary`` (mean and 95% interval of the longest length solved and the final
     error, with the diverged fraction) to every regime of a sequence task, and
     ``paired_vs_backprop`` (longest length solved, higher is better; final error) to every
-    other regime."""
+    other regime (when the baseline is among them)."""
     solved_range = (0.0, float(max_length))
-    base = regimes[baseline]
+    base = regimes.get(baseline)
     for name, r in regimes.items():
         div = r["diverged_at"]
         r["summary"] = {
@@ -177,7 +206,7 @@ def add_task_statistics(regimes: dict[str, dict[str, Any]], max_length: int,
             "final_error_bits": stats.summarize(r["final_error_bits"], div,
                                                 bounds=stats.NONNEGATIVE)}
         r["summary"]["diverged_fraction"] = r["summary"]["solved"]["diverged_fraction"]
-        if name != baseline:
+        if name != baseline and base is not None:
             r["paired_vs_backprop"] = {
                 "solved": stats.paired(r["solved"], base["solved"], div, base["diverged_at"],
                                        lower_is_better=False, bounds=solved_range),
@@ -213,10 +242,13 @@ def summarize_runs(res: engine.GridResult, runs: slice,
     }
 
 
-def alignment_curves(res: engine.GridResult, runs: slice) -> dict[str, Any]:
-    """Per SG module: the cosine between synthetic and true gradients at each record, mean
-    and 95% interval over the runs that did not diverge (:func:`dnijax.signals.sg_alignment`)."""
-    cos = res.history["sg_alignment"][runs][res.diverged_at[runs] < 0]  # (n, K-1, |S|)
+def alignment_curves(res: engine.GridResult, runs: slice, key: str = "sg_alignment"
+                     ) -> dict[str, Any]:
+    """Per layer (``sg_alignment``: per SG module, :func:`dnijax.signals.sg_alignment`;
+    ``grad_alignment``: per layer, :func:`dnijax.train.grad_alignment`): the cosine to the
+    true gradient at each record, mean and 95% interval over the runs that did not
+    diverge."""
+    cos = res.history[key][runs][res.diverged_at[runs] < 0]  # (n, K-1, layers)
     return {"step": [int(s) for s in res.history["step"][:-1]],
             "layers": [stats.band(cos[:, :, i], bounds=stats.COSINE)
                        for i in range(cos.shape[-1])]}
@@ -237,12 +269,13 @@ def add_statistics(regimes: dict[str, dict[str, Any]], baseline: str = "backprop
                    loss_range: stats.Bounds = stats.NONNEGATIVE) -> None:
     """Adds ``summary`` (mean and 95% interval of the final loss, test accuracy and steps to
     90% of the loss drop, with the diverged fraction) to every regime, and
-    ``paired_vs_backprop`` (``docs``: :mod:`dnijax.stats`) to every other regime."""
-    base = regimes[baseline]
+    ``paired_vs_backprop`` (``docs``: :mod:`dnijax.stats`) to every other regime (when
+    the baseline is among them)."""
+    base = regimes.get(baseline)
     for name, r in regimes.items():
         div = r["diverged_at"]
         r["summary"] = summary_of(r, loss_range)
-        if name != baseline:
+        if name != baseline and base is not None:
             r["paired_vs_backprop"] = {
                 "final_loss": stats.paired(r["final_loss"], base["final_loss"], div,
                                            base["diverged_at"], bounds=loss_range),
@@ -251,26 +284,33 @@ def add_statistics(regimes: dict[str, dict[str, Any]], baseline: str = "backprop
                                               bounds=stats.PROBABILITY)}
 
 
-def manifest(preset: str, cfg: RunConfig, seeds: int, data: str | None = None
-             ) -> dict[str, Any]:
+def manifest(preset: str, cfg: RunConfig, seeds: int, data: str | None = None,
+             regimes: Sequence[str] = REGIMES) -> dict[str, Any]:
     """The configuration a comparison's output folder belongs to
     (:func:`dnijax.store.claim_out_dir`): the preset and :func:`config_dict`."""
-    return {"kind": "compare", "preset": preset, "config": config_dict(cfg, seeds, data)}
+    return {"kind": "compare", "preset": preset,
+            "config": config_dict(cfg, seeds, data, regimes)}
 
 
 SEQUENCE_FIELDS = ("task",) + SEQUENCE_ONLY
+LATER_FIELDS = {"sg_target": "per_example"}  # recorded when set: older folders stay valid
 
 
-def config_dict(cfg: RunConfig, seeds: int, data: str | None = None) -> dict[str, Any]:
+def config_dict(cfg: RunConfig, seeds: int, data: str | None = None,
+                regimes: Sequence[str] = REGIMES) -> dict[str, Any]:
     """The JSON-able description of a comparison's configuration (``data``: its data spec,
-    ``None`` for the preset's). A run on data leaves out the sequence-task fields
-    (``SEQUENCE_FIELDS``), so its description (and its folder's manifest) is what it was
-    before recurrent runs joined the engine."""
+    ``None`` for the preset's; ``regimes``, recorded when they are not the article's four).
+    A run on data leaves out the sequence-task fields (``SEQUENCE_FIELDS``), so its
+    description (and its folder's manifest) is what it was before recurrent runs joined
+    the engine."""
     skip = {"regime"} | (set(SEQUENCE_FIELDS) if cfg.task is None else set())
+    skip |= {k for k, default in LATER_FIELDS.items() if getattr(cfg, k) == default}
     out = {k: (list(v) if isinstance(v, tuple) else v)
            for k, v in dataclasses.asdict(cfg).items() if k not in skip}
     if cfg.layers is not None:
         out["layers"] = [layer.as_dict() for layer in cfg.layers]
     out["seeds"] = seeds
     out["data"] = None if cfg.task is not None else (data or presets.DEFAULT_DATA)
+    if tuple(regimes) != REGIMES:
+        out["regimes"] = list(regimes)
     return out

@@ -7,7 +7,9 @@ implementation to it. A network is a tuple of blocks
 around it, of any built-in kind); the layer-level derivatives live in
 :mod:`dnijax.reference.layers`. Parameters use the same layout as the JAX side (a
 list with the dict of each block's weighted layer, ``{"w", optional "b"}``; SG
-modules a list with ``None`` outside the SG set) but are plain numpy arrays.
+modules a list with ``None`` outside the SG set) but are plain numpy arrays. The rules
+``fa``, ``dfa`` and ``fwdgrad`` live in :mod:`dnijax.reference.rules`; :func:`signals`
+and :func:`trajectory` run them too.
 
 Notation (one batch of B rows): block i maps ``h_{i-1}`` to ``h_i = f_i(h_{i-1};
 theta_i)`` with ``h_0 = x``; ``J = reduce_b l_b`` with ``c = 1/B`` for ``mean`` and
@@ -137,33 +139,62 @@ def sg_set(n_blocks: int, topology: str) -> list[bool]:
     return TOPOLOGIES[topology](n_blocks)
 
 
+SG_TARGETS = ("per_example", "batch")
+
+
+def check_sg_target(sg_target: str) -> str:
+    """``sg_target`` if it is one of :data:`SG_TARGETS`, else ``ValueError``."""
+    if sg_target not in SG_TARGETS:
+        raise ValueError(f"unknown sg_target {sg_target!r}; choose 'per_example' or 'batch'")
+    return sg_target
+
+
 def dni_grads(params: list[Params], sgs: list, x: np.ndarray, y: np.ndarray,
               blocks: Sequence[Any], loss: str, reduction: str, topology: str,
-              conditioned: bool) -> tuple[float, list[Params], list, list[float]]:
+              conditioned: bool, *, sg_target: str = "per_example"
+              ) -> tuple[float, list[Params], list, list[float]]:
     """The DNI signals of one step, written out, block by block.
 
-    For block i in S with synthetic gradient ``d_i = M_i(h_i[, y])`` (per example;
-    inner products and norms over all non-batch axes):
-      * block update: the block's param-VJP with cotangent ``c d_i``, its input fixed;
-      * target: ``t_L = e`` (seed topology); else the input-VJP of block i+1 applied
-        to ``d_{i+1}`` if i+1 is in S, to ``e`` otherwise;
+    ``docs/math.md``, "Synthetic gradients (DNI)" and its "SG target scale
+    (``sg_target``)". For block i in S with synthetic gradient ``d_i = M_i(h_i[, y])``
+    (per example; inner products and norms over all non-batch axes), and ``s = 1``
+    for ``sg_target="per_example"``, ``s = c`` for ``"batch"``:
+      * block update: the block's param-VJP with cotangent ``c d_i`` (``per_example``)
+        or ``d_i`` (``batch``: a sum over the batch), its input fixed;
+      * target: ``t_L = s e`` (seed topology); else the input-VJP of block i+1 applied
+        to ``d_{i+1}`` if i+1 is in S, to ``s e`` otherwise;
       * SG loss ``c sum_b 0.5 ||d_i - t_i||^2``, whose gradient w.r.t. ``d_i`` is
         ``c (d_i - t_i)``, carried back through the module.
     A block outside S (the output block, paper topology) gets its param-VJP with
-    cotangent ``c e``, its input fixed.
+    cotangent ``c e``, its input fixed. Under ``sum`` (``c = 1``) both settings agree.
 
     Block i's VJP is linear in its cotangent ``g_i`` (``d_i`` in S, ``e`` outside), so
-    one backward pass with ``g_i`` gives both its update (times ``c``) and ``t_{i-1}``.
+    one backward pass with ``g_i`` gives both its update (times ``c`` or ``1``) and
+    ``t_{i-1}`` (times ``s`` when ``g_i = e``).
+
+    Args:
+      params, sgs: network and SG parameters (``sgs[i]`` is ``None`` outside S).
+      x, y: the batch and its encoded targets.
+      blocks: the network's blocks (``dnijax.layers.Block``).
+      loss, reduction, topology, conditioned: as in ``docs/math.md``.
+      sg_target: ``per_example`` (``d_i`` estimates ``dl_b/dh_i``; the default) or
+        ``batch`` (``d_i`` estimates ``dJ/dh_i,b = c dl_b/dh_i``).
 
     Returns:
       ``J``, the network's signals, the SG modules' gradients (``None`` outside S)
       and the SG loss of each module in S.
+
+    Raises:
+      ValueError: ``sg_target`` is neither ``per_example`` nor ``batch``.
     """
+    batch = check_sg_target(sg_target) == "batch"
     n = len(params)
     in_s = sg_set(n, topology)
     hs, caches = forward(params, x, effective_blocks(blocks, loss))
     c = batch_scale(x.shape[0], reduction)
     per_example, e = loss_and_output_grad(hs[-1], y, loss)
+    target_scale = c if batch else 1.0  # s: the scale of the true output gradient's targets
+    update_scale = 1.0 if batch else c  # the factor on a block in S's param-VJP of d_i
     cond = y if conditioned else None
     d, sg_caches = [None] * n, [None] * n
     for i in range(n):
@@ -171,10 +202,15 @@ def dni_grads(params: list[Params], sgs: list, x: np.ndarray, y: np.ndarray,
             d[i], sg_caches[i] = sg_forward(sgs[i], hs[i + 1], cond)
 
     net_grads, targets = [None] * n, [None] * n
-    targets[n - 1] = e
+    targets[n - 1] = target_scale * e
     for i in range(n):
-        grads, grad_in = block_backward(caches[i], d[i] if in_s[i] else e)
-        net_grads[i] = {k: c * v for k, v in grads.items()}
+        if in_s[i]:
+            grads, grad_in = block_backward(caches[i], d[i])
+            factor = update_scale
+        else:
+            grads, grad_in = block_backward(caches[i], e)
+            factor, grad_in = c, target_scale * grad_in
+        net_grads[i] = {k: factor * v for k, v in grads.items()}
         if i > 0:
             targets[i - 1] = grad_in
 
@@ -286,17 +322,32 @@ def optimizer_step(params: list, grads: list, states: list, lr: float, optimizer
 
 def signals(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np.ndarray, *,
             blocks: Sequence[Any], loss: str, reduction: str, topology: str = "paper",
-            conditioned: bool = False) -> dict:
-    """The signals of one step of rule ``backprop`` or ``dni``: ``{"loss", "net_grads",
-    "sg_grads", "sg_losses"}`` (``sg_grads`` is ``None`` for backprop)."""
+            conditioned: bool = False, feedback: list | None = None,
+            direction: list | None = None, sg_target: str = "per_example") -> dict:
+    """The signals of one step of rule ``backprop``, ``dni``, ``fa``, ``dfa`` (with the
+    fixed matrices ``feedback``) or ``fwdgrad`` (along ``direction``), the last three from
+    :mod:`dnijax.reference.rules`: ``{"loss", "net_grads", "sg_grads", "sg_losses"}``
+    (``sg_grads`` is ``None`` and ``sg_losses`` empty for every rule but dni).
+
+    ``sg_target`` (``per_example`` or ``batch``; ``docs/math.md``, "SG target scale
+    (``sg_target``)") goes to :func:`dni_grads`; the other rules ignore it, but a value
+    outside the two raises ``ValueError`` for every rule."""
+    check_sg_target(sg_target)
     if signal == "dni":
         j, g_net, g_sg, sg_losses = dni_grads(params, sgs, x, y, blocks, loss, reduction,
-                                              topology, conditioned)
+                                              topology, conditioned, sg_target=sg_target)
     elif signal == "backprop":
         (j, g_net), g_sg, sg_losses = backprop_grads(params, x, y, blocks, loss,
                                                      reduction), None, []
+    elif signal in ("fa", "dfa", "fwdgrad"):
+        from dnijax.reference import rules  # rules imports this module: import it here
+        rule, fixed = {"fa": (rules.fa_grads, feedback), "dfa": (rules.dfa_grads, feedback),
+                       "fwdgrad": (rules.fwdgrad_grads, direction)}[signal]
+        (j, g_net), g_sg, sg_losses = rule(params, fixed, x, y, blocks, loss,
+                                           reduction), None, []
     else:
-        raise ValueError(f"unknown signal rule {signal!r}; the reference has backprop, dni")
+        raise ValueError(f"unknown signal rule {signal!r}; the reference has backprop, dni, "
+                         "fa, dfa, fwdgrad")
     return {"loss": j, "net_grads": g_net, "sg_grads": g_sg, "sg_losses": sg_losses}
 
 
@@ -305,8 +356,9 @@ def trajectory(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np
                lr: float, sg_lr: float | None = None, optimizer: str = "sgd",
                topology: str = "paper", conditioned: bool = False, clip: float | None = None,
                noise_before_clip: bool = False, net_noises: Sequence | None = None,
-               sg_noises: Sequence | None = None,
-               masks: Sequence | None = None) -> tuple[list, list | None, list[float]]:
+               sg_noises: Sequence | None = None, masks: Sequence | None = None,
+               feedback: list | None = None, directions: Sequence | None = None,
+               sg_target: str = "per_example") -> tuple[list, list | None, list[float]]:
     """``steps`` synchronous steps of rule ``signal`` from ``(params, sgs)``.
 
     Each step: the signals at the current parameters; for each group (network, SG
@@ -317,24 +369,35 @@ def trajectory(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np
     set (``update_prob`` experiments; all blocks without ``masks``).
 
     Args:
-      signal: ``backprop`` or ``dni``.
-      params, sgs: network and SG parameters (``sgs`` unused by backprop).
+      signal: ``backprop``, ``dni``, ``fa``, ``dfa`` or ``fwdgrad`` (only dni has an SG
+        group).
+      params, sgs: network and SG parameters (``sgs`` read by dni only).
       x, y: the batch and its encoded targets (full batch).
       blocks: the network's blocks (``dnijax.layers.Block``), any built-in layer kinds.
       loss, reduction, topology, conditioned: as in ``docs/math.md``.
       lr, sg_lr: learning rates (``sg_lr`` defaults to ``lr``); optimizer: ``sgd``,
         ``momentum`` or ``adam`` (per layer, for both groups).
+      feedback: fa's or dfa's fixed matrices, the same for the whole run
+        (:func:`dnijax.reference.rules.feedback_shapes`).
+      directions: fwdgrad's direction of each step, ``directions[t]`` a tree like the
+        params.
+      sg_target: dni's SG target scale, ``per_example`` (the default) or ``batch``
+        (``docs/math.md``, "SG target scale (``sg_target``)"; see :func:`dni_grads`).
 
     Returns:
       ``(params, sgs, losses)`` with the loss at the start of every step.
+
+    Raises:
+      ValueError: ``sg_target`` is neither ``per_example`` nor ``batch``.
     """
     settings = dict(blocks=blocks, loss=loss, reduction=reduction,
-                    topology=topology, conditioned=conditioned)
+                    topology=topology, conditioned=conditioned, sg_target=sg_target)
     net_state = init_optimizer(params, optimizer)
     sg_state = init_optimizer(sgs, optimizer) if signal == "dni" else None
     losses = []
     for t in range(steps):
-        info = signals(signal, params, sgs, x, y, **settings)
+        info = signals(signal, params, sgs, x, y, **settings, feedback=feedback,
+                       direction=None if directions is None else directions[t])
         losses.append(info["loss"])
         mask = None if masks is None else masks[t]
         groups = [(params, info["net_grads"], net_state, lr,

@@ -37,7 +37,15 @@ Signals of one window (all from the parameters at the start of the step):
   The first window starts from ``s_0 = 0``, so there ``dJ_SG/dA = 0`` and only
   ``C`` learns; the formulas are applied unchanged.
 
-Hand backward (per example, no ``c``; ``r_T`` is ``0`` for backprop, ``D`` for dni)::
+  That is ``sg_target="per_example"`` (the default). With ``sg_target="batch"``
+  (``docs/math.md``, "SG target scale (``sg_target``)") ``D`` estimates
+  ``dJ/ds_T,b``, the gradient of the batch loss: the network follows
+  ``grad_theta [L_w + sum_b <s_T, sg(D)>]`` (``D`` joins ``c dl_T/ds_T`` unscaled) and
+  the target is ``t_0,b = d/ds_0,b [c sum_t l_t,b + <s_T,b, D_b>]``; ``J_SG`` and its
+  gradients keep the form above. Under ``sum`` the two settings agree.
+
+Hand backward (per example, no ``c``; ``r_T`` is ``0`` for backprop, ``D`` for dni;
+under ``sg_target="batch"`` it runs with ``c e_t`` for ``e_t`` and ``1`` for ``c``)::
 
     g_t     = e_t W_o^T + r_t                  e_t = dl_t/do_t
     delta_t = g_t * (1 - s_t^2)
@@ -72,6 +80,7 @@ import numpy as np
 
 from dnijax.reference.mlp import (
     batch_scale,
+    check_sg_target,
     clip_by_global_norm,
     init_optimizer,
     loss_and_output_grad,
@@ -139,8 +148,12 @@ def window_backward(params: dict, states: np.ndarray, x_w: np.ndarray, e: np.nda
 
 
 def window_signals(signal: str, params: dict, sg: dict | None, s0: np.ndarray,
-                   x_w: np.ndarray, y_w: np.ndarray, *, loss: str, reduction: str) -> dict:
+                   x_w: np.ndarray, y_w: np.ndarray, *, loss: str, reduction: str,
+                   sg_target: str = "per_example") -> dict:
     """The signals of one window for rule ``backprop`` or ``dni``.
+
+    ``docs/math.md``, "Recurrent nets: truncated BPTT with synthetic gradients" and
+    "SG target scale (``sg_target``)"; the formulas are in the module docstring.
 
     Args:
       signal: ``backprop`` or ``dni``.
@@ -148,19 +161,30 @@ def window_signals(signal: str, params: dict, sg: dict | None, s0: np.ndarray,
       s0: the incoming state ``(B, H)``, a constant.
       x_w, y_w: the window's inputs ``(B, T, d)`` and targets ``(B, T, K)``.
       loss: ``mse``, ``xent`` or ``bce``; reduction: ``mean`` or ``sum``.
+      sg_target: dni's target scale: ``per_example`` (the default; ``D`` estimates the
+        per-example gradient at ``s_T``) or ``batch`` (``D`` estimates ``dJ/ds_T``, ``c``
+        times it). Backprop ignores it.
 
     Returns:
       ``{"loss": L_w, "net_grads", "sg_grads", "sg_loss", "s_end": s_T}``;
       ``sg_grads`` and ``sg_loss`` are ``None`` for backprop.
+
+    Raises:
+      ValueError: an unknown ``signal``, or ``sg_target`` neither ``per_example`` nor
+        ``batch``.
     """
     if signal not in SIGNALS:
         raise ValueError(f"unknown signal rule {signal!r}; the RNN reference has {SIGNALS}")
+    batch = check_sg_target(sg_target) == "batch" and signal == "dni"
     states, outputs = forward_window(params, s0, x_w)
     c = batch_scale(x_w.shape[0], reduction)
     per_example, e = loss_and_output_grad(outputs, y_w, loss)  # (B, T), (B, T, K)
     s_end = states[:, -1]
     d_end = sg_forward(sg, s_end) if signal == "dni" else np.zeros_like(s_end)
-    net_grads, target = window_backward(params, states, x_w, e, d_end, c)
+    if batch:  # run on the batch loss's scale: c e_t and d_end as they are, no further c
+        net_grads, target = window_backward(params, states, x_w, c * e, d_end, 1.0)
+    else:
+        net_grads, target = window_backward(params, states, x_w, e, d_end, c)
     out = {"loss": float(c * per_example.sum()), "net_grads": net_grads, "sg_grads": None,
            "sg_loss": None, "s_end": s_end}
     if signal == "dni":
@@ -177,8 +201,8 @@ def _add(grads: dict, noise: dict | None) -> dict:
 def trajectory(signal: str, params: dict, sg: dict | None, x: np.ndarray, y: np.ndarray,
                window: int, *, loss: str, reduction: str, lr: float,
                sg_lr: float | None = None, optimizer: str = "sgd", clip: float | None = None,
-               net_noises: Sequence | None = None,
-               sg_noises: Sequence | None = None) -> tuple[dict, dict | None, list[float]]:
+               net_noises: Sequence | None = None, sg_noises: Sequence | None = None,
+               sg_target: str = "per_example") -> tuple[dict, dict | None, list[float]]:
     """One synchronous step per window of rule ``signal`` over the whole sequence.
 
     Each step ``k`` (window ``k``): the signals at the current parameters from the
@@ -197,12 +221,19 @@ def trajectory(signal: str, params: dict, sg: dict | None, x: np.ndarray, y: np.
         ``momentum`` or ``adam`` (one state per group).
       clip: global-norm bound per group, or ``None``.
       net_noises, sg_noises: one noise tree (or ``None``) per window, or ``None``.
+      sg_target: dni's SG target scale, ``per_example`` (the default) or ``batch``, as
+        in ``window_signals`` (``docs/math.md``, "SG target scale (``sg_target``)").
 
     Returns:
       ``(params, sg, losses)`` with ``L_w`` of every window at the start of its step.
+
+    Raises:
+      ValueError: an unknown ``signal`` or ``sg_target``, or a sequence length that is
+        not a multiple of ``window``.
     """
     if signal not in SIGNALS:
         raise ValueError(f"unknown signal rule {signal!r}; the RNN reference has {SIGNALS}")
+    check_sg_target(sg_target)
     total = x.shape[1]
     if window <= 0 or total % window:
         raise ValueError(f"sequence length {total} is not a multiple of window {window}")
@@ -214,7 +245,7 @@ def trajectory(signal: str, params: dict, sg: dict | None, x: np.ndarray, y: np.
     for k in range(total // window):
         span = slice(k * window, (k + 1) * window)
         info = window_signals(signal, params, sg, state, x[:, span], y[:, span],
-                              loss=loss, reduction=reduction)
+                              loss=loss, reduction=reduction, sg_target=sg_target)
         losses.append(info["loss"])
         state = info["s_end"]
         groups = [("net", params, info["net_grads"], net_state, lr, net_noises)]
