@@ -109,8 +109,9 @@ Step = tuple[nets.Params, jax.Array, jax.Array]  # (signals per block, J, h_L)
 def _block_updates(theta: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec,
                    signal_of: Any) -> Step:
     """Every block's signal from one scalar: blocks i < L get ``sum_b <h_i, sg(e_i)>``
-    with ``e_i = signal_of(hs, i)`` (``hs`` the block outputs, inputs held constant), the
-    output block the true loss with its input held constant."""
+    with ``[e_1, ..., e_{L-1}] = signal_of(hs, theta)`` (``hs`` the block outputs under
+    stop_gradient, ``theta`` the parameters), the output block the true loss with its input
+    held constant."""
     def objective(params):
         hs = [x]
         for p, block in zip(params, spec.blocks):
