@@ -54,7 +54,8 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -82,8 +83,14 @@ def noise_stds(eta: float, steps: int) -> np.ndarray:
     return np.sqrt(eta / (1.0 + t) ** NOISE_GAMMA)
 
 
-def init_runs(n_runs: int, widths: Sequence[int], seed: int = 0, *,
-              dtype: Any = np.float32, sg_init_std: float = 0.0) -> tuple[Pairs, Pairs]:
+def init_runs(
+    n_runs: int,
+    widths: Sequence[int],
+    seed: int = 0,
+    *,
+    dtype: Any = np.float32,
+    sg_init_std: float = 0.0,
+) -> tuple[Pairs, Pairs]:
     """Identical starting points for every baseline: stacked numpy arrays.
 
     Run ``r`` draws from ``np.random.default_rng((seed, r))``, so its start does
@@ -141,9 +148,18 @@ def to_reference(params: Pairs, sgs: Pairs | None) -> tuple[list[dict], list | N
 
 
 # ---------------------------------------------------------------- numpy
-def numpy_train(regime: str, params: Pairs, sgs: Pairs | None, x: np.ndarray, y: np.ndarray,
-                steps: int, lr: float, sg_lr: float, eta: float = 0.01,
-                rng: np.random.Generator | None = None) -> tuple[Pairs, Pairs | None]:
+def numpy_train(
+    regime: str,
+    params: Pairs,
+    sgs: Pairs | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    steps: int,
+    lr: float,
+    sg_lr: float,
+    eta: float = 0.01,
+    rng: np.random.Generator | None = None,
+) -> tuple[Pairs, Pairs | None]:
     """One run of ``steps`` full-batch SGD steps in plain numpy.
 
     The loop a numpy user writes: forward pass, explicit backward formulas,
@@ -221,9 +237,18 @@ def numpy_train(regime: str, params: Pairs, sgs: Pairs | None, x: np.ndarray, y:
     return new_params, (list(zip(sa, sc)) if dni else sgs)
 
 
-def numpy_runs(regime: str, stacked_params: Pairs, stacked_sgs: Pairs | None, x: np.ndarray,
-               y: np.ndarray, steps: int, lr: float, sg_lr: float, eta: float = 0.01,
-               seed: int = 0) -> tuple[Pairs, Pairs | None]:
+def numpy_runs(
+    regime: str,
+    stacked_params: Pairs,
+    stacked_sgs: Pairs | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    steps: int,
+    lr: float,
+    sg_lr: float,
+    eta: float = 0.01,
+    seed: int = 0,
+) -> tuple[Pairs, Pairs | None]:
     """:func:`numpy_train` for each run of a stack, one after another.
 
     One ``np.random.default_rng(seed)`` feeds the noise of all runs in turn.
@@ -235,22 +260,46 @@ def numpy_runs(regime: str, stacked_params: Pairs, stacked_sgs: Pairs | None, x:
     rng = np.random.default_rng(seed)
     outs = []
     for r in range(stacked_params[0][0].shape[0]):
-        outs.append(numpy_train(regime, run_of(stacked_params, r),
-                                run_of(stacked_sgs, r) if dni else None, x, y, steps, lr,
-                                sg_lr, eta, rng))
-    params = [(np.stack([o[0][i][0] for o in outs]), np.stack([o[0][i][1] for o in outs]))
-              for i in range(len(stacked_params))]
+        outs.append(
+            numpy_train(
+                regime,
+                run_of(stacked_params, r),
+                run_of(stacked_sgs, r) if dni else None,
+                x,
+                y,
+                steps,
+                lr,
+                sg_lr,
+                eta,
+                rng,
+            )
+        )
+    params = [
+        (np.stack([o[0][i][0] for o in outs]), np.stack([o[0][i][1] for o in outs]))
+        for i in range(len(stacked_params))
+    ]
     if not dni:
         return params, stacked_sgs
-    sgs = [(np.stack([o[1][i][0] for o in outs]), np.stack([o[1][i][1] for o in outs]))
-           for i in range(len(stacked_sgs))]
+    sgs = [
+        (np.stack([o[1][i][0] for o in outs]), np.stack([o[1][i][1] for o in outs]))
+        for i in range(len(stacked_sgs))
+    ]
     return params, sgs
 
 
 # ---------------------------------------------------------------- PyTorch
-def torch_runs(regime: str, stacked_params: Pairs, stacked_sgs: Pairs | None, x: Any, y: Any,
-               steps: int, lr: float, sg_lr: float, eta: float = 0.01,
-               seed: int = 0) -> tuple[Pairs, Pairs | None]:
+def torch_runs(
+    regime: str,
+    stacked_params: Pairs,
+    stacked_sgs: Pairs | None,
+    x: Any,
+    y: Any,
+    steps: int,
+    lr: float,
+    sg_lr: float,
+    eta: float = 0.01,
+    seed: int = 0,
+) -> tuple[Pairs, Pairs | None]:
     """All runs at once in PyTorch on CPU: a leading run axis and ``torch.baddbmm``.
 
     Parameters are stacked ``(R, n_in, n_out)`` tensors (biases kept as
@@ -399,9 +448,8 @@ def _jax_dni_grads(params, sgs, x, y):
     return g_net, g_sg
 
 
-@functools.lru_cache(maxsize=None)
-def make_jax_lean(regime: str, steps: int, lr: float, sg_lr: float,
-                  eta: float = 0.01) -> Callable:
+@functools.cache
+def make_jax_lean(regime: str, steps: int, lr: float, sg_lr: float, eta: float = 0.01) -> Callable:
     """A jitted ``vmap(scan)`` training loop for one regime (cached per argument set).
 
     Pure ``jnp``: no finite checks, no optax, no history; backprop by
@@ -425,6 +473,7 @@ def make_jax_lean(regime: str, steps: int, lr: float, sg_lr: float,
 
     def one_run(params, sgs, x, y, key):
         ts = jnp.arange(steps)
+
         def step(carry, inp):
             p, s = carry
             t, k = inp
@@ -436,13 +485,13 @@ def make_jax_lean(regime: str, steps: int, lr: float, sg_lr: float,
                 std = jnp.sqrt(eta / (1.0 + t) ** NOISE_GAMMA)
                 leaves, tree = jax.tree_util.tree_flatten((g_net, g_sg))
                 keys = jax.random.split(k, len(leaves))
-                leaves = [g + std * jax.random.normal(kk, g.shape, g.dtype)
-                          for g, kk in zip(leaves, keys)]
+                leaves = [
+                    g + std * jax.random.normal(kk, g.shape, g.dtype) for g, kk in zip(leaves, keys)
+                ]
                 g_net, g_sg = jax.tree_util.tree_unflatten(tree, leaves)
             p = tuple((w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(p, g_net))
             if dni:
-                s = tuple((a - sg_lr * ga, cc - sg_lr * gc)
-                          for (a, cc), (ga, gc) in zip(s, g_sg))
+                s = tuple((a - sg_lr * ga, cc - sg_lr * gc) for (a, cc), (ga, gc) in zip(s, g_sg))
             return (p, s), None
 
         keys = jax.random.split(key, steps) if noisy else ts
@@ -462,9 +511,18 @@ def make_jax_lean(regime: str, steps: int, lr: float, sg_lr: float,
     return run
 
 
-def jax_lean_runs(regime: str, stacked_params: Pairs, stacked_sgs: Pairs | None, x: Any,
-                  y: Any, steps: int, lr: float, sg_lr: float, eta: float = 0.01,
-                  seed: int = 0) -> tuple[Pairs, Pairs | None]:
+def jax_lean_runs(
+    regime: str,
+    stacked_params: Pairs,
+    stacked_sgs: Pairs | None,
+    x: Any,
+    y: Any,
+    steps: int,
+    lr: float,
+    sg_lr: float,
+    eta: float = 0.01,
+    seed: int = 0,
+) -> tuple[Pairs, Pairs | None]:
     """:func:`make_jax_lean`'s program run once and waited for.
 
     The first call at given shapes includes the compilation; to time the run

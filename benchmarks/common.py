@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 
@@ -16,12 +17,22 @@ from dnijax import engine, nets, options, store
 
 def initial_nets(widths: Sequence[int], specs: Sequence[tuple[str, float, int]]) -> Any:
     """One network per run, stacked: ``specs`` lists ``(init, scale, seed)`` per run."""
-    def spec(init, scale):  # the activations do not change the weights
-        return nets.mlp_spec(widths, ("identity",) * (len(widths) - 1), "mse", "sum",
-                             init=init, init_scale=scale, init_shift=0.0)
 
-    trees = [nets.init_network(jax.random.key(10_000 + seed), spec(init, scale))
-             for init, scale, seed in specs]
+    def spec(init, scale):  # the activations do not change the weights
+        return nets.mlp_spec(
+            widths,
+            ("identity",) * (len(widths) - 1),
+            "mse",
+            "sum",
+            init=init,
+            init_scale=scale,
+            init_shift=0.0,
+        )
+
+    trees = [
+        nets.init_network(jax.random.key(10_000 + seed), spec(init, scale))
+        for init, scale, seed in specs
+    ]
     return engine.stack_trees(trees)
 
 
@@ -58,6 +69,7 @@ def publish(out: str, name: str, results: dict, markdown: str, figure) -> None:
 
 def positive(kind: type):
     """An argparse type: a number of ``kind`` above 0 (a one-line usage error otherwise)."""
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -87,10 +99,14 @@ def make_parser(doc: str, name: str) -> options.Parser:
     options every benchmark that writes a folder takes, ``--out`` (default ``runs/<name>``)
     and ``--overwrite``."""
     parser = options.Parser(description=doc.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("runs", name),
-                        help="output folder (default: %(default)s)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace results of a different configuration in --out")
+    parser.add_argument(
+        "--out", default=os.path.join("runs", name), help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace results of a different configuration in --out",
+    )
     return parser
 
 
@@ -112,8 +128,9 @@ def claim(args: argparse.Namespace, name: str, outputs: Sequence[str]) -> None:
     options are parsed and before anything is computed."""
     settings = {k: v for k, v in sorted(vars(args).items()) if k not in ("out", "overwrite")}
     try:
-        store.claim_out_dir(args.out, {"benchmark": name, "options": settings},
-                            args.overwrite, outputs)
+        store.claim_out_dir(
+            args.out, {"benchmark": name, "options": settings}, args.overwrite, outputs
+        )
     except (ValueError, OSError) as err:
         options.fail(str(err).splitlines()[0])
 
@@ -130,6 +147,7 @@ def save_figure(fig: Any, path: str, intervals: str | None = None) -> None:
     import matplotlib.pyplot as plt
 
     from dnijax import figures
+
     if intervals is None:
         fig.tight_layout()
     else:

@@ -26,9 +26,9 @@ from __future__ import annotations
 import os
 import time
 
+import common
 import numpy as np
 
-import common
 from dnijax import RunConfig, engine, stats
 from dnijax.experiments import compare
 from dnijax.report import markdown_table
@@ -48,11 +48,13 @@ def run_cell(base: dict, signal: str, window: int, seeds: int) -> dict:
     for arm, idx in compare.arms(signal, seeds):
         solved = res.final["solved"][idx]
         diverged = [int(d) if d >= 0 else None for d in res.diverged_at[idx]]
-        out[arm] = {"solved": solved.tolist(), "diverged": diverged,
-                    "summary": stats.summarize(solved.tolist(), diverged,
-                                               bounds=stats.NONNEGATIVE),
-                    "length_curve": res.history["length"][idx].mean(0).tolist(),
-                    "episode": res.history["step"].tolist()}
+        out[arm] = {
+            "solved": solved.tolist(),
+            "diverged": diverged,
+            "summary": stats.summarize(solved.tolist(), diverged, bounds=stats.NONNEGATIVE),
+            "length_curve": res.history["length"][idx].mean(0).tolist(),
+            "episode": res.history["step"].tolist(),
+        }
     return out
 
 
@@ -60,21 +62,36 @@ def markdown(results: dict) -> str:
     rows = []
     for t, cells in results["windows"].items():
         dni, bp = cells["dni"], cells["backprop"]
-        pair = stats.paired(dni["solved"], bp["solved"], dni["diverged"], bp["diverged"],
-                            lower_is_better=False, bounds=stats.NONNEGATIVE)
-        diff = (f"{pair['mean_diff']:+.1f} [{pair['ci95'][0]:+.1f}, {pair['ci95'][1]:+.1f}]"
-                if pair["ci95"] else f"{pair['mean_diff']:+.1f}")
-        rows.append([t] + [stats.format_mean_ci(cells[a]["summary"], ".1f") for a in ARMS]
-                    + [f"{diff}, longer on {pair['wins']}/{pair['n']}"])
-    return markdown_table(["T"] + [f"{a}: longest length solved" for a in ARMS]
-                          + ["dni − backprop (paired)"], rows)
+        pair = stats.paired(
+            dni["solved"],
+            bp["solved"],
+            dni["diverged"],
+            bp["diverged"],
+            lower_is_better=False,
+            bounds=stats.NONNEGATIVE,
+        )
+        diff = (
+            f"{pair['mean_diff']:+.1f} [{pair['ci95'][0]:+.1f}, {pair['ci95'][1]:+.1f}]"
+            if pair["ci95"]
+            else f"{pair['mean_diff']:+.1f}"
+        )
+        rows.append(
+            [t]
+            + [stats.format_mean_ci(cells[a]["summary"], ".1f") for a in ARMS]
+            + [f"{diff}, longer on {pair['wins']}/{pair['n']}"]
+        )
+    return markdown_table(
+        ["T"] + [f"{a}: longest length solved" for a in ARMS] + ["dni − backprop (paired)"], rows
+    )
 
 
 def figure(results: dict, path: str) -> None:
     """Longest length solved (mean over seeds, with each seed as a dot) against T."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
     windows = [int(t) for t in results["windows"]]
     for i, arm in enumerate(ARMS):
@@ -84,8 +101,7 @@ def figure(results: dict, path: str) -> None:
         ax.plot(windows, means, ls, marker="o", color=color, label=arm)
         for t in windows:
             solved = results["windows"][str(t)][arm]["solved"]
-            ax.scatter([t + 0.08 * (i - 1.5)] * len(solved), solved, s=8, color=color,
-                       alpha=0.5)
+            ax.scatter([t + 0.08 * (i - 1.5)] * len(solved), solved, s=8, color=color, alpha=0.5)
     ax.set_xlabel("truncation T (steps per window)")
     ax.set_ylabel("longest copy length solved")
     ax.grid(alpha=0.3)
@@ -98,23 +114,43 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
     parser.add_argument("--seeds", type=common.positive(int))
     parser.add_argument("--episodes", type=common.positive(int))
-    parser.add_argument("--windows", type=common.positive_list,
-                        help="comma-separated truncations (default 2,3,4,5,8)")
+    parser.add_argument(
+        "--windows",
+        type=common.positive_list,
+        help="comma-separated truncations (default 2,3,4,5,8)",
+    )
     parser.add_argument("--hidden", type=common.positive(int), help="LSTM units (default 64)")
-    parser.add_argument("--lr", type=common.positive(float), default=1e-2,
-                        help="Adam learning rate")
-    parser.add_argument("--task", default="copy", choices=("copy", "repeat_copy"),
-                        help="Copy, or Repeat Copy (1-3 repeats, lengths up to 6)")
+    parser.add_argument(
+        "--lr", type=common.positive(float), default=1e-2, help="Adam learning rate"
+    )
+    parser.add_argument(
+        "--task",
+        default="copy",
+        choices=("copy", "repeat_copy"),
+        help="Copy, or Repeat Copy (1-3 repeats, lengths up to 6)",
+    )
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
     episodes = args.episodes or (20 if args.quick else 2000)
     windows = args.windows or ((3,) if args.quick else (2, 3, 4, 5, 8))
     repeat = args.task == "repeat_copy"
-    base = dict(task=args.task, max_repeats=3 if repeat else 1, core="lstm",
-                hidden=args.hidden or (8 if args.quick else 64),
-                max_length=4 if args.quick else (6 if repeat else 12), batch_size=16,
-                steps=episodes, optimizer="adam", lr=args.lr, threshold=0.15, eta=ETA,
-                gamma=0.55, log_every=max(1, episodes // 20), loss="bce", reduction="mean")
+    base = dict(
+        task=args.task,
+        max_repeats=3 if repeat else 1,
+        core="lstm",
+        hidden=args.hidden or (8 if args.quick else 64),
+        max_length=4 if args.quick else (6 if repeat else 12),
+        batch_size=16,
+        steps=episodes,
+        optimizer="adam",
+        lr=args.lr,
+        threshold=0.15,
+        eta=ETA,
+        gamma=0.55,
+        log_every=max(1, episodes // 20),
+        loss="bce",
+        reduction="mean",
+    )
     name = "copy_task" if args.task == "copy" else args.task
     if args.out == os.path.join("runs", "copy_task"):
         args.out = os.path.join("runs", name)
@@ -126,10 +162,12 @@ def main() -> None:
         for signal in ("backprop", "dni"):
             results["windows"][str(t)].update(run_cell(base, signal, t, seeds))
     results["seconds"] = time.time() - t0
-    text = (f"# {args.task} (LSTM {base['hidden']}, Adam {args.lr:g}, batch 16, {episodes} "
-            f"episodes, lengths 1..{base['max_length']}, {seeds} seeds)\n\n"
-            f"Longest length solved, mean [{stats.INTERVAL}].\n\n{markdown(results)}\n"
-            f"Total time {results['seconds']:.0f}s.\n")
+    text = (
+        f"# {args.task} (LSTM {base['hidden']}, Adam {args.lr:g}, batch 16, {episodes} "
+        f"episodes, lengths 1..{base['max_length']}, {seeds} seeds)\n\n"
+        f"Longest length solved, mean [{stats.INTERVAL}].\n\n{markdown(results)}\n"
+        f"Total time {results['seconds']:.0f}s.\n"
+    )
     common.publish(args.out, name, results, text, figure)
 
 

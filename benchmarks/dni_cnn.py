@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import time
 
+import common
 import numpy as np
 
-import common
 from dnijax import RunConfig, engine, stats
 from dnijax.report import markdown_table
 
@@ -45,23 +45,41 @@ QUICK_CELLS = [("backprop", False), ("no backprop", False), ("dni", True), ("cdn
 
 def cnn_layers(filters: int) -> tuple[dict, ...]:
     """The scaled-down paper CNN on flat 64-pixel rows."""
-    return ({"kind": "reshape", "shape": [8, 8, 1]},
-            {"kind": "conv2d", "features": filters, "kernel": 5}, {"kind": "relu"},
-            {"kind": "max_pool", "window": 3, "stride": 2},
-            {"kind": "conv2d", "features": filters, "kernel": 5}, {"kind": "relu"},
-            {"kind": "avg_pool", "window": 3, "stride": 2}, {"kind": "flatten"},
-            {"kind": "dense", "features": 10})
+    return (
+        {"kind": "reshape", "shape": [8, 8, 1]},
+        {"kind": "conv2d", "features": filters, "kernel": 5},
+        {"kind": "relu"},
+        {"kind": "max_pool", "window": 3, "stride": 2},
+        {"kind": "conv2d", "features": filters, "kernel": 5},
+        {"kind": "relu"},
+        {"kind": "avg_pool", "window": 3, "stride": 2},
+        {"kind": "flatten"},
+        {"kind": "dense", "features": 10},
+    )
 
 
-def base_config(ds, filters: int, steps: int, quick: bool, optimizer: str = "adam",
-                lr: float = 1e-3) -> dict:
+def base_config(
+    ds, filters: int, steps: int, quick: bool, optimizer: str = "adam", lr: float = 1e-3
+) -> dict:
     """The RunConfig fields every arm shares: the CNN, its SG modules (two hidden layers of
     ``filters``), xent/mean, He init, batch 64, and the noise of the ``+noise`` arms."""
-    return dict(widths=(ds.n_features,), layers=cnn_layers(filters), loss="xent",
-                reduction="mean", init="he", optimizer=optimizer, lr=lr, batch_size=64,
-                steps=steps, log_every=steps // 2 if quick else max(1, steps // 30),
-                sg_hidden=(filters, filters), sg_kernel=5, sg_init="zero", eta=0.01,
-                gamma=0.55)
+    return dict(
+        widths=(ds.n_features,),
+        layers=cnn_layers(filters),
+        loss="xent",
+        reduction="mean",
+        init="he",
+        optimizer=optimizer,
+        lr=lr,
+        batch_size=64,
+        steps=steps,
+        log_every=steps // 2 if quick else max(1, steps // 30),
+        sg_hidden=(filters, filters),
+        sg_kernel=5,
+        sg_init="zero",
+        eta=0.01,
+        gamma=0.55,
+    )
 
 
 def run_arm(ds, name: str, noisy: bool, base: dict, seeds: int) -> dict:
@@ -70,17 +88,28 @@ def run_arm(ds, name: str, noisy: bool, base: dict, seeds: int) -> dict:
     regime = fields["regime"] + ("+noise" if noisy else "")
     cfg = RunConfig(**{**base, **fields, "regime": regime})
     label = name + (" + noise" if noisy else "")
-    res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * seeds),
-                          engine.run_keys(0, seeds), (ds.x_train, ds.y_train),
-                          test=(ds.x_test, ds.y_test), test_history=True,
-                          alignment=cfg.uses_sg, progress=common.progress_line(label))
+    res = engine.run_grid(
+        cfg,
+        engine.stack_hyper(cfg, lr=[cfg.lr] * seeds),
+        engine.run_keys(0, seeds),
+        (ds.x_train, ds.y_train),
+        test=(ds.x_test, ds.y_test),
+        test_history=True,
+        alignment=cfg.uses_sg,
+        progress=common.progress_line(label),
+    )
     diverged = [int(s) if s >= 0 else None for s in res.diverged_at]
     err = 100 * (1 - res.final["test_accuracy"])
-    cell = {"label": label, "test_error": err.tolist(), "diverged": diverged,
-            "summary": stats.summarize(err.tolist(), diverged, bounds=stats.PERCENT),
-            "curve_step": res.history["step"].tolist(),
-            "curve_test_error": stats.band(100 * (1 - res.history["test_accuracy"]),
-                                           bounds=stats.PERCENT)}
+    cell = {
+        "label": label,
+        "test_error": err.tolist(),
+        "diverged": diverged,
+        "summary": stats.summarize(err.tolist(), diverged, bounds=stats.PERCENT),
+        "curve_step": res.history["step"].tolist(),
+        "curve_test_error": stats.band(
+            100 * (1 - res.history["test_accuracy"]), bounds=stats.PERCENT
+        ),
+    }
     if "sg_alignment" in res.history:
         cell["alignment_step"] = res.history["step"][:-1].tolist()
         cell["alignment"] = res.history["sg_alignment"].mean(0).T.tolist()
@@ -93,32 +122,52 @@ def markdown(results: dict) -> str:
     rows = []
     for key, c in cells.items():
         s = c["summary"]
-        pair = stats.paired(c["test_error"], base["test_error"], c["diverged"],
-                            base["diverged"], bounds=stats.PERCENT)
-        diff = "—" if key == "backprop" else (
-            f"{pair['mean_diff']:+.1f} [{pair['ci95'][0]:+.1f}, {pair['ci95'][1]:+.1f}], "
-            f"p={pair['p_value']:.2g}" if pair["ci95"] else f"{pair['mean_diff']:+.1f}")
-        rows.append([c["label"], stats.format_mean_ci(s, ".1f"),
-                     f"{sum(d is not None for d in c['diverged'])}/{len(c['diverged'])}", diff])
-    return markdown_table(["arm", "test error % (mean [95% CI], n)", "diverged",
-                           "vs backprop (paired, Wilcoxon)"], rows)
+        pair = stats.paired(
+            c["test_error"],
+            base["test_error"],
+            c["diverged"],
+            base["diverged"],
+            bounds=stats.PERCENT,
+        )
+        diff = (
+            "—"
+            if key == "backprop"
+            else (
+                f"{pair['mean_diff']:+.1f} [{pair['ci95'][0]:+.1f}, {pair['ci95'][1]:+.1f}], "
+                f"p={pair['p_value']:.2g}"
+                if pair["ci95"]
+                else f"{pair['mean_diff']:+.1f}"
+            )
+        )
+        rows.append(
+            [
+                c["label"],
+                stats.format_mean_ci(s, ".1f"),
+                f"{sum(d is not None for d in c['diverged'])}/{len(c['diverged'])}",
+                diff,
+            ]
+        )
+    return markdown_table(
+        ["arm", "test error % (mean [95% CI], n)", "diverged", "vs backprop (paired, Wilcoxon)"],
+        rows,
+    )
 
 
 def figure(results: dict, path: str) -> None:
     """Left: test error along training (mean over seeds) per arm; right: the alignment
     of block 1's (conv) SG module with the true gradient."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
     for i, (key, c) in enumerate(results["cells"].items()):
         color = plt.get_cmap("tab10")(i // 2)
         ls = "--" if key.endswith("noise") else "-"
-        left.plot(c["curve_step"], c["curve_test_error"]["mean"], ls, color=color,
-                  label=c["label"])
+        left.plot(c["curve_step"], c["curve_test_error"]["mean"], ls, color=color, label=c["label"])
         if "alignment" in c:
-            right.plot(c["alignment_step"], c["alignment"][0], ls, color=color,
-                       label=c["label"])
+            right.plot(c["alignment_step"], c["alignment"][0], ls, color=color, label=c["label"])
     left.set_xlabel("step")
     left.set_ylabel("test error % (digits, mean over seeds)")
     left.set_yscale("log")
@@ -134,10 +183,12 @@ def figure(results: dict, path: str) -> None:
 
 def main() -> None:
     parser = common.base_parser(__doc__, "dni_cnn")
-    parser.add_argument("--filters", type=common.positive(int),
-                        help="conv filters per layer (default 16)")
-    parser.add_argument("--lr", type=common.positive(float), default=1e-3,
-                        help="Adam learning rate")
+    parser.add_argument(
+        "--filters", type=common.positive(int), help="conv filters per layer (default 16)"
+    )
+    parser.add_argument(
+        "--lr", type=common.positive(float), default=1e-3, help="Adam learning rate"
+    )
     args = parser.parse_args()
     if args.data != "digits":
         parser.error("--data: the CNN reads 8x8 images; only digits has them")
@@ -148,9 +199,18 @@ def main() -> None:
     ds = common.load("digits")
     base = base_config(ds, filters, steps, args.quick, lr=args.lr)
     t0 = time.time()
-    results = {"data": "digits", "filters": filters, "steps": steps, "seeds": seeds,
-               "optimizer": "adam", "lr": args.lr, "batch": 64, "layers": base["layers"],
-               "reproduction_cifar10_accuracy": REPRODUCTION, "cells": {}}
+    results = {
+        "data": "digits",
+        "filters": filters,
+        "steps": steps,
+        "seeds": seeds,
+        "optimizer": "adam",
+        "lr": args.lr,
+        "batch": 64,
+        "layers": base["layers"],
+        "reproduction_cifar10_accuracy": REPRODUCTION,
+        "cells": {},
+    }
     # --quick smoke-tests every piece (both rules, noise, conditioning, the frozen hidden
     # layers) in four of the eight arms
     cells = QUICK_CELLS if args.quick else [(n, noisy) for n in ARMS for noisy in (False, True)]
@@ -158,14 +218,16 @@ def main() -> None:
         key = name + (" + noise" if noisy else "")
         results["cells"][key] = run_arm(ds, name, noisy, base, seeds)
     results["seconds"] = time.time() - t0
-    text = (f"# DNI CNN (digits 8x8, {filters} filters 5x5, Adam {args.lr:g}, batch 64, "
-            f"{steps} steps, {seeds} seeds)\n\n{markdown(results)}\n"
-            f"Paired differences are seed by seed (same initial weights); "
-            f"{stats.INTERVAL}. With n seeds the two-sided Wilcoxon p cannot go below "
-            f"2/2^n ({2 / 2 ** seeds:.2g} here). For comparison, an independent CIFAR-10 "
-            f"CNN reproduction reports test accuracy backprop {REPRODUCTION['backprop']}%, "
-            f"cDNI {REPRODUCTION['cdni']}%, DNI {REPRODUCTION['dni']}%. "
-            f"Total time {results['seconds']:.0f}s.\n")
+    text = (
+        f"# DNI CNN (digits 8x8, {filters} filters 5x5, Adam {args.lr:g}, batch 64, "
+        f"{steps} steps, {seeds} seeds)\n\n{markdown(results)}\n"
+        f"Paired differences are seed by seed (same initial weights); "
+        f"{stats.INTERVAL}. With n seeds the two-sided Wilcoxon p cannot go below "
+        f"2/2^n ({2 / 2**seeds:.2g} here). For comparison, an independent CIFAR-10 "
+        f"CNN reproduction reports test accuracy backprop {REPRODUCTION['backprop']}%, "
+        f"cDNI {REPRODUCTION['cdni']}%, DNI {REPRODUCTION['dni']}%. "
+        f"Total time {results['seconds']:.0f}s.\n"
+    )
     common.publish(args.out, "dni_cnn", results, text, figure)
 
 

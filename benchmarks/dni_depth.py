@@ -22,16 +22,19 @@ from __future__ import annotations
 import itertools
 import time
 
+import common
 import numpy as np
 
-import common
 from dnijax import RunConfig, engine, stats
 from dnijax.report import markdown_table
 
 # the DNI paper, Table 1 (MNIST FCN test error %), as commonly cited
-PAPER = {3: {"backprop": 2.0, "dni": 1.9, "cdni": 2.2}, 4: {"backprop": 1.8, "dni": 2.2,
-         "cdni": 1.9}, 5: {"backprop": 1.8, "dni": 3.4, "cdni": 1.7},
-         6: {"backprop": 1.8, "dni": 4.3, "cdni": 1.6}}
+PAPER = {
+    3: {"backprop": 2.0, "dni": 1.9, "cdni": 2.2},
+    4: {"backprop": 1.8, "dni": 2.2, "cdni": 1.9},
+    5: {"backprop": 1.8, "dni": 3.4, "cdni": 1.7},
+    6: {"backprop": 1.8, "dni": 4.3, "cdni": 1.6},
+}
 PROBS = (1.0, 0.5, 0.2, 0.1)
 
 
@@ -48,13 +51,29 @@ def columns(width: int) -> dict[str, dict]:
     }
 
 
-def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lrs: tuple[float, ...],
-              only: tuple[str, ...] | None = None) -> dict:
+def run_depth(
+    ds,
+    n_layers: int,
+    width: int,
+    steps: int,
+    seeds: int,
+    lrs: tuple[float, ...],
+    only: tuple[str, ...] | None = None,
+) -> dict:
     """Every column at one depth: ``{lr: {column: cell}}``."""
     widths = (ds.n_features,) + (width,) * (n_layers - 1) + (ds.n_classes,)
-    base = dict(widths=widths, activations=("relu",) * (n_layers - 1) + ("identity",),
-                init="he", loss="xent", reduction="mean", optimizer="adam", steps=steps,
-                log_every=max(1, steps // 20), batch_size=256, sg_init="zero")
+    base = dict(
+        widths=widths,
+        activations=("relu",) * (n_layers - 1) + ("identity",),
+        init="he",
+        loss="xent",
+        reduction="mean",
+        optimizer="adam",
+        steps=steps,
+        log_every=max(1, steps // 20),
+        batch_size=256,
+        sg_init="zero",
+    )
     out: dict = {str(lr): {} for lr in lrs}
     for name, fields in columns(width).items():
         if only and name not in only:
@@ -62,22 +81,35 @@ def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lrs: tuple[
         probs = PROBS if name == "cdni linear" else (1.0,)
         cfg = RunConfig(**base, **fields, lr=lrs[0], update_prob=min(probs))
         runs = list(itertools.product(lrs, probs, range(seeds)))
-        hyper = engine.stack_hyper(cfg, lr=[lr for lr, _, _ in runs],
-                                   update_prob=[p for _, p, _ in runs])
-        res = engine.run_grid(cfg, hyper, engine.run_keys([s for *_, s in runs]),
-                              (ds.x_train, ds.y_train), test=(ds.x_test, ds.y_test),
-                              test_history=True, alignment=cfg.uses_sg,
-                              progress=common.progress_line(f"{n_layers} layers, {name}"))
+        hyper = engine.stack_hyper(
+            cfg, lr=[lr for lr, _, _ in runs], update_prob=[p for _, p, _ in runs]
+        )
+        res = engine.run_grid(
+            cfg,
+            hyper,
+            engine.run_keys([s for *_, s in runs]),
+            (ds.x_train, ds.y_train),
+            test=(ds.x_test, ds.y_test),
+            test_history=True,
+            alignment=cfg.uses_sg,
+            progress=common.progress_line(f"{n_layers} layers, {name}"),
+        )
         for lr, p in itertools.product(lrs, probs):
             idx = [i for i, (q, pp, _) in enumerate(runs) if q == lr and pp == p]
             label = name if p == 1.0 else f"{name} p={p:g}"
             err = 100 * (1 - res.final["test_accuracy"][idx])
             summary = stats.mean_ci(err.tolist(), bounds=stats.PERCENT)
-            c = {"test_error": summary["mean"], "ci95": summary["ci95"], "n": summary["n"],
-                 "per_seed": err.tolist(), "diverged": int((res.diverged_at[idx] >= 0).sum()),
-                 "curve_step": res.history["step"].tolist(),
-                 "curve_test_error": (100 * (1 - res.history["test_accuracy"][idx])
-                                      ).mean(0).tolist()}
+            c = {
+                "test_error": summary["mean"],
+                "ci95": summary["ci95"],
+                "n": summary["n"],
+                "per_seed": err.tolist(),
+                "diverged": int((res.diverged_at[idx] >= 0).sum()),
+                "curve_step": res.history["step"].tolist(),
+                "curve_test_error": (100 * (1 - res.history["test_accuracy"][idx]))
+                .mean(0)
+                .tolist(),
+            }
             if "sg_alignment" in res.history:
                 c["alignment_step"] = res.history["step"][:-1].tolist()
                 c["alignment"] = res.history["sg_alignment"][idx].mean(0).T.tolist()
@@ -87,8 +119,11 @@ def run_depth(ds, n_layers: int, width: int, steps: int, seeds: int, lrs: tuple[
 
 def fmt(c: dict) -> str:
     ci = c["ci95"]
-    return f"{c['test_error']:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "") + (
-        f" ({c['diverged']} div)" if c["diverged"] else "")
+    return (
+        f"{c['test_error']:.1f}"
+        + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+        + (f" ({c['diverged']} div)" if c["diverged"] else "")
+    )
 
 
 def markdown(results: dict) -> str:
@@ -102,8 +137,10 @@ def markdown(results: dict) -> str:
             paper = PAPER.get(int(d))
             ref = f"{paper['backprop']} / {paper['dni']} / {paper['cdni']}" if paper else "—"
             rows.append([d] + [fmt(row[n]) for n in names] + [ref])
-        parts.append(f"**Adam lr {lr:g}**\n\n" + markdown_table(
-            ["layers"] + names + ["paper bp / DNI / cDNI"], rows))
+        parts.append(
+            f"**Adam lr {lr:g}**\n\n"
+            + markdown_table(["layers"] + names + ["paper bp / DNI / cDNI"], rows)
+        )
     return "\n".join(parts)
 
 
@@ -111,22 +148,26 @@ def figure(results: dict, path: str) -> None:
     """Row 1: test error along training per depth (first lr); row 2: SG alignment of the
     first hidden layer's module along training (first lr)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     depths = sorted(results["depths"], key=int)
     lr = str(results["lrs"][0])
     names = list(results["depths"][depths[0]][lr])
     color = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(names)}
-    fig, axes = plt.subplots(2, len(depths), figsize=(4.2 * len(depths), 7.2), dpi=110,
-                             squeeze=False, sharey="row")
+    fig, axes = plt.subplots(
+        2, len(depths), figsize=(4.2 * len(depths), 7.2), dpi=110, squeeze=False, sharey="row"
+    )
     for k, d in enumerate(depths):
         top, bottom = axes[0, k], axes[1, k]
         for name, c in results["depths"][d][lr].items():
             ls = "--" if " p=" in name else "-"
             top.plot(c["curve_step"], c["curve_test_error"], ls, color=color[name], label=name)
             if "alignment" in c:
-                bottom.plot(c["alignment_step"], c["alignment"][0], ls, color=color[name],
-                            label=name)
+                bottom.plot(
+                    c["alignment_step"], c["alignment"][0], ls, color=color[name], label=name
+                )
         top.set_title(f"{d} layers, Adam lr {float(lr):g}", fontsize=10)
         top.grid(alpha=0.3)
         bottom.set_xlabel("step")
@@ -141,16 +182,21 @@ def figure(results: dict, path: str) -> None:
 def main() -> None:
     parser = common.base_parser(__doc__, "dni_depth", default_data="mnist1d")
     parser.add_argument("--width", type=common.positive(int))
-    parser.add_argument("--lrs", type=common.positive_floats,
-                        help="comma-separated Adam learning rates (default 1e-3,1e-4)")
-    parser.add_argument("--depths", type=common.positive_list,
-                        help="comma-separated layer counts (default 3,4,5,6)")
+    parser.add_argument(
+        "--lrs",
+        type=common.positive_floats,
+        help="comma-separated Adam learning rates (default 1e-3,1e-4)",
+    )
+    parser.add_argument(
+        "--depths", type=common.positive_list, help="comma-separated layer counts (default 3,4,5,6)"
+    )
     parser.add_argument("--columns", help="subset of: " + ", ".join(columns(1)))
     args = parser.parse_args()
     unknown = set(args.columns.split(",")) - set(columns(1)) if args.columns else set()
     if unknown:
-        parser.error(f"--columns: unknown {', '.join(sorted(unknown))}; choose from "
-                     f"{', '.join(columns(1))}")
+        parser.error(
+            f"--columns: unknown {', '.join(sorted(unknown))}; choose from {', '.join(columns(1))}"
+        )
     width = args.width or (16 if args.quick else 96)
     steps = args.steps or (40 if args.quick else 2000)
     seeds = args.seeds or (1 if args.quick else 3)
@@ -161,13 +207,24 @@ def main() -> None:
     ds = common.load(args.data)
     common.claim(args, "dni_depth", common.published("dni_depth"))
     t0 = time.time()
-    results = {"data": args.data, "width": width, "steps": steps, "seeds": seeds,
-               "optimizer": "adam", "lrs": list(lrs), "batch": 256, "depths": {}}
+    results = {
+        "data": args.data,
+        "width": width,
+        "steps": steps,
+        "seeds": seeds,
+        "optimizer": "adam",
+        "lrs": list(lrs),
+        "batch": 256,
+        "depths": {},
+    }
     for n in depths:
         results["depths"][str(n)] = run_depth(ds, n, width, steps, seeds, lrs, only)
-    text = (f"# DNI depth series ({args.data}, width {width}, batch 256, {steps} steps, "
-            f"{seeds} seeds): test error %, mean [{stats.INTERVAL}]\n\n" + markdown(results)
-            + f"\nTotal time {time.time() - t0:.0f}s.\n")
+    text = (
+        f"# DNI depth series ({args.data}, width {width}, batch 256, {steps} steps, "
+        f"{seeds} seeds): test error %, mean [{stats.INTERVAL}]\n\n"
+        + markdown(results)
+        + f"\nTotal time {time.time() - t0:.0f}s.\n"
+    )
     common.publish(args.out, "dni_depth", results, text, figure)
 
 

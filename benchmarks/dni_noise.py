@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 
+import common
 import numpy as np
 
-import common
 from dnijax import engine, stats
 from dnijax.config import regime_name
 from dnijax.experiments import compare, presets
@@ -33,17 +33,23 @@ VARIANTS = {
 }
 
 
-def run_family(rule: str, overrides: dict, seeds: int, steps: int, grid: dict,
-               label: str) -> dict:
+def run_family(rule: str, overrides: dict, seeds: int, steps: int, grid: dict, label: str) -> dict:
     """A rule without and with noise (eta 0 / the preset's eta) over ``seeds`` seeds, one
     program; returns the two regimes' per-seed results."""
     cfg = presets.preset_config("tuned", steps=steps, overrides=overrides).replace(
-        regime=regime_name(rule, True))
+        regime=regime_name(rule, True)
+    )
     etas = [0.0] * seeds + [cfg.eta] * seeds
     keys = engine.run_keys(np.concatenate([np.arange(seeds)] * 2))
-    res = engine.run_grid(cfg, engine.stack_hyper(cfg, eta=etas), keys,
-                          **dict(grid, sg=None), alignment=cfg.uses_sg, test_history=True,
-                          progress=common.progress_line(f"{rule} and {rule}+noise, {label}"))
+    res = engine.run_grid(
+        cfg,
+        engine.stack_hyper(cfg, eta=etas),
+        keys,
+        **dict(grid, sg=None),
+        alignment=cfg.uses_sg,
+        test_history=True,
+        progress=common.progress_line(f"{rule} and {rule}+noise, {label}"),
+    )
     out = {}
     for half, noisy in enumerate((False, True)):
         runs = slice(half * seeds, (half + 1) * seeds)
@@ -58,57 +64,100 @@ def run_family(rule: str, overrides: dict, seeds: int, steps: int, grid: dict,
 
 
 def cell(r: dict) -> str:
-    return stats.format_mean_ci(stats.summarize([None if a is None else 100 * a
-                                                 for a in r["test_accuracy"]],
-                                                r["diverged_at"], bounds=stats.PERCENT),
-                                ".1f") + (
+    return stats.format_mean_ci(
+        stats.summarize(
+            [None if a is None else 100 * a for a in r["test_accuracy"]],
+            r["diverged_at"],
+            bounds=stats.PERCENT,
+        ),
+        ".1f",
+    ) + (
         f", {sum(d is not None for d in r['diverged_at'])} div"
-        if any(d is not None for d in r["diverged_at"]) else "")
+        if any(d is not None for d in r["diverged_at"])
+        else ""
+    )
 
 
 def paired_cell(noisy: dict, plain: dict) -> list[str]:
-    p = stats.paired([None if a is None else 100 * a for a in noisy["test_accuracy"]],
-                     [None if a is None else 100 * a for a in plain["test_accuracy"]],
-                     noisy["diverged_at"], plain["diverged_at"], lower_is_better=False,
-                     bounds=stats.PERCENT)
+    p = stats.paired(
+        [None if a is None else 100 * a for a in noisy["test_accuracy"]],
+        [None if a is None else 100 * a for a in plain["test_accuracy"]],
+        noisy["diverged_at"],
+        plain["diverged_at"],
+        lower_is_better=False,
+        bounds=stats.PERCENT,
+    )
     ci = p["ci95"]
-    diff = "n/a" if p["mean_diff"] is None else f"{p['mean_diff']:+.1f}" + (
-        f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-    return [diff, f"{p['wins']}/{p['n']}", "n/a" if p["p_value"] is None
-            else f"{p['p_value']:.2g}"]
+    diff = (
+        "n/a"
+        if p["mean_diff"] is None
+        else f"{p['mean_diff']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+    )
+    return [diff, f"{p['wins']}/{p['n']}", "n/a" if p["p_value"] is None else f"{p['p_value']:.2g}"]
 
 
 def markdown(results: dict) -> str:
     rows = []
     bp = results["backprop"]
-    rows.append(["backprop (no SG modules)", cell(bp["backprop"]), cell(bp["backprop+noise"]),
-                 *paired_cell(bp["backprop+noise"], bp["backprop"])])
+    rows.append(
+        [
+            "backprop (no SG modules)",
+            cell(bp["backprop"]),
+            cell(bp["backprop+noise"]),
+            *paired_cell(bp["backprop+noise"], bp["backprop"]),
+        ]
+    )
     for name, fam in results["variants"].items():
-        rows.append([name, cell(fam["dni"]), cell(fam["dni+noise"]),
-                     *paired_cell(fam["dni+noise"], fam["dni"])])
-    return markdown_table(["setting", "without noise", "with noise", "noise − without, paired",
-                           "noise higher on", "p"], rows)
+        rows.append(
+            [
+                name,
+                cell(fam["dni"]),
+                cell(fam["dni+noise"]),
+                *paired_cell(fam["dni+noise"], fam["dni"]),
+            ]
+        )
+    return markdown_table(
+        [
+            "setting",
+            "without noise",
+            "with noise",
+            "noise − without, paired",
+            "noise higher on",
+            "p",
+        ],
+        rows,
+    )
 
 
 def figure(results: dict, path: str) -> None:
     """Per variant: test accuracy (top) and layer-1 SG alignment (bottom), DNI vs DNI+noise."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     variants = results["variants"]
-    fig, axes = plt.subplots(2, len(variants), figsize=(4.0 * len(variants), 6.4), dpi=110,
-                             sharey="row", squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(variants), figsize=(4.0 * len(variants), 6.4), dpi=110, sharey="row", squeeze=False
+    )
     for k, (name, fam) in enumerate(variants.items()):
         for regime, color in (("dni", "#d62728"), ("dni+noise", "#ff7f0e")):
             r = fam[regime]
-            axes[0, k].plot(r["loss_curve"]["step"], r["test_accuracy_curve"], color=color,
-                            label=regime)
+            axes[0, k].plot(
+                r["loss_curve"]["step"], r["test_accuracy_curve"], color=color, label=regime
+            )
             a = r["sg_alignment"]
             layer = a["layers"][0]
             as_float = lambda v: np.array([np.nan if x is None else x for x in v], float)  # noqa
             axes[1, k].plot(a["step"], as_float(layer["mean"]), color=color, label=regime)
-            axes[1, k].fill_between(a["step"], as_float(layer["ci95_lo"]),
-                                    as_float(layer["ci95_hi"]), color=color, alpha=0.25, lw=0)
+            axes[1, k].fill_between(
+                a["step"],
+                as_float(layer["ci95_lo"]),
+                as_float(layer["ci95_hi"]),
+                color=color,
+                alpha=0.25,
+                lw=0,
+            )
         axes[0, k].set_title(name, fontsize=8)
         axes[1, k].set_xlabel("step")
         axes[1, k].axhline(0, color="0.5", lw=0.8)
@@ -131,22 +180,31 @@ def main() -> None:
     seeds = args.seeds or (2 if args.quick else 10)
     steps = args.steps or (20 if args.quick else 2000)
     width = args.width or (8 if args.quick else 64)
-    net = dict(widths=(2,) + (width,) * 6 + (1,), activations=("relu",) * 6 + ("sigmoid",),
-               optimizer="adam", lr=1e-3)
+    net = dict(
+        widths=(2,) + (width,) * 6 + (1,),
+        activations=("relu",) * 6 + ("sigmoid",),
+        optimizer="adam",
+        lr=1e-3,
+    )
     common.claim(args, "dni_noise", common.published("dni_noise"))
     _, grid = presets.grid_inputs("tuned", seeds, copies=2)
     t0 = time.time()
-    results = {"seeds": seeds, "steps": steps, "width": width, "network": net,
-               "backprop": run_family("backprop", net, seeds, steps, grid, "the network alone"),
-               "variants": {}}
+    results = {
+        "seeds": seeds,
+        "steps": steps,
+        "width": width,
+        "network": net,
+        "backprop": run_family("backprop", net, seeds, steps, grid, "the network alone"),
+        "variants": {},
+    }
     for name, fields in VARIANTS.items():
-        results["variants"][name] = run_family("dni", {**net, **fields}, seeds, steps, grid,
-                                               name)
-    text = (f"# Gradient noise and synthetic gradients: 2-{width}x6-1 ReLU, Adam lr 1e-3, "
-            f"article data, {steps} steps, {seeds} seeds\n\nTest accuracy %, mean "
-            f"[{stats.INTERVAL}] (n); paired: with noise − without, per seed, 95% interval, "
-            f"{stats.PAIRED_TEST}.\n\n" + markdown(results)
-            + f"\nTotal time {time.time() - t0:.0f}s.\n")
+        results["variants"][name] = run_family("dni", {**net, **fields}, seeds, steps, grid, name)
+    text = (
+        f"# Gradient noise and synthetic gradients: 2-{width}x6-1 ReLU, Adam lr 1e-3, "
+        f"article data, {steps} steps, {seeds} seeds\n\nTest accuracy %, mean "
+        f"[{stats.INTERVAL}] (n); paired: with noise − without, per seed, 95% interval, "
+        f"{stats.PAIRED_TEST}.\n\n" + markdown(results) + f"\nTotal time {time.time() - t0:.0f}s.\n"
+    )
     common.publish(args.out, "dni_noise", results, text, figure)
 
 

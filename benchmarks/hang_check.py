@@ -47,39 +47,64 @@ import common
 def main() -> None:
     parser = common.make_parser(__doc__, "hang_check")
     parser.add_argument("--runs", type=common.positive(int), default=200)
-    parser.add_argument("--timeout", type=common.positive(float), default=120.0,
-                        help="seconds one grid may take before it counts as hung")
+    parser.add_argument(
+        "--timeout",
+        type=common.positive(float),
+        default=120.0,
+        help="seconds one grid may take before it counts as hung",
+    )
     parser.add_argument("--windows", type=common.positive_list, default=(2, 3, 4, 5))
     parser.add_argument("--episodes", type=common.positive(int), default=100)
     parser.add_argument("--hidden", type=common.positive(int), default=16)
     parser.add_argument("--seeds", type=common.positive(int), default=2)
     parser.add_argument("--chunks", type=common.positive(int), default=20)
-    parser.add_argument("--every", type=common.positive(int), default=20,
-                        help="print a line every this many grids (or calls)")
+    parser.add_argument(
+        "--every",
+        type=common.positive(int),
+        default=20,
+        help="print a line every this many grids (or calls)",
+    )
     parser.add_argument("--eigen-threads", choices=("on", "off"), default="on")
     parser.add_argument("--sync", action="store_true", help="no asynchronous CPU dispatch")
-    parser.add_argument("--qr", choices=("jax", "dnijax"),
-                        help="the minimal reproducer, with jax's or dnijax's orthogonal init")
+    parser.add_argument(
+        "--qr",
+        choices=("jax", "dnijax"),
+        help="the minimal reproducer, with jax's or dnijax's orthogonal init",
+    )
     args = parser.parse_args()
     if args.eigen_threads == "off":
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                                   + " --xla_cpu_multi_thread_eigen=false")
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+        )
     import jax
     import numpy as np
 
     from dnijax import RunConfig, engine
+
     if args.sync:
         jax.config.update("jax_cpu_enable_async_dispatch", False)
     if args.qr:
         return qr_reproducer(args)
-    base = dict(task="copy", core="lstm", hidden=args.hidden, max_length=6, batch_size=16,
-                steps=args.episodes, optimizer="adam", lr=1e-2, loss="bce", reduction="mean",
-                eta=0.01)
+    base = dict(
+        task="copy",
+        core="lstm",
+        hidden=args.hidden,
+        max_length=6,
+        batch_size=16,
+        steps=args.episodes,
+        optimizer="adam",
+        lr=1e-2,
+        loss="bce",
+        reduction="mean",
+        eta=0.01,
+    )
     cells = [(rule, t) for t in args.windows for rule in ("backprop", "dni")]
-    print(f"hang check: {args.runs} grids of {2 * args.seeds} copy-task runs "
-          f"({args.episodes} episodes, LSTM {args.hidden}) over {len(cells)} programs, "
-          f"jax {jax.__version__}, {engine.device_summary()}, watchdog {args.timeout:g} s",
-          flush=True)
+    print(
+        f"hang check: {args.runs} grids of {2 * args.seeds} copy-task runs "
+        f"({args.episodes} episodes, LSTM {args.hidden}) over {len(cells)} programs, "
+        f"jax {jax.__version__}, {engine.device_summary()}, watchdog {args.timeout:g} s",
+        flush=True,
+    )
     times = []
     start = time.time()
     for i in range(args.runs):
@@ -94,11 +119,16 @@ def main() -> None:
         faulthandler.cancel_dump_traceback_later()
         times.append(time.time() - t0)
         if (i + 1) % args.every == 0 or i + 1 == args.runs:
-            print(f"  {i + 1:4d} grids done, {time.time() - start:6.0f} s; last: {rule} T={window}"
-                  f", solved {res.final['solved'].tolist()}", flush=True)
+            print(
+                f"  {i + 1:4d} grids done, {time.time() - start:6.0f} s; last: {rule} T={window}"
+                f", solved {res.final['solved'].tolist()}",
+                flush=True,
+            )
     slowest = int(np.argmax(times))
-    print(f"no hang in {args.runs} grids ({time.time() - start:.0f} s); slowest grid "
-          f"{times[slowest]:.1f} s (run {slowest}, the first of its program compiles)")
+    print(
+        f"no hang in {args.runs} grids ({time.time() - start:.0f} s); slowest grid "
+        f"{times[slowest]:.1f} s (run {slowest}, the first of its program compiles)"
+    )
 
 
 def qr_reproducer(args) -> None:
@@ -108,6 +138,7 @@ def qr_reproducer(args) -> None:
     import jax.numpy as jnp
 
     from dnijax import recurrent
+
     if args.qr == "jax":
         draw = lambda k: jax.nn.initializers.orthogonal()(k, (64, 64), jnp.float32)  # noqa
     else:
@@ -120,8 +151,10 @@ def qr_reproducer(args) -> None:
         faulthandler.cancel_dump_traceback_later()
         if (i + 1) % args.every == 0:
             print(f"  {i + 1:5d} calls, {time.time() - start:5.1f} s", flush=True)
-    print(f"no hang in {args.runs} calls of the {args.qr} orthogonal init "
-          f"({time.time() - start:.1f} s)")
+    print(
+        f"no hang in {args.runs} calls of the {args.qr} orthogonal init "
+        f"({time.time() - start:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

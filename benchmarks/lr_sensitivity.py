@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import common
+
 from dnijax import report, store
 from dnijax.experiments import lr_sweep
 
@@ -27,16 +28,16 @@ def first_divergent_lr(results: dict, regime: str) -> float | None:
 
 def main() -> None:
     parser = common.make_parser(__doc__, "lr_sensitivity")
-    parser.add_argument("--quick", action="store_true",
-                        help="2 learning rates, 2 seeds, 40 steps (smoke test)")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 learning rates, 2 seeds, 40 steps (smoke test)"
+    )
     parser.add_argument("--seeds", type=common.positive(int))
     args = parser.parse_args()
     common.claim(args, "lr_sensitivity", ("report.md",))  # each sweep claims its own folder
     args.seeds = args.seeds or (2 if args.quick else 10)
     lrs, steps = ((0.3, 30), 40) if args.quick else (LRS, None)
     lines = ["# Learning-rate sensitivity of the four regimes", ""]
-    for label, sg_lr in (("one lr for network and SG modules", None),
-                         ("SG lr fixed at 0.1", 0.1)):
+    for label, sg_lr in (("one lr for network and SG modules", None), ("SG lr fixed at 0.1", 0.1)):
         out = os.path.join(args.out, "shared" if sg_lr is None else "sg_lr_0.1")
         res = lr_sweep.run_sweep(out, "tuned", lrs, seeds=args.seeds, steps=steps, sg_lr=sg_lr)
         report.write_sweep(out, res)
@@ -44,10 +45,15 @@ def main() -> None:
         for regime in res["regimes"]:
             lr = first_divergent_lr(res, regime)
             any_div = sum(f > 0 for f in res["regimes"][regime]["diverged_fraction"])
-            lines.append(f"- {regime}: " + (
-                f"half or more of the seeds diverge from lr {lr:g}" if lr is not None else
-                "no learning rate tried made half the seeds diverge"
-                + (f" ({any_div} lr(s) with some diverged seeds)" if any_div else "")))
+            lines.append(
+                f"- {regime}: "
+                + (
+                    f"half or more of the seeds diverge from lr {lr:g}"
+                    if lr is not None
+                    else "no learning rate tried made half the seeds diverge"
+                    + (f" ({any_div} lr(s) with some diverged seeds)" if any_div else "")
+                )
+            )
         lines += ["", report.sweep_markdown(res), ""]
     store.atomic_write_bytes(os.path.join(args.out, "report.md"), "\n".join(lines).encode())
     print("\n".join(lines))

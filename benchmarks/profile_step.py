@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import time
 
+import baselines
+import common
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import baselines
-import common
 from dnijax import RunConfig, engine, nets, options, train, updates
 from dnijax.report import markdown_table
 
@@ -58,8 +58,10 @@ def variant(steps: int, lr: float, rng: bool, guard: bool, use_optax: bool, log_
 
         def record(carry, _):
             out = nets.predict(carry[0], x, SPEC)
-            rec = (nets.reduce_batch(nets.per_example_loss(out, y, "mse"), "mean"),
-                   nets.accuracy(out, labels, SPEC))
+            rec = (
+                nets.reduce_batch(nets.per_example_loss(out, y, "mse"), "mean"),
+                nets.accuracy(out, labels, SPEC),
+            )
             carry, _ = jax.lax.scan(step, carry, None, length=log_every)
             return carry, rec
 
@@ -103,31 +105,48 @@ def main() -> None:
     keys = engine.run_keys(0, n_runs)
     lean = baselines.make_jax_lean("backprop", steps, lr, lr)
     rows = [("lean: jax.grad and p - lr g", lambda: lean(stacked, None, x, y, keys[0]))]
-    pieces = [("+ RNG: the run key split every step", dict(rng=True)),
-              ("+ finite guard", dict(guard=True)),
-              ("+ optax update chain", dict(use_optax=True)),
-              (f"+ history every {log_every} steps", dict(log_every=log_every))]
+    pieces = [
+        ("+ RNG: the run key split every step", dict(rng=True)),
+        ("+ finite guard", dict(guard=True)),
+        ("+ optax update chain", dict(use_optax=True)),
+        (f"+ history every {log_every} steps", dict(log_every=log_every)),
+    ]
     on = dict(rng=False, guard=False, use_optax=False, log_every=0)
     for label, change in pieces:
         on = {**on, **change}
         fn = variant(steps, lr, **on)
         rows.append((label, lambda fn=fn: fn(params, keys, x, y, jnp.asarray(labels))))
-    cfg = RunConfig(regime="backprop", widths=WIDTHS, activations="sigmoid", reduction="mean",
-                    lr=lr, init="glorot", steps=steps, log_every=log_every)
+    cfg = RunConfig(
+        regime="backprop",
+        widths=WIDTHS,
+        activations="sigmoid",
+        reduction="mean",
+        lr=lr,
+        init="glorot",
+        steps=steps,
+        log_every=log_every,
+    )
     hyper = engine.stack_hyper(cfg, lr=[lr] * n_runs)
     net = [{"w": np.asarray(w), "b": np.asarray(b)} for w, b in stacked]
-    rows.append(("the engine (dnijax.engine.run_grid)", lambda: engine.run_grid(
-        cfg, hyper, keys, (x, labels), net=net, mesh=None, chunks=1).final["loss"]))
+    rows.append(
+        (
+            "the engine (dnijax.engine.run_grid)",
+            lambda: engine.run_grid(
+                cfg, hyper, keys, (x, labels), net=net, mesh=None, chunks=1
+            ).final["loss"],
+        )
+    )
     table, previous = [], None
     for label, fn in rows:
         rate = n_runs * steps / best_time(fn, args.repeats)
         share = "" if previous is None else f"{100 * (previous / rate - 1):+.0f}%"
         table.append([label, f"{rate:,.0f}", f"{1e6 / rate:.1f}", share])
         previous = rate
-    print(f"article-scale backprop, {n_runs} runs x {steps} steps, best of {args.repeats}, "
-          f"{jax.devices()[0].device_kind} ({len(jax.devices())} device(s))\n")
-    print(markdown_table(["step", "run-steps/s", "µs per run-step", "time vs row above"],
-                         table))
+    print(
+        f"article-scale backprop, {n_runs} runs x {steps} steps, best of {args.repeats}, "
+        f"{jax.devices()[0].device_kind} ({len(jax.devices())} device(s))\n"
+    )
+    print(markdown_table(["step", "run-steps/s", "µs per run-step", "time vs row above"], table))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 
+import common
 import numpy as np
 
-import common
 from dnijax import report, stats, store
 from dnijax.experiments import compare
 
@@ -32,8 +32,10 @@ def verdicts(results: dict) -> list[str]:
         if p is None:
             continue
         if p["mean_diff"] is None or p["p_value"] is None:
-            lines.append(f"- {name}: too few seeds where both runs stayed finite "
-                         f"({p['n_both_finite']} of {p['n']})")
+            lines.append(
+                f"- {name}: too few seeds where both runs stayed finite "
+                f"({p['n_both_finite']} of {p['n']})"
+            )
             continue
         lo, hi = p["ci95"]
         if p["p_value"] < ALPHA:
@@ -41,9 +43,11 @@ def verdicts(results: dict) -> list[str]:
             verdict = f"{name}'s final loss is {side} than backprop's (p < {ALPHA})"
         else:
             verdict = f"no difference from backprop detected at this n (p ≥ {ALPHA})"
-        lines.append(f"- {name} − backprop: {p['mean_diff']:+.3g} [{lo:+.3g}, {hi:+.3g}] per "
-                     f"seed; {name} lower on {p['wins']} of {p['n']} seeds; "
-                     f"p = {p['p_value']:.2g}: {verdict}.")
+        lines.append(
+            f"- {name} − backprop: {p['mean_diff']:+.3g} [{lo:+.3g}, {hi:+.3g}] per "
+            f"seed; {name} lower on {p['wins']} of {p['n']} seeds; "
+            f"p = {p['p_value']:.2g}: {verdict}."
+        )
     return lines
 
 
@@ -55,17 +59,34 @@ def main() -> None:
     common.claim(args, "seed_comparison", ("report.md", "seed", "tuned", "tuned-noise-network"))
     args.seeds = args.seeds or (3 if args.quick else 20)
     steps = 40 if args.quick else None
-    lines = ["# Which regime reaches the lowest cost?", "",
-             f"Paired by seed: {stats.PAIRED_TEST}; intervals: 95% Student-t.", ""]
-    runs = [("seed", "seed", None, ""), ("tuned", "tuned", None, ""),
-            ("tuned", "tuned-noise-network", {"noise_to": "network"},
-             ", noise on the network only (the SG modules get none)")]
+    lines = [
+        "# Which regime reaches the lowest cost?",
+        "",
+        f"Paired by seed: {stats.PAIRED_TEST}; intervals: 95% Student-t.",
+        "",
+    ]
+    runs = [
+        ("seed", "seed", None, ""),
+        ("tuned", "tuned", None, ""),
+        (
+            "tuned",
+            "tuned-noise-network",
+            {"noise_to": "network"},
+            ", noise on the network only (the SG modules get none)",
+        ),
+    ]
     for preset, name, overrides, label in runs:
         out = os.path.join(args.out, name)
         res = compare.run_compare(preset, seeds=args.seeds, steps=steps, overrides=overrides)
         report.write_compare(out, res, res.pop("datasets"), res.pop("params"))
-        lines += [f"## preset `{preset}`{label} ({args.seeds} seeds)", "", *verdicts(res), "",
-                  report.summary_markdown(res), ""]
+        lines += [
+            f"## preset `{preset}`{label} ({args.seeds} seeds)",
+            "",
+            *verdicts(res),
+            "",
+            report.summary_markdown(res),
+            "",
+        ]
     store.atomic_write_bytes(os.path.join(args.out, "report.md"), "\n".join(lines).encode())
     print("\n".join(lines))
     print(f"wrote {os.path.join(args.out, 'report.md')}")

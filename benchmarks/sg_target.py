@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 import common
+import numpy as np
 from dni_cnn import base_config, run_arm
+
 from dnijax import stats
 from dnijax.report import markdown_table
 
@@ -39,29 +39,52 @@ def fmt_pair(pair: dict) -> list[str]:
 
 def markdown(results: dict) -> str:
     cells = results["cells"]
-    rows = [[c["label"], stats.format_mean_ci(c["summary"], ".1f"),
-             f"{sum(d is not None for d in c['diverged'])}/{len(c['diverged'])}"]
-            for c in cells.values()]
+    rows = [
+        [
+            c["label"],
+            stats.format_mean_ci(c["summary"], ".1f"),
+            f"{sum(d is not None for d in c['diverged'])}/{len(c['diverged'])}",
+        ]
+        for c in cells.values()
+    ]
     table = markdown_table(["arm", "test error % (mean [95% CI], n)", "diverged"], rows)
     pairs = [[rule] + fmt_pair(results["paired"][rule]) for rule in results["paired"]]
-    return table + "\n" + markdown_table(
-        ["rule", "batch − per_example, test error points (paired)", "lower under batch",
-         "p (Wilcoxon)"], pairs)
+    return (
+        table
+        + "\n"
+        + markdown_table(
+            [
+                "rule",
+                "batch − per_example, test error points (paired)",
+                "lower under batch",
+                "p (Wilcoxon)",
+            ],
+            pairs,
+        )
+    )
 
 
 def figure(results: dict, path: str) -> None:
     """Test error along training, mean and 95% band over the seeds, per arm."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     for i, c in enumerate(results["cells"].values()):
         color = plt.get_cmap("tab10")(i)
         band = c["curve_test_error"]
         as_float = lambda v: np.array([np.nan if x is None else x for x in v], float)  # noqa
         ax.plot(c["curve_step"], as_float(band["mean"]), color=color, label=c["label"])
-        ax.fill_between(c["curve_step"], as_float(band["ci95_lo"]), as_float(band["ci95_hi"]),
-                        color=color, alpha=0.2, lw=0)
+        ax.fill_between(
+            c["curve_step"],
+            as_float(band["ci95_lo"]),
+            as_float(band["ci95_hi"]),
+            color=color,
+            alpha=0.2,
+            lw=0,
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("test error % (digits CNN)")
     ax.set_ylim(0, 100)
@@ -72,10 +95,17 @@ def figure(results: dict, path: str) -> None:
 
 def main() -> None:
     parser = common.base_parser(__doc__, "sg_target")
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
-                        help="the optimiser of network and SG modules (default adam)")
-    parser.add_argument("--lr", type=common.positive(float),
-                        help="learning rate of both (default: adam 1e-3, sgd 0.1)")
+    parser.add_argument(
+        "--optimizer",
+        choices=("adam", "sgd"),
+        default="adam",
+        help="the optimiser of network and SG modules (default adam)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=common.positive(float),
+        help="learning rate of both (default: adam 1e-3, sgd 0.1)",
+    )
     args = parser.parse_args()
     if args.data != "digits":
         parser.error("--data: the CNN reads 8x8 images; only digits has them")
@@ -87,9 +117,17 @@ def main() -> None:
     ds = common.load("digits")
     base = base_config(ds, filters, steps, args.quick, args.optimizer, lr)
     t0 = time.time()
-    results: dict = {"data": "digits", "filters": filters, "steps": steps, "seeds": seeds,
-                     "optimizer": args.optimizer, "lr": lr, "batch": 64, "cells": {},
-                     "paired": {}}
+    results: dict = {
+        "data": "digits",
+        "filters": filters,
+        "steps": steps,
+        "seeds": seeds,
+        "optimizer": args.optimizer,
+        "lr": lr,
+        "batch": 64,
+        "cells": {},
+        "paired": {},
+    }
     if not args.quick:  # the smoke test: DNI under both targets only
         results["cells"]["backprop"] = run_arm(ds, "backprop", False, base, seeds)
     for rule in ("dni",) if args.quick else ("dni", "cdni"):
@@ -98,13 +136,16 @@ def main() -> None:
             cell["label"] = f"{rule}, sg_target {target}"
             results["cells"][f"{rule} {target}"] = cell
         a, b = results["cells"][f"{rule} per_example"], results["cells"][f"{rule} batch"]
-        results["paired"][rule] = stats.paired(b["test_error"], a["test_error"], b["diverged"],
-                                               a["diverged"], bounds=stats.PERCENT)
+        results["paired"][rule] = stats.paired(
+            b["test_error"], a["test_error"], b["diverged"], a["diverged"], bounds=stats.PERCENT
+        )
     results["seconds"] = time.time() - t0
-    text = (f"# SG target scale (digits CNN, {filters} filters, {args.optimizer} {lr:g}, "
-            f"batch 64, {steps} steps, {seeds} seeds)\n\n{markdown(results)}\n"
-            f"Paired differences are seed by seed (same initial weights and minibatches); "
-            f"{stats.INTERVAL}; {stats.PAIRED_TEST}. Total time {results['seconds']:.0f}s.\n")
+    text = (
+        f"# SG target scale (digits CNN, {filters} filters, {args.optimizer} {lr:g}, "
+        f"batch 64, {steps} steps, {seeds} seeds)\n\n{markdown(results)}\n"
+        f"Paired differences are seed by seed (same initial weights and minibatches); "
+        f"{stats.INTERVAL}; {stats.PAIRED_TEST}. Total time {results['seconds']:.0f}s.\n"
+    )
     common.publish(args.out, "sg_target", results, text, figure)
 
 

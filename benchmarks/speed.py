@@ -105,11 +105,25 @@ import baselines
 import common
 import jax
 import numpy as np
-from speed_measure import (blas_info, child_json, compile_s_default_compare, describe_blas,
-                           engine_call, engine_memory_mb, import_torch, make_config,
-                           make_data, matmul_peak_gflops, numpy_matmul_gflops, reference_call,
-                           step_flops, sweep_memory_gib, time_methods, torch_thread_probe,
-                           traced_peak_mb)
+from speed_measure import (
+    blas_info,
+    child_json,
+    compile_s_default_compare,
+    describe_blas,
+    engine_call,
+    engine_memory_mb,
+    import_torch,
+    make_config,
+    make_data,
+    matmul_peak_gflops,
+    numpy_matmul_gflops,
+    reference_call,
+    step_flops,
+    sweep_memory_gib,
+    time_methods,
+    torch_thread_probe,
+    traced_peak_mb,
+)
 from speed_report import apply_peak, print_article, print_wide, targets, worst
 
 from dnijax import REGIMES, engine, store, train
@@ -117,10 +131,10 @@ from dnijax import REGIMES, engine, store, train
 QUICK_REGIMES = ("backprop", "dni+noise")
 
 
-
 # ---------------------------------------------------------------- timing helpers
-def article_regime(regime: str, steps: int, n_batched: int, n_numpy: int, n_ref: int,
-                   repeats: int, torch) -> dict:
+def article_regime(
+    regime: str, steps: int, n_batched: int, n_numpy: int, n_ref: int, repeats: int, torch
+) -> dict:
     cfg = make_config("article", regime, steps)
     x, labels = make_data("article")
     y = np.asarray(train.make_data(cfg, x, labels).y, np.float32)
@@ -135,19 +149,29 @@ def article_regime(regime: str, steps: int, n_batched: int, n_numpy: int, n_ref:
     methods: dict[str, Callable] = {"engine": engine_call(cfg, x, labels, n_batched, net, sg)}
 
     np_params, np_sgs = first(params, n_numpy), first(sgs, n_numpy)
-    numpy_fn = lambda: baselines.numpy_runs(regime, np_params, np_sgs if dni else None,  # noqa: E731
-                                            x, y, **common)
+    numpy_fn = lambda: baselines.numpy_runs(
+        regime,
+        np_params,
+        np_sgs if dni else None,  # noqa: E731
+        x,
+        y,
+        **common,
+    )
     methods["tight_numpy"] = numpy_fn
 
-    ref_starts = [baselines.to_reference(baselines.run_of(params, r),
-                                         baselines.run_of(sgs, r) if dni else None)
-                  for r in range(n_ref)]
+    ref_starts = [
+        baselines.to_reference(
+            baselines.run_of(params, r), baselines.run_of(sgs, r) if dni else None
+        )
+        for r in range(n_ref)
+    ]
     methods["reference"] = reference_call(cfg, ref_starts, x, y, steps)
 
     prepare, probes = {}, []
     if torch is not None:
-        prepare["torch"] = lambda: probes.append(torch_thread_probe(
-            torch, regime, params, sgs if dni else None, x, y, lr, sg_lr))
+        prepare["torch"] = lambda: probes.append(
+            torch_thread_probe(torch, regime, params, sgs if dni else None, x, y, lr, sg_lr)
+        )
 
         def torch_fn():
             before = torch.get_num_threads()
@@ -166,23 +190,36 @@ def article_regime(regime: str, steps: int, n_batched: int, n_numpy: int, n_ref:
     methods["lean_jax"] = lambda: jax.block_until_ready(lean(j_params, j_sgs, jx, jy, key))
 
     times = time_methods(methods, repeats, prepare)
-    runs = {"engine": n_batched, "tight_numpy": n_numpy, "reference": n_ref,
-            "lean_jax": n_batched, "torch": n_batched}
+    runs = {
+        "engine": n_batched,
+        "tight_numpy": n_numpy,
+        "reference": n_ref,
+        "lean_jax": n_batched,
+        "torch": n_batched,
+    }
     flops = step_flops(cfg.widths, x.shape[0], regime)
     row: dict[str, Any] = {}
     for name, t in times.items():
         rate = runs[name] * steps / t["best_s"]
-        row[name] = {"run_steps_per_s": rate, "runs": runs[name], "steps": steps,
-                     "best_s": t["best_s"], "noise": cfg.noisy and name != "reference",
-                     "gflops": rate * flops / 1e9}
+        row[name] = {
+            "run_steps_per_s": rate,
+            "runs": runs[name],
+            "steps": steps,
+            "best_s": t["best_s"],
+            "noise": cfg.noisy and name != "reference",
+            "gflops": rate * flops / 1e9,
+        }
     for name in ("engine", "lean_jax"):
         row[name]["compile_s"] = max(0.0, times[name]["first_s"] - times[name]["best_s"])
     if probes:  # the thread count of the fastest timed call, and every call's
         calls = times["torch"]["calls_s"]
         best_call = 1 + int(np.argmin(calls[1:]))
-        row["torch"].update(threads=probes[best_call]["threads"],
-                            threads_per_call=[p["threads"] for p in probes],
-                            calls_s=calls, probes=[p["probe_run_steps_per_s"] for p in probes])
+        row["torch"].update(
+            threads=probes[best_call]["threads"],
+            threads_per_call=[p["threads"] for p in probes],
+            calls_s=calls,
+            probes=[p["probe_run_steps_per_s"] for p in probes],
+        )
 
     # memory, a pass of its own
     row["engine"]["memory_mb"] = engine_memory_mb(cfg, x, labels, n_batched)
@@ -190,29 +227,43 @@ def article_regime(regime: str, steps: int, n_batched: int, n_numpy: int, n_ref:
     row["reference"]["memory_mb"] = traced_peak_mb(methods["reference"])
 
     eng = row["engine"]["run_steps_per_s"]
-    ratios = {"engine_over_tight_numpy": eng / row["tight_numpy"]["run_steps_per_s"],
-              "engine_over_reference": eng / row["reference"]["run_steps_per_s"],
-              "engine_over_torch": eng / row["torch"]["run_steps_per_s"] if "torch" in row
-              else None,
-              "engine_over_lean_jax": eng / row["lean_jax"]["run_steps_per_s"]}
+    ratios = {
+        "engine_over_tight_numpy": eng / row["tight_numpy"]["run_steps_per_s"],
+        "engine_over_reference": eng / row["reference"]["run_steps_per_s"],
+        "engine_over_torch": eng / row["torch"]["run_steps_per_s"] if "torch" in row else None,
+        "engine_over_lean_jax": eng / row["lean_jax"]["run_steps_per_s"],
+    }
     return {"methods": row, "ratios": ratios, "flops_per_step": flops}
 
 
-def engine_on_cpu_devices(n_devices: int, steps: int, n_runs: int, repeats: int,
-                          regimes: tuple[str, ...] = REGIMES) -> dict:
+def engine_on_cpu_devices(
+    n_devices: int, steps: int, n_runs: int, repeats: int, regimes: tuple[str, ...] = REGIMES
+) -> dict:
     """The engine at article scale with the CPU split into ``n_devices`` devices
     (``engine.use_cpu_devices``, one per core) and the runs sharded over them, from the
     same starting points as the other columns. The device count is fixed when JAX
     starts, so this runs in a subprocess of this script (``--engine-devices``), after
     the single-device timings; warm-up untimed, best of ``repeats``."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--engine-devices", str(n_devices),
-           "--runs", str(n_runs), "--repeats", str(repeats), "--steps", str(steps),
-           "--regimes", ",".join(regimes)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--engine-devices",
+        str(n_devices),
+        "--runs",
+        str(n_runs),
+        "--repeats",
+        str(repeats),
+        "--steps",
+        str(steps),
+        "--regimes",
+        ",".join(regimes),
+    ]
     return child_json(cmd, timeout=1800)
 
 
-def time_engine_on_devices(n_devices: int, steps: int, n_runs: int, repeats: int,
-                           regimes: tuple[str, ...] = REGIMES) -> dict:
+def time_engine_on_devices(
+    n_devices: int, steps: int, n_runs: int, repeats: int, regimes: tuple[str, ...] = REGIMES
+) -> dict:
     """The child of :func:`engine_on_cpu_devices`: run-steps/s per regime."""
     engine.use_cpu_devices(n_devices)
     x, labels = make_data("article")
@@ -220,11 +271,16 @@ def time_engine_on_devices(n_devices: int, steps: int, n_runs: int, repeats: int
     for regime in regimes:
         cfg = make_config("article", regime, steps)
         net, sg = baselines.to_reference(*baselines.init_runs(n_runs, cfg.widths, seed=0))
-        times = time_methods({"engine": engine_call(cfg, x, labels, n_runs, net, sg,
-                                                    mesh=True)}, repeats)["engine"]
-        out[regime] = {"run_steps_per_s": n_runs * steps / times["best_s"], "runs": n_runs,
-                       "steps": steps, "best_s": times["best_s"],
-                       "compile_s": max(0.0, times["first_s"] - times["best_s"])}
+        times = time_methods(
+            {"engine": engine_call(cfg, x, labels, n_runs, net, sg, mesh=True)}, repeats
+        )["engine"]
+        out[regime] = {
+            "run_steps_per_s": n_runs * steps / times["best_s"],
+            "runs": n_runs,
+            "steps": steps,
+            "best_s": times["best_s"],
+            "compile_s": max(0.0, times["first_s"] - times["best_s"]),
+        }
     return out
 
 
@@ -240,7 +296,9 @@ def add_all_cores(article: dict, cores: dict) -> None:
             engine_all_cores_over_engine=rate / m["engine"]["run_steps_per_s"],
             engine_all_cores_over_tight_numpy=rate / m["tight_numpy"]["run_steps_per_s"],
             engine_all_cores_over_torch=rate / m["torch"]["run_steps_per_s"]
-            if "torch" in m else None)
+            if "torch" in m
+            else None,
+        )
 
 
 def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
@@ -252,49 +310,72 @@ def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
         st = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
         as_numpy = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float32), tree)  # noqa: E731
         starts = [(as_numpy(st.net), as_numpy(st.sg))]
-        methods = {"engine": engine_call(cfg, x, labels, n_runs),
-                   "reference": reference_call(cfg, starts, x, y, steps)}
+        methods = {
+            "engine": engine_call(cfg, x, labels, n_runs),
+            "reference": reference_call(cfg, starts, x, y, steps),
+        }
         times = time_methods(methods, repeats)
         flops = step_flops(cfg.widths, x.shape[0], regime)
         row: dict[str, Any] = {"flops_per_step": flops}
         for name, runs in (("engine", n_runs), ("reference", 1)):
             rate = runs * steps / times[name]["best_s"]
-            row[name] = {"run_steps_per_s": rate, "runs": runs, "steps": steps,
-                         "best_s": times[name]["best_s"], "gflops": rate * flops / 1e9}
-        row["engine"]["compile_s"] = max(0.0, times["engine"]["first_s"]
-                                         - times["engine"]["best_s"])
+            row[name] = {
+                "run_steps_per_s": rate,
+                "runs": runs,
+                "steps": steps,
+                "best_s": times[name]["best_s"],
+                "gflops": rate * flops / 1e9,
+            }
+        row["engine"]["compile_s"] = max(
+            0.0, times["engine"]["first_s"] - times["engine"]["best_s"]
+        )
         row["engine"]["memory_mb"] = engine_memory_mb(cfg, x, labels, n_runs)
-        row["engine"]["vs_reference"] = (row["engine"]["run_steps_per_s"]
-                                         / row["reference"]["run_steps_per_s"])
+        row["engine"]["vs_reference"] = (
+            row["engine"]["run_steps_per_s"] / row["reference"]["run_steps_per_s"]
+        )
         out[regime] = row
     return out
 
 
 def main() -> None:
     parser = common.make_parser(__doc__, "speed")
-    parser.add_argument("--quick", action="store_true",
-                        help="backprop and dni+noise only, 50 steps, 16 runs, one repeat "
-                             "(about 40 s; the CI smoke test)")
-    parser.add_argument("--runs", type=common.positive(int), default=None,
-                        help="runs of the batched methods at article scale (default 128; "
-                             "16 with --quick)")
-    parser.add_argument("--steps", type=common.positive(int), default=None,
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--engine-devices", type=common.positive(int), default=None,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="backprop and dni+noise only, 50 steps, 16 runs, one repeat "
+        "(about 40 s; the CI smoke test)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=common.positive(int),
+        default=None,
+        help="runs of the batched methods at article scale (default 128; 16 with --quick)",
+    )
+    parser.add_argument("--steps", type=common.positive(int), default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--engine-devices", type=common.positive(int), default=None, help=argparse.SUPPRESS
+    )
     parser.add_argument("--regimes", default=None, help=argparse.SUPPRESS)  # for the child
-    parser.add_argument("--repeats", type=common.positive(int), default=None,
-                        help="time each method this many times (interleaved), keep the best "
-                             "(default: 1 with --quick, 3 otherwise)")
+    parser.add_argument(
+        "--repeats",
+        type=common.positive(int),
+        default=None,
+        help="time each method this many times (interleaved), keep the best "
+        "(default: 1 with --quick, 3 otherwise)",
+    )
     args = parser.parse_args()
     repeats = max(1, args.repeats or (1 if args.quick else 3))
     steps = args.steps or (50 if args.quick else 200)
     n_batched = args.runs or (16 if args.quick else 128)
-    regimes = (tuple(args.regimes.split(",")) if args.regimes else
-               QUICK_REGIMES if args.quick else REGIMES)
+    regimes = (
+        tuple(args.regimes.split(",")) if args.regimes else QUICK_REGIMES if args.quick else REGIMES
+    )
     if args.engine_devices:  # the child of engine_on_cpu_devices
-        print(json.dumps(time_engine_on_devices(args.engine_devices, steps, n_batched,
-                                                repeats, regimes)))
+        print(
+            json.dumps(
+                time_engine_on_devices(args.engine_devices, steps, n_batched, repeats, regimes)
+            )
+        )
         return
     common.claim(args, "speed", ("speed.json",))
     n_numpy, n_ref = (4, 2) if args.quick else (8, 4)
@@ -305,20 +386,25 @@ def main() -> None:
     blas = blas_info()  # after torch's import, so its libraries are listed too
     peak_start = matmul_peak_gflops()
     np_peak = numpy_matmul_gflops()
-    print(f"device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPU cores; float32 1024^3 "
-          f"matmul: XLA {peak_start:.1f} GFLOP/s, numpy {np_peak:.1f} GFLOP/s")
+    print(
+        f"device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPU cores; float32 1024^3 "
+        f"matmul: XLA {peak_start:.1f} GFLOP/s, numpy {np_peak:.1f} GFLOP/s"
+    )
     print(describe_blas(blas))
-    torch_line = (f"torch {torch.__version__}, {torch.get_num_threads()} threads by default"
-                  if torch else "torch not installed (column skipped)")
+    torch_line = (
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads by default"
+        if torch
+        else "torch not installed (column skipped)"
+    )
     print(f"{torch_line}; jax {jax.__version__}, numpy {np.__version__}")
 
     article = {}
     for regime in regimes:
         print(f"  timing article scale, {regime} ...", file=sys.stderr, flush=True)
-        article[regime] = article_regime(regime, steps, n_batched, n_numpy, n_ref, repeats,
-                                         torch)
-    n_cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)  # the cores this process may use
+        article[regime] = article_regime(regime, steps, n_batched, n_numpy, n_ref, repeats, torch)
+    n_cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )  # the cores this process may use
     cores: dict[str, Any] = {"error": "one CPU core, or not a CPU run"}
     if jax.default_backend() == "cpu" and n_cores > 1:
         print(f"  timing the engine on {n_cores} CPU devices ...", file=sys.stderr, flush=True)
@@ -334,8 +420,10 @@ def main() -> None:
     peak = max(peak_start, peak_end)
     apply_peak(article, peak)
     apply_peak(wide, peak)
-    print(f"XLA matmul peak measured again after the timings: {peak_end:.1f} GFLOP/s; "
-          f"fractions of peak use the higher, {peak:.1f} GFLOP/s")
+    print(
+        f"XLA matmul peak measured again after the timings: {peak_end:.1f} GFLOP/s; "
+        f"fractions of peak use the higher, {peak:.1f} GFLOP/s"
+    )
     print_article(article, steps, repeats)
     print_wide(wide, wide_steps, wide_runs)
 
@@ -356,33 +444,47 @@ def main() -> None:
             "speedup_vs_torch": vs_torch,
             "worst_regime_vs_torch": worst_torch,
             "engine_over_lean_jax": article["backprop"]["ratios"]["engine_over_lean_jax"],
-            "all_cores_speedup_vs_tight_numpy": worst(
-                article, "engine_all_cores_over_tight_numpy")[0],
+            "all_cores_speedup_vs_tight_numpy": worst(article, "engine_all_cores_over_tight_numpy")[
+                0
+            ],
             "all_cores_speedup_vs_torch": worst(article, "engine_all_cores_over_torch")[0],
             "all_cores_error": cores.get("error"),
-            "speedup_vs_numpy_per_regime": {k: v["ratios"]["engine_over_tight_numpy"]
-                                            for k, v in article.items()},
-            "runs": n_batched, "numpy_runs": n_numpy, "reference_runs": n_ref,
-            "steps": steps, "repeats": repeats, "details": article},
+            "speedup_vs_numpy_per_regime": {
+                k: v["ratios"]["engine_over_tight_numpy"] for k, v in article.items()
+            },
+            "runs": n_batched,
+            "numpy_runs": n_numpy,
+            "reference_runs": n_ref,
+            "steps": steps,
+            "repeats": repeats,
+            "details": article,
+        },
         "wide_scale": {
             "backprop_fraction_of_matmul_peak": bp["engine"]["fraction_of_matmul_peak"],
             "dni_over_backprop_time": bp["engine"]["run_steps_per_s"]
             / dni["engine"]["run_steps_per_s"],
             "dni_over_backprop_flops": dni["flops_per_step"] / bp["flops_per_step"],
-            "runs": wide_runs, "steps": wide_steps, "details": wide},
+            "runs": wide_runs,
+            "steps": wide_steps,
+            "details": wide,
+        },
     }
     summary["memory_1024_runs_gib"] = sweep_memory_gib(1024)
-    print(f"\ncompiled memory of a 1024-run article-scale DNI+noise sweep (100 records of "
-          f"{2000 // 100} steps per chunk): {summary['memory_1024_runs_gib']:.3f} GiB")
+    print(
+        f"\ncompiled memory of a 1024-run article-scale DNI+noise sweep (100 records of "
+        f"{2000 // 100} steps per chunk): {summary['memory_1024_runs_gib']:.3f} GiB"
+    )
     cmp = compile_s_default_compare()
     summary["compile_s_default_compare"] = cmp["compile_s"]
     summary["compile_default_compare"] = cmp
     if cmp["compile_s"] is None:
         print(f"default compare compile time: not measured ({cmp['error']})")
     else:
-        print(f"default `dnijax compare` compile time (fresh process, no persistent cache): "
-              f"{cmp['compile_s']:.1f} s (first call {cmp['first_s']:.1f} s - second "
-              f"{cmp['second_s']:.1f} s)")
+        print(
+            f"default `dnijax compare` compile time (fresh process, no persistent cache): "
+            f"{cmp['compile_s']:.1f} s (first call {cmp['first_s']:.1f} s - second "
+            f"{cmp['second_s']:.1f} s)"
+        )
 
     summary["targets"] = targets(summary)
     print("\ntargets:")
@@ -391,10 +493,11 @@ def main() -> None:
         print(f"  {t['target']:52s} {t['measured']:60s} {verdict}")
     summary["wall_s"] = time.perf_counter() - started
     print(f"\ntotal {summary['wall_s']:.0f} s")
-    store.atomic_write_bytes(os.path.join(args.out, "speed.json"),
-                             (json.dumps(summary, indent=1, default=str) + "\n").encode())
+    store.atomic_write_bytes(
+        os.path.join(args.out, "speed.json"),
+        (json.dumps(summary, indent=1, default=str) + "\n").encode(),
+    )
     print(f"wrote {os.path.join(args.out, 'speed.json')}")
-
 
 
 if __name__ == "__main__":

@@ -25,8 +25,7 @@ import numpy as np
 
 from dnijax import RunConfig, engine, parse_regime, reference
 
-OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                "OMP_NUM_THREADS")
+OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -41,7 +40,7 @@ def matmul_peak_gflops(n: int = 1024, reps: int = 20) -> float:
     f = jax.jit(lambda x: x @ x)
     jax.block_until_ready(f(a))
     best = min(_timed(lambda: jax.block_until_ready(f(a))) for _ in range(reps))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def numpy_matmul_gflops(n: int = 1024, reps: int = 20) -> float:
@@ -50,11 +49,14 @@ def numpy_matmul_gflops(n: int = 1024, reps: int = 20) -> float:
     out = np.empty_like(a)
     np.matmul(a, a, out=out)
     best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(reps))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
-def time_methods(methods: dict[str, Callable[[], Any]], repeats: int,
-                 prepare: dict[str, Callable[[], Any]] | None = None) -> dict[str, dict]:
+def time_methods(
+    methods: dict[str, Callable[[], Any]],
+    repeats: int,
+    prepare: dict[str, Callable[[], Any]] | None = None,
+) -> dict[str, dict]:
     """One untimed warm-up call of every method (its seconds kept, for compile time),
     then ``repeats`` interleaved rounds timing each once; the best time counts.
 
@@ -66,8 +68,9 @@ def time_methods(methods: dict[str, Callable[[], Any]], repeats: int,
             if name in prepare:
                 prepare[name]()
             calls[name].append(_timed(fn))
-    return {name: {"best_s": min(t[1:]), "first_s": t[0], "calls_s": t}
-            for name, t in calls.items()}
+    return {
+        name: {"best_s": min(t[1:]), "first_s": t[0], "calls_s": t} for name, t in calls.items()
+    }
 
 
 def traced_peak_mb(fn: Callable[[], Any]) -> float:
@@ -75,7 +78,7 @@ def traced_peak_mb(fn: Callable[[], Any]) -> float:
     tracemalloc.start()
     try:
         fn()
-        return tracemalloc.get_traced_memory()[1] / 2 ** 20
+        return tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
 
@@ -89,16 +92,26 @@ def blas_info() -> dict:
         info["threadpoolctl"] = None
         try:  # numpy >= 1.25: the BLAS numpy was built against (not the loaded kernel)
             blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-            info["numpy"] = {"internal_api": blas.get("name"), "version": blas.get("version"),
-                             "source": "numpy.show_config (threadpoolctl missing)"}
+            info["numpy"] = {
+                "internal_api": blas.get("name"),
+                "version": blas.get("version"),
+                "source": "numpy.show_config (threadpoolctl missing)",
+            }
         except Exception:  # noqa: BLE001 - a record, never a failure
             info["numpy"] = None
         return info
     pools = threadpool_info()
     blas = [p for p in pools if p.get("user_api") == "blas"]
     mine = [p for p in blas if "numpy" in str(p.get("filepath", ""))] or blas[:1]
-    keys = ("internal_api", "version", "architecture", "corename", "num_threads",
-            "threading_layer", "filepath")
+    keys = (
+        "internal_api",
+        "version",
+        "architecture",
+        "corename",
+        "num_threads",
+        "threading_layer",
+        "filepath",
+    )
     info["numpy"] = {k: mine[0].get(k) for k in keys if k in mine[0]} if mine else None
     info["threadpoolctl"] = pools
     return info
@@ -108,16 +121,19 @@ def describe_blas(info: dict) -> str:
     np_blas = info.get("numpy") or {}
     kernel = np_blas.get("architecture") or np_blas.get("corename") or "?"
     env = ", ".join(f"{k}={info['env'][k]!r}" for k in OPENBLAS_ENV[:2])
-    return (f"numpy BLAS: {np_blas.get('internal_api', '?')} {np_blas.get('version', '?')}, "
-            f"kernel {kernel}, {np_blas.get('num_threads', '?')} threads; {env}")
+    return (
+        f"numpy BLAS: {np_blas.get('internal_api', '?')} {np_blas.get('version', '?')}, "
+        f"kernel {kernel}, {np_blas.get('num_threads', '?')} threads; {env}"
+    )
 
 
 def child_json(cmd: list[str], timeout: float, **kwargs: Any) -> dict:
     """Runs ``cmd`` and returns the JSON object on the last line of its output, or
     ``{"error": why}`` when it fails, times out or prints no JSON."""
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                             check=False, **kwargs)
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+        )
         if out.returncode != 0:
             return {"error": (out.stderr.strip().splitlines() or ["no message"])[-1]}
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -129,14 +145,16 @@ def child_json(cmd: list[str], timeout: float, **kwargs: Any) -> dict:
 
 def compile_s_default_compare(timeout: float = 600.0) -> dict:
     """Compile seconds of the default ``dnijax compare`` (see the module docstring)."""
-    code = ("import json, time\n"
-            "from dnijax.experiments import compare\n"
-            "t = []\n"
-            "for _ in range(2):\n"
-            "    s = time.perf_counter()\n"
-            "    compare.run_compare('tuned', seeds=10, steps=20)\n"
-            "    t.append(time.perf_counter() - s)\n"
-            "print(json.dumps({'first_s': t[0], 'second_s': t[1]}))\n")
+    code = (
+        "import json, time\n"
+        "from dnijax.experiments import compare\n"
+        "t = []\n"
+        "for _ in range(2):\n"
+        "    s = time.perf_counter()\n"
+        "    compare.run_compare('tuned', seeds=10, steps=20)\n"
+        "    t.append(time.perf_counter() - s)\n"
+        "print(json.dumps({'first_s': t[0], 'second_s': t[1]}))\n"
+    )
     env = dict(os.environ, DNIJAX_CACHE="")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,12 +180,30 @@ def step_flops(widths, batch: int, regime: str) -> float:
 
 def make_config(scale: str, regime: str, steps: int) -> RunConfig:
     if scale == "article":
-        return RunConfig(regime=regime, widths=(2, 10, 28, 1), activations="sigmoid",
-                         reduction="mean", lr=0.5, sg_lr=0.1, init="glorot", eta=0.01,
-                         steps=steps, log_every=steps)
-    return RunConfig(regime=regime, widths=(256,) * 7 + (10,), activations=("relu",) * 6 + (
-        "identity",), loss="xent", reduction="mean", lr=0.01, sg_lr=0.001, init="he",
-        steps=steps, log_every=steps)
+        return RunConfig(
+            regime=regime,
+            widths=(2, 10, 28, 1),
+            activations="sigmoid",
+            reduction="mean",
+            lr=0.5,
+            sg_lr=0.1,
+            init="glorot",
+            eta=0.01,
+            steps=steps,
+            log_every=steps,
+        )
+    return RunConfig(
+        regime=regime,
+        widths=(256,) * 7 + (10,),
+        activations=("relu",) * 6 + ("identity",),
+        loss="xent",
+        reduction="mean",
+        lr=0.01,
+        sg_lr=0.001,
+        init="he",
+        steps=steps,
+        log_every=steps,
+    )
 
 
 def make_data(scale: str):
@@ -179,16 +215,25 @@ def make_data(scale: str):
     return x, rng.randint(0, 10, 256).astype(np.int32)
 
 
-def engine_call(cfg: RunConfig, x, labels, n_runs: int, net=None, sg=None,
-                mesh: bool = False) -> Callable:
+def engine_call(
+    cfg: RunConfig, x, labels, n_runs: int, net=None, sg=None, mesh: bool = False
+) -> Callable:
     """One whole ``run_grid`` call (a single chunk), waited for; ``mesh``: sharded over
     every device."""
     hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
     keys = engine.run_keys(0, n_runs)
 
     def call():
-        res = engine.run_grid(cfg, hyper, keys, (x, labels), net=net,
-                              sg=sg if cfg.uses_sg else None, mesh=mesh, chunks=1)
+        res = engine.run_grid(
+            cfg,
+            hyper,
+            keys,
+            (x, labels),
+            net=net,
+            sg=sg if cfg.uses_sg else None,
+            mesh=mesh,
+            chunks=1,
+        )
         jax.block_until_ready(res.state)
 
     return call
@@ -198,7 +243,7 @@ def engine_memory_mb(cfg: RunConfig, x, labels, n_runs: int) -> float:
     hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
     keys = engine.run_keys(0, n_runs)
     n_records = cfg.steps // cfg.log_every
-    return engine.compiled_bytes(cfg, hyper, keys, (x, labels), n_records) / 2 ** 20
+    return engine.compiled_bytes(cfg, hyper, keys, (x, labels), n_records) / 2**20
 
 
 def reference_call(cfg: RunConfig, starts: list, x, y, steps: int) -> Callable:
@@ -206,10 +251,20 @@ def reference_call(cfg: RunConfig, starts: list, x, y, steps: int) -> Callable:
 
     def call():
         for net, sg in starts:
-            reference.trajectory(cfg.signal, net, sg, x, y, steps,
-                                 blocks=cfg.net_spec.blocks, loss=cfg.loss,
-                                 reduction=cfg.reduction, lr=cfg.lr, sg_lr=cfg.sg_lr,
-                                 topology=cfg.topology)
+            reference.trajectory(
+                cfg.signal,
+                net,
+                sg,
+                x,
+                y,
+                steps,
+                blocks=cfg.net_spec.blocks,
+                loss=cfg.loss,
+                reduction=cfg.reduction,
+                lr=cfg.lr,
+                sg_lr=cfg.sg_lr,
+                topology=cfg.topology,
+            )
 
     return call
 
@@ -221,7 +276,7 @@ def sweep_memory_gib(n_runs: int) -> float:
     x, labels = make_data("article")
     hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
     keys = engine.run_keys(0, n_runs)
-    return engine.compiled_bytes(cfg, hyper, keys, (x, labels), n_records=100) / 2 ** 30
+    return engine.compiled_bytes(cfg, hyper, keys, (x, labels), n_records=100) / 2**30
 
 
 def import_torch():
@@ -232,8 +287,18 @@ def import_torch():
     return torch
 
 
-def torch_thread_probe(torch, regime: str, params, sgs, x, y, lr: float, sg_lr: float,
-                       probe_steps: int = 10, probe_calls: int = 2) -> dict:
+def torch_thread_probe(
+    torch,
+    regime: str,
+    params,
+    sgs,
+    x,
+    y,
+    lr: float,
+    sg_lr: float,
+    probe_steps: int = 10,
+    probe_calls: int = 2,
+) -> dict:
     """The faster of torch's default thread count and one thread, right now: each
     timed torch call is preceded by this untimed probe (``probe_steps`` steps, best of
     ``probe_calls``) and runs with its choice.
@@ -248,10 +313,13 @@ def torch_thread_probe(torch, regime: str, params, sgs, x, y, lr: float, sg_lr: 
     try:
         for th in sorted({before, 1}, reverse=True):
             torch.set_num_threads(th)
-            best = min(_timed(lambda: baselines.torch_runs(
-                regime, params, sgs, x, y, probe_steps, lr, sg_lr)) for _ in range(probe_calls))
+            best = min(
+                _timed(
+                    lambda: baselines.torch_runs(regime, params, sgs, x, y, probe_steps, lr, sg_lr)
+                )
+                for _ in range(probe_calls)
+            )
             rates[th] = params[0][0].shape[0] * probe_steps / best
     finally:
         torch.set_num_threads(before)
     return {"threads": max(rates, key=rates.get), "probe_run_steps_per_s": rates}
-

@@ -9,73 +9,156 @@ from typing import Any
 from dnijax import parse_regime
 from dnijax.report import markdown_table
 
-TARGETS = {"vs_tight_numpy": 5.0, "vs_tight_numpy_stretch": 8.0, "vs_torch": 2.0,
-           "over_lean_jax": 0.9, "wide_fraction_of_peak": 0.6, "dni_time_over_flops": 1.2}
+TARGETS = {
+    "vs_tight_numpy": 5.0,
+    "vs_tight_numpy_stretch": 8.0,
+    "vs_torch": 2.0,
+    "over_lean_jax": 0.9,
+    "wide_fraction_of_peak": 0.6,
+    "dni_time_over_flops": 1.2,
+}
 
 
 def print_article(out: dict, steps: int, repeats: int) -> None:
     any_regime = next(iter(out.values()))["methods"]
     runs = {k: v["runs"] for k, v in any_regime.items()}
-    print(f"\narticle scale: 500 x 2-10-28-1 sigmoid with biases, mse/mean, full batch, "
-          f"float32, SGD lr 0.5 / SG lr 0.1, {steps} steps; runs: engine "
-          f"{runs['engine']}, tight numpy {runs['tight_numpy']} (one after another), "
-          f"reference {runs['reference']}, torch {runs.get('torch', '-')}, lean JAX "
-          f"{runs['lean_jax']}; best of {repeats}, warm-up untimed")
+    print(
+        f"\narticle scale: 500 x 2-10-28-1 sigmoid with biases, mse/mean, full batch, "
+        f"float32, SGD lr 0.5 / SG lr 0.1, {steps} steps; runs: engine "
+        f"{runs['engine']}, tight numpy {runs['tight_numpy']} (one after another), "
+        f"reference {runs['reference']}, torch {runs.get('torch', '-')}, lean JAX "
+        f"{runs['lean_jax']}; best of {repeats}, warm-up untimed"
+    )
     print("\nrun-steps/s (one step of one run)")
     fmt = lambda v, f: "-" if v is None else format(v, f) + "x"  # noqa: E731
     rows = []
     for regime, res in out.items():
         m, r = res["methods"], res["ratios"]
-        ref = f"{m['reference']['run_steps_per_s']:.0f}" + ("*" if parse_regime(regime)[1]
-                                                             else "")
-        torch_s = (f"{m['torch']['run_steps_per_s']:.0f} ({m['torch']['threads']}t)"
-                   if "torch" in m else "-")
+        ref = f"{m['reference']['run_steps_per_s']:.0f}" + ("*" if parse_regime(regime)[1] else "")
+        torch_s = (
+            f"{m['torch']['run_steps_per_s']:.0f} ({m['torch']['threads']}t)"
+            if "torch" in m
+            else "-"
+        )
         cores = m.get("engine_all_cores", {}).get("run_steps_per_s")
-        rows.append([regime, f"{m['engine']['run_steps_per_s']:.0f}",
-                     "-" if cores is None else f"{cores:.0f}",
-                     f"{m['tight_numpy']['run_steps_per_s']:.0f}", ref, torch_s,
-                     f"{m['lean_jax']['run_steps_per_s']:.0f}",
-                     f"{r['engine_over_tight_numpy']:.1f}x", fmt(r['engine_over_torch'], '.2f'),
-                     fmt(r.get('engine_all_cores_over_tight_numpy'), '.1f'),
-                     fmt(r.get('engine_all_cores_over_torch'), '.2f'),
-                     f"{r['engine_over_lean_jax']:.2f}x", f"{r['engine_over_reference']:.1f}x"])
+        rows.append(
+            [
+                regime,
+                f"{m['engine']['run_steps_per_s']:.0f}",
+                "-" if cores is None else f"{cores:.0f}",
+                f"{m['tight_numpy']['run_steps_per_s']:.0f}",
+                ref,
+                torch_s,
+                f"{m['lean_jax']['run_steps_per_s']:.0f}",
+                f"{r['engine_over_tight_numpy']:.1f}x",
+                fmt(r["engine_over_torch"], ".2f"),
+                fmt(r.get("engine_all_cores_over_tight_numpy"), ".1f"),
+                fmt(r.get("engine_all_cores_over_torch"), ".2f"),
+                f"{r['engine_over_lean_jax']:.2f}x",
+                f"{r['engine_over_reference']:.1f}x",
+            ]
+        )
     devices = any_regime.get("engine_all_cores", {}).get("devices", "-")
-    print(markdown_table(["regime", "engine", f"engine ({devices})", "tight numpy",
-                          "reference", "torch (bmm)", "lean JAX", "engine / numpy",
-                          "engine / torch", "all cores / numpy", "all cores / torch",
-                          "engine / lean JAX", "engine / reference"], rows), end="")
-    cores_note = ("  engine (N x cpu): the CPU split into one device per core, runs sharded, "
-                  "timed in a subprocess after the other columns." if devices != "-" else "")
-    print("* the reference runs without noise (it takes noise as an input); every other "
-          "method draws its noise.  torch: (N t) = threads of its fastest call, chosen by an "
-          f"untimed probe before each call.{cores_note}\n")
+    print(
+        markdown_table(
+            [
+                "regime",
+                "engine",
+                f"engine ({devices})",
+                "tight numpy",
+                "reference",
+                "torch (bmm)",
+                "lean JAX",
+                "engine / numpy",
+                "engine / torch",
+                "all cores / numpy",
+                "all cores / torch",
+                "engine / lean JAX",
+                "engine / reference",
+            ],
+            rows,
+        ),
+        end="",
+    )
+    cores_note = (
+        "  engine (N x cpu): the CPU split into one device per core, runs sharded, "
+        "timed in a subprocess after the other columns."
+        if devices != "-"
+        else ""
+    )
+    print(
+        "* the reference runs without noise (it takes noise as an input); every other "
+        "method draws its noise.  torch: (N t) = threads of its fastest call, chosen by an "
+        f"untimed probe before each call.{cores_note}\n"
+    )
     rows = []
     for regime, res in out.items():
         m = res["methods"]
-        rows.append([regime, f"{m['engine']['gflops']:.1f} "
-                     f"({100 * m['engine']['fraction_of_matmul_peak']:.0f}%)",
-                     f"{m['engine']['compile_s']:.2f}", f"{m['lean_jax']['compile_s']:.2f}",
-                     f"{m['engine']['memory_mb']:.1f}", f"{m['tight_numpy']['memory_mb']:.2f}",
-                     f"{m['reference']['memory_mb']:.2f}"])
-    print(markdown_table(["regime", "engine GFLOP/s (% peak)", "engine compile s",
-                          "lean JAX compile s", "engine compiled MB", "numpy peak MB",
-                          "reference peak MB"], rows), end="")
+        rows.append(
+            [
+                regime,
+                f"{m['engine']['gflops']:.1f} "
+                f"({100 * m['engine']['fraction_of_matmul_peak']:.0f}%)",
+                f"{m['engine']['compile_s']:.2f}",
+                f"{m['lean_jax']['compile_s']:.2f}",
+                f"{m['engine']['memory_mb']:.1f}",
+                f"{m['tight_numpy']['memory_mb']:.2f}",
+                f"{m['reference']['memory_mb']:.2f}",
+            ]
+        )
+    print(
+        markdown_table(
+            [
+                "regime",
+                "engine GFLOP/s (% peak)",
+                "engine compile s",
+                "lean JAX compile s",
+                "engine compiled MB",
+                "numpy peak MB",
+                "reference peak MB",
+            ],
+            rows,
+        ),
+        end="",
+    )
 
 
 def print_wide(out: dict, steps: int, n_runs: int) -> None:
-    print(f"\nwide scale: 7 layers of 256 (ReLU), xent/mean, batch 256, float32, {steps} "
-          f"steps; engine {n_runs} runs, reference 1 run")
+    print(
+        f"\nwide scale: 7 layers of 256 (ReLU), xent/mean, batch 256, float32, {steps} "
+        f"steps; engine {n_runs} runs, reference 1 run"
+    )
     rows = []
     for regime, r in out.items():
         e = r["engine"]
-        rows.append([regime, f"{e['run_steps_per_s']:.1f}",
-                     f"{r['reference']['run_steps_per_s']:.1f}", f"{e['vs_reference']:.2f}x",
-                     f"{r['flops_per_step'] / 1e6:.1f}",
-                     f"{e['gflops']:.1f} ({100 * e['fraction_of_matmul_peak']:.0f}%)",
-                     f"{e['compile_s']:.2f}", f"{e['memory_mb']:.1f}"])
-    print(markdown_table(["regime", "engine run-steps/s", "reference", "engine / reference",
-                          "MFLOP per run-step", "engine GFLOP/s (% peak)", "engine compile s",
-                          "engine compiled MB"], rows), end="")
+        rows.append(
+            [
+                regime,
+                f"{e['run_steps_per_s']:.1f}",
+                f"{r['reference']['run_steps_per_s']:.1f}",
+                f"{e['vs_reference']:.2f}x",
+                f"{r['flops_per_step'] / 1e6:.1f}",
+                f"{e['gflops']:.1f} ({100 * e['fraction_of_matmul_peak']:.0f}%)",
+                f"{e['compile_s']:.2f}",
+                f"{e['memory_mb']:.1f}",
+            ]
+        )
+    print(
+        markdown_table(
+            [
+                "regime",
+                "engine run-steps/s",
+                "reference",
+                "engine / reference",
+                "MFLOP per run-step",
+                "engine GFLOP/s (% peak)",
+                "engine compile s",
+                "engine compiled MB",
+            ],
+            rows,
+        ),
+        end="",
+    )
 
 
 def apply_peak(tree: Any, peak: float) -> None:
@@ -88,8 +171,7 @@ def apply_peak(tree: Any, peak: float) -> None:
 
 
 def worst(article: dict, key: str) -> tuple[float | None, str | None]:
-    vals = {k: v["ratios"][key] for k, v in article.items()
-            if v["ratios"].get(key) is not None}
+    vals = {k: v["ratios"][key] for k, v in article.items() if v["ratios"].get(key) is not None}
     if not vals:
         return None, None
     regime = min(vals, key=vals.get)
@@ -106,24 +188,46 @@ def targets(summary: dict) -> list[dict]:
     cores = lambda v: "" if v is None else f"; all cores {v:.2f}x"  # noqa: E731
     time_over_flops = w["dni_over_backprop_time"] / w["dni_over_backprop_flops"]
     rows = [
-        ("engine >= 5x tight numpy in every regime", numpy_v,
-         f"{numpy_v:.1f}x (worst: {a['worst_regime_vs_tight_numpy']}){cores(numpy_c)}",
-         numpy_v >= t["vs_tight_numpy"]),
-        ("stretch: engine >= 8x tight numpy in every regime", numpy_v,
-         f"{numpy_v:.1f}x{cores(numpy_c)}", numpy_v >= t["vs_tight_numpy_stretch"]),
-        ("engine >= 2x batched torch in every regime", torch_v,
-         "torch not installed" if torch_v is None else
-         f"{torch_v:.2f}x (worst: {a['worst_regime_vs_torch']}){cores(torch_c)}",
-         None if torch_v is None else torch_v >= t["vs_torch"]),
-        ("engine >= 0.9x lean JAX (backprop)", a["engine_over_lean_jax"],
-         f"{a['engine_over_lean_jax']:.2f}x", a["engine_over_lean_jax"] >= t["over_lean_jax"]),
-        ("wide backprop >= 60% of XLA matmul peak", w["backprop_fraction_of_matmul_peak"],
-         f"{100 * w['backprop_fraction_of_matmul_peak']:.0f}%",
-         w["backprop_fraction_of_matmul_peak"] >= t["wide_fraction_of_peak"]),
-        ("DNI/backprop time <= 1.2x their FLOP ratio", time_over_flops,
-         (f"time ratio {w['dni_over_backprop_time']:.2f} / FLOP ratio "
-          f"{w['dni_over_backprop_flops']:.2f} = {time_over_flops:.2f}"),
-         time_over_flops <= t["dni_time_over_flops"]),
+        (
+            "engine >= 5x tight numpy in every regime",
+            numpy_v,
+            f"{numpy_v:.1f}x (worst: {a['worst_regime_vs_tight_numpy']}){cores(numpy_c)}",
+            numpy_v >= t["vs_tight_numpy"],
+        ),
+        (
+            "stretch: engine >= 8x tight numpy in every regime",
+            numpy_v,
+            f"{numpy_v:.1f}x{cores(numpy_c)}",
+            numpy_v >= t["vs_tight_numpy_stretch"],
+        ),
+        (
+            "engine >= 2x batched torch in every regime",
+            torch_v,
+            "torch not installed"
+            if torch_v is None
+            else f"{torch_v:.2f}x (worst: {a['worst_regime_vs_torch']}){cores(torch_c)}",
+            None if torch_v is None else torch_v >= t["vs_torch"],
+        ),
+        (
+            "engine >= 0.9x lean JAX (backprop)",
+            a["engine_over_lean_jax"],
+            f"{a['engine_over_lean_jax']:.2f}x",
+            a["engine_over_lean_jax"] >= t["over_lean_jax"],
+        ),
+        (
+            "wide backprop >= 60% of XLA matmul peak",
+            w["backprop_fraction_of_matmul_peak"],
+            f"{100 * w['backprop_fraction_of_matmul_peak']:.0f}%",
+            w["backprop_fraction_of_matmul_peak"] >= t["wide_fraction_of_peak"],
+        ),
+        (
+            "DNI/backprop time <= 1.2x their FLOP ratio",
+            time_over_flops,
+            (
+                f"time ratio {w['dni_over_backprop_time']:.2f} / FLOP ratio "
+                f"{w['dni_over_backprop_flops']:.2f} = {time_over_flops:.2f}"
+            ),
+            time_over_flops <= t["dni_time_over_flops"],
+        ),
     ]
     return [{"target": n, "value": v, "measured": s, "met": m} for n, v, s, m in rows]
-

@@ -62,8 +62,9 @@ def init_network(net_init: tuple, key: jax.Array) -> dict[str, jax.Array]:
     return recurrent.init_network(train.run_subkeys(key)[0], *net_init)
 
 
-def init_state(program: Program, hyper: Hyper, key: jax.Array, *, net: Any = None,
-               sg: Any = None) -> train.TrainState:
+def init_state(
+    program: Program, hyper: Hyper, key: jax.Array, *, net: Any = None, sg: Any = None
+) -> train.TrainState:
     """A run's initial state: network, SG module (rules with SG modules), update-rule
     states, the curriculum at ``start_length``. The key splits as in
     :func:`dnijax.train.init_state`, so a seed draws the same network in every regime."""
@@ -74,14 +75,27 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *, net: Any = Non
         sg = None
     elif sg is None:
         sg = recurrent.init_sg(recurrent.state_size(seq.core, seq.hidden), program.jnp_dtype)
-    return train.start_state(program, hyper, key, net, sg, Curriculum(
-        jnp.asarray(seq.start_length, jnp.int32), jnp.zeros((), jnp.int32)))
+    return train.start_state(
+        program,
+        hyper,
+        key,
+        net,
+        sg,
+        Curriculum(jnp.asarray(seq.start_length, jnp.int32), jnp.zeros((), jnp.int32)),
+    )
 
 
-def train_windows(program: Program, hyper: Hyper, state: train.TrainState, x: jax.Array,
-                  y: jax.Array, *, mask: jax.Array | None = None,
-                  active: jax.Array | None = None, rules: train.UpdateRules | None = None
-                  ) -> tuple[train.TrainState, jax.Array]:
+def train_windows(
+    program: Program,
+    hyper: Hyper,
+    state: train.TrainState,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    mask: jax.Array | None = None,
+    active: jax.Array | None = None,
+    rules: train.UpdateRules | None = None,
+) -> tuple[train.TrainState, jax.Array]:
     """Trains on one batch of sequences ``x`` (B, S, d), ``y`` (B, S, K), window by window
     (``S`` a multiple of the window): the rule's recurrent form
     (:func:`dnijax.signals.window_signals`), update rules, finite guard. The state starts
@@ -101,20 +115,32 @@ def train_windows(program: Program, hyper: Hyper, state: train.TrainState, x: ja
     def window(carry, inputs):
         st, s = carry
         x_w, y_w, m_w, on = inputs
-        sig = signals.window_signals(program.signal, st.net, st.sg, s, x_w, y_w,
-                                     program.net.loss, program.net.reduction, core=core,
-                                     mask=m_w, sg_target=target)
+        sig = signals.window_signals(
+            program.signal,
+            st.net,
+            st.sg,
+            s,
+            x_w,
+            y_w,
+            program.net.loss,
+            program.net.reduction,
+            core=core,
+            mask=m_w,
+            sg_target=target,
+        )
         st = train.guarded_update(rules, st, sig, active=on)
         return (st, sig.s_end), jnp.where(on, sig.loss, 0.0)
 
     s0 = core.initial_state(x.shape[0], seq.hidden, x.dtype)
-    (state, _), losses = jax.lax.scan(window, (state, s0),
-                                      (split(x), split(y), split(mask), active))
+    (state, _), losses = jax.lax.scan(
+        window, (state, s0), (split(x), split(y), split(mask), active)
+    )
     return state, losses
 
 
-def step(program: Program, hyper: Hyper, state: train.TrainState, data: Any,
-         rules: train.UpdateRules) -> tuple[train.TrainState, dict[str, jax.Array]]:
+def step(
+    program: Program, hyper: Hyper, state: train.TrainState, data: Any, rules: train.UpdateRules
+) -> tuple[train.TrainState, dict[str, jax.Array]]:
     """One episode: a batch of sequences of the current length, window by window, then the
     curriculum. Its metric ``error_bits`` is the episode's error in bits per target bit
     (the masked loss over the episode's outputs per target bit, over ``ln 2``; bits for the
@@ -122,21 +148,36 @@ def step(program: Program, hyper: Hyper, state: train.TrainState, data: Any,
     seq = program.sequence
     key, k_batch = jax.random.split(state.key)
     curriculum = state.task_state
-    batch = copy_task.make_batch(k_batch, seq.task, curriculum.length, seq.batch_size,
-                                 max_length=seq.max_length, max_repeats=seq.max_repeats,
-                                 steps=seq.steps, dtype=program.jnp_dtype)
+    batch = copy_task.make_batch(
+        k_batch,
+        seq.task,
+        curriculum.length,
+        seq.batch_size,
+        max_length=seq.max_length,
+        max_repeats=seq.max_repeats,
+        steps=seq.steps,
+        dtype=program.jnp_dtype,
+    )
     last = jnp.max(jnp.arange(seq.steps) * jnp.max(batch.mask, axis=0))
     active = jnp.arange(seq.steps // seq.window) * seq.window <= last
-    state, losses = train_windows(program, hyper, state._replace(key=key), batch.x, batch.y,
-                                  mask=batch.mask, active=active, rules=rules)
+    state, losses = train_windows(
+        program,
+        hyper,
+        state._replace(key=key),
+        batch.x,
+        batch.y,
+        mask=batch.mask,
+        active=active,
+        rules=rules,
+    )
     targets = jnp.mean(jnp.sum(batch.mask, axis=1)) * seq.n_out
     per_sequence = seq.batch_size if program.net.reduction == "sum" else 1
     error = jnp.sum(losses) / per_sequence / targets / LN2
     passed = (error < seq.threshold) & (state.diverged_at < 0)
     curriculum = Curriculum(
-        jnp.where(passed, jnp.minimum(curriculum.length + 1, seq.max_length),
-                  curriculum.length),
-        jnp.where(passed, jnp.maximum(curriculum.solved, curriculum.length), curriculum.solved))
+        jnp.where(passed, jnp.minimum(curriculum.length + 1, seq.max_length), curriculum.length),
+        jnp.where(passed, jnp.maximum(curriculum.solved, curriculum.length), curriculum.solved),
+    )
     return state._replace(step=state.step + 1, task_state=curriculum), {"error_bits": error}
 
 
@@ -150,8 +191,7 @@ def eval_spec(program: Program) -> None:
     return None
 
 
-def evaluate_state(spec: None, net: Any, task_state: Curriculum, data: Any
-                   ) -> dict[str, jax.Array]:
+def evaluate_state(spec: None, net: Any, task_state: Curriculum, data: Any) -> dict[str, jax.Array]:
     """``length`` (the current pattern length) and ``solved`` (the longest solved)."""
     return {"length": task_state.length, "solved": task_state.solved}
 

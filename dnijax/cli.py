@@ -11,7 +11,7 @@ import math
 import os
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from dnijax.config import REGIMES
 from dnijax.options import Parser
@@ -36,6 +36,7 @@ def _positive_int(name: str):
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
         return value
+
     return parse
 
 
@@ -47,8 +48,10 @@ def _positive_float(name: str, allow_zero: bool = False):
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}")
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
             raise argparse.ArgumentTypeError(
-                f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {text!r}")
+                f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {text!r}"
+            )
         return value
+
     return parse
 
 
@@ -62,13 +65,15 @@ def _float_list(text: str) -> list[float]:
 
 def _regime_list(text: str) -> list[str]:
     from dnijax.config import regime_names
+
     names = [v for v in text.replace(",", " ").split()]
     if not names:
         raise argparse.ArgumentTypeError("give at least one regime, e.g. backprop,dni")
     for n in names:
         if n not in regime_names():
-            raise argparse.ArgumentTypeError(f"unknown regime {n!r}; choose from "
-                                             f"{', '.join(regime_names())}")
+            raise argparse.ArgumentTypeError(
+                f"unknown regime {n!r}; choose from {', '.join(regime_names())}"
+            )
     return names
 
 
@@ -96,6 +101,7 @@ class Progress:
 def _default_out(command: str, args: argparse.Namespace) -> str:
     """``runs/<command>-<preset>``, with ``-<data name>`` for data other than the article's."""
     from dnijax.experiments import presets
+
     name = f"{command}-{args.preset}"
     if args.data not in (None, presets.DEFAULT_DATA):
         name += "-" + os.path.splitext(os.path.basename(args.data.rstrip("/\\")))[0]
@@ -105,6 +111,7 @@ def _default_out(command: str, args: argparse.Namespace) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from dnijax import report, store
     from dnijax.experiments import compare, presets
+
     if args.task:
         return _compare_task(args)
     _task_or_preset(args)
@@ -112,30 +119,54 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # validate everything (seed 0's data included) before anything runs or is written
     overrides = _overrides(args)
     notes: list[str] = []
-    cfg = presets.preset_config(args.preset, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
-                                eta=args.eta, overrides=overrides, data=args.data,
-                                notify=notes.append)
+    cfg = presets.preset_config(
+        args.preset,
+        steps=args.steps,
+        lr=args.lr,
+        sg_lr=args.sg_lr,
+        eta=args.eta,
+        overrides=overrides,
+        data=args.data,
+        notify=notes.append,
+    )
     seeds = args.seeds or presets.DEFAULT_SEEDS[args.preset]
     regimes = compare.check_regimes(args.regimes or REGIMES, cfg)
-    store.claim_out_dir(out, compare.manifest(args.preset, cfg, seeds, args.data, regimes),
-                        args.overwrite, report.COMPARE_OUTPUTS)
+    store.claim_out_dir(
+        out,
+        compare.manifest(args.preset, cfg, seeds, args.data, regimes),
+        args.overwrite,
+        report.COMPARE_OUTPUTS,
+    )
     for note in notes:
         print(f"dnijax: {note}", flush=True)
-    print(f"dnijax: compare {args.preset}: {seeds} seeds x {cfg.steps} steps x "
-          f"{len(regimes)} regimes; {_compile_note()}", flush=True)
+    print(
+        f"dnijax: compare {args.preset}: {seeds} seeds x {cfg.steps} steps x "
+        f"{len(regimes)} regimes; {_compile_note()}",
+        flush=True,
+    )
     t0 = time.time()
-    res = compare.run_compare(args.preset, seeds=seeds, steps=args.steps, lr=args.lr,
-                              sg_lr=args.sg_lr, eta=args.eta, overrides=overrides,
-                              progress=Progress(f"compare {args.preset}"), data=args.data,
-                              regimes=regimes)
+    res = compare.run_compare(
+        args.preset,
+        seeds=seeds,
+        steps=args.steps,
+        lr=args.lr,
+        sg_lr=args.sg_lr,
+        eta=args.eta,
+        overrides=overrides,
+        progress=Progress(f"compare {args.preset}"),
+        data=args.data,
+        regimes=regimes,
+    )
     train_s = time.time() - t0
     datasets, params = res.pop("datasets"), res.pop("params")
     written = report.write_compare(out, res, datasets, params)
     print(report.summary_markdown(res))
     skipped = report.decision_regions_skipped(res["config"])
-    print(f"trained in {train_s:.1f}s, total {time.time() - t0:.1f}s; wrote "
-          f"{', '.join(written)} to {out}"
-          + (f" (no decision_regions.png: {skipped})" if skipped else ""))
+    print(
+        f"trained in {train_s:.1f}s, total {time.time() - t0:.1f}s; wrote "
+        f"{', '.join(written)} to {out}"
+        + (f" (no decision_regions.png: {skipped})" if skipped else "")
+    )
     return 0
 
 
@@ -147,27 +178,45 @@ def _compare_task(args: argparse.Namespace) -> int:
     comparison on data."""
     from dnijax import report, store
     from dnijax.experiments import compare, presets
+
     task = _task_or_preset(args)
     out = args.out or os.path.join("runs", f"compare-{args.task}")
     overrides = _overrides(args)
-    cfg = presets.task_config(task, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr,
-                              eta=args.eta, overrides=overrides)
+    cfg = presets.task_config(
+        task, steps=args.steps, lr=args.lr, sg_lr=args.sg_lr, eta=args.eta, overrides=overrides
+    )
     seeds = args.seeds or presets.DEFAULT_TASK_SEEDS
     regimes = compare.check_regimes(args.regimes or REGIMES, cfg)
-    store.claim_out_dir(out, compare.manifest(task, cfg, seeds, None, regimes), args.overwrite,
-                        report.TASK_COMPARE_OUTPUTS)
-    print(f"dnijax: compare --task {args.task}: {seeds} seeds x {cfg.steps} episodes x "
-          f"{len(regimes)} regimes; {_compile_note('the default LSTM takes about 10 s')}",
-          flush=True)
+    store.claim_out_dir(
+        out,
+        compare.manifest(task, cfg, seeds, None, regimes),
+        args.overwrite,
+        report.TASK_COMPARE_OUTPUTS,
+    )
+    print(
+        f"dnijax: compare --task {args.task}: {seeds} seeds x {cfg.steps} episodes x "
+        f"{len(regimes)} regimes; {_compile_note('the default LSTM takes about 10 s')}",
+        flush=True,
+    )
     t0 = time.time()
-    res = compare.run_task_compare(task, seeds=seeds, steps=args.steps, lr=args.lr,
-                                   sg_lr=args.sg_lr, eta=args.eta, overrides=overrides,
-                                   progress=Progress(f"compare {args.task}"), regimes=regimes)
+    res = compare.run_task_compare(
+        task,
+        seeds=seeds,
+        steps=args.steps,
+        lr=args.lr,
+        sg_lr=args.sg_lr,
+        eta=args.eta,
+        overrides=overrides,
+        progress=Progress(f"compare {args.task}"),
+        regimes=regimes,
+    )
     train_s = time.time() - t0
     written = report.write_compare(out, res)
     print(report.summary_markdown(res))
-    print(f"trained in {train_s:.1f}s, total {time.time() - t0:.1f}s; wrote "
-          f"{', '.join(written)} to {out}")
+    print(
+        f"trained in {train_s:.1f}s, total {time.time() - t0:.1f}s; wrote "
+        f"{', '.join(written)} to {out}"
+    )
     return 0
 
 
@@ -186,42 +235,66 @@ def _task_or_preset(args: argparse.Namespace) -> str:
         return args.preset
     for option, value in (("--data", args.data), ("--preset", args.preset)):
         if value is not None:
-            raise ValueError(f"{option}: a sequence task makes its own data and has its own "
-                             f"settings; drop {option} or --task")
+            raise ValueError(
+                f"{option}: a sequence task makes its own data and has its own "
+                f"settings; drop {option} or --task"
+            )
     return TASK_OPTIONS[args.task]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dnijax import report, store
     from dnijax.experiments import lr_sweep, presets
+
     preset = _task_or_preset(args)
     overrides = _overrides(args)
     notes: list[str] = []
     if args.task:
         out = args.out or os.path.join("runs", f"sweep-{args.task}")
-        base = presets.task_config(preset, steps=args.steps, sg_lr=args.sg_lr,
-                                   overrides=overrides)
+        base = presets.task_config(preset, steps=args.steps, sg_lr=args.sg_lr, overrides=overrides)
     else:
         out = args.out or _default_out("sweep", args)
-        base = presets.preset_config(preset, steps=args.steps, sg_lr=args.sg_lr,
-                                     overrides=overrides, data=args.data, notify=notes.append)
+        base = presets.preset_config(
+            preset,
+            steps=args.steps,
+            sg_lr=args.sg_lr,
+            overrides=overrides,
+            data=args.data,
+            notify=notes.append,
+        )
     for lr in args.lr:  # every learning rate, validated by the config
         base.replace(lr=lr)
-    store.claim_out_dir(out, lr_sweep.manifest(base, preset, args.lr, args.regimes,
-                                               seeds=args.seeds, sg_lr=args.sg_lr,
-                                               data=args.data),
-                        args.overwrite, report.SWEEP_OUTPUTS)
+    store.claim_out_dir(
+        out,
+        lr_sweep.manifest(
+            base, preset, args.lr, args.regimes, seeds=args.seeds, sg_lr=args.sg_lr, data=args.data
+        ),
+        args.overwrite,
+        report.SWEEP_OUTPUTS,
+    )
     for note in notes:
         print(f"dnijax: {note}", flush=True)
     label = f"--task {args.task}" if args.task else preset
-    print(f"dnijax: sweep {label}: {len(args.regimes)} regimes x {len(args.lr)} learning "
-          f"rates x {args.seeds} seeds x {base.steps} {'episodes' if args.task else 'steps'}; "
-          f"{_compile_note()}", flush=True)
+    print(
+        f"dnijax: sweep {label}: {len(args.regimes)} regimes x {len(args.lr)} learning "
+        f"rates x {args.seeds} seeds x {base.steps} {'episodes' if args.task else 'steps'}; "
+        f"{_compile_note()}",
+        flush=True,
+    )
     t0 = time.time()
-    res = lr_sweep.run_sweep(out, preset, args.lr, args.regimes, seeds=args.seeds,
-                             steps=args.steps, sg_lr=args.sg_lr, overwrite=args.overwrite,
-                             log=lambda m: print(m, file=sys.stderr), overrides=overrides,
-                             data=args.data)
+    res = lr_sweep.run_sweep(
+        out,
+        preset,
+        args.lr,
+        args.regimes,
+        seeds=args.seeds,
+        steps=args.steps,
+        sg_lr=args.sg_lr,
+        overwrite=args.overwrite,
+        log=lambda m: print(m, file=sys.stderr),
+        overrides=overrides,
+        data=args.data,
+    )
     written = report.write_sweep(out, res)
     print(report.sweep_markdown(res))
     print(f"{time.time() - t0:.1f}s; wrote {', '.join(written)} to {out}")
@@ -230,125 +303,210 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from dnijax import report
+
     kind, written, skipped = report.rebuild(args.dir)
-    print(f"dnijax report: rebuilt {', '.join(written)} in {args.dir} from results.json "
-          f"({kind})" + (f"; no decision_regions.png: {skipped}" if skipped else ""))
+    print(
+        f"dnijax report: rebuilt {', '.join(written)} in {args.dir} from results.json "
+        f"({kind})" + (f"; no decision_regions.png: {skipped}" if skipped else "")
+    )
     return 0
 
 
 def _overrides(args: argparse.Namespace) -> dict | None:
     from dnijax.config import load_overrides
+
     return load_overrides(args.config) if args.config else None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from dnijax import validate
+
     return validate.run_table(args.depth, args.width, args.steps, args.seed, args.arch)
 
 
 def _preset_default(field: str, unset: str = "") -> str:
     """``"the preset's: tuned 2000, seed 100"``: a field's value in each preset."""
     from dnijax.experiments import presets
-    values = presets.DEFAULT_SEEDS if field == "seeds" else {
-        name: getattr(cfg, field) for name, cfg in presets.PRESETS.items()}
+
+    values = (
+        presets.DEFAULT_SEEDS
+        if field == "seeds"
+        else {name: getattr(cfg, field) for name, cfg in presets.PRESETS.items()}
+    )
     cells = [f"{name} " + (unset if v is None else f"{v:g}") for name, v in values.items()]
     return f"the preset's: {', '.join(sorted(cells, reverse=True))}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     from dnijax import __version__, data
-    parser = Parser(prog="dnijax", formatter_class=_HelpFormatter,
-                     description="Backprop, DNI and gradient noise, compared.")
-    parser.add_argument("--version", action="version", version=f"dnijax {__version__}",
-                        help="print the version and exit")
+
+    parser = Parser(
+        prog="dnijax",
+        formatter_class=_HelpFormatter,
+        description="Backprop, DNI and gradient noise, compared.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"dnijax {__version__}",
+        help="print the version and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     kw = dict(formatter_class=_HelpFormatter)
-    data_help = (f"data: a built-in set ({', '.join(data.DATASETS)}; mnist1d needs "
-                 "pip install mnist1d) or a file: .npz with arrays x (N, d) and labels (N,), "
-                 ".csv of numbers with the integer label last (header allowed). Seed s has its "
-                 "own split and standardisation (dnijax.data.resolve(spec, s)). The preset's "
-                 "input and output widths follow the data (default: article, the presets' "
-                 "data; the seed preset takes no other)")
-    preset_help = ("configuration: tuned (the article's data, a net that learns) or seed (the "
-                   "article's exact run, its defects corrected)")
-    config_help = ("JSON file of RunConfig fields overriding the preset; the options override "
-                   "it (default: none)")
-    task_help = ("instead of data: a sequence task (Graves et al.'s Copy or Repeat Copy) learnt "
-                 "by an LSTM with truncated BPTT and a length curriculum; --steps counts "
-                 "episodes (1000 unless given), --seeds defaults to 5 and --out to "
-                 "runs/<command>-<task>; takes no --data or --preset (default: none)")
-    cpu_help = ("split the CPU into this many devices and shard the runs over them; one per "
-                "core is fastest. Results differ from one device's in the last bits, which "
-                "can grow over many steps (default: JAX's, 1 unless JAX_NUM_CPU_DEVICES says "
-                "otherwise)")
+    data_help = (
+        f"data: a built-in set ({', '.join(data.DATASETS)}; mnist1d needs "
+        "pip install mnist1d) or a file: .npz with arrays x (N, d) and labels (N,), "
+        ".csv of numbers with the integer label last (header allowed). Seed s has its "
+        "own split and standardisation (dnijax.data.resolve(spec, s)). The preset's "
+        "input and output widths follow the data (default: article, the presets' "
+        "data; the seed preset takes no other)"
+    )
+    preset_help = (
+        "configuration: tuned (the article's data, a net that learns) or seed (the "
+        "article's exact run, its defects corrected)"
+    )
+    config_help = (
+        "JSON file of RunConfig fields overriding the preset; the options override "
+        "it (default: none)"
+    )
+    task_help = (
+        "instead of data: a sequence task (Graves et al.'s Copy or Repeat Copy) learnt "
+        "by an LSTM with truncated BPTT and a length curriculum; --steps counts "
+        "episodes (1000 unless given), --seeds defaults to 5 and --out to "
+        "runs/<command>-<task>; takes no --data or --preset (default: none)"
+    )
+    cpu_help = (
+        "split the CPU into this many devices and shard the runs over them; one per "
+        "core is fastest. Results differ from one device's in the last bits, which "
+        "can grow over many steps (default: JAX's, 1 unless JAX_NUM_CPU_DEVICES says "
+        "otherwise)"
+    )
 
     c = sub.add_parser("compare", help="the article's four-regime comparison", **kw)
-    c.add_argument("--preset", choices=("tuned", "seed"),
-                   help=preset_help + " (default: tuned)")
+    c.add_argument("--preset", choices=("tuned", "seed"), help=preset_help + " (default: tuned)")
     c.add_argument("--task", choices=tuple(TASK_OPTIONS), help=task_help)
     c.add_argument("--data", metavar="NAME|PATH", help=data_help)
-    c.add_argument("--seeds", type=_positive_int("--seeds"),
-                   help=f"number of seeds (data and initial weights per seed) (default: "
-                        f"{_preset_default('seeds')})")
-    c.add_argument("--steps", type=_positive_int("--steps"),
-                   help=f"training steps (default: {_preset_default('steps')})")
-    c.add_argument("--lr", type=_positive_float("--lr"),
-                   help=f"network learning rate (default: {_preset_default('lr')})")
-    c.add_argument("--sg-lr", type=_positive_float("--sg-lr"),
-                   help=f"SG-module learning rate (default: {_preset_default('sg_lr', '= lr')})")
-    c.add_argument("--eta", type=_positive_float("--eta", allow_zero=True),
-                   help="gradient-noise scale of the +noise regimes (default: "
-                        f"{_preset_default('eta')})")
-    c.add_argument("--regimes", type=_regime_list,
-                   help=f"regimes to compare, comma-separated (default: {','.join(REGIMES)}; "
-                        "also fa, dfa, fwdgrad, each with +noise)")
+    c.add_argument(
+        "--seeds",
+        type=_positive_int("--seeds"),
+        help=f"number of seeds (data and initial weights per seed) (default: "
+        f"{_preset_default('seeds')})",
+    )
+    c.add_argument(
+        "--steps",
+        type=_positive_int("--steps"),
+        help=f"training steps (default: {_preset_default('steps')})",
+    )
+    c.add_argument(
+        "--lr",
+        type=_positive_float("--lr"),
+        help=f"network learning rate (default: {_preset_default('lr')})",
+    )
+    c.add_argument(
+        "--sg-lr",
+        type=_positive_float("--sg-lr"),
+        help=f"SG-module learning rate (default: {_preset_default('sg_lr', '= lr')})",
+    )
+    c.add_argument(
+        "--eta",
+        type=_positive_float("--eta", allow_zero=True),
+        help=f"gradient-noise scale of the +noise regimes (default: {_preset_default('eta')})",
+    )
+    c.add_argument(
+        "--regimes",
+        type=_regime_list,
+        help=f"regimes to compare, comma-separated (default: {','.join(REGIMES)}; "
+        "also fa, dfa, fwdgrad, each with +noise)",
+    )
     c.add_argument("--config", metavar="FILE", help=config_help)
-    c.add_argument("--out", metavar="DIR", help="output folder (default: runs/compare-<preset>, "
-                   "with -<data name> for --data other than article)")
-    c.add_argument("--overwrite", action="store_true",
-                   help="replace results of a different configuration in --out")
+    c.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: runs/compare-<preset>, "
+        "with -<data name> for --data other than article)",
+    )
+    c.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace results of a different configuration in --out",
+    )
     c.add_argument("--cpu-devices", type=_positive_int("--cpu-devices"), help=cpu_help)
     c.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("sweep", help="learning-rate sensitivity per regime", **kw)
-    s.add_argument("--lr", type=_float_list, required=True,
-                   help="learning rates to sweep, comma-separated, e.g. 0.1,0.3,1,3 (required)")
-    s.add_argument("--regimes", type=_regime_list, default=",".join(REGIMES),
-                   help="regimes to sweep, comma-separated")
-    s.add_argument("--preset", choices=("tuned", "seed"),
-                   help=preset_help + " (default: tuned)")
+    s.add_argument(
+        "--lr",
+        type=_float_list,
+        required=True,
+        help="learning rates to sweep, comma-separated, e.g. 0.1,0.3,1,3 (required)",
+    )
+    s.add_argument(
+        "--regimes",
+        type=_regime_list,
+        default=",".join(REGIMES),
+        help="regimes to sweep, comma-separated",
+    )
+    s.add_argument("--preset", choices=("tuned", "seed"), help=preset_help + " (default: tuned)")
     s.add_argument("--task", choices=tuple(TASK_OPTIONS), help=task_help)
     s.add_argument("--data", metavar="NAME|PATH", help=data_help)
-    s.add_argument("--seeds", type=_positive_int("--seeds"), default=5,
-                   help="seeds per (regime, lr) block")
-    s.add_argument("--steps", type=_positive_int("--steps"),
-                   help=f"training steps (default: {_preset_default('steps')})")
-    s.add_argument("--sg-lr", type=_positive_float("--sg-lr"),
-                   help="SG-module learning rate, fixed (default: the swept lr)")
+    s.add_argument(
+        "--seeds", type=_positive_int("--seeds"), default=5, help="seeds per (regime, lr) block"
+    )
+    s.add_argument(
+        "--steps",
+        type=_positive_int("--steps"),
+        help=f"training steps (default: {_preset_default('steps')})",
+    )
+    s.add_argument(
+        "--sg-lr",
+        type=_positive_float("--sg-lr"),
+        help="SG-module learning rate, fixed (default: the swept lr)",
+    )
     s.add_argument("--config", metavar="FILE", help=config_help)
-    s.add_argument("--out", metavar="DIR", help="output folder; rerunning the same command "
-                   "resumes in it (default: runs/sweep-<preset>, with -<data name> for --data "
-                   "other than article)")
-    s.add_argument("--overwrite", action="store_true",
-                   help="replace results of a different configuration in --out")
+    s.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder; rerunning the same command "
+        "resumes in it (default: runs/sweep-<preset>, with -<data name> for --data "
+        "other than article)",
+    )
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace results of a different configuration in --out",
+    )
     s.add_argument("--cpu-devices", type=_positive_int("--cpu-devices"), help=cpu_help)
     s.set_defaults(func=cmd_sweep)
 
     v = sub.add_parser("validate", help="hold JAX to the numpy reference", **kw)
-    v.add_argument("--arch", choices=("mlp", "conv", "rnn"), default="mlp",
-                   help="the networks checked: MLPs, conv nets with and without pooling, or "
-                   "a tanh RNN trained by truncated BPTT with and without synthetic gradients")
-    v.add_argument("--depth", type=_positive_int("--depth"), default=3,
-                   help="layers of the test MLP")
-    v.add_argument("--width", type=_positive_int("--width"), default=8,
-                   help="width of its hidden layers")
-    v.add_argument("--steps", type=_positive_int("--steps"), default=100,
-                   help="steps compared (rnn: time steps, rounded down to whole windows)")
+    v.add_argument(
+        "--arch",
+        choices=("mlp", "conv", "rnn"),
+        default="mlp",
+        help="the networks checked: MLPs, conv nets with and without pooling, or "
+        "a tanh RNN trained by truncated BPTT with and without synthetic gradients",
+    )
+    v.add_argument(
+        "--depth", type=_positive_int("--depth"), default=3, help="layers of the test MLP"
+    )
+    v.add_argument(
+        "--width", type=_positive_int("--width"), default=8, help="width of its hidden layers"
+    )
+    v.add_argument(
+        "--steps",
+        type=_positive_int("--steps"),
+        default=100,
+        help="steps compared (rnn: time steps, rounded down to whole windows)",
+    )
     v.add_argument("--seed", type=int, default=0, help="seed of the data, weights and noise")
     v.set_defaults(func=cmd_validate)
 
-    r = sub.add_parser("report", help="rebuild a finished compare or sweep folder's "
-                       "summary.md, results.csv and figures from its results.json", **kw)
+    r = sub.add_parser(
+        "report",
+        help="rebuild a finished compare or sweep folder's "
+        "summary.md, results.csv and figures from its results.json",
+        **kw,
+    )
     r.add_argument("dir", metavar="DIR", help="the output folder of a dnijax compare or sweep")
     r.set_defaults(func=cmd_report)
     return parser
@@ -365,6 +523,7 @@ def enable_compilation_cache() -> None:
     """Keeps compiled programs across runs in :func:`compilation_cache_dir` (set
     ``DNIJAX_CACHE`` empty to disable): a rerun skips XLA compilation."""
     import jax
+
     path = compilation_cache_dir()
     if path:
         jax.config.update("jax_compilation_cache_dir", path)
@@ -377,6 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "cpu_devices", None):
             from dnijax import engine
+
             engine.use_cpu_devices(args.cpu_devices)
         return args.func(args)
     except (ValueError, OSError) as err:

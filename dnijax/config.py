@@ -24,14 +24,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
-from dnijax import copy_task
+from dnijax import copy_task, nets, noise, recurrent, signals, synthetic, updates
 from dnijax import layers as layers_lib
-from dnijax import nets, noise, recurrent, signals, synthetic, updates
 
 REGIMES = ("backprop", "dni", "backprop+noise", "dni+noise")  # the article's four
 DTYPES = ("float32", "float64")
@@ -47,10 +47,11 @@ def regime_names() -> tuple[str, ...]:
 def parse_regime(name: str) -> tuple[str, bool]:
     """``"dni+noise"`` -> ``("dni", True)``: the signal rule and whether noise is added."""
     noisy = isinstance(name, str) and name.endswith(NOISE_SUFFIX)
-    rule = name[:-len(NOISE_SUFFIX)] if noisy else name
+    rule = name[: -len(NOISE_SUFFIX)] if noisy else name
     if rule not in signals.RULES:
-        raise ValueError(f"regime: unknown value {name!r}; choose one of "
-                         f"{', '.join(regime_names())}")
+        raise ValueError(
+            f"regime: unknown value {name!r}; choose one of {', '.join(regime_names())}"
+        )
     return rule, noisy
 
 
@@ -141,13 +142,23 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> None:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(allowed)}")
 
 
-def check_number(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
-                 integer: bool = False, low: float | None = None) -> None:
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    nonneg: bool = False,
+    integer: bool = False,
+    low: float | None = None,
+) -> None:
     """Raises a one-line ``ValueError`` naming the field ``name`` unless ``value`` is a
     finite number (an integer with ``integer``), ``> 0`` with ``positive``, ``>= 0`` with
     ``nonneg`` and ``>= low`` with ``low``."""
-    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(
-        value, (int, float, np.integer, np.floating))
+    ok_type = (
+        isinstance(value, (int, np.integer))
+        if integer
+        else isinstance(value, (int, float, np.integer, np.floating))
+    )
     if isinstance(value, bool) or not ok_type:
         kind = "an integer" if integer else "a number"
         raise ValueError(f"{name}: {value!r} is not {kind}")
@@ -268,12 +279,16 @@ class RunConfig:
         else:
             for name in SEQUENCE_ONLY:
                 if getattr(self, name) != _DEFAULTS[name]:
-                    raise ValueError(f"{name}: {getattr(self, name)!r} is a sequence task's "
-                                     "setting; set task (e.g. copy) or leave it out")
+                    raise ValueError(
+                        f"{name}: {getattr(self, name)!r} is a sequence task's "
+                        "setting; set task (e.g. copy) or leave it out"
+                    )
         widths = tuple(self.widths) if isinstance(self.widths, (list, tuple)) else None
         if not widths or len(widths) < (1 if self.layers is not None else 2):
-            raise ValueError(f"widths: {self.widths!r} must list at least an input and an "
-                             "output width, e.g. (2, 10, 1)")
+            raise ValueError(
+                f"widths: {self.widths!r} must list at least an input and an "
+                "output width, e.g. (2, 10, 1)"
+            )
         for w in widths:
             check_number("widths", w, integer=True, low=1)
         widths = tuple(int(w) for w in widths)
@@ -283,8 +298,10 @@ class RunConfig:
         if self.layers is None:  # the MLP: one per layer (a layer list has its own)
             n_layers = len(widths) - 1
             if not isinstance(acts, str) and len(names) != n_layers:
-                raise ValueError(f"activations: {len(names)} given for {n_layers} layers; give "
-                                 "one name, or one per layer")
+                raise ValueError(
+                    f"activations: {len(names)} given for {n_layers} layers; give "
+                    "one name, or one per layer"
+                )
             set_("activations", names * n_layers if isinstance(acts, str) else names)
         for a in names:
             check_choice("activations", a, nets.ACTIVATIONS)
@@ -297,14 +314,17 @@ class RunConfig:
             set_("layers", layers_lib.parse_layers(self.layers))
             shapes = layers_lib.check_shapes(self.layers, (widths[0],))
             if len(shapes[-1]) != 1:
-                raise ValueError(f"layers: the last layer outputs shape {shapes[-1]}; the loss "
-                                 "needs vectors, so end with flatten and dense")
-            widths = (widths[0],) + tuple(math.prod(s) for s in
-                                          nets.block_shapes(self.net_spec))
+                raise ValueError(
+                    f"layers: the last layer outputs shape {shapes[-1]}; the loss "
+                    "needs vectors, so end with flatten and dense"
+                )
+            widths = (widths[0],) + tuple(math.prod(s) for s in nets.block_shapes(self.net_spec))
             set_("widths", widths)
         if self.loss == "xent" and widths[-1] < 2:
-            raise ValueError("loss: xent needs an output layer of at least 2 units; use bce "
-                             "or mse for a single output")
+            raise ValueError(
+                "loss: xent needs an output layer of at least 2 units; use bce "
+                "or mse for a single output"
+            )
         check_choice("optimizer", self.optimizer, updates.OPTIMIZERS)
         check_number("lr", self.lr, positive=True)
         if self.sg_lr is not None:
@@ -319,23 +339,26 @@ class RunConfig:
         if self.layers is not None and self.uses_sg:
             for i, (shape, inside) in enumerate(zip(nets.block_shapes(self.net_spec), in_s), 1):
                 if inside and len(shape) not in (1, 3):
-                    raise ValueError(f"layers: block {i} outputs shape {shape}, and SG modules "
-                                     "take vectors or images (H, W, C); end it with flatten")
+                    raise ValueError(
+                        f"layers: block {i} outputs shape {shape}, and SG modules "
+                        "take vectors or images (H, W, C); end it with flatten"
+                    )
         check_choice("sg_init", self.sg_init, synthetic.SG_INITS)
         check_choice("sg_target", self.sg_target, synthetic.SG_TARGETS)
         check_number("update_prob", self.update_prob)
         if not 0 < self.update_prob <= 1:
             raise ValueError(f"update_prob: {self.update_prob!r} must be in (0, 1]")
         if self.update_prob < 1 and self.signal == "backprop":
-            raise ValueError("update_prob: asynchronous updates (< 1) need a rule whose "
-                             "layers learn apart (dni, fa, dfa, fwdgrad, ...), not backprop")
+            raise ValueError(
+                "update_prob: asynchronous updates (< 1) need a rule whose "
+                "layers learn apart (dni, fa, dfa, fwdgrad, ...), not backprop"
+            )
         if not isinstance(self.train_hidden, bool):
             raise ValueError(f"train_hidden: {self.train_hidden!r} must be true or false")
         check_choice("noise", self.noise, noise.NOISES)
         check_choice("noise_to", self.noise_to, NOISE_TO)
         if not isinstance(self.noise_before_clip, bool):
-            raise ValueError(f"noise_before_clip: {self.noise_before_clip!r} must be true or "
-                             "false")
+            raise ValueError(f"noise_before_clip: {self.noise_before_clip!r} must be true or false")
         check_number("eta", self.eta, nonneg=True)
         check_number("gamma", self.gamma, nonneg=True)
         if self.clip is not None:
@@ -347,8 +370,9 @@ class RunConfig:
             set_("log_every", default_log_every(self.steps))
         check_number("log_every", self.log_every, integer=True, low=1)
         if self.steps % self.log_every:
-            raise ValueError(f"log_every: {self.log_every} does not divide steps {self.steps}; "
-                             "pick a divisor")
+            raise ValueError(
+                f"log_every: {self.log_every} does not divide steps {self.steps}; pick a divisor"
+            )
         check_choice("dtype", self.dtype, DTYPES)
 
     def _check_sequence(self) -> None:
@@ -356,22 +380,29 @@ class RunConfig:
         check_choice("task", self.task, copy_task.TASKS)
         rule = signals.RULES[self.signal]
         if rule.recurrent is None:
-            how = ("it trains feed-forward (dense and conv) networks only"
-                   if self.signal in signals.BUILTIN_RULES else
-                   "register it with recurrent=... to train recurrent nets")
-            raise ValueError(f"regime: rule {self.signal!r} has no recurrent form ({how}); "
-                             "for a task choose one of "
-                             f"{', '.join(signals.recurrent_rules())}")
+            how = (
+                "it trains feed-forward (dense and conv) networks only"
+                if self.signal in signals.BUILTIN_RULES
+                else "register it with recurrent=... to train recurrent nets"
+            )
+            raise ValueError(
+                f"regime: rule {self.signal!r} has no recurrent form ({how}); "
+                "for a task choose one of "
+                f"{', '.join(signals.recurrent_rules())}"
+            )
         check_choice("core", self.core, recurrent.CORES)
         for name in ("hidden", "window", "max_length", "start_length", "max_repeats"):
             check_number(name, getattr(self, name), integer=True, low=1)
         if self.start_length > self.max_length:
-            raise ValueError(f"start_length: {self.start_length} exceeds max_length "
-                             f"{self.max_length}")
+            raise ValueError(
+                f"start_length: {self.start_length} exceeds max_length {self.max_length}"
+            )
         check_number("threshold", self.threshold, positive=True)
         if self.layers is not None:
-            raise ValueError("layers: a sequence task's network is its recurrent core; set "
-                             "core and hidden instead")
+            raise ValueError(
+                "layers: a sequence task's network is its recurrent core; set "
+                "core and hidden instead"
+            )
         widths = (copy_task.n_inputs(self.task), self.hidden, copy_task.n_outputs(self.task))
         acts = self.activations
         unsupported = [  # every regime's: a config is checked before any regime runs
@@ -382,22 +413,39 @@ class RunConfig:
             ("sg_hidden", bool(tuple(self.sg_hidden)), "()"),
             ("sg_init", self.sg_init != "zero", "zero"),
             ("sg_bias", self.sg_bias is not True, "true"),
-            ("max_repeats", self.task == "copy" and self.max_repeats != 1,
-             "1 (Copy has no repeats; task repeat_copy has)"),
-            ("widths", tuple(self.widths) != _DEFAULTS["widths"] and (  # or a task's, replaced
-                len(self.widths) != 3 or (self.widths[0], self.widths[-1]) != widths[::2]),
-             "hidden (the task sets the input and output widths)"),
-            ("activations", any(a != "sigmoid" for a in ((acts,) if isinstance(acts, str)
-                                                          else tuple(acts))),
-             "the default (the core has its own)")]
-        unsupported += [(name, getattr(self, name) != _DEFAULTS[name],
-                         f"{_DEFAULTS[name]!r} (the core has its own init)")
-                        for name in ("bias", "init", "init_scale", "init_shift", "topology",
-                                     "sg_kernel")]
+            (
+                "max_repeats",
+                self.task == "copy" and self.max_repeats != 1,
+                "1 (Copy has no repeats; task repeat_copy has)",
+            ),
+            (
+                "widths",
+                tuple(self.widths) != _DEFAULTS["widths"]
+                and (  # or a task's, replaced
+                    len(self.widths) != 3 or (self.widths[0], self.widths[-1]) != widths[::2]
+                ),
+                "hidden (the task sets the input and output widths)",
+            ),
+            (
+                "activations",
+                any(a != "sigmoid" for a in ((acts,) if isinstance(acts, str) else tuple(acts))),
+                "the default (the core has its own)",
+            ),
+        ]
+        unsupported += [
+            (
+                name,
+                getattr(self, name) != _DEFAULTS[name],
+                f"{_DEFAULTS[name]!r} (the core has its own init)",
+            )
+            for name in ("bias", "init", "init_scale", "init_shift", "topology", "sg_kernel")
+        ]
         for name, bad, fine in unsupported:
             if bad:
-                raise ValueError(f"{name}: {getattr(self, name)!r} has no recurrent form; "
-                                 f"use {fine} with a sequence task")
+                raise ValueError(
+                    f"{name}: {getattr(self, name)!r} has no recurrent form; "
+                    f"use {fine} with a sequence task"
+                )
         object.__setattr__(self, "widths", widths)
         if self.batch_size is None:
             object.__setattr__(self, "batch_size", 16)
@@ -407,9 +455,17 @@ class RunConfig:
         """The recurrent run's core, task and curriculum (``None`` without ``task``)."""
         if self.task is None:
             return None
-        return recurrent.SequenceSpec(self.task, self.max_repeats, self.core, self.hidden,
-                                      self.window, self.max_length, self.start_length,
-                                      float(self.threshold), self.batch_size)
+        return recurrent.SequenceSpec(
+            self.task,
+            self.max_repeats,
+            self.core,
+            self.hidden,
+            self.window,
+            self.max_length,
+            self.start_length,
+            float(self.threshold),
+            self.batch_size,
+        )
 
     @property
     def signal(self) -> str:
@@ -429,20 +485,35 @@ class RunConfig:
     @property
     def net_spec(self) -> nets.NetSpec:
         """The static network description (blocks, loss, reduction, input shape)."""
-        weight_options = dict(bias=self.bias, init=self.init,
-                              init_scale=float(self.init_scale),
-                              init_shift=float(self.init_shift))
+        weight_options = dict(
+            bias=self.bias,
+            init=self.init,
+            init_scale=float(self.init_scale),
+            init_shift=float(self.init_shift),
+        )
         if self.layers is None:
-            return nets.mlp_spec(self.widths, self.activations, self.loss, self.reduction,
-                                 **weight_options)
-        return nets.make_net_spec(layers_lib.with_defaults(self.layers, **weight_options),
-                                  self.widths[:1], self.loss, self.reduction)
+            return nets.mlp_spec(
+                self.widths, self.activations, self.loss, self.reduction, **weight_options
+            )
+        return nets.make_net_spec(
+            layers_lib.with_defaults(self.layers, **weight_options),
+            self.widths[:1],
+            self.loss,
+            self.reduction,
+        )
 
     @property
     def sg_spec(self) -> synthetic.SGSpec:
         """The static SG-module description."""
-        return synthetic.SGSpec(self.topology, self.conditioned, self.sg_hidden,
-                                self.sg_init, self.sg_bias, self.sg_kernel, self.sg_target)
+        return synthetic.SGSpec(
+            self.topology,
+            self.conditioned,
+            self.sg_hidden,
+            self.sg_init,
+            self.sg_bias,
+            self.sg_kernel,
+            self.sg_target,
+        )
 
     @property
     def jnp_dtype(self) -> Any:
@@ -451,28 +522,54 @@ class RunConfig:
     def program(self) -> Program:
         """The run's :class:`Program`."""
         return Program(
-            self.signal, self.widths, self.net_spec, self.init, float(self.init_scale),
-            float(self.init_shift), self.bias, self.sg_spec if self.uses_sg else None,
-            self.noise if self.noisy else None, self.noise_to == "all",
-            self.noise_before_clip, self.optimizer,
-            self.clip is not None, self.batch_size, self.update_prob < 1, self.train_hidden,
-            self.log_every, self.dtype, "feedforward" if self.task is None else "recurrent",
-            self.sequence)
+            self.signal,
+            self.widths,
+            self.net_spec,
+            self.init,
+            float(self.init_scale),
+            float(self.init_shift),
+            self.bias,
+            self.sg_spec if self.uses_sg else None,
+            self.noise if self.noisy else None,
+            self.noise_to == "all",
+            self.noise_before_clip,
+            self.optimizer,
+            self.clip is not None,
+            self.batch_size,
+            self.update_prob < 1,
+            self.train_hidden,
+            self.log_every,
+            self.dtype,
+            "feedforward" if self.task is None else "recurrent",
+            self.sequence,
+        )
 
     def hyper(self) -> Hyper:
         """The numeric hyperparameters as 0-d arrays of the run's dtype."""
         as_array = lambda v: jnp.asarray(v, self.jnp_dtype)  # noqa: E731
-        return Hyper(as_array(self.lr), as_array(self.lr if self.sg_lr is None else self.sg_lr),
-                     as_array(self.eta), as_array(self.gamma), as_array(self.update_prob),
-                     as_array(float("inf") if self.clip is None else self.clip))
+        return Hyper(
+            as_array(self.lr),
+            as_array(self.lr if self.sg_lr is None else self.sg_lr),
+            as_array(self.eta),
+            as_array(self.gamma),
+            as_array(self.update_prob),
+            as_array(float("inf") if self.clip is None else self.clip),
+        )
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
 
-SEQUENCE_ONLY = ("core", "hidden", "window", "max_length", "start_length", "threshold",
-                 "max_repeats")
+SEQUENCE_ONLY = (
+    "core",
+    "hidden",
+    "window",
+    "max_length",
+    "start_length",
+    "threshold",
+    "max_repeats",
+)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
 
 
@@ -490,15 +587,19 @@ def load_overrides(path: str, exclude: tuple[str, ...] = ("regime",)) -> dict[st
     except OSError as err:
         raise ValueError(f"--config: cannot read {path!r} ({err.strerror})") from err
     except json.JSONDecodeError as err:
-        raise ValueError(f"--config: {path!r} is not valid JSON: {err.msg} at line "
-                         f"{err.lineno} column {err.colno}") from err
+        raise ValueError(
+            f"--config: {path!r} is not valid JSON: {err.msg} at line "
+            f"{err.lineno} column {err.colno}"
+        ) from err
     if not isinstance(obj, dict):
         raise ValueError(f"--config: {path!r} must hold a JSON object of RunConfig fields")
     allowed = [f.name for f in dataclasses.fields(RunConfig) if f.name not in exclude]
     unknown = sorted(set(obj) - set(allowed))
     if unknown:
-        raise ValueError(f"--config: unknown key(s) {', '.join(map(repr, unknown))} in {path!r}; "
-                         f"allowed: {', '.join(allowed)}")
+        raise ValueError(
+            f"--config: unknown key(s) {', '.join(map(repr, unknown))} in {path!r}; "
+            f"allowed: {', '.join(allowed)}"
+        )
     return {k: tuple(v) if isinstance(v, list) else v for k, v in obj.items()}
 
 
@@ -506,8 +607,9 @@ def from_dict(fields: dict[str, Any]) -> RunConfig:
     """The :class:`RunConfig` of a JSON description (such as a results file's ``config``):
     its RunConfig keys, lists as tuples; other keys are ignored."""
     names = {f.name for f in dataclasses.fields(RunConfig)}
-    return RunConfig(**{k: tuple(v) if isinstance(v, list) else v
-                        for k, v in fields.items() if k in names})
+    return RunConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in names}
+    )
 
 
 def largest_divisor(n: int, at_most: int) -> int:
@@ -527,24 +629,33 @@ def check_data(config: RunConfig, x: Any, labels: Any) -> None:
     x = np.asarray(x)
     labels = np.asarray(labels)
     if x.ndim != 2:
-        raise ValueError(f"data: inputs must be a 2-D array (examples, features), got shape "
-                         f"{x.shape}")
+        raise ValueError(
+            f"data: inputs must be a 2-D array (examples, features), got shape {x.shape}"
+        )
     if x.shape[1] != config.widths[0]:
-        raise ValueError(f"data: inputs have {x.shape[1]} features but widths[0] is "
-                         f"{config.widths[0]}; make them equal")
+        raise ValueError(
+            f"data: inputs have {x.shape[1]} features but widths[0] is "
+            f"{config.widths[0]}; make them equal"
+        )
     if not np.all(np.isfinite(x)):
         raise ValueError("data: inputs contain NaN or inf; clean or drop those rows")
     if labels.shape != (x.shape[0],):
-        raise ValueError(f"data: {labels.shape[0] if labels.ndim else 0} labels for "
-                         f"{x.shape[0]} examples; give one integer label per row")
+        raise ValueError(
+            f"data: {labels.shape[0] if labels.ndim else 0} labels for "
+            f"{x.shape[0]} examples; give one integer label per row"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
             raise ValueError("data: labels must be integers 0..K-1")
     n_out = config.widths[-1]
     n_classes = 2 if n_out == 1 else n_out
     if labels.min() < 0 or labels.max() >= n_classes:
-        raise ValueError(f"data: labels span {int(labels.min())}..{int(labels.max())} but an "
-                         f"output layer of {n_out} unit(s) takes classes 0..{n_classes - 1}")
+        raise ValueError(
+            f"data: labels span {int(labels.min())}..{int(labels.max())} but an "
+            f"output layer of {n_out} unit(s) takes classes 0..{n_classes - 1}"
+        )
     if config.batch_size is not None and config.batch_size > x.shape[0]:
-        raise ValueError(f"batch_size: {config.batch_size} exceeds the {x.shape[0]} examples; "
-                         "use a smaller batch or full batch (None)")
+        raise ValueError(
+            f"batch_size: {config.batch_size} exceeds the {x.shape[0]} examples; "
+            "use a smaller batch or full batch (None)"
+        )

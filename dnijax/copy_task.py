@@ -59,25 +59,34 @@ def max_steps(task: str, max_length: int, max_repeats: int = 1) -> int:
     return max_length + 2 + max_repeats * max_length
 
 
-def make_batch(key: jax.Array, task: str, length: Any, batch: int, *, max_length: int,
-               max_repeats: int = 1, steps: int | None = None, dtype: Any = jnp.float32
-               ) -> Batch:
+def make_batch(
+    key: jax.Array,
+    task: str,
+    length: Any,
+    batch: int,
+    *,
+    max_length: int,
+    max_repeats: int = 1,
+    steps: int | None = None,
+    dtype: Any = jnp.float32,
+) -> Batch:
     """A batch of ``task`` with pattern length ``length`` (<= ``max_length``), padded to
     ``steps`` time steps (default :func:`max_steps`)."""
     steps = max_steps(task, max_length, max_repeats) if steps is None else steps
     k_bits, k_rep = jax.random.split(key)
     patterns = jax.random.bernoulli(k_bits, 0.5, (batch, max_length, BITS)).astype(dtype)
-    t = jnp.arange(steps)[None, :]                                    # (1, S)
+    t = jnp.arange(steps)[None, :]  # (1, S)
     length = jnp.asarray(length)
-    source = jnp.take_along_axis(                                     # pattern at step t
-        patterns, jnp.clip(t, 0, max_length - 1)[..., None].repeat(batch, 0), axis=1)
+    source = jnp.take_along_axis(  # pattern at step t
+        patterns, jnp.clip(t, 0, max_length - 1)[..., None].repeat(batch, 0), axis=1
+    )
     shown = (t < length)[..., None]
     delimiter = (t == length).astype(dtype)
     if task == "copy":
         repeats = jnp.ones((batch, 1), jnp.int32)
     else:
         repeats = jax.random.randint(k_rep, (batch, 1), 1, max_repeats + 1)
-    out_pos = t - length - 1                                          # output step index
+    out_pos = t - length - 1  # output step index
     answer = (out_pos >= 0) & (out_pos < repeats * length)
     idx = jnp.clip(out_pos % jnp.maximum(length, 1), 0, max_length - 1)
     recalled = jnp.take_along_axis(patterns, idx[..., None].repeat(BITS, -1), axis=1)
@@ -86,10 +95,11 @@ def make_batch(key: jax.Array, task: str, length: Any, batch: int, *, max_length
     mask = answer
     if task == "repeat_copy":
         x.append((delimiter * repeats / max_repeats)[..., None])
-        end = (out_pos == repeats * length)
+        end = out_pos == repeats * length
         y_bits = jnp.concatenate([y_bits, end[..., None].astype(dtype)], axis=-1)
         mask = answer | end
     elif task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
-    return Batch(jnp.concatenate(x, axis=-1).astype(dtype), y_bits.astype(dtype),
-                 mask.astype(dtype))
+    return Batch(
+        jnp.concatenate(x, axis=-1).astype(dtype), y_bits.astype(dtype), mask.astype(dtype)
+    )

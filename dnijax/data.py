@@ -56,8 +56,16 @@ class Dataset(NamedTuple):
 def article_classification(rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
     """The seed's set: ``make_classification`` with its exact arguments, drawn from ``rng``."""
     return skdata.make_classification(
-        n_samples=500, n_features=2, n_informative=2, n_redundant=0, n_repeated=0,
-        n_classes=2, n_clusters_per_class=2, class_sep=4, random_state=rng)
+        n_samples=500,
+        n_features=2,
+        n_informative=2,
+        n_redundant=0,
+        n_repeated=0,
+        n_classes=2,
+        n_clusters_per_class=2,
+        class_sep=4,
+        random_state=rng,
+    )
 
 
 def article_weights(rng: np.random.RandomState) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -70,17 +78,25 @@ def article_weights(rng: np.random.RandomState) -> tuple[list[np.ndarray], list[
     return net, sg
 
 
-def _split(name: str, x: np.ndarray, y: np.ndarray, seed: int, test_size: float,
-           n_classes: int) -> Dataset:
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_size, random_state=seed,
-                                              stratify=y)
+def _split(
+    name: str, x: np.ndarray, y: np.ndarray, seed: int, test_size: float, n_classes: int
+) -> Dataset:
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=y
+    )
     f, i = np.float32, np.int32
-    return Dataset(name, x_tr.astype(f), y_tr.astype(i), x_te.astype(f), y_te.astype(i),
-                   n_classes)
+    return Dataset(name, x_tr.astype(f), y_tr.astype(i), x_te.astype(f), y_te.astype(i), n_classes)
 
 
-def load(name: str, seed: int = 0, *, n_samples: int = 500, noise: float = 0.2,
-         test_size: float = 0.2, standardize: bool = True) -> Dataset:
+def load(
+    name: str,
+    seed: int = 0,
+    *,
+    n_samples: int = 500,
+    noise: float = 0.2,
+    test_size: float = 0.2,
+    standardize: bool = True,
+) -> Dataset:
     """Loads or generates a data set with a fixed, stratified train/test split.
 
     Args:
@@ -122,8 +138,14 @@ def _mnist1d(seed: int) -> Dataset:
     args = get_dataset_args()
     args.seed = seed
     d = make_dataset(args)  # generated locally, no download
-    return Dataset("mnist1d", d["x"].astype(np.float32), d["y"].astype(np.int32),
-                   d["x_test"].astype(np.float32), d["y_test"].astype(np.int32), 10)
+    return Dataset(
+        "mnist1d",
+        d["x"].astype(np.float32),
+        d["y"].astype(np.int32),
+        d["x_test"].astype(np.float32),
+        d["y_test"].astype(np.int32),
+        10,
+    )
 
 
 _SAVE = "save it with np.savez(path, x=inputs, labels=labels)"
@@ -143,8 +165,11 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
             arrays = {k: z[k] for k in ("x", "labels") if k in z.files}
             names = ", ".join(z.files) or "none"
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        raise _fail(path, f"cannot be read as an .npz archive, damaged or holding object "
-                          f"arrays ({err}); re-{_SAVE} from numeric arrays") from err
+        raise _fail(
+            path,
+            f"cannot be read as an .npz archive, damaged or holding object "
+            f"arrays ({err}); re-{_SAVE} from numeric arrays",
+        ) from err
     for k in ("x", "labels"):
         if k not in arrays:
             raise _fail(path, f"has no array {k!r} (arrays present: {names}); {_SAVE}")
@@ -164,24 +189,34 @@ def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
             reader = csv.reader(f)  # line_num: the 1-based file row, header included
             rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
     except (UnicodeDecodeError, csv.Error) as err:
-        raise _fail(path, f"is not a readable CSV text file ({err}); save it as "
-                          "comma-separated UTF-8 text") from err
+        raise _fail(
+            path, f"is not a readable CSV text file ({err}); save it as comma-separated UTF-8 text"
+        ) from err
     header = bool(rows) and any(_number(c) is None for c in rows[0][1])  # not all numbers
     if len(rows) <= header:
-        raise _fail(path, ("has a header but no data rows" if header else "is empty (only blank "
-                           "lines)") + "; add rows of numbers, the label last")
+        raise _fail(
+            path,
+            ("has a header but no data rows" if header else "is empty (only blank lines)")
+            + "; add rows of numbers, the label last",
+        )
     rows = rows[header:]
     width, table = max(len(rows[0][1]), 2), []  # features, then the label
     for line, row in rows:
         if len(row) != width:
-            raise _fail(path, f"row {line} has {len(row)} column(s), expected {width}; give "
-                              "every row the same comma-separated columns, the label last")
+            raise _fail(
+                path,
+                f"row {line} has {len(row)} column(s), expected {width}; give "
+                "every row the same comma-separated columns, the label last",
+            )
         table.append([_number(c) for c in row])
         for col, (cell, v) in enumerate(zip(row, table[-1]), 1):
             if v is None or not math.isfinite(v):
                 what = " (the label)" if col == width else ""
-                raise _fail(path, f"row {line}, column {col}{what} is {cell.strip()[:40]!r}, "
-                                  "not a finite number; make every cell a finite number")
+                raise _fail(
+                    path,
+                    f"row {line}, column {col}{what} is {cell.strip()[:40]!r}, "
+                    "not a finite number; make every cell a finite number",
+                )
     arr = np.array(table)
     return arr[:, :-1], arr[:, -1]
 
@@ -189,42 +224,69 @@ def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
 def _check(path: str, x: np.ndarray, labels: np.ndarray, test_size: float) -> np.ndarray:
     """Validates a file's arrays for a stratified split; returns labels remapped to 0..K-1."""
     if x.ndim != 2 or 0 in x.shape:
-        raise _fail(path, f"x has shape {x.shape}, expected 2-D (rows, features) with at least "
-                          "one of each; reshape it")
+        raise _fail(
+            path,
+            f"x has shape {x.shape}, expected 2-D (rows, features) with at least "
+            "one of each; reshape it",
+        )
     if labels.ndim != 1 or len(labels) != len(x):
-        raise _fail(path, f"shape mismatch: x has {len(x)} rows but labels has shape "
-                          f"{labels.shape}; give one label per row, a 1-D array of {len(x)}")
+        raise _fail(
+            path,
+            f"shape mismatch: x has {len(x)} rows but labels has shape "
+            f"{labels.shape}; give one label per row, a 1-D array of {len(x)}",
+        )
     for name, a in (("x", x), ("labels", labels)):
         if a.dtype.kind not in "biuf":
-            raise _fail(path, f"{name} has dtype {a.dtype}, not numbers; store numeric values"
-                              + (", an integer id per class" if name == "labels" else ""))
+            raise _fail(
+                path,
+                f"{name} has dtype {a.dtype}, not numbers; store numeric values"
+                + (", an integer id per class" if name == "labels" else ""),
+            )
     bad = ~np.isfinite(x).all(1)
     if bad.any():
-        raise _fail(path, f"x has NaN or inf in {bad.sum()} row(s) (first: row index "
-                          f"{bad.argmax()}, from 0); remove or fill those values")
-    frac = (labels != np.round(labels)) | ~np.isfinite(labels) if labels.dtype.kind == "f" \
-        else np.zeros(len(labels), bool)  # float labels must be whole: 1.0 is class 1
+        raise _fail(
+            path,
+            f"x has NaN or inf in {bad.sum()} row(s) (first: row index "
+            f"{bad.argmax()}, from 0); remove or fill those values",
+        )
+    frac = (
+        (labels != np.round(labels)) | ~np.isfinite(labels)
+        if labels.dtype.kind == "f"
+        else np.zeros(len(labels), bool)
+    )  # float labels must be whole: 1.0 is class 1
     if frac.any():
-        raise _fail(path, f"labels must be integers, found {labels[frac][0]} in {frac.sum()} "
-                          "row(s); use integer class ids")
-    classes, y, counts = np.unique(labels.astype(np.int64), return_inverse=True,
-                                   return_counts=True)
+        raise _fail(
+            path,
+            f"labels must be integers, found {labels[frac][0]} in {frac.sum()} "
+            "row(s); use integer class ids",
+        )
+    classes, y, counts = np.unique(labels.astype(np.int64), return_inverse=True, return_counts=True)
     if len(classes) < 2:
-        raise _fail(path, f"has a single class (label {classes[0]}); a classifier needs at "
-                          "least 2 distinct labels")
+        raise _fail(
+            path,
+            f"has a single class (label {classes[0]}); a classifier needs at "
+            "least 2 distinct labels",
+        )
     if counts.min() < 2:
-        raise _fail(path, f"too few rows: class {classes[counts.argmin()]} has only 1 row; a "
-                          "stratified split needs at least 2 per class (train and test); add rows")
+        raise _fail(
+            path,
+            f"too few rows: class {classes[counts.argmin()]} has only 1 row; a "
+            "stratified split needs at least 2 per class (train and test); add rows",
+        )
     n_test = math.ceil(test_size * len(y))
     for split, n in (("test", n_test), ("train", len(y) - n_test)):
         if n < len(classes):
-            raise _fail(path, f"too few rows: the {split} split gets {n} of {len(y)} rows, "
-                              f"fewer than the {len(classes)} classes; add rows")
+            raise _fail(
+                path,
+                f"too few rows: the {split} split gets {n} of {len(y)} rows, "
+                f"fewer than the {len(classes)} classes; add rows",
+            )
     return y
 
 
-def load_file(path: str, seed: int = 0, *, test_size: float = 0.2,
-              standardize: bool = True) -> Dataset:
+def load_file(
+    path: str, seed: int = 0, *, test_size: float = 0.2, standardize: bool = True
+) -> Dataset:
     """Loads a user's ``.npz`` or ``.csv`` file with the same split as ``load``.
 
     Labels may be any integers; they are remapped to 0..K-1 in sorted order (the
@@ -249,8 +311,9 @@ def load_file(path: str, seed: int = 0, *, test_size: float = 0.2,
         what = "is a directory, not a file" if os.path.isdir(path) else "no such file"
         raise _fail(path, f"{what}; check the path")
     if ext not in FILE_TYPES:
-        raise _fail(path, f"unknown file extension {ext or '(none)'!r}; use "
-                          f"{' or '.join(FILE_TYPES)}")
+        raise _fail(
+            path, f"unknown file extension {ext or '(none)'!r}; use {' or '.join(FILE_TYPES)}"
+        )
     if os.path.getsize(path) == 0:
         raise _fail(path, "the file is empty (0 bytes); write the data into it")
     if not 0 < test_size < 1:
@@ -277,5 +340,7 @@ def resolve(spec: str, seed: int = 0) -> Dataset:
     seps = "/" + os.sep + (os.altsep or "")
     if os.path.splitext(spec)[1] or any(c in seps for c in spec) or os.path.exists(spec):
         return load_file(spec, seed)
-    raise ValueError(f"data: unknown data set {spec!r}; choose one of {', '.join(DATASETS)}, "
-                     f"or a file path ending in {' or '.join(FILE_TYPES)}")
+    raise ValueError(
+        f"data: unknown data set {spec!r}; choose one of {', '.join(DATASETS)}, "
+        f"or a file path ending in {' or '.join(FILE_TYPES)}"
+    )

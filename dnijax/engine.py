@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -98,8 +99,10 @@ def stack_hyper(config: RunConfig, **values: Any) -> Hyper:
     n_runs = n.pop()
     if "lr" in values and "sg_lr" not in values and config.sg_lr is None:
         values["sg_lr"] = values["lr"]
-    fields = {k: jnp.broadcast_to(jnp.asarray(values.get(k, v), config.jnp_dtype), (n_runs,))
-              for k, v in base.items()}
+    fields = {
+        k: jnp.broadcast_to(jnp.asarray(values.get(k, v), config.jnp_dtype), (n_runs,))
+        for k, v in base.items()
+    }
     return Hyper(**fields)
 
 
@@ -122,10 +125,18 @@ def _init_network(kind: str, net_init: tuple, keys):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _advance(program: Program, n_records: int, data_axis: Any, alignment: bool, hyper, state,
-             data, test=None):
-    run = lambda h, s, d, t: kinds.run_records(program, h, s, d, n_records,  # noqa: E731
-                                               test=t, alignment=alignment)
+def _advance(
+    program: Program, n_records: int, data_axis: Any, alignment: bool, hyper, state, data, test=None
+):
+    run = lambda h, s, d, t: kinds.run_records(
+        program,
+        h,
+        s,
+        d,
+        n_records,  # noqa: E731
+        test=t,
+        alignment=alignment,
+    )
     return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis))(hyper, state, data, test)
 
 
@@ -152,17 +163,22 @@ def compiled_programs() -> int:
     return sum(fn._cache_size() for fn in (_init, _init_network, _advance, _evaluate))
 
 
-def compiled_bytes(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any,
-                   n_records: int = 1) -> int:
+def compiled_bytes(
+    config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, n_records: int = 1
+) -> int:
     """Memory XLA's analysis reports (arguments, outputs, temporaries) for one chunk of
     ``n_records`` records of this grid, on one device, with data shared by every run."""
     program = config.program()
     kind = kinds.get(program)
     state = jax.eval_shape(
-        jax.vmap(lambda h, k: kind.init_state(program, h, k, net=None, sg=None)), hyper, keys)
+        jax.vmap(lambda h, k: kind.init_state(program, h, k, net=None, sg=None)), hyper, keys
+    )
     device_data = kind.make_data(config, data, False)
-    mem = _advance.lower(program, n_records, None, False, hyper, state,
-                         device_data).compile().memory_analysis()
+    mem = (
+        _advance.lower(program, n_records, None, False, hyper, state, device_data)
+        .compile()
+        .memory_analysis()
+    )
     return int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
 
 
@@ -173,13 +189,14 @@ def bytes_per_run(config: RunConfig, n_rows: int, per_run_rows: int = 0) -> int:
     return kinds.get(config.program()).bytes_per_run(config, n_rows, per_run_rows)
 
 
-CPU_BLOCK_BYTES = 2 ** 29
+CPU_BLOCK_BYTES = 2**29
 
 
 def _host_memory() -> int:
     """The memory this process may use: physical memory, lowered by a cgroup limit or an
     address-space rlimit where one is set."""
     import resource
+
     limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
     try:
         with open("/sys/fs/cgroup/memory.max") as f:
@@ -204,14 +221,16 @@ def memory_budget() -> int:
     repeat."""
     text = os.environ.get("DNIJAX_MEMORY_BUDGET", "").strip().upper()
     if text:
-        scale = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30}.get(text[-1], 1)
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1)
         try:
             value = float(text[:-1] if scale > 1 else text) * scale
         except ValueError:
             value = 0
         if value <= 0:
-            raise ValueError(f"DNIJAX_MEMORY_BUDGET: {text!r} is not a positive size; give "
-                             "bytes or a number with K, M or G, e.g. 2G")
+            raise ValueError(
+                f"DNIJAX_MEMORY_BUDGET: {text!r} is not a positive size; give "
+                "bytes or a number with K, M or G, e.g. 2G"
+            )
         return int(value)
     limit = (jax.devices()[0].memory_stats() or {}).get("bytes_limit")
     if limit:
@@ -219,7 +238,7 @@ def memory_budget() -> int:
     return int(min(CPU_BLOCK_BYTES, _host_memory() // 8))
 
 
-CPU_FAST_BLOCK_BYTES = 2 ** 25
+CPU_FAST_BLOCK_BYTES = 2**25
 CPU_MIN_BLOCK_RUNS = 128
 
 
@@ -244,16 +263,16 @@ def auto_block_runs(need: int, n_devices: int = 1) -> int:
 def _shard(tree: Any, mesh: Mesh | None, n_pad: int, axis: int | None) -> Any:
     """Pads the run axis by repeating the last run and shards it over the mesh."""
     if axis is None:
-        return tree if mesh is None else jax.device_put(
-            tree, NamedSharding(mesh, PartitionSpec()))
+        return tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
     def pad(a):
         a = jnp.asarray(a) if not isinstance(a, jax.Array) else a
         return jnp.concatenate([a, jnp.repeat(a[-1:], n_pad, axis=0)]) if n_pad else a
 
     tree = jax.tree.map(pad, tree)
-    return tree if mesh is None else jax.device_put(
-        tree, NamedSharding(mesh, PartitionSpec("runs")))
+    return (
+        tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, PartitionSpec("runs")))
+    )
 
 
 def use_cpu_devices(n: int) -> None:
@@ -282,8 +301,10 @@ def use_cpu_devices(n: int) -> None:
             return  # grids run on the accelerator: nothing to split
         have = len(jax.devices("cpu"))
         if have != n:
-            raise ValueError(f"cannot use {n} CPU devices: JAX already runs with {have}; "
-                             "choose the number before JAX computes anything") from None
+            raise ValueError(
+                f"cannot use {n} CPU devices: JAX already runs with {have}; "
+                "choose the number before JAX computes anything"
+            ) from None
 
 
 def device_summary() -> str:
@@ -298,9 +319,15 @@ def default_mesh() -> Mesh | None:
     return Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
 
 
-def run_one(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
-            net: nets.Params | None = None, sg: synthetic.SGParams | None = None
-            ) -> tuple[train.TrainState, dict[str, np.ndarray]]:
+def run_one(
+    config: RunConfig,
+    x: Any,
+    labels: Any,
+    key: jax.Array,
+    *,
+    net: nets.Params | None = None,
+    sg: synthetic.SGParams | None = None,
+) -> tuple[train.TrainState, dict[str, np.ndarray]]:
     """Trains one run of ``config`` on ``(x, labels)``: a grid of one.
 
     Args:
@@ -324,20 +351,39 @@ def run_one(config: RunConfig, x: Any, labels: Any, key: jax.Array, *,
       >>> bool(history["loss"][-1] < history["loss"][0])
       True
     """
-    one = lambda tree: None if tree is None else jax.tree.map(lambda a: jnp.asarray(a)[None],  # noqa
-                                                               tree)
+    one = lambda tree: (
+        None
+        if tree is None
+        else jax.tree.map(
+            lambda a: jnp.asarray(a)[None],  # noqa
+            tree,
+        )
+    )
     data = None if x is None and labels is None else (x, labels)
-    res = run_grid(config, stack_hyper(config), key[None], data, net=one(net),
-                   sg=one(sg), mesh=None, chunks=1)
+    res = run_grid(
+        config, stack_hyper(config), key[None], data, net=one(net), sg=one(sg), mesh=None, chunks=1
+    )
     history = {k: v if k == "step" else v[0] for k, v in res.history.items()}
     return jax.tree.map(lambda a: a[0], res.state), history
 
 
-def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
-             test: Any = None, per_run_data: bool = False, net: Any = None, sg: Any = None,
-             progress: Progress | None = None, chunks: int = 20,
-             mesh: Mesh | None | bool = True, test_history: bool = False,
-             alignment: bool = False, block_runs: int | str | None = "auto") -> GridResult:
+def run_grid(
+    config: RunConfig,
+    hyper: Hyper,
+    keys: jax.Array,
+    data: Any,
+    *,
+    test: Any = None,
+    per_run_data: bool = False,
+    net: Any = None,
+    sg: Any = None,
+    progress: Progress | None = None,
+    chunks: int = 20,
+    mesh: Mesh | None | bool = True,
+    test_history: bool = False,
+    alignment: bool = False,
+    block_runs: int | str | None = "auto",
+) -> GridResult:
     """Trains every run of a grid and returns their results.
 
     Args:
@@ -367,8 +413,10 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
     """
     n_runs = int(keys.shape[0])
     if any(np.shape(v)[0] != n_runs for v in hyper):
-        raise ValueError(f"engine: {n_runs} keys but hyperparameters for "
-                         f"{sorted({np.shape(v)[0] for v in hyper})} runs")
+        raise ValueError(
+            f"engine: {n_runs} keys but hyperparameters for "
+            f"{sorted({np.shape(v)[0] for v in hyper})} runs"
+        )
     mesh = default_mesh() if mesh is True else (mesh or None)
     program = config.program()
     kind = kinds.get(program)
@@ -395,36 +443,79 @@ def run_grid(config: RunConfig, hyper: Hyper, keys: jax.Array, data: Any, *,
     if kind.alignment is None and alignment:
         raise ValueError(f"alignment: a {program.kind} run has no alignment diagnostic")
     if data is None and (test is not None or test_history or per_run_data):
-        raise ValueError("test, test_history, per_run_data: a run without data has no test "
-                         "data and no per-run data; leave them out")
+        raise ValueError(
+            "test, test_history, per_run_data: a run without data has no test "
+            "data and no per-run data; leave them out"
+        )
     shared = (None, None) if per_run_data else (to_device(data), to_device(test))
     results = []
     for b, start in enumerate(starts):
         runs = slice(start, min(start + block, n_runs))
         cut = lambda tree: None if tree is None else jax.tree.map(lambda a: a[runs], tree)  # noqa
-        tick = None if progress is None else (
-            lambda done, total, b=b: progress(b * config.steps + done, len(starts) * total))
-        train_data, test_data = ((to_device(data, runs), to_device(test, runs))
-                                 if per_run_data else shared)
-        results.append(_run_block(
-            config, program, mesh, block=block, data_axis=data_axis, hyper=cut(hyper),
-            keys=cut(keys), train_data=train_data, test_data=test_data, net=cut(net),
-            sg=cut(sg), progress=tick, chunks=block_chunks, test_history=test_history,
-            alignment=alignment))
+        tick = (
+            None
+            if progress is None
+            else (lambda done, total, b=b: progress(b * config.steps + done, len(starts) * total))
+        )
+        train_data, test_data = (
+            (to_device(data, runs), to_device(test, runs)) if per_run_data else shared
+        )
+        results.append(
+            _run_block(
+                config,
+                program,
+                mesh,
+                block=block,
+                data_axis=data_axis,
+                hyper=cut(hyper),
+                keys=cut(keys),
+                train_data=train_data,
+                test_data=test_data,
+                net=cut(net),
+                sg=cut(sg),
+                progress=tick,
+                chunks=block_chunks,
+                test_history=test_history,
+                alignment=alignment,
+            )
+        )
     if len(results) == 1:
         return results[0]
-    history = {k: (results[0].history[k] if k == "step" else
-                   np.concatenate([r.history[k] for r in results]))
-               for k in results[0].history}
+    history = {
+        k: (
+            results[0].history[k]
+            if k == "step"
+            else np.concatenate([r.history[k] for r in results])
+        )
+        for k in results[0].history
+    }
     final = {k: np.concatenate([r.final[k] for r in results]) for k in results[0].final}
-    return GridResult(history, final, np.concatenate([r.diverged_at for r in results]),
-                      jax.tree.map(lambda *a: jnp.concatenate(a), *[r.state for r in results]))
+    return GridResult(
+        history,
+        final,
+        np.concatenate([r.diverged_at for r in results]),
+        jax.tree.map(lambda *a: jnp.concatenate(a), *[r.state for r in results]),
+    )
 
 
-def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, *, block: int,
-               data_axis: Any, hyper: Hyper, keys: jax.Array, train_data: Any, test_data: Any,
-               net: Any, sg: Any, progress: Progress | None, chunks: int,
-               test_history: bool, alignment: bool) -> GridResult:
+def _run_block(
+    config: RunConfig,
+    program: Program,
+    mesh: Mesh | None,
+    *,
+    block: int,
+    data_axis: Any,
+    hyper: Hyper,
+    keys: jax.Array,
+    train_data: Any,
+    test_data: Any,
+    net: Any,
+    sg: Any,
+    progress: Progress | None,
+    chunks: int,
+    test_history: bool,
+    alignment: bool,
+) -> GridResult:
     """One block of runs: init, the scanned chunks, the final evaluation, the history.
 
     The block is padded (with copies of its last run) to ``block`` runs rounded up to a
@@ -446,19 +537,35 @@ def _run_block(config: RunConfig, program: Program, mesh: Mesh | None, *, block:
     per_chunk = largest_divisor(total_records, -(-total_records // max(1, chunks)))
     records = []
     for done in range(0, total_records, per_chunk):
-        state, rec = _advance(program, per_chunk, data_axis, alignment, hyper_d, state,
-                              train_data, test_data if test_history else None)
+        state, rec = _advance(
+            program,
+            per_chunk,
+            data_axis,
+            alignment,
+            hyper_d,
+            state,
+            train_data,
+            test_data if test_history else None,
+        )
         records.append(jax.device_get(rec))
         if progress is not None:
             progress((done + per_chunk) * config.log_every, config.steps)
-    final = jax.device_get(_evaluate(program.kind, kind.eval_spec(program), data_axis,
-                                     state.net, state.task_state, train_data, test_data))
+    final = jax.device_get(
+        _evaluate(
+            program.kind,
+            kind.eval_spec(program),
+            data_axis,
+            state.net,
+            state.task_state,
+            train_data,
+            test_data,
+        )
+    )
     final = {k: np.asarray(v)[:n_runs] for k, v in final.items()}
     diverged_at = np.asarray(state.diverged_at)[:n_runs]
     final["diverged"] = diverged_at >= 0
     if train_data is not None and test_data is None:  # no test data: NaN test metrics
-        final.update({f"test_{k}": np.full(n_runs, np.nan) for k in list(final)
-                      if k != "diverged"})
+        final.update({f"test_{k}": np.full(n_runs, np.nan) for k in list(final) if k != "diverged"})
     hist = {k: np.concatenate([r[k] for r in records], axis=1)[:n_runs] for k in records[0]}
     history = {"step": np.arange(total_records + 1) * config.log_every}
     for k, v in hist.items():  # a record of the state gets its value after the last step

@@ -54,14 +54,14 @@ Feedback = list  # one entry per block: an array, or None where the block has no
 
 def _weighted_part(params: dict, h: jax.Array, block: layers.Block) -> jax.Array:
     """A block up to and including its weighted layer: ``z = op(pre(h); params)``."""
-    for j, layer in enumerate(block.layers[:block.weighted + 1]):
+    for j, layer in enumerate(block.layers[: block.weighted + 1]):
         h = layers.build(layer).apply(params if j == block.weighted else {}, h)
     return h
 
 
 def _after_weighted(z: jax.Array, block: layers.Block) -> jax.Array:
     """The parameter-free layers after a block's weighted layer: ``post(phi(z))``."""
-    for layer in block.layers[block.weighted + 1:]:
+    for layer in block.layers[block.weighted + 1 :]:
         z = layers.build(layer).apply({}, z)
     return z
 
@@ -106,12 +106,14 @@ def init_dfa(key: jax.Array, spec: nets.NetSpec, dtype: Any) -> Feedback:
 Step = tuple[nets.Params, jax.Array, jax.Array]  # (signals per block, J, h_L)
 
 
-def _block_updates(theta: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec,
-                   signal_of: Any) -> Step:
+def _block_updates(
+    theta: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec, signal_of: Any
+) -> Step:
     """Every block's signal from one scalar: blocks i < L get ``sum_b <h_i, sg(e_i)>``
     with ``[e_1, ..., e_{L-1}] = signal_of(hs, theta)`` (``hs`` the block outputs under
     stop_gradient, ``theta`` the parameters), the output block the true loss with its input
     held constant."""
+
     def objective(params):
         hs = [x]
         for p, block in zip(params, spec.blocks):
@@ -127,12 +129,12 @@ def _block_updates(theta: nets.Params, x: jax.Array, y: jax.Array, spec: nets.Ne
 
 
 def _output_loss(spec: nets.NetSpec, y: jax.Array):
-    return lambda out: nets.reduce_batch(nets.per_example_loss(out, y, spec.loss),
-                                         spec.reduction)
+    return lambda out: nets.reduce_batch(nets.per_example_loss(out, y, spec.loss), spec.reduction)
 
 
-def fa(params: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec,
-       feedback: Feedback) -> Step:
+def fa(
+    params: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec, feedback: Feedback
+) -> Step:
     """Rule ``fa``: ``e_L = dJ/dh_L``; for i < L, ``u_{i+1}`` is the VJP of block i+1's
     layers after its weight at the true pre-activation applied to ``e_{i+1}``, and
     ``e_i`` the VJP of the weighted layer with weight ``B_{i+1}`` (no bias) applied to
@@ -144,11 +146,11 @@ def fa(params: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec,
         e = jax.grad(_output_loss(spec, y))(hs[-1])
         out = []
         for j in reversed(range(1, len(blocks))):  # block j sends e to block j - 1
-            _, post_vjp = jax.vjp(lambda h: _after_weighted(h, blocks[j]),
-                                  _weighted_part(frozen[j], hs[j], blocks[j]))
+            _, post_vjp = jax.vjp(
+                lambda h: _after_weighted(h, blocks[j]), _weighted_part(frozen[j], hs[j], blocks[j])
+            )
             u = post_vjp(e)[0]
-            _, op_vjp = jax.vjp(lambda h: _weighted_part({"w": feedback[j]}, h, blocks[j]),
-                                hs[j])
+            _, op_vjp = jax.vjp(lambda h: _weighted_part({"w": feedback[j]}, h, blocks[j]), hs[j])
             e = op_vjp(u)[0]
             out.append(e)
         return out[::-1]
@@ -156,8 +158,9 @@ def fa(params: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec,
     return _block_updates(params, x, y, spec, signal_of)
 
 
-def dfa(params: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec,
-        feedback: Feedback) -> Step:
+def dfa(
+    params: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec, feedback: Feedback
+) -> Step:
     """Rule ``dfa``: ``delta = dJ/dz_L`` (the output block's pre-activation) and
     ``e_i = reshape(delta D_i, shape of h_i)`` for every block i < L (``docs/math.md``,
     "Other signal rules")."""
@@ -178,12 +181,14 @@ def direction(key: jax.Array, params: Any) -> Any:
     leaf split from ``key``."""
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(tree, [jax.random.normal(k, a.shape, a.dtype)
-                                     for k, a in zip(keys, leaves)])
+    return jax.tree.unflatten(
+        tree, [jax.random.normal(k, a.shape, a.dtype) for k, a in zip(keys, leaves)]
+    )
 
 
-def fwdgrad(params: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec,
-            key: jax.Array) -> Step:
+def fwdgrad(
+    params: nets.Params, x: jax.Array, y: jax.Array, spec: nets.NetSpec, key: jax.Array
+) -> Step:
     """Rule ``fwdgrad``: ``g = (grad J . v) v`` with ``v = direction(key, params)``, the
     directional derivative from one forward-mode ``jax.jvp`` (``docs/math.md``, "Other
     signal rules"). Every block, the output block included, uses it."""

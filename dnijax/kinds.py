@@ -34,7 +34,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, NamedTuple
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple
 
 import jax
 
@@ -80,26 +81,50 @@ class Kind(NamedTuple):
 
 
 KINDS: dict[str, Kind] = {
-    "feedforward": Kind(train.init_network, train.init_state, train.step,
-                        train.summarize_steps, train.eval_spec, train.evaluate_state,
-                        train.alignment, train.data_for, train.bytes_per_run),
-    "recurrent": Kind(bptt.init_network, bptt.init_state, bptt.step, bptt.summarize_steps,
-                      bptt.eval_spec, bptt.evaluate_state, None, bptt.data_for,
-                      bptt.bytes_per_run),
+    "feedforward": Kind(
+        train.init_network,
+        train.init_state,
+        train.step,
+        train.summarize_steps,
+        train.eval_spec,
+        train.evaluate_state,
+        train.alignment,
+        train.data_for,
+        train.bytes_per_run,
+    ),
+    "recurrent": Kind(
+        bptt.init_network,
+        bptt.init_state,
+        bptt.step,
+        bptt.summarize_steps,
+        bptt.eval_spec,
+        bptt.evaluate_state,
+        None,
+        bptt.data_for,
+        bptt.bytes_per_run,
+    ),
 }
 
 
 def get(program: Program) -> Kind:
     """The :class:`Kind` of a program."""
     if program.kind not in KINDS:
-        raise ValueError(f"network kind: unknown value {program.kind!r}; choose one of "
-                         f"{', '.join(KINDS)}")
+        raise ValueError(
+            f"network kind: unknown value {program.kind!r}; choose one of {', '.join(KINDS)}"
+        )
     return KINDS[program.kind]
 
 
-def run_records(program: Program, hyper: Hyper, state: train.TrainState, data: Any,
-                num_records: int, *, test: Any = None, alignment: bool = False
-                ) -> tuple[train.TrainState, dict[str, jax.Array]]:
+def run_records(
+    program: Program,
+    hyper: Hyper,
+    state: train.TrainState,
+    data: Any,
+    num_records: int,
+    *,
+    test: Any = None,
+    alignment: bool = False,
+) -> tuple[train.TrainState, dict[str, jax.Array]]:
     """Runs ``num_records * program.log_every`` steps of any kind with ``lax.scan``.
 
     Returns the final state and one record per ``log_every`` steps: the kind's
@@ -119,8 +144,12 @@ def run_records(program: Program, hyper: Hyper, state: train.TrainState, data: A
     def record(carry, _):
         rec = dict(kind.evaluate(spec, carry.net, carry.task_state, data))
         if test is not None:
-            rec.update({f"test_{k}": v for k, v in
-                        kind.evaluate(spec, carry.net, carry.task_state, test).items()})
+            rec.update(
+                {
+                    f"test_{k}": v
+                    for k, v in kind.evaluate(spec, carry.net, carry.task_state, test).items()
+                }
+            )
         rec["diverged"] = carry.diverged_at >= 0
         if alignment and kind.alignment is not None:
             rec.update(kind.alignment(program, carry, data))

@@ -54,7 +54,8 @@ import importlib
 import importlib.util
 import math
 import os
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -75,12 +76,15 @@ Init = Callable[[jax.Array, Shape, Any, float, float], jax.Array]
 
 INITS: dict[str, Init] = {
     "normal": lambda key, shape, dtype, scale, shift: (
-        scale * jax.random.normal(key, shape, dtype) + shift),
+        scale * jax.random.normal(key, shape, dtype) + shift
+    ),
     "zeros": lambda key, shape, dtype, scale, shift: jnp.zeros(shape, dtype),
-    "glorot": lambda key, shape, dtype, scale, shift: (
-        jax.nn.initializers.glorot_normal()(key, shape, dtype)),
-    "he": lambda key, shape, dtype, scale, shift: (
-        jax.nn.initializers.he_normal()(key, shape, dtype)),
+    "glorot": lambda key, shape, dtype, scale, shift: jax.nn.initializers.glorot_normal()(
+        key, shape, dtype
+    ),
+    "he": lambda key, shape, dtype, scale, shift: jax.nn.initializers.he_normal()(
+        key, shape, dtype
+    ),
 }
 """The weight init schemes by name: ``init(key, shape, dtype, init_scale, init_shift) ->
 array`` (only ``normal`` reads the scale and shift). Add one with :func:`register_init`."""
@@ -132,8 +136,10 @@ class LayerSpec(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         """``{"kind": ..., **options}``, the form of a config file."""
-        return {"kind": self.kind, **{k: list(v) if isinstance(v, tuple) else v
-                                      for k, v in self.options}}
+        return {
+            "kind": self.kind,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in self.options},
+        }
 
 
 class Block(NamedTuple):
@@ -145,12 +151,19 @@ class Block(NamedTuple):
 
 def spec(kind: str, **options: Any) -> LayerSpec:
     """A :class:`LayerSpec` with its options sorted (lists become tuples)."""
-    return LayerSpec(kind, tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
-                                        for k, v in options.items())))
+    return LayerSpec(
+        kind, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+    )
 
 
-def weights(key: jax.Array, shape: Shape, dtype: Any, init: str = "normal",
-            init_scale: float = 0.2, init_shift: float = -0.1) -> jax.Array:
+def weights(
+    key: jax.Array,
+    shape: Shape,
+    dtype: Any,
+    init: str = "normal",
+    init_scale: float = 0.2,
+    init_shift: float = -0.1,
+) -> jax.Array:
     """A weight array drawn by the scheme ``init`` of :data:`INITS`: ``normal``
     (``init_scale * N(0, 1) + init_shift``, the article's scheme), ``zeros``, ``glorot``
     (Glorot normal), ``he`` (He normal) or one added with :func:`register_init`; fans
@@ -160,9 +173,16 @@ def weights(key: jax.Array, shape: Shape, dtype: Any, init: str = "normal",
     return INITS[init](key, shape, dtype, init_scale, init_shift)
 
 
-def _weighted(w_shape: Callable[[Shape], Shape], out_shape: Callable[[Shape], Shape],
-              apply: Callable, features: int, bias: bool, init: str, init_scale: float,
-              init_shift: float) -> Layer:
+def _weighted(
+    w_shape: Callable[[Shape], Shape],
+    out_shape: Callable[[Shape], Shape],
+    apply: Callable,
+    features: int,
+    bias: bool,
+    init: str,
+    init_scale: float,
+    init_shift: float,
+) -> Layer:
     def init_fn(key, in_shape, dtype):
         params = {"w": weights(key, w_shape(in_shape), dtype, init, init_scale, init_shift)}
         if bias:
@@ -176,11 +196,24 @@ def _weighted(w_shape: Callable[[Shape], Shape], out_shape: Callable[[Shape], Sh
     return Layer(init_fn, apply_fn)
 
 
-def dense(features: int, bias: bool = True, init: str = "normal", init_scale: float = 0.2,
-          init_shift: float = -0.1) -> Layer:
+def dense(
+    features: int,
+    bias: bool = True,
+    init: str = "normal",
+    init_scale: float = 0.2,
+    init_shift: float = -0.1,
+) -> Layer:
     """``h W (+ b)`` on per-example vectors."""
-    return _weighted(lambda s: (s[-1], features), lambda s: s[:-1] + (features,),
-                     lambda w, h: h @ w, features, bias, init, init_scale, init_shift)
+    return _weighted(
+        lambda s: (s[-1], features),
+        lambda s: s[:-1] + (features,),
+        lambda w, h: h @ w,
+        features,
+        bias,
+        init,
+        init_scale,
+        init_shift,
+    )
 
 
 def conv_output_size(size: int, stride: int) -> int:
@@ -188,17 +221,32 @@ def conv_output_size(size: int, stride: int) -> int:
     return -(-size // stride)
 
 
-def conv2d(features: int, kernel: int = 3, stride: int = 1, bias: bool = True,
-           init: str = "normal", init_scale: float = 0.2, init_shift: float = -0.1) -> Layer:
+def conv2d(
+    features: int,
+    kernel: int = 3,
+    stride: int = 1,
+    bias: bool = True,
+    init: str = "normal",
+    init_scale: float = 0.2,
+    init_shift: float = -0.1,
+) -> Layer:
     """A 2-D convolution, NHWC, HWIO kernel, SAME padding."""
+
     def apply(w, h):
-        return jax.lax.conv_general_dilated(h, w, (stride, stride), "SAME",
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.lax.conv_general_dilated(
+            h, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
 
     return _weighted(
         lambda s: (kernel, kernel, s[-1], features),
         lambda s: (conv_output_size(s[0], stride), conv_output_size(s[1], stride), features),
-        apply, features, bias, init, init_scale, init_shift)
+        apply,
+        features,
+        bias,
+        init,
+        init_scale,
+        init_shift,
+    )
 
 
 def _pool(reducer: str, window: int, stride: int | None) -> Layer:
@@ -230,14 +278,16 @@ def avg_pool(window: int = 2, stride: int | None = None) -> Layer:
 def reshape(shape: Sequence[int]) -> Layer:
     """Reshapes each example to ``shape`` (row-major)."""
     shape = tuple(shape)
-    return Layer(lambda key, s, dtype: (shape, {}),
-                 lambda params, h: h.reshape((h.shape[0],) + shape))
+    return Layer(
+        lambda key, s, dtype: (shape, {}), lambda params, h: h.reshape((h.shape[0],) + shape)
+    )
 
 
 def flatten() -> Layer:
     """Each example to a vector (row-major)."""
-    return Layer(lambda key, s, dtype: ((math.prod(s),), {}),
-                 lambda params, h: h.reshape((h.shape[0], -1)))
+    return Layer(
+        lambda key, s, dtype: ((math.prod(s),), {}), lambda params, h: h.reshape((h.shape[0], -1))
+    )
 
 
 def activation(name: str) -> Layer:
@@ -255,8 +305,10 @@ def _pool_check(layer: LayerSpec, shape: Shape) -> str | None:
 
 def _reshape_check(layer: LayerSpec, shape: Shape) -> str | None:
     if math.prod(layer.get("shape")) != math.prod(shape):
-        return (f"shape {list(layer.get('shape'))} does not hold the {math.prod(shape)} "
-                f"values of its input {shape}")
+        return (
+            f"shape {list(layer.get('shape'))} does not hold the {math.prod(shape)} "
+            f"values of its input {shape}"
+        )
     return None
 
 
@@ -286,8 +338,9 @@ class KindInfo(NamedTuple):
 
 KINDS: dict[str, KindInfo] = {
     "dense": KindInfo(dense, ("features",) + WEIGHT_OPTIONS, ("features",), 1, True),
-    "conv2d": KindInfo(conv2d, ("features", "kernel", "stride") + WEIGHT_OPTIONS,
-                       ("features",), 3, True),
+    "conv2d": KindInfo(
+        conv2d, ("features", "kernel", "stride") + WEIGHT_OPTIONS, ("features",), 3, True
+    ),
     "max_pool": KindInfo(max_pool, ("window", "stride"), input_rank=3, check=_pool_check),
     "avg_pool": KindInfo(avg_pool, ("window", "stride"), input_rank=3, check=_pool_check),
     "reshape": KindInfo(reshape, ("shape",), ("shape",), check=_reshape_check),
@@ -298,10 +351,16 @@ KINDS: dict[str, KindInfo] = {
 BUILTIN_KINDS = tuple(KINDS)
 
 
-def register(kind: str, constructor: Callable[..., Layer], *,
-             options: Sequence[str] | None = None, required: Sequence[str] = (),
-             input_rank: int | None = None, weighted: bool = False,
-             check: Callable[[LayerSpec, Shape], str | None] | None = None) -> None:
+def register(
+    kind: str,
+    constructor: Callable[..., Layer],
+    *,
+    options: Sequence[str] | None = None,
+    required: Sequence[str] = (),
+    input_rank: int | None = None,
+    weighted: bool = False,
+    check: Callable[[LayerSpec, Shape], str | None] | None = None,
+) -> None:
     """Adds a layer kind: ``constructor(**options) -> Layer``, options from the config.
 
     Args:
@@ -324,8 +383,14 @@ def register(kind: str, constructor: Callable[..., Layer], *,
     """
     if kind in BUILTIN_KINDS:
         raise ValueError(f"layer kind {kind!r} is built in; register it under another name")
-    KINDS[kind] = KindInfo(constructor, None if options is None else tuple(options),
-                           tuple(required), input_rank, weighted, check)
+    KINDS[kind] = KindInfo(
+        constructor,
+        None if options is None else tuple(options),
+        tuple(required),
+        input_rank,
+        weighted,
+        check,
+    )
 
 
 def unregister(kind: str) -> None:
@@ -345,14 +410,18 @@ def _check_option(where: str, name: str, value: Any) -> None:
     if name == "init" and value not in INITS:
         raise ValueError(f"{where}: init {value!r} is unknown; choose one of {', '.join(INITS)}")
     if name in ("init_scale", "init_shift") and (
-            isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value)):
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    ):
         raise ValueError(f"{where}: {name} {value!r} must be a finite number")
     if name in ("features", "kernel", "stride", "window") and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        isinstance(value, bool) or not isinstance(value, int) or value < 1
+    ):
         raise ValueError(f"{where}: {name} {value!r} must be an integer >= 1")
-    if name == "shape" and (not isinstance(value, (list, tuple)) or not value or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
+    if name == "shape" and (
+        not isinstance(value, (list, tuple))
+        or not value
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
+    ):
         raise ValueError(f"{where}: shape {value!r} must be a list of integers >= 1")
 
 
@@ -360,8 +429,9 @@ def parse_layers(items: Sequence[Any]) -> tuple[LayerSpec, ...]:
     """Checks a layer list (dicts with a ``kind``, or :class:`LayerSpec`) and returns it
     as specs; ``ValueError`` with one line naming the layer and what to fix."""
     if not isinstance(items, (list, tuple)) or not items:
-        raise ValueError('layers: give a non-empty list of layers, e.g. '
-                         '[{"kind": "dense", "features": 10}]')
+        raise ValueError(
+            'layers: give a non-empty list of layers, e.g. [{"kind": "dense", "features": 10}]'
+        )
     out = []
     for i, item in enumerate(items, 1):
         if isinstance(item, LayerSpec):
@@ -370,19 +440,23 @@ def parse_layers(items: Sequence[Any]) -> tuple[LayerSpec, ...]:
             options = dict(item)
             kind = options.pop("kind", None)
         else:
-            raise ValueError(f"layers: layer {i} is {item!r}; give an object with a \"kind\"")
+            raise ValueError(f'layers: layer {i} is {item!r}; give an object with a "kind"')
         if isinstance(kind, str) and kind not in KINDS and ":" in kind:
             import_kind(kind)
         if kind not in KINDS:
-            raise ValueError(f"layers: layer {i} has unknown kind {kind!r}; choose one of "
-                             f"{', '.join(KINDS)} or register your own (dnijax.layers.register)")
+            raise ValueError(
+                f"layers: layer {i} has unknown kind {kind!r}; choose one of "
+                f"{', '.join(KINDS)} or register your own (dnijax.layers.register)"
+            )
         where = f"layers: layer {i} ({kind})"
         info = KINDS[kind]
         if info.options is not None:
             unknown = sorted(set(options) - set(info.options))
             if unknown:
-                raise ValueError(f"{where}: unknown option(s) {', '.join(unknown)}; allowed: "
-                                 f"{', '.join(info.options) or 'none'}")
+                raise ValueError(
+                    f"{where}: unknown option(s) {', '.join(unknown)}; allowed: "
+                    f"{', '.join(info.options) or 'none'}"
+                )
         missing = [k for k in info.required if k not in options]
         if missing:
             raise ValueError(f"{where}: give {', '.join(missing)}")
@@ -417,11 +491,14 @@ def check_shapes(layer_specs: Sequence[LayerSpec], in_shape: Shape) -> list[Shap
     return shapes
 
 
-def with_defaults(layer_specs: Sequence[LayerSpec], **weight_options: Any
-                  ) -> tuple[LayerSpec, ...]:
+def with_defaults(layer_specs: Sequence[LayerSpec], **weight_options: Any) -> tuple[LayerSpec, ...]:
     """Gives each dense and conv2d layer the weight options it does not set itself."""
-    return tuple(spec(layer.kind, **{**weight_options, **dict(layer.options)})
-                 if is_weighted(layer.kind) else layer for layer in layer_specs)
+    return tuple(
+        spec(layer.kind, **{**weight_options, **dict(layer.options)})
+        if is_weighted(layer.kind)
+        else layer
+        for layer in layer_specs
+    )
 
 
 def import_kind(kind: str) -> None:
@@ -436,7 +513,8 @@ def import_kind(kind: str) -> None:
         if source.endswith(".py"):
             path = os.path.abspath(source)
             module_spec = importlib.util.spec_from_file_location(
-                f"dnijax_user_layers_{abs(hash(path))}", path)
+                f"dnijax_user_layers_{abs(hash(path))}", path
+            )
             if module_spec is None or not os.path.isfile(path):
                 raise ImportError(f"no file {source}")
             module = importlib.util.module_from_spec(module_spec)
@@ -446,8 +524,10 @@ def import_kind(kind: str) -> None:
         constructor = getattr(module, name)
     except Exception as err:  # the user's code: report it in one line
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"layers: cannot load kind {kind!r} ({msg}); give "
-                         "\"file.py:function\" or \"module:function\"") from None
+        raise ValueError(
+            f"layers: cannot load kind {kind!r} ({msg}); give "
+            '"file.py:function" or "module:function"'
+        ) from None
     if not callable(constructor):
         raise ValueError(f"layers: {kind!r} is not a function returning a Layer")
     KINDS[kind] = KindInfo(constructor)
@@ -458,13 +538,16 @@ def build(layer: LayerSpec) -> Layer:
     if layer.kind not in KINDS and ":" in layer.kind:
         import_kind(layer.kind)
     if layer.kind not in KINDS:
-        raise ValueError(f"layers: unknown kind {layer.kind!r}; choose one of "
-                         f"{', '.join(KINDS)} or register your own (dnijax.layers.register)")
+        raise ValueError(
+            f"layers: unknown kind {layer.kind!r}; choose one of "
+            f"{', '.join(KINDS)} or register your own (dnijax.layers.register)"
+        )
     return KINDS[layer.kind].constructor(**dict(layer.options))
 
 
-def trace_shapes(layer_specs: Sequence[LayerSpec], in_shape: Shape,
-                 dtype: Any = jnp.float32) -> list[tuple[Shape, bool]]:
+def trace_shapes(
+    layer_specs: Sequence[LayerSpec], in_shape: Shape, dtype: Any = jnp.float32
+) -> list[tuple[Shape, bool]]:
     """``(out_shape, has_params)`` of each layer, from an abstract init (nothing drawn)."""
     shapes, shape = [], tuple(in_shape)
     for layer in layer_specs:
@@ -480,8 +563,9 @@ def trace_shapes(layer_specs: Sequence[LayerSpec], in_shape: Shape,
     return shapes
 
 
-def mlp_specs(widths: Sequence[int], activations: Sequence[str], **weight_options: Any
-              ) -> tuple[LayerSpec, ...]:
+def mlp_specs(
+    widths: Sequence[int], activations: Sequence[str], **weight_options: Any
+) -> tuple[LayerSpec, ...]:
     """The layer list of an MLP: ``dense(n_1), act_1, ..., dense(n_L), act_L``.
 
     ``widths = (n_0, ..., n_L)`` (``n_0``, the input, is not a layer); ``weight_options``
@@ -493,8 +577,7 @@ def mlp_specs(widths: Sequence[int], activations: Sequence[str], **weight_option
     return tuple(out)
 
 
-def group_blocks(layer_specs: Sequence[LayerSpec], has_params: Sequence[bool]
-                 ) -> tuple[Block, ...]:
+def group_blocks(layer_specs: Sequence[LayerSpec], has_params: Sequence[bool]) -> tuple[Block, ...]:
     """Cuts a layer list into blocks: a new block at each parameterised layer but the
     first (``ValueError`` if no layer has parameters)."""
     if not any(has_params):
@@ -510,8 +593,7 @@ def group_blocks(layer_specs: Sequence[LayerSpec], has_params: Sequence[bool]
     return tuple(Block(tuple(g), w) for g, w in zip(groups, weighted))
 
 
-def init_block(key: jax.Array, block: Block, in_shape: Shape, dtype: Any
-               ) -> tuple[Shape, dict]:
+def init_block(key: jax.Array, block: Block, in_shape: Shape, dtype: Any) -> tuple[Shape, dict]:
     """Initialises a block: its parameterised layer draws from ``key``."""
     params: dict = {}
     shape = tuple(in_shape)

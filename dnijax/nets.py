@@ -21,7 +21,8 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -109,8 +110,9 @@ def _cached_spec(specs: tuple, in_shape: tuple, loss: str, reduction: str) -> Ne
     return NetSpec(layers.group_blocks(specs, weighted), loss, reduction, in_shape)
 
 
-def make_net_spec(layer_specs: Sequence[layers.LayerSpec], in_shape: Sequence[int],
-                  loss: str, reduction: str) -> NetSpec:
+def make_net_spec(
+    layer_specs: Sequence[layers.LayerSpec], in_shape: Sequence[int], loss: str, reduction: str
+) -> NetSpec:
     """Builds a :class:`NetSpec` from a layer list, making the output linear for logit
     losses (a trailing activation becomes ``identity``)."""
     specs = tuple(layer_specs)
@@ -119,11 +121,17 @@ def make_net_spec(layer_specs: Sequence[layers.LayerSpec], in_shape: Sequence[in
     return _cached_spec(specs, tuple(int(n) for n in in_shape), loss, reduction)
 
 
-def mlp_spec(widths: Sequence[int], activations: Sequence[str], loss: str, reduction: str,
-             **weight_options: Any) -> NetSpec:
+def mlp_spec(
+    widths: Sequence[int],
+    activations: Sequence[str],
+    loss: str,
+    reduction: str,
+    **weight_options: Any,
+) -> NetSpec:
     """The :class:`NetSpec` of an MLP of widths ``(n_0, ..., n_L)`` (the short form)."""
-    return make_net_spec(layers.mlp_specs(widths, activations, **weight_options),
-                         (widths[0],), loss, reduction)
+    return make_net_spec(
+        layers.mlp_specs(widths, activations, **weight_options), (widths[0],), loss, reduction
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -179,8 +187,7 @@ def reduce_batch(values: jax.Array, reduction: str) -> jax.Array:
 
 def batch_loss(params: Params, x: jax.Array, y: jax.Array, spec: NetSpec) -> jax.Array:
     """The batch loss ``J = reduce_b l_b``."""
-    return reduce_batch(per_example_loss(predict(params, x, spec), y, spec.loss),
-                        spec.reduction)
+    return reduce_batch(per_example_loss(predict(params, x, spec), y, spec.loss), spec.reduction)
 
 
 def predicted_labels(out: jax.Array, spec: NetSpec) -> jax.Array:

@@ -22,7 +22,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,8 +31,9 @@ import optax
 
 from dnijax import registry
 
-NoiseFactory = Callable[[jax.typing.ArrayLike, jax.typing.ArrayLike, jax.Array],
-                        optax.GradientTransformation]
+NoiseFactory = Callable[
+    [jax.typing.ArrayLike, jax.typing.ArrayLike, jax.Array], optax.GradientTransformation
+]
 
 
 class BlogNoiseState(NamedTuple):
@@ -41,20 +43,23 @@ class BlogNoiseState(NamedTuple):
     rng_key: jax.Array
 
 
-def blog_noise_std(eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike,
-                   count: jax.typing.ArrayLike) -> jax.Array:
+def blog_noise_std(
+    eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike, count: jax.typing.ArrayLike
+) -> jax.Array:
     """Standard deviation ``eta / (1 + t)^gamma`` of the blog noise at update ``t``."""
     return eta / (1.0 + count) ** gamma
 
 
-def paper_noise_std(eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike,
-                    count: jax.typing.ArrayLike) -> jax.Array:
+def paper_noise_std(
+    eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike, count: jax.typing.ArrayLike
+) -> jax.Array:
     """Standard deviation ``sqrt(eta / (1 + t)^gamma)`` of ``optax.add_noise`` at update ``t``."""
     return jnp.sqrt(eta / (1.0 + count) ** gamma)
 
 
-def add_blog_noise(eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike,
-                   key: jax.Array) -> optax.GradientTransformation:
+def add_blog_noise(
+    eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike, key: jax.Array
+) -> optax.GradientTransformation:
     """Adds one Gaussian scalar per step to every element of the updates.
 
     Args:
@@ -118,8 +123,9 @@ def unregister_noise(name: str) -> None:
     registry.remove(NOISES, BUILTIN_NOISES, name)
 
 
-def gradient_noise(kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike,
-                   key: jax.Array) -> optax.GradientTransformation:
+def gradient_noise(
+    kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike, key: jax.Array
+) -> optax.GradientTransformation:
     """The noise ``kind`` of :data:`NOISES`: ``paper`` -> :func:`optax.add_noise`;
     ``blog`` -> :func:`add_blog_noise`; or one added with :func:`register_noise`."""
     if kind not in NOISES:
@@ -127,8 +133,9 @@ def gradient_noise(kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.Array
     return NOISES[kind](eta, gamma, key)
 
 
-def flat_gradient_noise(kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike,
-                        key: jax.Array) -> optax.GradientTransformation:
+def flat_gradient_noise(
+    kind: str, eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike, key: jax.Array
+) -> optax.GradientTransformation:
     """:func:`gradient_noise` applied to all parameters raveled into one vector
     (``optax.flatten``): the same i.i.d. noise, drawn once per step instead of once per
     leaf, which makes the compiled step much smaller. The update rules use this."""

@@ -22,7 +22,8 @@ import argparse
 import difflib
 import os
 import sys
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 
 def fail(message: str, prog: str | None = None) -> NoReturn:
@@ -34,8 +35,12 @@ def fail(message: str, prog: str | None = None) -> NoReturn:
 
 def option_names(parser: argparse.ArgumentParser) -> list[str]:
     """Every long option string that ``parser``'s help shows (``--help`` included)."""
-    return [s for action in parser._actions for s in action.option_strings  # noqa: SLF001
-            if s.startswith("--") and action.help != argparse.SUPPRESS]
+    return [
+        s
+        for action in parser._actions
+        for s in action.option_strings  # noqa: SLF001
+        if s.startswith("--") and action.help != argparse.SUPPRESS
+    ]
 
 
 def unknown_option_hint(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
@@ -69,8 +74,11 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         fail(message, self.prog.split()[0])
 
-    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
-                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+    def parse_args(
+        self,
+        args: Sequence[str] | None = None,  # type: ignore[override]
+        namespace: argparse.Namespace | None = None,
+    ) -> argparse.Namespace:
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             self.error(unknown_option_hint(extras, self._chosen_subparser(parsed)))

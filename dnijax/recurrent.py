@@ -53,7 +53,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -163,9 +164,11 @@ def orthogonal(key: jax.Array, n: int, dtype: Any = jnp.float32) -> jax.Array:
 
 def _rnn_init(key: jax.Array, n_in: int, n_hidden: int, dtype: Any) -> dict:
     kx, kh = jax.random.split(key)
-    return {"wx": jax.nn.initializers.glorot_normal()(kx, (n_in, n_hidden), dtype),
-            "wh": orthogonal(kh, n_hidden, dtype),
-            "b": jnp.zeros((n_hidden,), dtype)}
+    return {
+        "wx": jax.nn.initializers.glorot_normal()(kx, (n_in, n_hidden), dtype),
+        "wh": orthogonal(kh, n_hidden, dtype),
+        "b": jnp.zeros((n_hidden,), dtype),
+    }
 
 
 def _rnn_step(params: dict, s: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -178,13 +181,16 @@ def _lstm_init(key: jax.Array, n_in: int, n_hidden: int, dtype: Any) -> dict:
     gate (:func:`orthogonal`); ``b`` zero but for the forget gate's 1."""
     kx, *kh = jax.random.split(key, 5)
     b = jnp.zeros((4, n_hidden), dtype).at[1].set(1.0).reshape(-1)
-    return {"wx": jax.nn.initializers.glorot_normal()(kx, (n_in, 4 * n_hidden), dtype),
-            "wh": jnp.concatenate([orthogonal(k, n_hidden, dtype) for k in kh], axis=1),
-            "b": b}
+    return {
+        "wx": jax.nn.initializers.glorot_normal()(kx, (n_in, 4 * n_hidden), dtype),
+        "wh": jnp.concatenate([orthogonal(k, n_hidden, dtype) for k in kh], axis=1),
+        "b": b,
+    }
 
 
-def _lstm_step(params: dict, state: tuple[jax.Array, jax.Array],
-               x_t: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+def _lstm_step(
+    params: dict, state: tuple[jax.Array, jax.Array], x_t: jax.Array
+) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
     h, c = state
     i, f, g, o = jnp.split(x_t @ params["wx"] + h @ params["wh"] + params["b"], 4, axis=-1)
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
@@ -194,9 +200,11 @@ def _lstm_step(params: dict, state: tuple[jax.Array, jax.Array],
 
 CORES = {
     "rnn": Core(_rnn_init, lambda b, n, dtype: jnp.zeros((b, n), dtype), _rnn_step),
-    "lstm": Core(_lstm_init,
-                 lambda b, n, dtype: (jnp.zeros((b, n), dtype), jnp.zeros((b, n), dtype)),
-                 _lstm_step),
+    "lstm": Core(
+        _lstm_init,
+        lambda b, n, dtype: (jnp.zeros((b, n), dtype), jnp.zeros((b, n), dtype)),
+        _lstm_step,
+    ),
 }
 
 
@@ -223,8 +231,9 @@ def register_core(name: str, core: Core) -> None:
       >>> recurrent.unregister_core("memoryless")
     """
     if not isinstance(core, Core):
-        raise ValueError(f"recurrent core {name!r}: give a recurrent.Core, got "
-                         f"{type(core).__name__}")
+        raise ValueError(
+            f"recurrent core {name!r}: give a recurrent.Core, got {type(core).__name__}"
+        )
     registry.add(CORES, BUILTIN_CORES, "recurrent core", name, core)
 
 
@@ -242,15 +251,19 @@ def get_core(core: str | Core) -> Core:
     return CORES[core]
 
 
-def init_network(key: jax.Array, core: str | Core, n_in: int, n_hidden: int, n_out: int,
-                 dtype: Any = jnp.float32) -> dict[str, jax.Array]:
+def init_network(
+    key: jax.Array, core: str | Core, n_in: int, n_hidden: int, n_out: int, dtype: Any = jnp.float32
+) -> dict[str, jax.Array]:
     """The core's parameters plus the readout: Glorot-normal ``wo``, zero ``bo``."""
     kc, ko = jax.random.split(key)
     params = get_core(core).init(kc, n_in, n_hidden, dtype)
     if {"wo", "bo"} & set(params):
         raise ValueError("a core's parameters may not use the readout's keys 'wo', 'bo'")
-    return {**params, "wo": jax.nn.initializers.glorot_normal()(ko, (n_hidden, n_out), dtype),
-            "bo": jnp.zeros((n_out,), dtype)}
+    return {
+        **params,
+        "wo": jax.nn.initializers.glorot_normal()(ko, (n_hidden, n_out), dtype),
+        "bo": jnp.zeros((n_out,), dtype),
+    }
 
 
 def flatten_state(state: State) -> jax.Array:
@@ -276,8 +289,9 @@ def apply_sg(module: dict, s: jax.Array) -> jax.Array:
     return s @ module["a"] + module["c"]
 
 
-def forward_window(params: dict, s0: State, x_w: jax.Array,
-                   core: str | Core = "rnn") -> tuple[State, jax.Array]:
+def forward_window(
+    params: dict, s0: State, x_w: jax.Array, core: str | Core = "rnn"
+) -> tuple[State, jax.Array]:
     """The window's last state ``s_T`` and outputs ``(B, T, K)``, by ``lax.scan``.
 
     Args:
@@ -318,8 +332,7 @@ class WindowSpec(NamedTuple):
     sg_target: str = "per_example"
 
 
-def _losses(params: dict, s0: State, window: Window, spec: WindowSpec
-            ) -> tuple[jax.Array, State]:
+def _losses(params: dict, s0: State, window: Window, spec: WindowSpec) -> tuple[jax.Array, State]:
     """Per-example summed window losses ``sum_t m_t,b l_t,b`` from ``s0``, and ``s_T``."""
     s_end, outs = forward_window(params, s0, window.x, spec.core)
     per_step = nets.per_example_loss(outs, window.y, spec.loss)
@@ -328,8 +341,9 @@ def _losses(params: dict, s0: State, window: Window, spec: WindowSpec
     return jnp.sum(per_step, axis=1), s_end
 
 
-def backprop_window(params: dict, sg_params: Any, window: Window, spec: WindowSpec
-                    ) -> WindowSignals:
+def backprop_window(
+    params: dict, sg_params: Any, window: Window, spec: WindowSpec
+) -> WindowSignals:
     """The recurrent form of rule ``backprop``: plain truncated BPTT, ``grad L_w`` with the
     incoming state held constant (see the module docstring). ``sg_params`` is unused."""
     s0 = jax.tree.map(sg, window.s0)
@@ -339,12 +353,17 @@ def backprop_window(params: dict, sg_params: Any, window: Window, spec: WindowSp
         return nets.reduce_batch(per_example, spec.reduction), s_end
 
     (window_loss, s_end), grads = jax.value_and_grad(objective, has_aux=True)(params)
-    return WindowSignals(grads, None, sg(window_loss), jnp.zeros((), window_loss.dtype),
-                         jax.tree.map(sg, s_end), None)
+    return WindowSignals(
+        grads,
+        None,
+        sg(window_loss),
+        jnp.zeros((), window_loss.dtype),
+        jax.tree.map(sg, s_end),
+        None,
+    )
 
 
-def dni_window(params: dict, sg_params: dict, window: Window, spec: WindowSpec
-               ) -> WindowSignals:
+def dni_window(params: dict, sg_params: dict, window: Window, spec: WindowSpec) -> WindowSignals:
     """The recurrent form of rule ``dni``: a synthetic gradient at the window's end, and the
     SG module trained on the bootstrapped target at its start (see the module docstring)."""
     reduce = lambda v: nets.reduce_batch(v, spec.reduction)  # noqa: E731
@@ -365,11 +384,12 @@ def dni_window(params: dict, sg_params: dict, window: Window, spec: WindowSpec
             return scale * jnp.sum(l_b) + jnp.sum(flatten_state(s_t) * d_end)
 
         target = sg(flatten_state(jax.grad(future)(s0)))
-        sg_loss = reduce(0.5 * jnp.sum((apply_sg(phi, flatten_state(s0)) - target) ** 2,
-                                       axis=-1))
+        sg_loss = reduce(0.5 * jnp.sum((apply_sg(phi, flatten_state(s0)) - target) ** 2, axis=-1))
         return net_term + sg_loss, (window_loss, sg_loss, s_end, target)
 
     (net_grads, sg_grads), (window_loss, sg_loss, s_end, target) = jax.grad(
-        objective, argnums=(0, 1), has_aux=True)(params, sg_params)
-    return WindowSignals(net_grads, sg_grads, sg(window_loss), sg(sg_loss),
-                         jax.tree.map(sg, s_end), target)
+        objective, argnums=(0, 1), has_aux=True
+    )(params, sg_params)
+    return WindowSignals(
+        net_grads, sg_grads, sg(window_loss), sg(sg_loss), jax.tree.map(sg, s_end), target
+    )

@@ -21,11 +21,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Container, MutableMapping
+from collections.abc import Container, MutableMapping
+from typing import Any
 
 
-def add(table: MutableMapping[str, Any], builtins: Container[str], what: str, name: str,
-        value: Any) -> None:
+def add(
+    table: MutableMapping[str, Any], builtins: Container[str], what: str, name: str, value: Any
+) -> None:
     """Adds ``name -> value`` to ``table``.
 
     Raises:
@@ -47,4 +49,5 @@ def remove(table: MutableMapping[str, Any], builtins: Container[str], name: str)
     if name not in builtins and name in table:
         del table[name]
         import jax
+
         jax.clear_caches()

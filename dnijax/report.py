@@ -9,17 +9,31 @@ The writers put a command's outputs in its folder, atomically, and
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from dnijax import stats, store
-from dnijax.figures import (class1_score, plot_alignment, plot_decision_regions,
-                            plot_length_curves, plot_loss_curves, plot_sensitivity)
+from dnijax.figures import (
+    class1_score,
+    plot_alignment,
+    plot_decision_regions,
+    plot_length_curves,
+    plot_loss_curves,
+    plot_sensitivity,
+)
 
-COMPARE_OUTPUTS = ("results.json", "final_params.npz", "summary.md", "results.csv",
-                   "loss_curves.png", "decision_regions.png", "alignment.png",
-                   "grad_alignment.png")
+COMPARE_OUTPUTS = (
+    "results.json",
+    "final_params.npz",
+    "summary.md",
+    "results.csv",
+    "loss_curves.png",
+    "decision_regions.png",
+    "alignment.png",
+    "grad_alignment.png",
+)
 TASK_COMPARE_OUTPUTS = ("results.json", "summary.md", "results.csv", "length_curves.png")
 SWEEP_OUTPUTS = ("results.json", "summary.md", "results.csv", "sensitivity.png", "blocks")
 
@@ -36,8 +50,11 @@ def _paired_cells(paired: dict[str, Any] | None) -> list[str]:
     if paired is None:
         return ["—", "—", "—"]
     ci = paired["ci95"]
-    diff = "n/a" if paired["mean_diff"] is None else f"{paired['mean_diff']:+.3g}" + (
-        f" [{ci[0]:+.3g}, {ci[1]:+.3g}]" if ci else "")
+    diff = (
+        "n/a"
+        if paired["mean_diff"] is None
+        else f"{paired['mean_diff']:+.3g}" + (f" [{ci[0]:+.3g}, {ci[1]:+.3g}]" if ci else "")
+    )
     p = "n/a" if paired["p_value"] is None else f"{paired['p_value']:.2g}"
     return [diff, f"{paired['wins']}/{paired['n']}", p]
 
@@ -51,14 +68,18 @@ def summary_markdown(results: dict[str, Any]) -> str:
     cfg = results["config"]
     if cfg.get("task"):
         return task_summary_markdown(results)
-    lines = [f"### dnijax compare: preset `{results['preset']}`, {cfg['seeds']} seeds, "
-             f"{cfg['steps']} steps, lr {cfg['lr']:g}"
-             + (f", SG lr {cfg['sg_lr']:g}" if cfg.get("sg_lr") else "") +
-             f", {cfg['noise']} noise eta {cfg['eta']:g}", "",
-             f"Means with their {stats.INTERVAL} (n). \"vs backprop\": the per-seed "
-             "difference in final loss (regime − backprop, same data and initial weights) "
-             "with its 95% interval, the seeds on which the regime's loss is lower, and the "
-             f"p-value ({stats.PAIRED_TEST}).", ""]
+    lines = [
+        f"### dnijax compare: preset `{results['preset']}`, {cfg['seeds']} seeds, "
+        f"{cfg['steps']} steps, lr {cfg['lr']:g}"
+        + (f", SG lr {cfg['sg_lr']:g}" if cfg.get("sg_lr") else "")
+        + f", {cfg['noise']} noise eta {cfg['eta']:g}",
+        "",
+        f'Means with their {stats.INTERVAL} (n). "vs backprop": the per-seed '
+        "difference in final loss (regime − backprop, same data and initial weights) "
+        "with its 95% interval, the seeds on which the regime's loss is lower, and the "
+        f"p-value ({stats.PAIRED_TEST}).",
+        "",
+    ]
     rows = []
     for name, r in regimes.items():
         div = r["diverged_at"]
@@ -66,18 +87,42 @@ def summary_markdown(results: dict[str, Any]) -> str:
         when = f" (at {', '.join(str(d) for d in div if d is not None)})" if n_div else ""
         summary = r["summary"]
         paired = r.get("paired_vs_backprop", {}).get("final_loss")
-        rows.append([name, stats.format_mean_ci(summary["final_loss"], ".4g"),
-                     stats.format_mean_ci(summary["test_accuracy"], ".3f"),
-                     stats.format_mean_ci(summary["steps_to_90pct_drop"], ".0f"),
-                     f"{n_div}/{len(div)}{when}", *_paired_cells(paired)])
-    lines.append(markdown_table(["regime", "final loss", "test accuracy",
-                                 "steps to 90% of its loss drop", "diverged",
-                                 "final loss vs backprop", "lower on", "p"], rows).rstrip())
+        rows.append(
+            [
+                name,
+                stats.format_mean_ci(summary["final_loss"], ".4g"),
+                stats.format_mean_ci(summary["test_accuracy"], ".3f"),
+                stats.format_mean_ci(summary["steps_to_90pct_drop"], ".0f"),
+                f"{n_div}/{len(div)}{when}",
+                *_paired_cells(paired),
+            ]
+        )
+    lines.append(
+        markdown_table(
+            [
+                "regime",
+                "final loss",
+                "test accuracy",
+                "steps to 90% of its loss drop",
+                "diverged",
+                "final loss vs backprop",
+                "lower on",
+                "p",
+            ],
+            rows,
+        ).rstrip()
+    )
     which = " (the article’s exact data and weights)" if results["preset"] == "seed" else ""
     start = next(iter(regimes.values()))["initial_loss"][0]
     finals_0 = ", ".join(
-        f"{name} " + (f"diverged at {r['diverged_at'][0]}" if r["diverged_at"][0] is not None
-                      else format(r["final_loss"][0], ".4g")) for name, r in regimes.items())
+        f"{name} "
+        + (
+            f"diverged at {r['diverged_at'][0]}"
+            if r["diverged_at"][0] is not None
+            else format(r["final_loss"][0], ".4g")
+        )
+        for name, r in regimes.items()
+    )
     lines += ["", f"Seed 0{which}: loss {start:.4g} at step 0 -> {finals_0}"]
     return "\n".join(lines) + "\n"
 
@@ -88,30 +133,44 @@ def task_summary_markdown(results: dict[str, Any]) -> str:
     against backprop in length solved, paired by seed."""
     cfg = results["config"]
     task = results["preset"].replace("_", "-")  # as the command line spells it
-    lines = [f"### dnijax compare --task {task}: {cfg['seeds']} seeds, "
-             f"{cfg['steps']} episodes of {cfg['batch_size']} sequences, {cfg['core']} "
-             f"{cfg['hidden']}, windows of {cfg['window']}, lengths {cfg['start_length']}.."
-             f"{cfg['max_length']}, {cfg['optimizer']} lr {cfg['lr']:g}"
-             + (f", SG lr {cfg['sg_lr']:g}" if cfg.get("sg_lr") else "")
-             + f", {cfg['noise']} noise eta {cfg['eta']:g}", "",
-             f"Means with their {stats.INTERVAL} (n). \"solved\": the longest pattern length "
-             f"the curriculum passed (an episode's error under {cfg['threshold']:g} bits per "
-             "target bit); \"final error\": bits per target bit, the mean over the last "
-             "record's episodes. \"vs backprop\": the per-seed difference in length solved "
-             "(regime − backprop, same initial weights and sequences) with its 95% interval, "
-             f"the seeds on which the regime solved longer, and the p-value "
-             f"({stats.PAIRED_TEST}).", ""]
+    lines = [
+        f"### dnijax compare --task {task}: {cfg['seeds']} seeds, "
+        f"{cfg['steps']} episodes of {cfg['batch_size']} sequences, {cfg['core']} "
+        f"{cfg['hidden']}, windows of {cfg['window']}, lengths {cfg['start_length']}.."
+        f"{cfg['max_length']}, {cfg['optimizer']} lr {cfg['lr']:g}"
+        + (f", SG lr {cfg['sg_lr']:g}" if cfg.get("sg_lr") else "")
+        + f", {cfg['noise']} noise eta {cfg['eta']:g}",
+        "",
+        f'Means with their {stats.INTERVAL} (n). "solved": the longest pattern length '
+        f"the curriculum passed (an episode's error under {cfg['threshold']:g} bits per "
+        'target bit); "final error": bits per target bit, the mean over the last '
+        'record\'s episodes. "vs backprop": the per-seed difference in length solved '
+        "(regime − backprop, same initial weights and sequences) with its 95% interval, "
+        f"the seeds on which the regime solved longer, and the p-value "
+        f"({stats.PAIRED_TEST}).",
+        "",
+    ]
     rows = []
     for name, r in results["regimes"].items():
         div = r["diverged_at"]
         n_div = sum(d is not None for d in div)
         when = f" (at {', '.join(str(d) for d in div if d is not None)})" if n_div else ""
         paired = r.get("paired_vs_backprop", {}).get("solved")
-        rows.append([name, stats.format_mean_ci(r["summary"]["solved"], ".2f"),
-                     stats.format_mean_ci(r["summary"]["final_error_bits"], ".3f"),
-                     f"{n_div}/{len(div)}{when}", *_paired_cells(paired)])
-    lines.append(markdown_table(["regime", "solved", "final error", "diverged",
-                                 "solved vs backprop", "longer on", "p"], rows).rstrip())
+        rows.append(
+            [
+                name,
+                stats.format_mean_ci(r["summary"]["solved"], ".2f"),
+                stats.format_mean_ci(r["summary"]["final_error_bits"], ".3f"),
+                f"{n_div}/{len(div)}{when}",
+                *_paired_cells(paired),
+            ]
+        )
+    lines.append(
+        markdown_table(
+            ["regime", "solved", "final error", "diverged", "solved vs backprop", "longer on", "p"],
+            rows,
+        ).rstrip()
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -126,29 +185,38 @@ def sweep_markdown(results: dict[str, Any]) -> str:
     rows = []
     for name, r in results["regimes"].items():
         cells = []
-        means = zip(r["mean_solved"], r["mean_solved_ci95"]) if task else zip(
-            r[f"mean_{metric}"], r[f"mean_{metric}_ci95"])
-        for m, f, (mean, ci), n in zip(r[f"median_{metric}"], r["diverged_fraction"], means,
-                                       r["n_healthy"]):
+        means = (
+            zip(r["mean_solved"], r["mean_solved_ci95"])
+            if task
+            else zip(r[f"mean_{metric}"], r[f"mean_{metric}_ci95"])
+        )
+        for m, f, (mean, ci), n in zip(
+            r[f"median_{metric}"], r["diverged_fraction"], means, r["n_healthy"]
+        ):
             cell = "diverged" if m is None else f"{m:.3g}"
             if f:
                 cell += f" ({f:.0%} div)"
             if mean is not None and n > 1 and m is not None:
-                cell += (f"; {'solved' if task else 'mean'} {mean:.3g} "
-                         f"[{ci[0]:.3g}, {ci[1]:.3g}]")
+                cell += f"; {'solved' if task else 'mean'} {mean:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
             cells.append(cell)
         rows.append([name] + cells)
-    measure = ("final error (bits per target bit)" if task else "final loss")
-    mean_of = ("the mean longest length solved" if task else "the mean")
-    legend = (f"Per cell: the median {measure} over all seeds, a diverged seed counting as "
-              "+inf (so a cell where most seeds diverged reads \"diverged\"), the fraction of "
-              f"seeds diverged, and {mean_of} over the seeds that did not diverge with its "
-              f"{stats.INTERVAL}.\n\n")
+    measure = "final error (bits per target bit)" if task else "final loss"
+    mean_of = "the mean longest length solved" if task else "the mean"
+    legend = (
+        f"Per cell: the median {measure} over all seeds, a diverged seed counting as "
+        '+inf (so a cell where most seeds diverged reads "diverged"), the fraction of '
+        f"seeds diverged, and {mean_of} over the seeds that did not diverge with its "
+        f"{stats.INTERVAL}.\n\n"
+    )
     return legend + markdown_table(["regime"] + [f"lr {v:g}" for v in results["lrs"]], rows)
 
 
-def write_compare(out: str, results: dict[str, Any], datasets: Sequence[Any] = (),
-                  params: dict[str, Any] | None = None) -> list[str]:
+def write_compare(
+    out: str,
+    results: dict[str, Any],
+    datasets: Sequence[Any] = (),
+    params: dict[str, Any] | None = None,
+) -> list[str]:
     """Writes a comparison's ``results.json``, ``final_params.npz`` (seed 0's final networks,
     for 2-D inputs) and, through :func:`write_compare_outputs`, ``summary.md``,
     ``results.csv`` and figures into ``out``; returns the file names."""
@@ -177,20 +245,67 @@ def write_sweep(out: str, results: dict[str, Any]) -> list[str]:
 
 # --- results.csv, final networks, and rebuilding a finished folder (dnijax report) ---------
 
-CSV_COLUMNS = ("regime", "seed", "lr", "sg_lr", "eta", "final_loss", "final_accuracy",
-               "test_accuracy", "diverged_at")
-COMPARE_KEYS = ("initial_loss", "final_loss", "final_accuracy", "test_accuracy", "diverged_at",
-                "summary", "loss_curve")
-TASK_CSV_COLUMNS = ("regime", "seed", "lr", "sg_lr", "eta", "solved", "final_length",
-                    "final_error_bits", "diverged_at")
-TASK_COMPARE_KEYS = ("solved", "final_length", "final_error_bits", "diverged_at", "summary",
-                     "length_curve", "error_curve")
-SWEEP_KEYS = ("median_final_loss", "mean_final_loss", "mean_final_loss_ci95", "n_healthy",
-              "diverged_fraction", "final_loss", "diverged_at")
-TASK_SWEEP_KEYS = ("median_final_error_bits", "mean_final_error_bits",
-                   "mean_final_error_bits_ci95", "mean_solved", "mean_solved_ci95",
-                   "n_healthy", "diverged_fraction", "solved", "final_error_bits",
-                   "diverged_at")
+CSV_COLUMNS = (
+    "regime",
+    "seed",
+    "lr",
+    "sg_lr",
+    "eta",
+    "final_loss",
+    "final_accuracy",
+    "test_accuracy",
+    "diverged_at",
+)
+COMPARE_KEYS = (
+    "initial_loss",
+    "final_loss",
+    "final_accuracy",
+    "test_accuracy",
+    "diverged_at",
+    "summary",
+    "loss_curve",
+)
+TASK_CSV_COLUMNS = (
+    "regime",
+    "seed",
+    "lr",
+    "sg_lr",
+    "eta",
+    "solved",
+    "final_length",
+    "final_error_bits",
+    "diverged_at",
+)
+TASK_COMPARE_KEYS = (
+    "solved",
+    "final_length",
+    "final_error_bits",
+    "diverged_at",
+    "summary",
+    "length_curve",
+    "error_curve",
+)
+SWEEP_KEYS = (
+    "median_final_loss",
+    "mean_final_loss",
+    "mean_final_loss_ci95",
+    "n_healthy",
+    "diverged_fraction",
+    "final_loss",
+    "diverged_at",
+)
+TASK_SWEEP_KEYS = (
+    "median_final_error_bits",
+    "mean_final_error_bits",
+    "mean_final_error_bits_ci95",
+    "mean_solved",
+    "mean_solved_ci95",
+    "n_healthy",
+    "diverged_fraction",
+    "solved",
+    "final_error_bits",
+    "diverged_at",
+)
 
 
 def results_csv(results: dict[str, Any]) -> str:
@@ -208,6 +323,7 @@ def results_csv(results: dict[str, Any]) -> str:
     import io
 
     from dnijax.config import parse_regime
+
     cfg = results["config"]
     float32 = cfg.get("dtype", "float32") == "float32"
     buf = io.StringIO()
@@ -217,8 +333,10 @@ def results_csv(results: dict[str, Any]) -> str:
     keys = (TASK_CSV_COLUMNS if task else CSV_COLUMNS)[5:]
     sweep = "lrs" in results
     fixed_sg_lr = results["sg_lr"] if sweep else cfg.get("sg_lr")
-    settings = [(lr, lr if fixed_sg_lr is None else fixed_sg_lr)
-                for lr in (results["lrs"] if sweep else [cfg["lr"]])]
+    settings = [
+        (lr, lr if fixed_sg_lr is None else fixed_sg_lr)
+        for lr in (results["lrs"] if sweep else [cfg["lr"]])
+    ]
     for name, r in results["regimes"].items():
         eta = cfg["eta"] if parse_regime(name)[1] else 0.0
         for i, (lr, sg_lr) in enumerate(settings):
@@ -229,8 +347,7 @@ def results_csv(results: dict[str, Any]) -> str:
                 values = values[i] if sweep and values is not None else values
                 columns.append([None] * n if values is None else values)
             for seed, row in enumerate(zip(*columns)):
-                writer.writerow([name, seed, lr, sg_lr, eta, *(csv_value(v, float32)
-                                                               for v in row)])
+                writer.writerow([name, seed, lr, sg_lr, eta, *(csv_value(v, float32) for v in row)])
     return buf.getvalue()
 
 
@@ -238,9 +355,11 @@ def csv_value(value: Any, float32: bool) -> Any:
     """A CSV cell: a float of a float32 run at float32's shortest round-trip digits
     (``0.98749995``, not ``0.9874999523162842``); anything else as it is."""
     if float32 and isinstance(value, float):
-        return np.format_float_positional(np.float32(value), unique=True, trim="-") if (
-            value == 0 or 1e-4 <= abs(value) < 1e16) else np.format_float_scientific(
-            np.float32(value), unique=True, trim="-")
+        return (
+            np.format_float_positional(np.float32(value), unique=True, trim="-")
+            if (value == 0 or 1e-4 <= abs(value) < 1e16)
+            else np.format_float_scientific(np.float32(value), unique=True, trim="-")
+        )
     return value
 
 
@@ -259,8 +378,13 @@ def final_params_npz(params: dict[str, Any]) -> bytes:
     """``final_params.npz`` of one network per regime (a list of layers ``{"w", "b"}``):
     arrays named ``<regime>/<layer>/<w|b>``."""
     import io
-    arrays = {f"{name}/{i}/{k}": np.asarray(v) for name, net in params.items()
-              for i, layer in enumerate(net) for k, v in layer.items()}
+
+    arrays = {
+        f"{name}/{i}/{k}": np.asarray(v)
+        for name, net in params.items()
+        for i, layer in enumerate(net)
+        for k, v in layer.items()
+    }
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
@@ -286,8 +410,9 @@ def read_final_params(path: str) -> dict[str, Any] | None:
     return {name: [layers[i] for i in sorted(layers)] for name, layers in nets.items()}
 
 
-def write_compare_outputs(out: str, results: dict[str, Any], dataset: Any | None,
-                          params: dict[str, Any] | None) -> list[str]:
+def write_compare_outputs(
+    out: str, results: dict[str, Any], dataset: Any | None, params: dict[str, Any] | None
+) -> list[str]:
     """Writes a comparison's ``summary.md``, ``results.csv``, ``loss_curves.png``,
     ``decision_regions.png`` (2-D inputs with seed 0's ``dataset`` and final networks
     ``params``, regime -> network; skipped where either is ``None``) and
@@ -297,23 +422,26 @@ def write_compare_outputs(out: str, results: dict[str, Any], dataset: Any | None
     store.atomic_write_bytes(os.path.join(out, "summary.md"), summary_markdown(results).encode())
     store.atomic_write_bytes(os.path.join(out, "results.csv"), results_csv(results).encode())
     if results["config"].get("task"):
-        store.atomic_savefig(lambda p: plot_length_curves(results, p),
-                             os.path.join(out, "length_curves.png"))
+        store.atomic_savefig(
+            lambda p: plot_length_curves(results, p), os.path.join(out, "length_curves.png")
+        )
         return ["summary.md", "results.csv", "length_curves.png"]
-    store.atomic_savefig(lambda p: plot_loss_curves(results, p),
-                         os.path.join(out, "loss_curves.png"))
+    store.atomic_savefig(
+        lambda p: plot_loss_curves(results, p), os.path.join(out, "loss_curves.png")
+    )
     written = ["summary.md", "results.csv", "loss_curves.png"]
     if decision_regions_skipped(results["config"]) is None and None not in (dataset, params):
         nets = {k: params[k] for k in results["regimes"] if k in params}
-        store.atomic_savefig(lambda p: plot_decision_regions(
-            class1_score(results["config"]), dataset, nets, p),
-            os.path.join(out, "decision_regions.png"))
+        store.atomic_savefig(
+            lambda p: plot_decision_regions(class1_score(results["config"]), dataset, nets, p),
+            os.path.join(out, "decision_regions.png"),
+        )
         written.append("decision_regions.png")
-    for key, name in (("sg_alignment", "alignment.png"), ("grad_alignment",
-                                                         "grad_alignment.png")):
+    for key, name in (("sg_alignment", "alignment.png"), ("grad_alignment", "grad_alignment.png")):
         if any(r.get(key, {}).get("layers") for r in results["regimes"].values()):
-            store.atomic_savefig(lambda p, key=key: plot_alignment(results, p, key),
-                                 os.path.join(out, name))
+            store.atomic_savefig(
+                lambda p, key=key: plot_alignment(results, p, key), os.path.join(out, name)
+            )
             written.append(name)
     return written
 
@@ -323,8 +451,9 @@ def write_sweep_outputs(out: str, results: dict[str, Any]) -> list[str]:
     file names."""
     store.atomic_write_bytes(os.path.join(out, "summary.md"), sweep_markdown(results).encode())
     store.atomic_write_bytes(os.path.join(out, "results.csv"), results_csv(results).encode())
-    store.atomic_savefig(lambda p: plot_sensitivity(results, p),
-                         os.path.join(out, "sensitivity.png"))
+    store.atomic_savefig(
+        lambda p: plot_sensitivity(results, p), os.path.join(out, "sensitivity.png")
+    )
     return ["summary.md", "results.csv", "sensitivity.png"]
 
 
@@ -340,36 +469,48 @@ def read_results(out: str) -> tuple[str, dict[str, Any]]:
     import json
 
     from dnijax.config import REGIMES
+
     if not os.path.isdir(out):
-        raise ValueError(f"report: {out!r} is not a folder; give the output folder of a "
-                         "dnijax compare or sweep")
+        raise ValueError(
+            f"report: {out!r} is not a folder; give the output folder of a dnijax compare or sweep"
+        )
     path = os.path.join(out, "results.json")
     if not os.path.isfile(path):
-        raise ValueError(f"report: {out!r} has no results.json; give the output folder of a "
-                         "finished dnijax compare or sweep")
+        raise ValueError(
+            f"report: {out!r} has no results.json; give the output folder of a "
+            "finished dnijax compare or sweep"
+        )
     try:
         with open(path, encoding="utf-8") as f:
             results = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"report: {path!r} is not readable JSON ({err}); rerun the command "
-                         "that wrote it") from err
+        raise ValueError(
+            f"report: {path!r} is not readable JSON ({err}); rerun the command that wrote it"
+        ) from err
     kind = "sweep" if isinstance(results, dict) and "lrs" in results else "compare"
     shape = f"report: {path!r} does not hold the results of a dnijax compare or sweep"
     try:
         regimes, cfg = results["regimes"], results["config"]
         task = isinstance(cfg, dict) and bool(cfg.get("task"))
-        needed = ((TASK_SWEEP_KEYS if task else SWEEP_KEYS) if kind == "sweep" else
-                  (TASK_COMPARE_KEYS if task else COMPARE_KEYS))
-        if not regimes or not isinstance(cfg, dict) or any(
-                k not in r for r in regimes.values() for k in needed):
+        needed = (
+            (TASK_SWEEP_KEYS if task else SWEEP_KEYS)
+            if kind == "sweep"
+            else (TASK_COMPARE_KEYS if task else COMPARE_KEYS)
+        )
+        if (
+            not regimes
+            or not isinstance(cfg, dict)
+            or any(k not in r for r in regimes.values() for k in needed)
+        ):
             raise ValueError(shape)
         order = list(cfg.get("regimes") or REGIMES)  # a compare of other regimes records them
         if kind == "sweep":
             manifest = store.read_json(os.path.join(out, store.MANIFEST))
             order = (manifest or {}).get("regimes") or order
         rank = {name: i for i, name in enumerate(order)}
-        results["regimes"] = dict(sorted(regimes.items(),
-                                         key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+        results["regimes"] = dict(
+            sorted(regimes.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+        )
         # render the texts once: a wrong shape fails here, before anything is written
         (sweep_markdown if kind == "sweep" else summary_markdown)(results)
         results_csv(results)
@@ -390,6 +531,7 @@ def rebuild(out: str) -> tuple[str, list[str], str | None]:
       were skipped (``None`` if they were drawn or do not apply).
     """
     from dnijax.experiments import presets
+
     kind, res = read_results(out)
     if kind == "sweep":
         return kind, write_sweep_outputs(out, res), None

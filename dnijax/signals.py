@@ -38,7 +38,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -67,9 +68,16 @@ class Signals(NamedTuple):
     sg_loss: jax.Array
 
 
-def backprop_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.Array,
-                     spec: nets.NetSpec, sg_spec: Any = None) -> Signals:
+def backprop_signals(
+    params: nets.Params,
+    sg_params: Any,
+    x: jax.Array,
+    y: jax.Array,
+    spec: nets.NetSpec,
+    sg_spec: Any = None,
+) -> Signals:
     """Rule ``backprop``: ``g = grad_theta J(theta)`` (``docs/math.md``, "Backprop")."""
+
     def objective(p):
         out = nets.predict(p, x, spec)
         return nets.reduce_batch(nets.per_example_loss(out, y, spec.loss), spec.reduction), out
@@ -78,16 +86,23 @@ def backprop_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.A
     return Signals(grads, None, loss, out, jnp.zeros((0,), loss.dtype))
 
 
-def _input_vjp(params: dict[str, jax.Array], h_in: jax.Array, block: layers.Block,
-               cotangent: jax.Array) -> jax.Array:
+def _input_vjp(
+    params: dict[str, jax.Array], h_in: jax.Array, block: layers.Block, cotangent: jax.Array
+) -> jax.Array:
     """``(dh_out/dh_in)^T cotangent`` per example, through one block with frozen params."""
     frozen = jax.tree.map(sg, params)
     _, vjp = jax.vjp(lambda h: layers.apply_block(frozen, h, block), sg(h_in))
     return sg(vjp(sg(cotangent))[0])
 
 
-def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array,
-                y: jax.Array, spec: nets.NetSpec, sg_spec: synthetic.SGSpec) -> Signals:
+def dni_signals(
+    params: nets.Params,
+    sg_params: synthetic.SGParams,
+    x: jax.Array,
+    y: jax.Array,
+    spec: nets.NetSpec,
+    sg_spec: synthetic.SGSpec,
+) -> Signals:
     """Rule ``dni``: block updates from synthetic gradients, SG modules regressed
     on bootstrapped (or, next to the output, true) per-example gradients
     (``docs/math.md``, "Synthetic gradients (DNI)")."""
@@ -111,10 +126,10 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
         out = hs[-1]
         loss = reduce(nets.per_example_loss(out, y, spec.loss))
         # The true per-example output gradient dl_b/dh_L (reduction "sum" keeps it per example).
-        e_out = sg(jax.grad(lambda o: jnp.sum(nets.per_example_loss(o, y, spec.loss)))(
-            sg(out))) * scale
-        d = [synthetic.apply_sg(phi[i], sg(hs[i + 1]), cond) if in_s[i] else None
-             for i in range(n)]
+        e_out = (
+            sg(jax.grad(lambda o: jnp.sum(nets.per_example_loss(o, y, spec.loss)))(sg(out))) * scale
+        )
+        d = [synthetic.apply_sg(phi[i], sg(hs[i + 1]), cond) if in_s[i] else None for i in range(n)]
 
         total = jnp.zeros((), out.dtype)
         sg_losses = []
@@ -126,8 +141,9 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
             if i == n - 1:
                 target = e_out
             else:
-                target = _input_vjp(theta[i + 1], hs[i + 1], blocks[i + 1],
-                                    d[i + 1] if in_s[i + 1] else e_out)
+                target = _input_vjp(
+                    theta[i + 1], hs[i + 1], blocks[i + 1], d[i + 1] if in_s[i + 1] else e_out
+                )
             sg_loss = reduce(0.5 * nets.per_example_sum((d[i] - sg(target)) ** 2))
             sg_losses.append(sg_loss)
             total = total + sg_loss
@@ -135,12 +151,19 @@ def dni_signals(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array
         return total, (loss, out, sg_losses)
 
     grads, (loss, out, sg_losses) = jax.grad(objective, argnums=(0, 1), has_aux=True)(
-        params, sg_params)
+        params, sg_params
+    )
     return Signals(grads[0], grads[1], sg(loss), out, sg(sg_losses))
 
 
-def sg_alignment(params: nets.Params, sg_params: synthetic.SGParams, x: jax.Array,
-                 y: jax.Array, spec: nets.NetSpec, sg_spec: synthetic.SGSpec) -> jax.Array:
+def sg_alignment(
+    params: nets.Params,
+    sg_params: synthetic.SGParams,
+    x: jax.Array,
+    y: jax.Array,
+    spec: nets.NetSpec,
+    sg_spec: synthetic.SGSpec,
+) -> jax.Array:
     """How well each SG module predicts the true gradient: for every block i in S, the
     cosine between ``d_i = M_i(h_i)`` and the true per-example gradient ``dl_b/dh_i``
     (by backprop through the whole network), averaged over the batch; shape ``(|S|,)``.
@@ -173,24 +196,46 @@ def _without_sg(step: feedback_rules.Step) -> Signals:
     return Signals(grads, None, loss, out, jnp.zeros((0,), loss.dtype))
 
 
-def fa_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.Array,
-               spec: nets.NetSpec, sg_spec: Any = None, *,
-               feedback: feedback_rules.Feedback) -> Signals:
+def fa_signals(
+    params: nets.Params,
+    sg_params: Any,
+    x: jax.Array,
+    y: jax.Array,
+    spec: nets.NetSpec,
+    sg_spec: Any = None,
+    *,
+    feedback: feedback_rules.Feedback,
+) -> Signals:
     """Rule ``fa``, feedback alignment: :func:`dnijax.feedback.fa` with the run's fixed
     matrices ``feedback`` (:func:`dnijax.feedback.init_fa`)."""
     return _without_sg(feedback_rules.fa(params, x, y, spec, feedback))
 
 
-def dfa_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.Array,
-                spec: nets.NetSpec, sg_spec: Any = None, *,
-                feedback: feedback_rules.Feedback) -> Signals:
+def dfa_signals(
+    params: nets.Params,
+    sg_params: Any,
+    x: jax.Array,
+    y: jax.Array,
+    spec: nets.NetSpec,
+    sg_spec: Any = None,
+    *,
+    feedback: feedback_rules.Feedback,
+) -> Signals:
     """Rule ``dfa``, direct feedback alignment: :func:`dnijax.feedback.dfa` with the run's
     fixed matrices ``feedback`` (:func:`dnijax.feedback.init_dfa`)."""
     return _without_sg(feedback_rules.dfa(params, x, y, spec, feedback))
 
 
-def fwdgrad_signals(params: nets.Params, sg_params: Any, x: jax.Array, y: jax.Array,
-                    spec: nets.NetSpec, sg_spec: Any = None, *, key: jax.Array) -> Signals:
+def fwdgrad_signals(
+    params: nets.Params,
+    sg_params: Any,
+    x: jax.Array,
+    y: jax.Array,
+    spec: nets.NetSpec,
+    sg_spec: Any = None,
+    *,
+    key: jax.Array,
+) -> Signals:
     """Rule ``fwdgrad``, forward gradient: :func:`dnijax.feedback.fwdgrad` along the
     direction the step's ``key`` draws."""
     return _without_sg(feedback_rules.fwdgrad(params, x, y, spec, key))
@@ -236,9 +281,15 @@ RULES: dict[str, SignalRule] = {
 BUILTIN_RULES = tuple(RULES)
 
 
-def register(name: str, fn: Rule, *, uses_sg: bool = False,
-             recurrent: RecurrentRule | None = None,
-             init_feedback: FeedbackInit | None = None, stochastic: bool = False) -> None:
+def register(
+    name: str,
+    fn: Rule,
+    *,
+    uses_sg: bool = False,
+    recurrent: RecurrentRule | None = None,
+    init_feedback: FeedbackInit | None = None,
+    stochastic: bool = False,
+) -> None:
     """Adds the signal rule ``name`` (regimes ``name`` and ``name+noise``).
 
     Args:
@@ -261,10 +312,16 @@ def register(name: str, fn: Rule, *, uses_sg: bool = False,
       >>> signals.unregister("plain")
     """
     if not name or "+" in name or not name.replace("_", "").replace("-", "").isalnum():
-        raise ValueError(f"signal rule: {name!r} is not a valid name; use letters, digits, "
-                         "'_' or '-'")
-    registry.add(RULES, BUILTIN_RULES, "signal rule", name,
-                 SignalRule(fn, uses_sg, recurrent, init_feedback, stochastic))
+        raise ValueError(
+            f"signal rule: {name!r} is not a valid name; use letters, digits, '_' or '-'"
+        )
+    registry.add(
+        RULES,
+        BUILTIN_RULES,
+        "signal rule",
+        name,
+        SignalRule(fn, uses_sg, recurrent, init_feedback, stochastic),
+    )
 
 
 def unregister(name: str) -> None:
@@ -277,10 +334,20 @@ def recurrent_rules() -> tuple[str, ...]:
     return tuple(name for name, rule in RULES.items() if rule.recurrent is not None)
 
 
-def window_signals(signal: str, params: dict, sg_params: dict | None, s0: Any,
-                   x_w: jax.Array, y_w: jax.Array, loss: str, reduction: str, *,
-                   core: str | recurrent.Core = "rnn", mask: jax.Array | None = None,
-                   sg_target: str = "per_example") -> recurrent.WindowSignals:
+def window_signals(
+    signal: str,
+    params: dict,
+    sg_params: dict | None,
+    s0: Any,
+    x_w: jax.Array,
+    y_w: jax.Array,
+    loss: str,
+    reduction: str,
+    *,
+    core: str | recurrent.Core = "rnn",
+    mask: jax.Array | None = None,
+    sg_target: str = "per_example",
+) -> recurrent.WindowSignals:
     """The signals of one truncated-BPTT window by rule ``signal``'s recurrent form
     (:mod:`dnijax.recurrent`), from the parameters at the start of the step; ``s0`` is
     held constant.
@@ -297,9 +364,13 @@ def window_signals(signal: str, params: dict, sg_params: dict | None, s0: Any,
     """
     rule = RULES.get(signal)
     if rule is None or rule.recurrent is None:
-        raise ValueError(f"unknown recurrent signal rule {signal!r}; choose one of "
-                         f"{', '.join(recurrent_rules())}")
-    return rule.recurrent(params, sg_params, recurrent.Window(s0, x_w, y_w, mask),
-                          recurrent.WindowSpec(recurrent.get_core(core), loss, reduction,
-                                               sg_target))
-
+        raise ValueError(
+            f"unknown recurrent signal rule {signal!r}; choose one of "
+            f"{', '.join(recurrent_rules())}"
+        )
+    return rule.recurrent(
+        params,
+        sg_params,
+        recurrent.Window(s0, x_w, y_w, mask),
+        recurrent.WindowSpec(recurrent.get_core(core), loss, reduction, sg_target),
+    )

@@ -37,13 +37,15 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as scipy_stats
 
-INTERVAL = ("95% Student-t interval of the mean over runs that did not diverge, cut to the "
-            "quantity's range")
+INTERVAL = (
+    "95% Student-t interval of the mean over runs that did not diverge, cut to the quantity's range"
+)
 Bounds = tuple[float, float]
 PROBABILITY: Bounds = (0.0, 1.0)  # accuracies and fractions
 PERCENT: Bounds = (0.0, 100.0)  # accuracies and errors in percent
@@ -55,8 +57,9 @@ PAIRED_TEST = "Wilcoxon signed-rank, two-sided, on per-seed differences"
 
 def healthy_values(values: Sequence[Any], diverged: Sequence[Any]) -> np.ndarray:
     """The values of the runs that did not diverge (``diverged`` entry ``None``), as floats."""
-    return np.array([v for v, d in zip(values, diverged) if d is None and v is not None],
-                    dtype=float)
+    return np.array(
+        [v for v, d in zip(values, diverged) if d is None and v is not None], dtype=float
+    )
 
 
 def difference_bounds(bounds: Bounds) -> Bounds:
@@ -68,8 +71,7 @@ def difference_bounds(bounds: Bounds) -> Bounds:
 def _t_interval(values: np.ndarray, bounds: Bounds) -> list[float] | None:
     if values.size < 2:
         return None
-    half = scipy_stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(
-        values.size)
+    half = scipy_stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size)
     mean = values.mean()
     return [float(max(mean - half, bounds[0])), float(min(mean + half, bounds[1]))]
 
@@ -78,40 +80,52 @@ def mean_ci(values: Sequence[float], *, bounds: Bounds) -> dict[str, Any]:
     """``{"mean", "ci95": [lo, hi] or None, "n"}`` of finite values (``None``s dropped);
     the interval is cut to ``bounds``, the range of the quantity (see the module doc)."""
     v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    return {"mean": float(v.mean()) if v.size else None, "ci95": _t_interval(v, bounds),
-            "n": int(v.size)}
+    return {
+        "mean": float(v.mean()) if v.size else None,
+        "ci95": _t_interval(v, bounds),
+        "n": int(v.size),
+    }
 
 
 def band(samples: np.ndarray, *, bounds: Bounds) -> dict[str, list]:
     """:func:`mean_ci` of every column of ``samples`` (runs x points, e.g. a curve over
     records): ``{"mean", "ci95_lo", "ci95_hi"}``, lists with ``None`` where undefined."""
-    cells = [mean_ci(np.asarray(samples)[:, k].tolist(), bounds=bounds)
-             for k in range(np.shape(samples)[1])]
-    return {"mean": [c["mean"] for c in cells],
-            "ci95_lo": [c["ci95"][0] if c["ci95"] else None for c in cells],
-            "ci95_hi": [c["ci95"][1] if c["ci95"] else None for c in cells]}
+    cells = [
+        mean_ci(np.asarray(samples)[:, k].tolist(), bounds=bounds)
+        for k in range(np.shape(samples)[1])
+    ]
+    return {
+        "mean": [c["mean"] for c in cells],
+        "ci95_lo": [c["ci95"][0] if c["ci95"] else None for c in cells],
+        "ci95_hi": [c["ci95"][1] if c["ci95"] else None for c in cells],
+    }
 
 
-def summarize(values: Sequence[Any], diverged: Sequence[Any], *, bounds: Bounds
-              ) -> dict[str, Any]:
+def summarize(values: Sequence[Any], diverged: Sequence[Any], *, bounds: Bounds) -> dict[str, Any]:
     """:func:`mean_ci` over the healthy runs, plus ``n_runs`` and ``diverged_fraction``."""
     out = mean_ci(healthy_values(values, diverged).tolist(), bounds=bounds)
     out["n_runs"] = len(diverged)
-    out["diverged_fraction"] = float(np.mean([d is not None for d in diverged])) if len(
-        diverged) else 0.0
+    out["diverged_fraction"] = (
+        float(np.mean([d is not None for d in diverged])) if len(diverged) else 0.0
+    )
     return out
 
 
 def median_with_failures(values: Sequence[Any], diverged: Sequence[Any]) -> float:
     """The median over all runs, a diverged (or non-finite) run counting as +inf."""
-    v = [float("inf") if d is not None or v is None else float(v)
-         for v, d in zip(values, diverged)]
+    v = [float("inf") if d is not None or v is None else float(v) for v, d in zip(values, diverged)]
     return float(np.median(v)) if v else float("nan")
 
 
-def paired(values: Sequence[Any], baseline: Sequence[Any], diverged: Sequence[Any],
-           baseline_diverged: Sequence[Any], lower_is_better: bool = True, *,
-           bounds: Bounds) -> dict[str, Any]:
+def paired(
+    values: Sequence[Any],
+    baseline: Sequence[Any],
+    diverged: Sequence[Any],
+    baseline_diverged: Sequence[Any],
+    lower_is_better: bool = True,
+    *,
+    bounds: Bounds,
+) -> dict[str, Any]:
     """Paired comparison of ``values`` with ``baseline``, seed by seed (see the module doc);
     ``bounds`` is the range of the compared quantity (the difference's interval is cut to
     :func:`difference_bounds`).
@@ -125,20 +139,28 @@ def paired(values: Sequence[Any], baseline: Sequence[Any], diverged: Sequence[An
     a = [as_score(v, d) for v, d in zip(values, diverged)]
     b = [as_score(v, d) for v, d in zip(baseline, baseline_diverged)]
     wins = sum(x < y for x, y in zip(a, b))
-    diffs = np.array([(x - y) * sign for x, y in zip(a, b)
-                      if math.isfinite(x) and math.isfinite(y)], dtype=float)
+    diffs = np.array(
+        [(x - y) * sign for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)], dtype=float
+    )
     p_value = None
     if diffs.size and np.all(diffs == 0):
         p_value = 1.0
     elif diffs.size >= 2:
         p_value = float(scipy_stats.wilcoxon(diffs, zero_method="wilcox").pvalue)
-    return {"mean_diff": float(diffs.mean()) if diffs.size else None,
-            "ci95": _t_interval(diffs, difference_bounds(bounds)), "wins": int(wins), "n": len(a),
-            "n_both_finite": int(diffs.size), "p_value": p_value, "test": PAIRED_TEST}
+    return {
+        "mean_diff": float(diffs.mean()) if diffs.size else None,
+        "ci95": _t_interval(diffs, difference_bounds(bounds)),
+        "wins": int(wins),
+        "n": len(a),
+        "n_both_finite": int(diffs.size),
+        "p_value": p_value,
+        "test": PAIRED_TEST,
+    }
 
 
-def steps_to_fraction(steps: Sequence[int], loss: Sequence[float], fraction: float = 0.9
-                      ) -> int | None:
+def steps_to_fraction(
+    steps: Sequence[int], loss: Sequence[float], fraction: float = 0.9
+) -> int | None:
     """The first recorded step at which a run has made ``fraction`` of its own loss drop
     (from the first record to the last): a target that depends on the run, so it carries
     information whatever the scale of the loss. ``None`` if the loss did not drop."""

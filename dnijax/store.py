@@ -13,7 +13,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 MANIFEST = "manifest.json"
 
@@ -43,6 +44,7 @@ def atomic_savefig(save, path: str) -> None:
 
 def atomic_write_bytes(path: str, payload: bytes) -> None:
     """Writes ``payload`` to ``path`` via a synced temporary file and ``os.replace``."""
+
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(payload)
@@ -68,12 +70,14 @@ def check_out_dir(out: str) -> None:
             break
         probe = parent
     if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"--out: {out!r} is not writable (checked {probe!r}); choose "
-                         "another folder")
+        raise ValueError(
+            f"--out: {out!r} is not writable (checked {probe!r}); choose another folder"
+        )
 
 
-def claim_out_dir(out: str, manifest: dict[str, Any], overwrite: bool = False,
-                  outputs: Sequence[str] = ()) -> bool:
+def claim_out_dir(
+    out: str, manifest: dict[str, Any], overwrite: bool = False, outputs: Sequence[str] = ()
+) -> bool:
     """The one rule of every command that writes a folder: ``out`` is used for the run that
     ``manifest`` describes, and nothing in it is replaced by accident.
 
@@ -108,10 +112,15 @@ def claim_out_dir(out: str, manifest: dict[str, Any], overwrite: bool = False,
         return True
     present = [name for name in outputs if os.path.exists(os.path.join(out, name))]
     if present and not overwrite:  # a manifest alone (a run stopped early) loses nothing
-        what = "of a different configuration" if os.path.exists(path) else (
-            f"not made by this configuration ({', '.join(present[:3])})")
-        raise ValueError(f"--out: {out!r} holds results {what}; pass --overwrite to replace "
-                         "them or choose another folder")
+        what = (
+            "of a different configuration"
+            if os.path.exists(path)
+            else (f"not made by this configuration ({', '.join(present[:3])})")
+        )
+        raise ValueError(
+            f"--out: {out!r} holds results {what}; pass --overwrite to replace "
+            "them or choose another folder"
+        )
     for name in [MANIFEST, *present]:
         target = os.path.join(out, name)
         if os.path.isdir(target) and not os.path.islink(target):

@@ -25,7 +25,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -102,21 +103,32 @@ def sg_layers(n_layers: int, topology: str) -> tuple[bool, ...]:
     """Which of the layers 1..L carry an SG module (the set S) as a bool per layer: the
     topology ``topology`` of :data:`TOPOLOGIES`."""
     if topology not in TOPOLOGIES:
-        raise ValueError(f"unknown topology {topology!r}; choose one of "
-                         f"{', '.join(TOPOLOGIES)}")
+        raise ValueError(f"unknown topology {topology!r}; choose one of {', '.join(TOPOLOGIES)}")
     flags = tuple(bool(f) for f in TOPOLOGIES[topology](n_layers))
     if len(flags) != n_layers:
-        raise ValueError(f"topology: {topology!r} gives {len(flags)} flags for {n_layers} "
-                         "layers; give one per layer")
+        raise ValueError(
+            f"topology: {topology!r} gives {len(flags)} flags for {n_layers} "
+            "layers; give one per layer"
+        )
     if not all(flags[:-1]):
-        raise ValueError(f"topology: {topology!r} gives layer {flags.index(False) + 1} of "
-                         f"{n_layers} no SG module; only the output layer may go without one")
+        raise ValueError(
+            f"topology: {topology!r} gives layer {flags.index(False) + 1} of "
+            f"{n_layers} no SG module; only the output layer may go without one"
+        )
     return flags
 
 
-def init_sg_module(key: jax.Array, shape: Sequence[int], cond_dim: int, spec: SGSpec, *,
-                   net_init: str = "normal", scale: float = 0.2, shift: float = -0.1,
-                   dtype: Any = jnp.float32) -> list[dict[str, jax.Array]]:
+def init_sg_module(
+    key: jax.Array,
+    shape: Sequence[int],
+    cond_dim: int,
+    spec: SGSpec,
+    *,
+    net_init: str = "normal",
+    scale: float = 0.2,
+    shift: float = -0.1,
+    dtype: Any = jnp.float32,
+) -> list[dict[str, jax.Array]]:
     """Initialises one SG module for a block whose output has per-example ``shape``:
     dense layers for a vector ``(n,)``, SAME convolutions of ``spec.kernel`` for an
     image ``(H, W, C)`` (hidden sizes are then channel counts).
@@ -126,10 +138,11 @@ def init_sg_module(key: jax.Array, shape: Sequence[int], cond_dim: int, spec: SG
     """
     shape = tuple(shape)
     if len(shape) not in (1, 3):
-        raise ValueError(f"SG modules take block outputs of shape (n,) or (H, W, C), not "
-                         f"{shape}; end the block with flatten, or put no SG module there")
-    sizes = (shape[-1] + (cond_dim if spec.conditioned else 0),) + tuple(spec.hidden) + (
-        shape[-1],)
+        raise ValueError(
+            f"SG modules take block outputs of shape (n,) or (H, W, C), not "
+            f"{shape}; end the block with flatten, or put no SG module there"
+        )
+    sizes = (shape[-1] + (cond_dim if spec.conditioned else 0),) + tuple(spec.hidden) + (shape[-1],)
     keys = jax.random.split(key, len(sizes) - 1)
     module = []
     for j, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
@@ -139,28 +152,44 @@ def init_sg_module(key: jax.Array, shape: Sequence[int], cond_dim: int, spec: SG
         elif spec.init == "zero":
             init = "zeros" if last else "he"
         else:
-            raise ValueError(f"unknown SG init {spec.init!r}; choose one of "
-                             f"{', '.join(SG_INITS)}")
-        layer = (layers.dense(b, spec.bias, init, scale, shift) if len(shape) == 1 else
-                 layers.conv2d(b, spec.kernel, 1, spec.bias, init, scale, shift))
+            raise ValueError(f"unknown SG init {spec.init!r}; choose one of {', '.join(SG_INITS)}")
+        layer = (
+            layers.dense(b, spec.bias, init, scale, shift)
+            if len(shape) == 1
+            else layers.conv2d(b, spec.kernel, 1, spec.bias, init, scale, shift)
+        )
         module.append(layer.init(k, shape[:-1] + (a,), dtype)[1])
     return module
 
 
-def init_sg_modules(key: jax.Array, shapes: Sequence[Sequence[int]], spec: SGSpec,
-                    cond_dim: int, *, net_init: str = "normal", scale: float = 0.2,
-                    shift: float = -0.1, dtype: Any = jnp.float32) -> SGParams:
+def init_sg_modules(
+    key: jax.Array,
+    shapes: Sequence[Sequence[int]],
+    spec: SGSpec,
+    cond_dim: int,
+    *,
+    net_init: str = "normal",
+    scale: float = 0.2,
+    shift: float = -0.1,
+    dtype: Any = jnp.float32,
+) -> SGParams:
     """SG modules for a network whose blocks output per-example ``shapes`` (for an MLP
     of widths ``(n_0, ..., n_L)``: ``[(n_1,), ..., (n_L,)]``); ``None`` outside S."""
     in_s = sg_layers(len(shapes), spec.topology)
     keys = jax.random.split(key, len(in_s))
-    return [init_sg_module(k, s, cond_dim, spec, net_init=net_init, scale=scale, shift=shift,
-                           dtype=dtype) if inside
-            else None for k, s, inside in zip(keys, shapes, in_s)]
+    return [
+        init_sg_module(
+            k, s, cond_dim, spec, net_init=net_init, scale=scale, shift=shift, dtype=dtype
+        )
+        if inside
+        else None
+        for k, s, inside in zip(keys, shapes, in_s)
+    ]
 
 
-def apply_sg(module: list[dict[str, jax.Array]], h: jax.Array,
-             cond: jax.Array | None = None) -> jax.Array:
+def apply_sg(
+    module: list[dict[str, jax.Array]], h: jax.Array, cond: jax.Array | None = None
+) -> jax.Array:
     """The synthetic gradient ``d = M([h, cond])`` for a batch (leading axis: examples).
 
     For an image batch ``h`` (B, H, W, C), ``cond`` (B, K) is repeated over every pixel
@@ -168,8 +197,7 @@ def apply_sg(module: list[dict[str, jax.Array]], h: jax.Array,
     a = h
     if cond is not None:
         cond = cond.astype(h.dtype).reshape(cond.shape[:1] + (1,) * (h.ndim - 2) + (-1,))
-        a = jnp.concatenate([h, jnp.broadcast_to(cond, h.shape[:-1] + cond.shape[-1:])],
-                            axis=-1)
+        a = jnp.concatenate([h, jnp.broadcast_to(cond, h.shape[:-1] + cond.shape[-1:])], axis=-1)
     for j, layer in enumerate(module):
         if layer["w"].ndim == 4:
             kernel = layer["w"].shape[0]

@@ -99,15 +99,19 @@ def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> 
     """
     x = np.asarray(x)
     labels = np.asarray(labels)
-    for xr, lr in (zip(x, labels) if per_run else [(x, labels)]):
+    for xr, lr in zip(x, labels) if per_run else [(x, labels)]:
         config_lib.check_data(config, xr, lr)
     labels = jnp.asarray(labels.astype(np.int32))
-    return Data(jnp.asarray(x, config.jnp_dtype),
-                nets.encode_targets(labels, config.widths[-1], config.jnp_dtype), labels)
+    return Data(
+        jnp.asarray(x, config.jnp_dtype),
+        nets.encode_targets(labels, config.widths[-1], config.jnp_dtype),
+        labels,
+    )
 
 
-def update_rules(program: Program, hyper: Hyper,
-                 noise_keys: tuple[jax.Array, jax.Array] | None = None) -> UpdateRules:
+def update_rules(
+    program: Program, hyper: Hyper, noise_keys: tuple[jax.Array, jax.Array] | None = None
+) -> UpdateRules:
     """The network's and the SG modules' update rules (:func:`dnijax.updates.update_rule`)
     of a program, for every network kind: the program's optimiser for both groups; its
     gradient noise for the network's group, and for the SG modules' only with
@@ -123,19 +127,32 @@ def update_rules(program: Program, hyper: Hyper,
 
     def rule(lr, group_noise, key, frozen_layers):
         return updates.update_rule(
-            optimizer=program.optimizer, learning_rate=lr, noise=group_noise, eta=hyper.eta,
-            gamma=hyper.gamma, noise_key=key, clip=hyper.clip if program.clip else None,
-            noise_before_clip=program.noise_before_clip, asynchronous=program.async_updates,
-            frozen=frozen_layers)
+            optimizer=program.optimizer,
+            learning_rate=lr,
+            noise=group_noise,
+            eta=hyper.eta,
+            gamma=hyper.gamma,
+            noise_key=key,
+            clip=hyper.clip if program.clip else None,
+            noise_before_clip=program.noise_before_clip,
+            asynchronous=program.async_updates,
+            frozen=frozen_layers,
+        )
 
-    return UpdateRules(rule(hyper.lr, program.noise, keys[0], frozen),
-                       rule(hyper.sg_lr, program.noise if program.noise_to_sg else None,
-                            keys[1], None))
+    return UpdateRules(
+        rule(hyper.lr, program.noise, keys[0], frozen),
+        rule(hyper.sg_lr, program.noise if program.noise_to_sg else None, keys[1], None),
+    )
 
 
-def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
-               net: nets.Params | None = None,
-               sg: synthetic.SGParams | None = None) -> TrainState:
+def init_state(
+    program: Program,
+    hyper: Hyper,
+    key: jax.Array,
+    *,
+    net: nets.Params | None = None,
+    sg: synthetic.SGParams | None = None,
+) -> TrainState:
     """Initial state of a run. The same ``key`` gives the same network weights in
     every regime, so regimes compared under one key start from identical copies.
 
@@ -150,26 +167,52 @@ def init_state(program: Program, hyper: Hyper, key: jax.Array, *,
     if program.sg is None:
         sg = None
     elif sg is None:
-        sg = synthetic.init_sg_modules(run_subkeys(key)[1], nets.block_shapes(program.net),
-                                       program.sg, program.widths[-1], net_init=program.init,
-                                       scale=program.init_scale, shift=program.init_shift,
-                                       dtype=program.jnp_dtype)
+        sg = synthetic.init_sg_modules(
+            run_subkeys(key)[1],
+            nets.block_shapes(program.net),
+            program.sg,
+            program.widths[-1],
+            net_init=program.init,
+            scale=program.init_scale,
+            shift=program.init_shift,
+            dtype=program.jnp_dtype,
+        )
     init_feedback = signals.RULES[program.signal].init_feedback
-    fixed = () if init_feedback is None else init_feedback(
-        jax.random.fold_in(run_subkeys(key)[1], 1), program.net, program.jnp_dtype)
+    fixed = (
+        ()
+        if init_feedback is None
+        else init_feedback(
+            jax.random.fold_in(run_subkeys(key)[1], 1), program.net, program.jnp_dtype
+        )
+    )
     return start_state(program, hyper, key, net, sg, feedback=fixed)
 
 
-def start_state(program: Program, hyper: Hyper, key: jax.Array, net: Any, sg: Any,
-                task_state: Any = (), feedback: Any = ()) -> TrainState:
+def start_state(
+    program: Program,
+    hyper: Hyper,
+    key: jax.Array,
+    net: Any,
+    sg: Any,
+    task_state: Any = (),
+    feedback: Any = (),
+) -> TrainState:
     """A run's state before its first step, for every kind: the given parameters, their
     update rules' states (the noise seeded from ``key``), the run's step key, step 0, not
     diverged, the task's ``task_state`` and the rule's fixed ``feedback`` matrices."""
     _, _, k_noise_net, k_noise_sg, k_run = run_subkeys(key)
     rules = update_rules(program, hyper, (k_noise_net, k_noise_sg))
-    return TrainState(net, sg, rules.net.init(net), rules.sg.init(sg) if has_params(sg) else (),
-                      k_run, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), task_state,
-                      feedback)
+    return TrainState(
+        net,
+        sg,
+        rules.net.init(net),
+        rules.sg.init(sg) if has_params(sg) else (),
+        k_run,
+        jnp.zeros((), jnp.int32),
+        jnp.full((), -1, jnp.int32),
+        task_state,
+        feedback,
+    )
 
 
 def init_network(net_init: tuple, key: jax.Array) -> nets.Params:
@@ -208,8 +251,9 @@ def direction_key(mask_key: jax.Array) -> jax.Array:
     return jax.random.fold_in(mask_key, 1)
 
 
-def compute_signals(program: Program, state: TrainState, x: jax.Array, y: jax.Array,
-                    key: jax.Array | None = None) -> signals.Signals:
+def compute_signals(
+    program: Program, state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array | None = None
+) -> signals.Signals:
     """The program's signal rule at ``state`` on the batch ``(x, y)``; ``key`` goes to a
     stochastic rule (default: the key of the step ``state`` is about to take)."""
     rule = signals.RULES[program.signal]
@@ -221,8 +265,9 @@ def compute_signals(program: Program, state: TrainState, x: jax.Array, y: jax.Ar
     return rule.fn(state.net, state.sg, x, y, program.net, program.sg, **extra)
 
 
-def train_step(program: Program, hyper: Hyper, state: TrainState, data: Data,
-               rules: UpdateRules | None = None) -> tuple[TrainState, signals.Signals]:
+def train_step(
+    program: Program, hyper: Hyper, state: TrainState, data: Data, rules: UpdateRules | None = None
+) -> tuple[TrainState, signals.Signals]:
     """One synchronous step: signals from the current parameters, then one update.
 
     ``rules`` are the run's :func:`update_rules` (built here if not given).
@@ -231,7 +276,7 @@ def train_step(program: Program, hyper: Hyper, state: TrainState, data: Data,
     key, batch_key, mask_key = step_keys(state.key)
     x, y = data.x, data.y
     if program.batch_size is not None:
-        idx = jax.random.permutation(batch_key, x.shape[0])[:program.batch_size]
+        idx = jax.random.permutation(batch_key, x.shape[0])[: program.batch_size]
         x, y = x[idx], y[idx]
     sig = compute_signals(program, state, x, y, direction_key(mask_key))
     extra = {}
@@ -241,8 +286,13 @@ def train_step(program: Program, hyper: Hyper, state: TrainState, data: Data,
     return state._replace(key=key, step=state.step + 1), sig
 
 
-def guarded_update(rules: UpdateRules, state: TrainState, sig: Any,
-                   extra: dict | None = None, active: jax.Array | None = None) -> TrainState:
+def guarded_update(
+    rules: UpdateRules,
+    state: TrainState,
+    sig: Any,
+    extra: dict | None = None,
+    active: jax.Array | None = None,
+) -> TrainState:
     """Both groups' update rules on the signals ``sig`` (``net_grads``, ``sg_grads``,
     ``loss``), behind the finite guard (``docs/math.md``, "Divergence"): a step whose loss
     or new parameters are not finite is not applied and ``diverged_at`` records
@@ -265,13 +315,18 @@ def guarded_update(rules: UpdateRules, state: TrainState, sig: Any,
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(live, a, b), new, old)  # noqa
     if active is not None:
         new_net_opt, new_sg_opt = keep(new_net_opt, net_opt), keep(new_sg_opt, sg_opt)
-    return state._replace(net=keep(new_net, net), sg=keep(new_sg, sg), net_opt=new_net_opt,
-                          sg_opt=new_sg_opt,
-                          diverged_at=jnp.where(healthy & ~ok, state.step, state.diverged_at))
+    return state._replace(
+        net=keep(new_net, net),
+        sg=keep(new_sg, sg),
+        net_opt=new_net_opt,
+        sg_opt=new_sg_opt,
+        diverged_at=jnp.where(healthy & ~ok, state.step, state.diverged_at),
+    )
 
 
-def step(program: Program, hyper: Hyper, state: TrainState, data: Data,
-         rules: UpdateRules) -> tuple[TrainState, dict[str, jax.Array]]:
+def step(
+    program: Program, hyper: Hyper, state: TrainState, data: Data, rules: UpdateRules
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """The kind's step: :func:`train_step`, with the step's SG losses as its metrics."""
     state, sig = train_step(program, hyper, state, data, rules)
     return state, {"sg_loss": sig.sg_loss}
@@ -287,17 +342,16 @@ def eval_spec(program: Program) -> nets.NetSpec:
     return program.net
 
 
-def evaluate(net_spec: nets.NetSpec, net: nets.Params, data: Data
-             ) -> tuple[jax.Array, jax.Array]:
+def evaluate(net_spec: nets.NetSpec, net: nets.Params, data: Data) -> tuple[jax.Array, jax.Array]:
     """Full-data loss and accuracy of a network."""
     out = nets.predict(net, data.x, net_spec)
-    loss = nets.reduce_batch(nets.per_example_loss(out, data.y, net_spec.loss),
-                             net_spec.reduction)
+    loss = nets.reduce_batch(nets.per_example_loss(out, data.y, net_spec.loss), net_spec.reduction)
     return loss, nets.accuracy(out, data.labels, net_spec)
 
 
-def evaluate_state(net_spec: nets.NetSpec, net: nets.Params, task_state: Any, data: Data
-                   ) -> dict[str, jax.Array]:
+def evaluate_state(
+    net_spec: nets.NetSpec, net: nets.Params, task_state: Any, data: Data
+) -> dict[str, jax.Array]:
     """The kind's evaluation: ``loss`` and ``accuracy`` on the full ``data``."""
     loss, acc = evaluate(net_spec, net, data)
     return {"loss": loss, "accuracy": acc}
@@ -309,13 +363,13 @@ def alignment(program: Program, state: TrainState, data: Data) -> dict[str, jax.
     (:func:`dnijax.signals.sg_alignment`)."""
     out = {"grad_alignment": grad_alignment(program, state, data.x, data.y)}
     if program.sg is not None:
-        out["sg_alignment"] = signals.sg_alignment(state.net, state.sg, data.x, data.y,
-                                                   program.net, program.sg)
+        out["sg_alignment"] = signals.sg_alignment(
+            state.net, state.sg, data.x, data.y, program.net, program.sg
+        )
     return out
 
 
-def grad_alignment(program: Program, state: TrainState, x: jax.Array, y: jax.Array
-                   ) -> jax.Array:
+def grad_alignment(program: Program, state: TrainState, x: jax.Array, y: jax.Array) -> jax.Array:
     """For every layer, the cosine between the signal the program's rule gives its
     parameters (weights and bias as one vector, before noise and the optimiser) and the
     true gradient ``grad_theta_i J`` on ``(x, y)``; shape ``(L,)``. 1 for backprop; a zero
@@ -349,7 +403,11 @@ def bytes_per_run(config: RunConfig, n_rows: int, per_run_rows: int = 0) -> int:
         shape = traced[-1][0]
     train_rows = min(n_rows, config.batch_size or n_rows)
     activations = (2 * train_rows * sg_factor + n_rows) * units * item  # ~2x XLA's analysis
-    params = sum(math.prod(p["w"].shape) + p["w"].shape[-1] for p in weights if "w" in p
-                 ) * item * 4 * sg_factor  # a bias counted for every layer
+    params = (
+        sum(math.prod(p["w"].shape) + p["w"].shape[-1] for p in weights if "w" in p)
+        * item
+        * 4
+        * sg_factor
+    )  # a bias counted for every layer
     data = per_run_rows * (widths[0] + widths[-1] + 1) * item
     return activations + params + data

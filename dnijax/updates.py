@@ -31,7 +31,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -68,12 +69,14 @@ def unregister_optimizer(name: str) -> None:
     registry.remove(OPTIMIZERS, BUILTIN_OPTIMIZERS, name)
 
 
-OPTIMIZERS.update({
-    "sgd": optax.sgd,
-    "momentum": lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
-    "adam": optax.adam,
-    "rmsprop": optax.rmsprop,
-})
+OPTIMIZERS.update(
+    {
+        "sgd": optax.sgd,
+        "momentum": lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
+        "adam": optax.adam,
+        "rmsprop": optax.rmsprop,
+    }
+)
 BUILTIN_OPTIMIZERS = tuple(OPTIMIZERS)
 
 
@@ -120,20 +123,26 @@ def async_gate(inner: optax.GradientTransformation) -> optax.GradientTransformat
                 continue
             on = layer_mask[i]
             u_new, s_new = inner.update(u, s, None if params is None else params[i])
-            new_updates.append(jax.tree.map(lambda a: jnp.where(on, a, jnp.zeros_like(a)),
-                                            u_new))
+            new_updates.append(jax.tree.map(lambda a: jnp.where(on, a, jnp.zeros_like(a)), u_new))
             new_states.append(jax.tree.map(lambda a, b: jnp.where(on, a, b), s_new, s))
         return new_updates, AsyncGateState(tuple(new_states))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def update_rule(*, optimizer: str, learning_rate: jax.typing.ArrayLike,
-                noise: str | None = None, eta: jax.typing.ArrayLike = 0.0,
-                gamma: jax.typing.ArrayLike = 0.55, noise_key: jax.Array | None = None,
-                clip: jax.typing.ArrayLike | None = None, noise_before_clip: bool = False,
-                asynchronous: bool = False,
-                frozen: Sequence[bool] | None = None) -> optax.GradientTransformationExtraArgs:
+def update_rule(
+    *,
+    optimizer: str,
+    learning_rate: jax.typing.ArrayLike,
+    noise: str | None = None,
+    eta: jax.typing.ArrayLike = 0.0,
+    gamma: jax.typing.ArrayLike = 0.55,
+    noise_key: jax.Array | None = None,
+    clip: jax.typing.ArrayLike | None = None,
+    noise_before_clip: bool = False,
+    asynchronous: bool = False,
+    frozen: Sequence[bool] | None = None,
+) -> optax.GradientTransformationExtraArgs:
     """The update chain of one parameter group.
 
     Args:
@@ -156,8 +165,10 @@ def update_rule(*, optimizer: str, learning_rate: jax.typing.ArrayLike,
         parts.append(optax.clip_by_global_norm(clip))
     if noise is not None:
         key = jax.random.key(0) if noise_key is None else noise_key
-        parts.insert(0 if noise_before_clip else len(parts),
-                     noise_lib.flat_gradient_noise(noise, eta, gamma, key))
+        parts.insert(
+            0 if noise_before_clip else len(parts),
+            noise_lib.flat_gradient_noise(noise, eta, gamma, key),
+        )
     base = make_optimizer(optimizer, learning_rate)
     parts.append(async_gate(base) if asynchronous else base)
     if frozen is not None and any(frozen):
@@ -168,8 +179,9 @@ def update_rule(*, optimizer: str, learning_rate: jax.typing.ArrayLike,
 def noise_state(opt_state: Any) -> Any:
     """The noise transform's state inside an :func:`update_rule` state (for replaying the
     noise realisation); raises ``ValueError`` if the rule has no noise."""
-    for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(
-            s, (noise_lib.BlogNoiseState, optax.AddNoiseState))):
+    for s in jax.tree.leaves(
+        opt_state, is_leaf=lambda s: isinstance(s, (noise_lib.BlogNoiseState, optax.AddNoiseState))
+    ):
         if isinstance(s, (noise_lib.BlogNoiseState, optax.AddNoiseState)):
             return s
     raise ValueError("no noise transform in this update rule")

@@ -11,8 +11,9 @@ import os
 import numpy as np
 import pytest
 
-_CACHE = os.environ.get("DNIJAX_CACHE",
-                        os.path.join(os.path.expanduser("~"), ".cache", "dnijax", "xla"))
+_CACHE = os.environ.get(
+    "DNIJAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "dnijax", "xla")
+)
 if _CACHE:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")

@@ -24,9 +24,14 @@ _spec.loader.exec_module(bl)
 WIDTHS = (2, 5, 4, 1)
 LR, SG_LR = 0.5, 0.1
 STEPS = 20
-SETTINGS = dict(blocks=nets.mlp_spec(WIDTHS, ("sigmoid",) * 3, "mse", "mean").blocks,
-                loss="mse", reduction="mean", lr=LR,
-                sg_lr=SG_LR, topology="paper")
+SETTINGS = dict(
+    blocks=nets.mlp_spec(WIDTHS, ("sigmoid",) * 3, "mse", "mean").blocks,
+    loss="mse",
+    reduction="mean",
+    lr=LR,
+    sg_lr=SG_LR,
+    topology="paper",
+)
 
 
 def _data(dtype=np.float64, batch=16):
@@ -71,11 +76,12 @@ def test_init_runs_layout_and_independence():
 
 
 def test_module_imports_without_torch():
-    code = ("import sys, importlib.util; sys.modules['torch'] = None; "
-            f"s = importlib.util.spec_from_file_location('baselines', {PATH!r}); "
-            "m = importlib.util.module_from_spec(s); s.loader.exec_module(m); print(m.REGIMES)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys, importlib.util; sys.modules['torch'] = None; "
+        f"s = importlib.util.spec_from_file_location('baselines', {PATH!r}); "
+        "m = importlib.util.module_from_spec(s); s.loader.exec_module(m); print(m.REGIMES)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
 
 
@@ -85,11 +91,11 @@ def test_numpy_matches_reference(regime):
     x, y = _data()
     params, sgs = _starts(1)
     p0, s0 = bl.run_of(params, 0), bl.run_of(sgs, 0)
-    got_p, got_s = bl.numpy_train(regime, p0, s0 if regime == "dni" else None, x, y, STEPS,
-                                  LR, SG_LR)
+    got_p, got_s = bl.numpy_train(
+        regime, p0, s0 if regime == "dni" else None, x, y, STEPS, LR, SG_LR
+    )
     ref_net, ref_sgs = bl.to_reference(p0, s0 if regime == "dni" else None)
-    ref_net, ref_sgs, _ = reference.trajectory(regime, ref_net, ref_sgs, x, y, STEPS,
-                                               **SETTINGS)
+    ref_net, ref_sgs, _ = reference.trajectory(regime, ref_net, ref_sgs, x, y, STEPS, **SETTINGS)
     want_p, want_s = _ref_pairs(ref_net, ref_sgs)
     _assert_pairs_close(got_p, want_p, rtol=0, atol=1e-10)
     assert not np.allclose(got_p[0][0], p0[0][0])  # it did train
@@ -107,8 +113,9 @@ def test_numpy_noise_matches_reference_with_the_same_draws(regime):
     params, sgs = _starts(1)
     p0, s0 = bl.run_of(params, 0), bl.run_of(sgs, 0)
     dni, steps, eta = regime.startswith("dni"), 4, 0.05
-    got_p, got_s = bl.numpy_train(regime, p0, s0, x, y, steps, LR, SG_LR, eta,
-                                  np.random.default_rng(5))
+    got_p, got_s = bl.numpy_train(
+        regime, p0, s0, x, y, steps, LR, SG_LR, eta, np.random.default_rng(5)
+    )
     rng, stds = np.random.default_rng(5), bl.noise_stds(eta, steps)
     n = len(p0)
     net_noises, sg_noises = [], []
@@ -117,18 +124,32 @@ def test_numpy_noise_matches_reference_with_the_same_draws(regime):
         sg = [None] * n
         for i in range(n - 1, -1, -1):
             w, b = p0[i]
-            net[i] = {"w": stds[t] * rng.standard_normal(w.shape),
-                      "b": stds[t] * rng.standard_normal(b.shape)}
+            net[i] = {
+                "w": stds[t] * rng.standard_normal(w.shape),
+                "b": stds[t] * rng.standard_normal(b.shape),
+            }
             if i > 0 and dni:
                 a, c = s0[i - 1]
-                sg[i - 1] = [{"w": stds[t] * rng.standard_normal(a.shape),
-                              "b": stds[t] * rng.standard_normal(c.shape)}]
+                sg[i - 1] = [
+                    {
+                        "w": stds[t] * rng.standard_normal(a.shape),
+                        "b": stds[t] * rng.standard_normal(c.shape),
+                    }
+                ]
         net_noises.append(net)
         sg_noises.append(sg)
     ref_net, ref_sgs = bl.to_reference(p0, s0 if dni else None)
-    ref_net, ref_sgs, _ = reference.trajectory(regime.replace("+noise", ""), ref_net, ref_sgs,
-                                               x, y, steps, net_noises=net_noises,
-                                               sg_noises=sg_noises, **SETTINGS)
+    ref_net, ref_sgs, _ = reference.trajectory(
+        regime.replace("+noise", ""),
+        ref_net,
+        ref_sgs,
+        x,
+        y,
+        steps,
+        net_noises=net_noises,
+        sg_noises=sg_noises,
+        **SETTINGS,
+    )
     want_p, want_s = _ref_pairs(ref_net, ref_sgs)
     _assert_pairs_close(got_p, want_p, rtol=0, atol=1e-10)
     if dni:
@@ -138,8 +159,17 @@ def test_numpy_noise_matches_reference_with_the_same_draws(regime):
 def test_numpy_float32_stays_float32():
     x, y = _data(np.float64)  # float64 data must not promote a float32 run
     params, sgs = _starts(1, np.float32)
-    p, s = bl.numpy_train("dni+noise", bl.run_of(params, 0), bl.run_of(sgs, 0), x, y, 3, LR,
-                          SG_LR, rng=np.random.default_rng(0))
+    p, s = bl.numpy_train(
+        "dni+noise",
+        bl.run_of(params, 0),
+        bl.run_of(sgs, 0),
+        x,
+        y,
+        3,
+        LR,
+        SG_LR,
+        rng=np.random.default_rng(0),
+    )
     assert all(w.dtype == np.float32 and b.dtype == np.float32 for w, b in p + s)
 
 
@@ -149,8 +179,7 @@ def test_numpy_runs_is_numpy_train_per_run():
     params, sgs = _starts(2)
     got_p, got_s = bl.numpy_runs("dni", params, sgs, x, y, 5, LR, SG_LR)
     for r in range(2):
-        p, s = bl.numpy_train("dni", bl.run_of(params, r), bl.run_of(sgs, r), x, y, 5, LR,
-                              SG_LR)
+        p, s = bl.numpy_train("dni", bl.run_of(params, r), bl.run_of(sgs, r), x, y, 5, LR, SG_LR)
         _assert_pairs_close(bl.run_of(got_p, r), p, rtol=0, atol=0)
         _assert_pairs_close(bl.run_of(got_s, r), s, rtol=0, atol=0)
 
@@ -171,8 +200,7 @@ def _check_noise_free_against_numpy(runs, regime, dtype, rtol, atol):
 def _check_noise(runs, regime, dtype, atol):
     x, y = _data(dtype)
     params, sgs = _starts(2, dtype)
-    clean_p, clean_s = runs(regime.replace("+noise", ""), params, sgs, x, y, 5, LR, SG_LR,
-                            0.01, 0)
+    clean_p, clean_s = runs(regime.replace("+noise", ""), params, sgs, x, y, 5, LR, SG_LR, 0.01, 0)
     zero_p, zero_s = runs(regime, params, sgs, x, y, 5, LR, SG_LR, 0.0, 0)
     noisy_p, noisy_s = runs(regime, params, sgs, x, y, 5, LR, SG_LR, 0.01, 0)
     _assert_pairs_close(zero_p, clean_p, 0, atol)
@@ -211,8 +239,7 @@ def test_jax_lean_noise(regime):
 
 
 def test_jax_lean_is_cached():
-    assert bl.make_jax_lean("dni", 3, 0.5, 0.1, 0.01) is bl.make_jax_lean("dni", 3, 0.5, 0.1,
-                                                                          0.01)
+    assert bl.make_jax_lean("dni", 3, 0.5, 0.1, 0.01) is bl.make_jax_lean("dni", 3, 0.5, 0.1, 0.01)
 
 
 def _torch_runs(*args):

@@ -52,8 +52,9 @@ def test_deep_noise_quick(_run, tmp_path):
     res = json.loads((tmp_path / "deep_noise.json").read_text())
     assert set(res["families"]) == {"backprop", "dni"}
     assert len(res["families"]["backprop"]) == 10  # 5 inits x noise on/off
-    assert all(0 <= c["average"] <= c["best"] <= 100 and "ci95" in c
-               for c in res["families"]["dni"])
+    assert all(
+        0 <= c["average"] <= c["best"] <= 100 and "ci95" in c for c in res["families"]["dni"]
+    )
     # part 2: 3 poor rows x 4 etas after the clip, 2 clipped rows x 4 etas before it
     assert len(res["long"]) == 20 and res["long_steps"] == 50
     assert {c["order"] for c in res["long"]} == {"noise after clip", "noise before clip"}
@@ -63,13 +64,30 @@ def test_deep_noise_quick(_run, tmp_path):
 
 def test_dni_depth_quick(_run, tmp_path):
     # digits ships with scikit-learn; the full run's mnist1d is an optional extra
-    text = _run("dni_depth.py", "--quick", "--data", "digits", "--steps", "20", "--width", "8",
-                "--out", str(tmp_path))
+    text = _run(
+        "dni_depth.py",
+        "--quick",
+        "--data",
+        "digits",
+        "--steps",
+        "20",
+        "--width",
+        "8",
+        "--out",
+        str(tmp_path),
+    )
     res = json.loads((tmp_path / "dni_depth.json").read_text())
     assert sorted(res["depths"]) == ["3"] and res["data"] == "digits"
     cells = res["depths"]["3"]["0.001"]
-    assert {"backprop", "no backprop", "dni linear", "dni mlp", "cdni linear", "cdni mlp",
-            "cdni linear p=0.1"} <= set(cells)
+    assert {
+        "backprop",
+        "no backprop",
+        "dni linear",
+        "dni mlp",
+        "cdni linear",
+        "cdni mlp",
+        "cdni linear p=0.1",
+    } <= set(cells)
     assert all("ci95" in c for c in cells.values())
     assert len(cells["dni mlp"]["alignment"]) == 2  # SG modules on the 2 hidden layers
     assert (tmp_path / "dni_depth.png").stat().st_size > 0
@@ -171,33 +189,54 @@ def test_profile_step_quick(_run):
     assert "| the engine (dnijax.engine.run_grid) |" in text and "+ finite guard" in text
 
 
-@pytest.mark.parametrize("script", ["seed_comparison.py", "lr_sensitivity.py", "speed.py",
-                                    "dni_noise.py", "profile_step.py", "dni_cnn.py",
-                                    "copy_task.py"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "seed_comparison.py",
+        "lr_sensitivity.py",
+        "speed.py",
+        "dni_noise.py",
+        "profile_step.py",
+        "dni_cnn.py",
+        "copy_task.py",
+    ],
+)
 def test_scripts_explain_themselves(_run, script):
     assert "usage" in _run(script, "--help")
 
 
-@pytest.mark.parametrize("script,args,message", [
-    ("copy_task.py", ["--windows", "2,x"], "--windows: 'x' is not an integer > 0"),
-    ("dni_cnn.py", ["--lr", "-1"], "--lr: '-1' is not a number > 0"),
-    ("dni_depth.py", ["--seeds", "0"], "--seeds: '0' is not an integer > 0"),
-    ("speed.py", ["--runs", "0"], "--runs: '0' is not an integer > 0"),
-    ("rule_family.py", ["--quick", "--lrs", "1e-3,2e-3,3e-3"],
-     "--lrs: 3 rates do not divide the 2 x 2 runs"),
-    ("rule_family.py", ["--data", "digits,cifar"], "--data: unknown cifar"),
-])
+@pytest.mark.parametrize(
+    "script,args,message",
+    [
+        ("copy_task.py", ["--windows", "2,x"], "--windows: 'x' is not an integer > 0"),
+        ("dni_cnn.py", ["--lr", "-1"], "--lr: '-1' is not a number > 0"),
+        ("dni_depth.py", ["--seeds", "0"], "--seeds: '0' is not an integer > 0"),
+        ("speed.py", ["--runs", "0"], "--runs: '0' is not an integer > 0"),
+        (
+            "rule_family.py",
+            ["--quick", "--lrs", "1e-3,2e-3,3e-3"],
+            "--lrs: 3 rates do not divide the 2 x 2 runs",
+        ),
+        ("rule_family.py", ["--data", "digits,cifar"], "--data: unknown cifar"),
+    ],
+)
 def test_bad_options_get_one_line_errors(script_main, script, args, message):
     code, _, err = script_main(script, *args)
     assert code == 2 and message in err and err.count("\n") == 1, err
 
 
-OUTPUT = {"seed_comparison.py": "report.md", "lr_sensitivity.py": "report.md",
-          "speed.py": "speed.json", "dni_noise.py": "dni_noise.json", "dni_cnn.py": "dni_cnn.json",
-          "copy_task.py": "copy_task.json", "deep_noise.py": "deep_noise.json",
-          "dni_depth.py": "dni_depth.json",
-          "rule_family.py": "rule_family.json",
-          "sg_target.py": "sg_target.json"}  # one file each script writes
+OUTPUT = {
+    "seed_comparison.py": "report.md",
+    "lr_sensitivity.py": "report.md",
+    "speed.py": "speed.json",
+    "dni_noise.py": "dni_noise.json",
+    "dni_cnn.py": "dni_cnn.json",
+    "copy_task.py": "copy_task.json",
+    "deep_noise.py": "deep_noise.json",
+    "dni_depth.py": "dni_depth.json",
+    "rule_family.py": "rule_family.json",
+    "sg_target.py": "sg_target.json",
+}  # one file each script writes
 WRITERS = sorted(OUTPUT)
 
 
@@ -208,8 +247,7 @@ def test_abbreviated_options_are_refused_with_a_hint(script_main, script):
 
 
 @pytest.mark.parametrize("script", WRITERS)
-def test_another_configurations_folder_is_refused_before_any_work(script_main, script,
-                                                                   tmp_path):
+def test_another_configurations_folder_is_refused_before_any_work(script_main, script, tmp_path):
     (tmp_path / "manifest.json").write_text('{"benchmark": "something else"}')
     (tmp_path / OUTPUT[script]).write_text("earlier results")
     data = ["--data", "digits"] if script == "dni_depth.py" else []  # mnist1d is optional

@@ -7,27 +7,50 @@ import pytest
 
 from dnijax import RunConfig, bptt, engine
 
-SMALL = dict(task="copy", core="rnn", hidden=6, window=2, max_length=4, batch_size=4,
-             steps=6, log_every=3, loss="bce", reduction="mean", optimizer="adam", lr=1e-3)
+SMALL = dict(
+    task="copy",
+    core="rnn",
+    hidden=6,
+    window=2,
+    max_length=4,
+    batch_size=4,
+    steps=6,
+    log_every=3,
+    loss="bce",
+    reduction="mean",
+    optimizer="adam",
+    lr=1e-3,
+)
 
 
 def _run(cfg, n=2, seed=0, **values):
-    return engine.run_grid(cfg, engine.stack_hyper(cfg, **values) if values else
-                           engine.stack_hyper(cfg, lr=[cfg.lr] * n),
-                           engine.run_keys(seed, n), None)
+    return engine.run_grid(
+        cfg,
+        engine.stack_hyper(cfg, **values) if values else engine.stack_hyper(cfg, lr=[cfg.lr] * n),
+        engine.run_keys(seed, n),
+        None,
+    )
 
 
-@pytest.mark.parametrize("fields,message", [
-    (dict(regime="sign"), "regime"), (dict(regime="dni", core="gru"), "core"),
-    (dict(window=0), "window"), (dict(start_length=5, max_length=4), "start_length"),
-    (dict(task="sort"), "task"), (dict(steps=10, log_every=3), "log_every"),
-    (dict(threshold=0.0), "threshold"), (dict(update_prob=0.5, regime="dni"), "update_prob"),
-    (dict(conditioned=True, regime="dni"), "conditioned"),
-    (dict(conditioned=True), "conditioned"),  # refused under backprop too: a comparison's
-    (dict(init="glorot"), "init"),            # DNI arms must not fail halfway
-    (dict(activations="tanh"), "activations"), (dict(max_repeats=3), "max_repeats"),
-    (dict(layers=[{"kind": "dense", "features": 3}]), "layers"),
-])
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        (dict(regime="sign"), "regime"),
+        (dict(regime="dni", core="gru"), "core"),
+        (dict(window=0), "window"),
+        (dict(start_length=5, max_length=4), "start_length"),
+        (dict(task="sort"), "task"),
+        (dict(steps=10, log_every=3), "log_every"),
+        (dict(threshold=0.0), "threshold"),
+        (dict(update_prob=0.5, regime="dni"), "update_prob"),
+        (dict(conditioned=True, regime="dni"), "conditioned"),
+        (dict(conditioned=True), "conditioned"),  # refused under backprop too: a comparison's
+        (dict(init="glorot"), "init"),  # DNI arms must not fail halfway
+        (dict(activations="tanh"), "activations"),
+        (dict(max_repeats=3), "max_repeats"),
+        (dict(layers=[{"kind": "dense", "features": 3}]), "layers"),
+    ],
+)
 def test_bad_settings_get_one_line_errors(fields, message):
     with pytest.raises(ValueError, match=message) as err:
         RunConfig(**{**SMALL, **fields})
@@ -39,9 +62,9 @@ def test_sequence_settings_without_a_task_and_engine_options_without_data_are_re
         RunConfig(hidden=3)
     cfg = RunConfig(**SMALL)
     with pytest.raises(ValueError, match="alignment"):
-        engine.run_grid(cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1), None,
-                        alignment=True)
+        engine.run_grid(cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1), None, alignment=True)
     from dnijax.experiments import presets
+
     with pytest.raises(ValueError, match="task is chosen with --task"):
         presets.preset_config("tuned", overrides={"task": "copy"})
 
@@ -51,8 +74,12 @@ def test_a_sequence_task_sets_its_widths_and_refuses_data():
     assert cfg.widths == (9, 6, 8) and cfg.batch_size == 16
     assert cfg.program().kind == "recurrent"
     with pytest.raises(ValueError, match="makes its own sequences"):
-        engine.run_grid(cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1),
-                        (np.zeros((4, 9)), np.zeros(4, int)))
+        engine.run_grid(
+            cfg,
+            engine.stack_hyper(cfg),
+            engine.run_keys(0, 1),
+            (np.zeros((4, 9)), np.zeros(4, int)),
+        )
 
 
 def test_only_the_windows_of_the_sequence_update():
@@ -60,7 +87,7 @@ def test_only_the_windows_of_the_sequence_update():
     # windows 0 and 1 hold the sequence, 2..4 are padding and must change nothing
     cfg = RunConfig(regime="dni", **{**SMALL, "threshold": 1e-9})
     res = _run(cfg)
-    assert res.history["length"].tolist() == [[1, 1, 1]] * 2   # never solved
+    assert res.history["length"].tolist() == [[1, 1, 1]] * 2  # never solved
     np.testing.assert_array_equal(res.state.step, [6] * 2)  # episodes
     updates = [leaf for leaf in jax.tree.leaves(res.state.net_opt) if leaf.dtype == np.int32]
     np.testing.assert_array_equal(updates[0], [2 * 6] * 2)  # Adam's count: 2 windows each
@@ -70,15 +97,28 @@ def test_only_the_windows_of_the_sequence_update():
 def test_the_curriculum_lengthens_solved_sequences(regime):
     cfg = RunConfig(regime=regime, **{**SMALL, "threshold": 1e9})  # everything passes
     res = _run(cfg)
-    assert res.history["length"].tolist() == [[1, 4, 4]] * 2   # 1 -> 4 in 3 episodes
+    assert res.history["length"].tolist() == [[1, 4, 4]] * 2  # 1 -> 4 in 3 episodes
     assert res.final["solved"].tolist() == [4, 4] and (res.diverged_at == -1).all()
 
 
 def test_runs_are_reproducible_and_learning_lowers_the_error():
     # length 2 (5 steps) in one window of 6: learnable by the window's own gradient
-    cfg = RunConfig(regime="dni", task="copy", core="lstm", hidden=16, window=6, max_length=2,
-                    start_length=2, batch_size=16, steps=120, log_every=40, lr=1e-2,
-                    optimizer="adam", loss="bce", reduction="mean")
+    cfg = RunConfig(
+        regime="dni",
+        task="copy",
+        core="lstm",
+        hidden=16,
+        window=6,
+        max_length=2,
+        start_length=2,
+        batch_size=16,
+        steps=120,
+        log_every=40,
+        lr=1e-2,
+        optimizer="adam",
+        loss="bce",
+        reduction="mean",
+    )
     a, b = _run(cfg), _run(cfg)
     np.testing.assert_array_equal(a.history["error_bits"], b.history["error_bits"])
     err = a.history["error_bits"]
@@ -95,10 +135,12 @@ def test_a_divergent_run_is_frozen_and_recorded():
 def test_blocks_give_the_same_runs():
     cfg = RunConfig(regime="dni", **{**SMALL, "threshold": 1e-9})  # the windows test's program
     whole = _run(cfg)
-    blocked = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * 2),
-                              engine.run_keys(0, 2), None, block_runs=1)
-    np.testing.assert_allclose(whole.history["error_bits"], blocked.history["error_bits"],
-                               rtol=1e-5)
+    blocked = engine.run_grid(
+        cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * 2), engine.run_keys(0, 2), None, block_runs=1
+    )
+    np.testing.assert_allclose(
+        whole.history["error_bits"], blocked.history["error_bits"], rtol=1e-5
+    )
     assert whole.final["solved"].tolist() == blocked.final["solved"].tolist()
 
 
@@ -120,8 +162,15 @@ def test_a_rule_without_a_recurrent_form_is_refused_and_one_with_trains(blobs):
     signals.register("sign", sign_signals)
     signals.register("signrnn", sign_signals, recurrent=sign_window)
     try:
-        mlp = RunConfig(regime="sign", widths=(2, 8, 1), lr=0.01, steps=50,
-                        activations=("tanh", "sigmoid"), init="glorot", reduction="mean")
+        mlp = RunConfig(
+            regime="sign",
+            widths=(2, 8, 1),
+            lr=0.01,
+            steps=50,
+            activations=("tanh", "sigmoid"),
+            init="glorot",
+            reduction="mean",
+        )
         _, hist = engine.run_one(mlp, *blobs, jax.random.key(0))
         assert hist["loss"][-1] < hist["loss"][0]
         with pytest.raises(ValueError, match="rule 'sign' has no recurrent form") as err:
@@ -130,8 +179,9 @@ def test_a_rule_without_a_recurrent_form_is_refused_and_one_with_trains(blobs):
         cfg = RunConfig(regime="signrnn+noise", **{**SMALL, "steps": 30, "log_every": 10})
         res = _run(cfg)
         assert (res.diverged_at == -1).all()
-        assert not np.allclose(jax.tree.leaves(res.state.net)[0][0],
-                               jax.tree.leaves(res.state.net)[0][1])  # two seeds, two nets
+        assert not np.allclose(
+            jax.tree.leaves(res.state.net)[0][0], jax.tree.leaves(res.state.net)[0][1]
+        )  # two seeds, two nets
     finally:
         signals.unregister("sign")
         signals.unregister("signrnn")
@@ -143,6 +193,7 @@ def test_training_windows_match_the_numpy_reference(row):
     """``dnijax validate --arch rnn``: the library's window loop (update rules, noise)
     against ``reference.rnn.trajectory`` in float64, from the same start and noise."""
     from dnijax import validate
+
     *_, cfg = list(validate.rnn_cases("float64"))[row]
     x, y = validate.random_sequences(cfg, 6, 4, seed=row)
     with jax.enable_x64(True):
@@ -160,9 +211,11 @@ def test_a_core_of_your_own_trains_on_the_copy_task():
 
     def init(key, n_in, n, dtype):
         kx, kh = jax.random.split(key)
-        return {"wx": jax.nn.initializers.glorot_normal()(kx, (n_in, 2 * n), dtype),
-                "wh": 0.5 * jax.random.normal(kh, (n, 2 * n), dtype),
-                "b": jnp.zeros((2 * n,), dtype)}
+        return {
+            "wx": jax.nn.initializers.glorot_normal()(kx, (n_in, 2 * n), dtype),
+            "wh": 0.5 * jax.random.normal(kh, (n, 2 * n), dtype),
+            "b": jnp.zeros((2 * n,), dtype),
+        }
 
     def step(params, s, x_t):
         gate, cand = jnp.split(x_t @ params["wx"] + s @ params["wh"] + params["b"], 2, -1)
@@ -170,8 +223,9 @@ def test_a_core_of_your_own_trains_on_the_copy_task():
         s = (1 - z) * s + z * jnp.tanh(cand)
         return s, s
 
-    recurrent.register_core("gated", recurrent.Core(
-        init, lambda b, n, dtype: jnp.zeros((b, n), dtype), step))
+    recurrent.register_core(
+        "gated", recurrent.Core(init, lambda b, n, dtype: jnp.zeros((b, n), dtype), step)
+    )
     try:
         for regime in ("backprop", "dni+noise"):
             cfg = RunConfig(regime=regime, **{**SMALL, "core": "gated"})

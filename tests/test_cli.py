@@ -16,10 +16,17 @@ REGIMES = ["backprop", "dni", "backprop+noise", "dni+noise"]
 def test_compare_writes_every_output_with_the_documented_schema(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out)]) == 0
-    assert sorted(os.listdir(out)) == ["alignment.png", "decision_regions.png",
-                                       "final_params.npz", "grad_alignment.png",
-                                       "loss_curves.png", "manifest.json", "results.csv",
-                                       "results.json", "summary.md"]
+    assert sorted(os.listdir(out)) == [
+        "alignment.png",
+        "decision_regions.png",
+        "final_params.npz",
+        "grad_alignment.png",
+        "loss_curves.png",
+        "manifest.json",
+        "results.csv",
+        "results.json",
+        "summary.md",
+    ]
     res = json.loads((out / "results.json").read_text())
     assert res["preset"] == "tuned" and res["config"]["steps"] == 40
     assert res["config"]["data"] == "article"
@@ -76,8 +83,7 @@ def assert_intervals_in_range(res):
         curve = r["loss_curve"]
         assert all(lo is None or lo >= 0 for lo in curve["ci95_lo"])
         for layer in r.get("sg_alignment", {}).get("layers", []):
-            assert all(-1 <= v <= 1 for v in layer["ci95_lo"] + layer["ci95_hi"]
-                       if v is not None)
+            assert all(-1 <= v <= 1 for v in layer["ci95_lo"] + layer["ci95_hi"] if v is not None)
         p = r.get("paired_vs_backprop", {}).get("test_accuracy")
         assert p is None or p["ci95"] is None or -1 <= p["ci95"][0] <= p["ci95"][1] <= 1
 
@@ -109,21 +115,28 @@ def test_a_folder_of_results_without_a_manifest_is_not_overwritten(tmp_path, cap
     (out / "notes.txt").write_text("mine")
     assert cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out)]) == 2
     assert "not made by this configuration (results.json); pass --overwrite" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     assert sorted(os.listdir(out)) == ["notes.txt", "results.json"]
-    assert cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out),
-                     "--overwrite"]) == 0
+    assert (
+        cli.main(["compare", "--seeds", "2", "--steps", "40", "--out", str(out), "--overwrite"])
+        == 0
+    )
     assert (out / "notes.txt").read_text() == "mine"  # --overwrite removes only its outputs
 
 
-@pytest.mark.parametrize("argv,hint", [
-    (["compare", "--seed", "3"], "unrecognized arguments: --seed 3 (did you mean --seeds"),
-    (["compare", "--sg_lr", "0.1"], "did you mean --sg-lr"),
-    (["sweep", "--lr", "1", "--regime", "dni"], "did you mean --regimes"),
-    (["validate", "--dep", "2"], "did you mean --depth"),
-])
-def test_abbreviated_or_misspelt_options_are_refused_with_a_hint(argv, hint, capsys,
-                                                                  tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "argv,hint",
+    [
+        (["compare", "--seed", "3"], "unrecognized arguments: --seed 3 (did you mean --seeds"),
+        (["compare", "--sg_lr", "0.1"], "did you mean --sg-lr"),
+        (["sweep", "--lr", "1", "--regime", "dni"], "did you mean --regimes"),
+        (["validate", "--dep", "2"], "did you mean --depth"),
+    ],
+)
+def test_abbreviated_or_misspelt_options_are_refused_with_a_hint(
+    argv, hint, capsys, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
@@ -142,21 +155,24 @@ def test_seed_preset_shows_the_articles_run(tmp_path, capsys):
     assert all(abs(r["final_accuracy"][0] - 0.5) < 0.02 for r in res["regimes"].values())
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["compare", "--preset", "fancy"], "invalid choice: 'fancy'"),
-    (["compare", "--seeds", "0"], "--seeds must be >= 1, got 0"),
-    (["compare", "--lr", "-0.1"], "--lr must be a finite number > 0"),
-    (["compare", "--lr", "fast"], "--lr must be a number, got 'fast'"),
-    (["compare", "--lr", "nan"], "--lr must be a finite number > 0"),
-    (["compare", "--eta", "-1"], "--eta must be a finite number >= 0"),
-    (["compare", "--steps", "2.5"], "--steps must be an integer"),
-    (["sweep", "--lr", "0.1,-1"], "--lr must be a finite number > 0"),
-    (["sweep", "--lr", "0.1", "--regimes", "dni,sgd"], "unknown regime 'sgd'"),
-    (["sweep"], "the following arguments are required: --lr"),
-    (["validate", "--depth", "0"], "--depth must be >= 1, got 0"),
-    (["compare", "--cpu-devices", "0"], "--cpu-devices must be >= 1, got 0"),
-    (["validate", "--width", "-3"], "--width must be >= 1, got -3"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["compare", "--preset", "fancy"], "invalid choice: 'fancy'"),
+        (["compare", "--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (["compare", "--lr", "-0.1"], "--lr must be a finite number > 0"),
+        (["compare", "--lr", "fast"], "--lr must be a number, got 'fast'"),
+        (["compare", "--lr", "nan"], "--lr must be a finite number > 0"),
+        (["compare", "--eta", "-1"], "--eta must be a finite number >= 0"),
+        (["compare", "--steps", "2.5"], "--steps must be an integer"),
+        (["sweep", "--lr", "0.1,-1"], "--lr must be a finite number > 0"),
+        (["sweep", "--lr", "0.1", "--regimes", "dni,sgd"], "unknown regime 'sgd'"),
+        (["sweep"], "the following arguments are required: --lr"),
+        (["validate", "--depth", "0"], "--depth must be >= 1, got 0"),
+        (["compare", "--cpu-devices", "0"], "--cpu-devices must be >= 1, got 0"),
+        (["validate", "--width", "-3"], "--width must be >= 1, got -3"),
+    ],
+)
 def test_bad_options_get_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as info:
@@ -167,11 +183,11 @@ def test_bad_options_get_one_line_and_exit_2(argv, message, capsys, tmp_path, mo
     assert os.listdir(tmp_path) == []
 
 
-def test_cpu_devices_that_jax_cannot_take_any_more_get_one_line(tmp_path, capsys,
-                                                                monkeypatch):
+def test_cpu_devices_that_jax_cannot_take_any_more_get_one_line(tmp_path, capsys, monkeypatch):
     """In a process where JAX already runs (this one), another CPU device count is refused
     before anything runs or is written."""
     import jax
+
     jax.devices()  # JAX runs (a test worker's first test would otherwise set the count)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["sweep", "--lr", "0.1", "--cpu-devices", "3"]) == 2
@@ -191,8 +207,19 @@ def test_an_unusable_out_folder_is_refused_before_running(tmp_path, capsys):
 
 def test_sweep_writes_results_and_resumes(tmp_path, capsys):
     out = tmp_path / "sw"
-    argv = ["sweep", "--lr", "0.5,1e6", "--regimes", "dni", "--seeds", "2", "--steps", "20",
-            "--out", str(out)]
+    argv = [
+        "sweep",
+        "--lr",
+        "0.5,1e6",
+        "--regimes",
+        "dni",
+        "--seeds",
+        "2",
+        "--steps",
+        "20",
+        "--out",
+        str(out),
+    ]
     assert cli.main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["lrs"] == [0.5, 1e6]
@@ -206,18 +233,22 @@ def test_sweep_writes_results_and_resumes(tmp_path, capsys):
     assert "different configuration; pass --overwrite" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content,message", [
-    ('{"lr": 1,', "is not valid JSON: Expecting property name"),
-    ('[1, 2]', "must hold a JSON object of RunConfig fields"),
-    ('{"lr": 1, "widht": 3}', "unknown key(s) 'widht'"),
-    ('{"regime": "dni"}', "unknown key(s) 'regime'"),
-    ('{"lr": -2}', "lr: -2 must be > 0"),
-    ('{"widths": [3, 8, 8, 1]}', "inputs have 2 features but widths[0] is 3"),
-    ('{"loss": "xent"}', "xent needs an output layer of at least 2 units"),
-    ('{"steps": 100, "log_every": 7}', "log_every: 7 does not divide steps 100"),
-])
-def test_bad_config_files_are_refused_before_anything_is_written(content, message, tmp_path,
-                                                                 capsys):
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"lr": 1,', "is not valid JSON: Expecting property name"),
+        ("[1, 2]", "must hold a JSON object of RunConfig fields"),
+        ('{"lr": 1, "widht": 3}', "unknown key(s) 'widht'"),
+        ('{"regime": "dni"}', "unknown key(s) 'regime'"),
+        ('{"lr": -2}', "lr: -2 must be > 0"),
+        ('{"widths": [3, 8, 8, 1]}', "inputs have 2 features but widths[0] is 3"),
+        ('{"loss": "xent"}', "xent needs an output layer of at least 2 units"),
+        ('{"steps": 100, "log_every": 7}', "log_every: 7 does not divide steps 100"),
+    ],
+)
+def test_bad_config_files_are_refused_before_anything_is_written(
+    content, message, tmp_path, capsys
+):
     path = tmp_path / "cfg.json"
     path.write_text(content)
     for argv in (["compare"], ["sweep", "--lr", "0.1"]):
@@ -248,20 +279,42 @@ def test_a_config_file_changes_the_run(tmp_path):
 
 # --- --data: built-in sets and a user's files ------------------------------------------------
 
+
 def test_compare_on_digits_fits_the_network_to_the_data(tmp_path, capsys):
     out = tmp_path / "digits"
     out.mkdir()
     for stale in ("final_params.npz", "decision_regions.png"):  # from an earlier 2-D run
         (out / stale).write_text("old")
-    assert cli.main(["compare", "--data", "digits", "--seeds", "2", "--steps", "100",
-                     "--out", str(out), "--overwrite"]) == 0
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--data",
+                "digits",
+                "--seeds",
+                "2",
+                "--steps",
+                "100",
+                "--out",
+                str(out),
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     notes = [line for line in printed.splitlines() if line.startswith("dnijax: ")]
-    assert notes[0] == ("dnijax: --data digits has 64 features and 10 classes; widths "
-                        "(2, 10, 28, 1) -> (64, 10, 28, 10), loss mse -> xent (softmax outputs; "
-                        "a config file with \"loss\" keeps another)")
-    assert notes[1].startswith("dnijax: compare tuned: 2 seeds x 100 steps x 4 regimes; "
-                               "compiling first") and len(notes) == 2
+    assert notes[0] == (
+        "dnijax: --data digits has 64 features and 10 classes; widths "
+        "(2, 10, 28, 1) -> (64, 10, 28, 10), loss mse -> xent (softmax outputs; "
+        'a config file with "loss" keeps another)'
+    )
+    assert (
+        notes[1].startswith(
+            "dnijax: compare tuned: 2 seeds x 100 steps x 4 regimes; compiling first"
+        )
+        and len(notes) == 2
+    )
     assert printed.startswith(notes[0])  # before training and the table
     res = json.loads((out / "results.json").read_text())
     cfg = res["config"]
@@ -273,19 +326,29 @@ def test_compare_on_digits_fits_the_network_to_the_data(tmp_path, capsys):
     assert min(res["regimes"]["backprop"]["test_accuracy"]) > 0.8  # chance is 0.1
     # 64 features: no decision regions (and no final networks for them, the stale ones gone),
     # and it says so
-    assert sorted(os.listdir(out)) == ["alignment.png", "grad_alignment.png",
-                                       "loss_curves.png", "manifest.json", "results.csv",
-                                       "results.json", "summary.md"]
-    assert ("(no decision_regions.png: the inputs have 64 features; it is drawn for 2-D "
-            "inputs)") in printed
+    assert sorted(os.listdir(out)) == [
+        "alignment.png",
+        "grad_alignment.png",
+        "loss_curves.png",
+        "manifest.json",
+        "results.csv",
+        "results.json",
+        "summary.md",
+    ]
+    assert (
+        "(no decision_regions.png: the inputs have 64 features; it is drawn for 2-D inputs)"
+    ) in printed
 
 
 def test_a_built_in_set_that_fits_prints_no_note_and_seed_s_gets_its_own_split(tmp_path, capsys):
     from dnijax import data
     from dnijax.experiments import presets
+
     out = tmp_path / "moons"
-    assert cli.main(["compare", "--data", "moons", "--seeds", "1", "--steps", "20",
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(["compare", "--data", "moons", "--seeds", "1", "--steps", "20", "--out", str(out)])
+        == 0
+    )
     assert "dnijax: --data" not in capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())
     assert res["config"]["data"] == "moons" and res["config"]["widths"] == [2, 10, 28, 1]
@@ -296,21 +359,33 @@ def test_a_built_in_set_that_fits_prints_no_note_and_seed_s_gets_its_own_split(t
     assert not np.array_equal(datasets[0].x_train, datasets[1].x_train)
 
 
-def test_sweep_on_a_users_file_fits_the_network_and_records_the_data(tmp_path, capsys,
-                                                                     monkeypatch):
+def test_sweep_on_a_users_file_fits_the_network_and_records_the_data(tmp_path, capsys, monkeypatch):
     rng = np.random.RandomState(0)
     x = rng.randn(90, 3)
     path = tmp_path / "mine.npz"
     np.savez(path, x=x, labels=np.argmax(x, 1) * 5)  # labels 0, 5, 10: three classes
     monkeypatch.chdir(tmp_path)
-    argv = ["sweep", "--lr", "0.5", "--regimes", "backprop", "--seeds", "2", "--steps", "20",
-            "--data", str(path)]
+    argv = [
+        "sweep",
+        "--lr",
+        "0.5",
+        "--regimes",
+        "backprop",
+        "--seeds",
+        "2",
+        "--steps",
+        "20",
+        "--data",
+        str(path),
+    ]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    assert printed.splitlines()[0] == (f"dnijax: --data {path} has 3 features and 3 classes; "
-                                       "widths (2, 10, 28, 1) -> (3, 10, 28, 3), loss mse -> "
-                                       "xent (softmax outputs; a config file with \"loss\" "
-                                       "keeps another)")
+    assert printed.splitlines()[0] == (
+        f"dnijax: --data {path} has 3 features and 3 classes; "
+        "widths (2, 10, 28, 1) -> (3, 10, 28, 3), loss mse -> "
+        'xent (softmax outputs; a config file with "loss" '
+        "keeps another)"
+    )
     out = tmp_path / "runs" / "sweep-tuned-mine"  # the default folder names the data
     for name in ("manifest.json", "results.json"):
         cfg = json.loads((out / name).read_text())["config"]
@@ -326,6 +401,7 @@ def _npz(name, **arrays):
     def make(folder):
         np.savez(folder / name, **arrays)
         return folder / name
+
     return make
 
 
@@ -333,6 +409,7 @@ def _text(name, body):
     def make(folder):
         (folder / name).write_text(body)
         return folder / name
+
     return make
 
 
@@ -345,16 +422,20 @@ BAD_DATA = {  # a bad data file -> part of its one-line message
     "non-integer labels": (_npz("half.npz", x=X, labels=Y + 0.5), "labels must be integers"),
     "single class": (_npz("one.npz", x=X, labels=0 * Y), "single class"),
     "too few rows": (_npz("few.npz", x=X[:3], labels=[0, 0, 1]), "too few rows"),
-    "non-numeric CSV cell": (_text("cell.csv", "a,b,label\n1,2,0\n3,x,1\n"),
-                             "row 3, column 2 is 'x', not a finite number"),
+    "non-numeric CSV cell": (
+        _text("cell.csv", "a,b,label\n1,2,0\n3,x,1\n"),
+        "row 3, column 2 is 'x', not a finite number",
+    ),
 }
 
 
 @pytest.mark.parametrize("command", [["compare"], ["sweep", "--lr", "0.1"]])
 @pytest.mark.parametrize("case", BAD_DATA)
 def test_bad_data_files_get_one_line_naming_the_file_and_nothing_runs_or_is_written(
-        case, command, tmp_path, capsys, monkeypatch):
+    case, command, tmp_path, capsys, monkeypatch
+):
     from dnijax.experiments import compare, lr_sweep
+
     make, message = BAD_DATA[case]
     (tmp_path / "files").mkdir()
     path = make(tmp_path / "files")
@@ -376,11 +457,16 @@ def test_bad_data_files_get_one_line_naming_the_file_and_nothing_runs_or_is_writ
 def test_the_seed_preset_and_unknown_names_refuse_data(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for argv, message in [
-            (["compare", "--preset", "seed", "--data", "moons"],
-             "--data: the seed preset's data are the article's by definition"),
-            (["sweep", "--lr", "1", "--preset", "seed", "--data", "article"],
-             "--data: the seed preset's data are the article's by definition"),
-            (["compare", "--data", "mnist"], "unknown data set 'mnist'")]:
+        (
+            ["compare", "--preset", "seed", "--data", "moons"],
+            "--data: the seed preset's data are the article's by definition",
+        ),
+        (
+            ["sweep", "--lr", "1", "--preset", "seed", "--data", "article"],
+            "--data: the seed preset's data are the article's by definition",
+        ),
+        (["compare", "--data", "mnist"], "unknown data set 'mnist'"),
+    ]:
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
@@ -388,6 +474,7 @@ def test_the_seed_preset_and_unknown_names_refuse_data(tmp_path, capsys, monkeyp
 
 
 # --- help and version ------------------------------------------------------------------------
+
 
 def test_every_option_of_every_subcommand_has_help_with_its_default():
     parser = cli.build_parser()
@@ -430,8 +517,24 @@ def test_compare_trains_a_conv_net_with_a_user_layer_from_a_config_file(tmp_path
     path = tmp_path / "cnn.json"
     path.write_text(json.dumps(config))
     out = tmp_path / "cnn"
-    assert cli.main(["compare", "--data", "digits", "--config", str(path), "--seeds", "2",
-                     "--steps", "20", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "compare",
+                "--data",
+                "digits",
+                "--config",
+                str(path),
+                "--seeds",
+                "2",
+                "--steps",
+                "20",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads((out / "results.json").read_text())
     assert res["config"]["widths"] == [64, 128, 32, 32, 32, 10]
     assert res["config"]["layers"][1] == {"kind": "conv2d", "features": 8, "kernel": 3}
@@ -450,14 +553,29 @@ def _task_config(tmp_path):
     return str(path)
 
 
-def test_compare_on_the_copy_task_writes_every_output_and_report_rebuilds_them(tmp_path,
-                                                                              capsys):
+def test_compare_on_the_copy_task_writes_every_output_and_report_rebuilds_them(tmp_path, capsys):
     out = tmp_path / "copy"
-    argv = ["compare", "--task", "copy", "--seeds", "2", "--steps", "20", "--out", str(out),
-            "--config", _task_config(tmp_path)]
+    argv = [
+        "compare",
+        "--task",
+        "copy",
+        "--seeds",
+        "2",
+        "--steps",
+        "20",
+        "--out",
+        str(out),
+        "--config",
+        _task_config(tmp_path),
+    ]
     assert cli.main(argv) == 0
-    assert sorted(os.listdir(out)) == ["length_curves.png", "manifest.json", "results.csv",
-                                       "results.json", "summary.md"]
+    assert sorted(os.listdir(out)) == [
+        "length_curves.png",
+        "manifest.json",
+        "results.csv",
+        "results.json",
+        "summary.md",
+    ]
     res = json.loads((out / "results.json").read_text())
     assert res["preset"] == "copy" and res["config"]["task"] == "copy"
     assert res["config"]["hidden"] == 6 and res["config"]["steps"] == 20
@@ -485,20 +603,29 @@ def test_compare_on_the_copy_task_writes_every_output_and_report_rebuilds_them(t
     assert (out / "summary.md").read_bytes() == summary
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["compare", "--task", "copy", "--data", "digits"], "--data: a sequence task makes its own"),
-    (["compare", "--task", "copy", "--preset", "seed"], "--preset: a sequence task makes its"),
-    (["compare", "--task", "sort"], "invalid choice: 'sort'"),
-    (["sweep", "--task", "copy", "--lr", "0.1", "--data", "digits"], "--data: a sequence task"),
-    (["compare", "--task", "copy", "--regime", "dni"], "unrecognized arguments: --regime"),
-    (["compare", "--task", "copy", "--regimes", "backprop,fa"],
-     "rule 'fa' has no recurrent form (it trains feed-forward (dense and conv) networks only)"),
-    (["compare", "--regimes", "backprop,sgd"], "unknown regime 'sgd'; choose from backprop, "
-                                              "dni, fa, dfa, fwdgrad"),
-    (["compare", "--regimes", "fa,dfa,fa"], "regimes: 'fa' is given twice"),
-])
-def test_a_task_refuses_what_has_no_sequence_meaning(argv, message, tmp_path, capsys,
-                                                     monkeypatch):
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["compare", "--task", "copy", "--data", "digits"],
+            "--data: a sequence task makes its own",
+        ),
+        (["compare", "--task", "copy", "--preset", "seed"], "--preset: a sequence task makes its"),
+        (["compare", "--task", "sort"], "invalid choice: 'sort'"),
+        (["sweep", "--task", "copy", "--lr", "0.1", "--data", "digits"], "--data: a sequence task"),
+        (["compare", "--task", "copy", "--regime", "dni"], "unrecognized arguments: --regime"),
+        (
+            ["compare", "--task", "copy", "--regimes", "backprop,fa"],
+            "rule 'fa' has no recurrent form (it trains feed-forward (dense and conv) networks only)",
+        ),
+        (
+            ["compare", "--regimes", "backprop,sgd"],
+            "unknown regime 'sgd'; choose from backprop, dni, fa, dfa, fwdgrad",
+        ),
+        (["compare", "--regimes", "fa,dfa,fa"], "regimes: 'fa' is given twice"),
+    ],
+)
+def test_a_task_refuses_what_has_no_sequence_meaning(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     try:
         code = cli.main(argv)
@@ -510,13 +637,26 @@ def test_a_task_refuses_what_has_no_sequence_meaning(argv, message, tmp_path, ca
     assert os.listdir(tmp_path) == []
 
 
-def test_sweep_on_the_copy_task_records_errors_and_lengths_and_report_rebuilds(tmp_path,
-                                                                              capsys):
+def test_sweep_on_the_copy_task_records_errors_and_lengths_and_report_rebuilds(tmp_path, capsys):
     out = tmp_path / "sweep"
     # the +noise regimes over 4 seeds: the programs of the compare test above (2 seeds x 2 arms)
-    argv = ["sweep", "--task", "copy", "--lr", "0.003,0.03", "--regimes",
-            "backprop+noise,dni+noise", "--seeds", "4", "--steps", "20", "--out", str(out),
-            "--config", _task_config(tmp_path)]
+    argv = [
+        "sweep",
+        "--task",
+        "copy",
+        "--lr",
+        "0.003,0.03",
+        "--regimes",
+        "backprop+noise,dni+noise",
+        "--seeds",
+        "4",
+        "--steps",
+        "20",
+        "--out",
+        str(out),
+        "--config",
+        _task_config(tmp_path),
+    ]
     assert cli.main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["metric"] == "final_error_bits" and res["config"]["task"] == "copy"
@@ -534,13 +674,28 @@ def test_sweep_on_the_copy_task_records_errors_and_lengths_and_report_rebuilds(t
 
 def test_compare_runs_the_rule_family_and_report_rebuilds_it(tmp_path, capsys):
     out = tmp_path / "family"
-    argv = ["compare", "--regimes", "backprop,fa,dfa,fwdgrad,dfa+noise", "--seeds", "2",
-            "--steps", "50", "--out", str(out)]
+    argv = [
+        "compare",
+        "--regimes",
+        "backprop,fa,dfa,fwdgrad,dfa+noise",
+        "--seeds",
+        "2",
+        "--steps",
+        "50",
+        "--out",
+        str(out),
+    ]
     assert cli.main(argv) == 0
-    assert sorted(os.listdir(out)) == ["decision_regions.png", "final_params.npz",
-                                       "grad_alignment.png", "loss_curves.png",
-                                       "manifest.json", "results.csv", "results.json",
-                                       "summary.md"]
+    assert sorted(os.listdir(out)) == [
+        "decision_regions.png",
+        "final_params.npz",
+        "grad_alignment.png",
+        "loss_curves.png",
+        "manifest.json",
+        "results.csv",
+        "results.json",
+        "summary.md",
+    ]
     res = json.loads((out / "results.json").read_text())
     assert res["config"]["regimes"] == ["backprop", "fa", "dfa", "fwdgrad", "dfa+noise"]
     assert sorted(res["regimes"]) == sorted(res["config"]["regimes"])  # JSON sorts keys

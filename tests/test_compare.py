@@ -8,8 +8,9 @@ def test_progress_counts_every_block_of_runs_once(monkeypatch):
     on a 20 000-seed comparison, counting each block's steps against one block's total)."""
     monkeypatch.setenv("DNIJAX_MEMORY_BUDGET", "1")  # every block holds a single run
     ticks = []
-    compare.run_compare("tuned", seeds=2, steps=20,
-                        progress=lambda done, total: ticks.append((done, total)))
+    compare.run_compare(
+        "tuned", seeds=2, steps=20, progress=lambda done, total: ticks.append((done, total))
+    )
     assert all(0 < done <= total for done, total in ticks)
     assert [d for d, _ in ticks] == sorted(d for d, _ in ticks)
     assert ticks[-1][0] == ticks[-1][1] and len({t for _, t in ticks}) == 1

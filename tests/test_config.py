@@ -53,13 +53,16 @@ def test_defaults_and_derived_specs():
         cfg.replace(lr=-1.0)
 
 
-@pytest.mark.parametrize("x,labels,message", [
-    (np.zeros((4, 3)), np.zeros(4, int), "inputs have 3 features but widths"),
-    (np.zeros((4, 2)), np.zeros(5, int), "5 labels for 4 examples"),
-    (np.full((4, 2), np.nan), np.zeros(4, int), "NaN or inf"),
-    (np.zeros((4, 2)), np.array([0, 1, 2, 0]), "labels span 0..2 but an output layer of 1"),
-    (np.zeros((4, 2)), np.array([0, 0.5, 1, 0]), "labels must be integers"),
-])
+@pytest.mark.parametrize(
+    "x,labels,message",
+    [
+        (np.zeros((4, 3)), np.zeros(4, int), "inputs have 3 features but widths"),
+        (np.zeros((4, 2)), np.zeros(5, int), "5 labels for 4 examples"),
+        (np.full((4, 2), np.nan), np.zeros(4, int), "NaN or inf"),
+        (np.zeros((4, 2)), np.array([0, 1, 2, 0]), "labels span 0..2 but an output layer of 1"),
+        (np.zeros((4, 2)), np.array([0, 0.5, 1, 0]), "labels must be integers"),
+    ],
+)
 def test_data_that_does_not_fit_is_refused(x, labels, message):
     with pytest.raises(ValueError, match=message):
         check_data(RunConfig(), x, labels)
@@ -72,8 +75,10 @@ def test_batch_larger_than_data_is_refused():
 
 def test_the_field_checks_are_public_and_read_registries():
     config.check_choice("optimizer", "adam", updates.OPTIMIZERS)  # a dict: its names
-    with pytest.raises(ValueError, match="optimizer: unknown value 'lbfgs'; choose one of "
-                                         "sgd, momentum, adam, rmsprop$"):
+    with pytest.raises(
+        ValueError,
+        match="optimizer: unknown value 'lbfgs'; choose one of sgd, momentum, adam, rmsprop$",
+    ):
         config.check_choice("optimizer", "lbfgs", updates.OPTIMIZERS)
     with pytest.raises(ValueError, match=r"core: unknown value \['rnn'\]"):
         config.check_choice("core", ["rnn"], {"rnn": None})  # unhashable: still a ValueError

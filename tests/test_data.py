@@ -16,13 +16,16 @@ def test_article_set_and_weights_are_the_seeds():
     assert [w.shape for w in net] == [(2, 10), (10, 28), (28, 1)]
     assert [s.shape for s in sg] == [(10, 10), (28, 28), (1, 1)]
     from dnijax.experiments import presets  # here, so other tests run without its stack
+
     ds, (net0, sg0) = presets.preset_data("seed", 0)
     np.testing.assert_allclose(ds.x_train, x.astype(np.float32))
     np.testing.assert_allclose(net0[2]["w"], net[2].astype(np.float32))
 
 
-@pytest.mark.parametrize("name,n_classes,n_features", [("article", 2, 2), ("moons", 2, 2),
-                                                       ("circles", 2, 2), ("digits", 10, 64)])
+@pytest.mark.parametrize(
+    "name,n_classes,n_features",
+    [("article", 2, 2), ("moons", 2, 2), ("circles", 2, 2), ("digits", 10, 64)],
+)
 def test_loaders_give_fixed_stratified_splits(name, n_classes, n_features):
     a, b = data.load(name, seed=1), data.load(name, seed=1)
     np.testing.assert_array_equal(a.x_train, b.x_train)
@@ -39,6 +42,7 @@ def test_unknown_data_set_is_refused():
 
 
 # --- user files: load_file / resolve ------------------------------------------------------
+
 
 def _xy(n=40, d=3, labels=(3, 7, -1)):
     """Small inputs whose first column is the raw label, to check the remapping."""
@@ -81,8 +85,7 @@ def test_load_file_good(tmp_path, fmt):
 
 
 def test_resolve(tmp_path):
-    np.testing.assert_array_equal(data.resolve("moons", 1).x_train,
-                                  data.load("moons", 1).x_train)
+    np.testing.assert_array_equal(data.resolve("moons", 1).x_train, data.load("moons", 1).x_train)
     path = str(tmp_path / "mine.npz")
     np.savez(path, x=_xy()[0], labels=_xy()[1])
     assert data.resolve(path).name == "mine.npz"
@@ -126,22 +129,40 @@ BAD = {
     "no-x": ("a.npz", _npz(labels=Y), r"no array 'x' \(arrays present: labels\)"),
     "x-1d": ("a.npz", _npz(x=X[:, 0], labels=Y), r"x has shape \(40,\), expected 2-D"),
     "mismatch": ("a.npz", _npz(x=X, labels=Y[:-1]), "x has 40 rows but labels has shape .39,."),
-    "nan": ("a.npz", _npz(x=np.where(np.arange(40)[:, None] == 5, np.nan, X), labels=Y),
-            r"x has NaN or inf in 1 row\(s\) \(first: row index 5"),
+    "nan": (
+        "a.npz",
+        _npz(x=np.where(np.arange(40)[:, None] == 5, np.nan, X), labels=Y),
+        r"x has NaN or inf in 1 row\(s\) \(first: row index 5",
+    ),
     "inf": ("a.npz", _npz(x=np.where(X > 9, np.inf, X), labels=Y), "x has NaN or inf"),
     "x-text": ("a.npz", _npz(x=X.astype(str), labels=Y), "x has dtype <U.*, not numbers"),
-    "fraction": ("a.npz", _npz(x=X, labels=np.r_[0.5, Y[1:]]),
-                 r"labels must be integers, found 0.5 in 1 row"),
+    "fraction": (
+        "a.npz",
+        _npz(x=X, labels=np.r_[0.5, Y[1:]]),
+        r"labels must be integers, found 0.5 in 1 row",
+    ),
     "label-text": ("a.npz", _npz(x=X, labels=Y.astype(str)), "labels has dtype <U.*, not numbers"),
     "one-class": ("a.npz", _npz(x=X, labels=np.full(40, 4)), r"single class \(label 4\)"),
-    "one-row-class": ("a.npz", _npz(x=X, labels=np.r_[9, Y[1:]]),
-                      "too few rows: class 9 has only 1 row"),
-    "tiny": ("a.npz", _npz(x=X[:6], labels=Y[:6]),
-             "too few rows: the test split gets 2 of 6 rows, fewer than the 3 classes"),
-    "csv-cell": ("a.csv", _text("f1,f2,label\n1,2,0\n3,oops,1\n"),
-                 r"row 3, column 2 is 'oops', not a finite number"),
-    "csv-nan": ("a.csv", _text("a,b,y\n\n1,2,0\n3,nan,1\n"),  # the blank row 2 still counts
-                r"row 4, column 2 is 'nan', not a finite"),
+    "one-row-class": (
+        "a.npz",
+        _npz(x=X, labels=np.r_[9, Y[1:]]),
+        "too few rows: class 9 has only 1 row",
+    ),
+    "tiny": (
+        "a.npz",
+        _npz(x=X[:6], labels=Y[:6]),
+        "too few rows: the test split gets 2 of 6 rows, fewer than the 3 classes",
+    ),
+    "csv-cell": (
+        "a.csv",
+        _text("f1,f2,label\n1,2,0\n3,oops,1\n"),
+        r"row 3, column 2 is 'oops', not a finite number",
+    ),
+    "csv-nan": (
+        "a.csv",
+        _text("a,b,y\n\n1,2,0\n3,nan,1\n"),  # the blank row 2 still counts
+        r"row 4, column 2 is 'nan', not a finite",
+    ),
     "csv-label": ("a.csv", _text("1,2,0\n3,4,cat\n"), r"row 2, column 3 \(the label\) is 'cat'"),
     "csv-ragged": ("a.csv", _text("1,2,0\n3,4,1\n5,1\n"), "row 3 has 2 column.s., expected 3"),
     "csv-header-only": ("a.csv", _text("a,b,label\n"), "header but no data rows"),

@@ -11,14 +11,27 @@ import pytest
 
 from dnijax import RunConfig, engine
 
-CFG = RunConfig(regime="dni", widths=(2, 8, 8, 1), activations=("tanh", "tanh", "sigmoid"),
-                init="glorot", reduction="mean", steps=60, log_every=10, sg_lr=0.1)
+CFG = RunConfig(
+    regime="dni",
+    widths=(2, 8, 8, 1),
+    activations=("tanh", "tanh", "sigmoid"),
+    init="glorot",
+    reduction="mean",
+    steps=60,
+    log_every=10,
+    sg_lr=0.1,
+)
 
 
 def test_grid_runs_equal_single_runs(blobs):
     lrs = [0.1, 0.5, 1.0]
-    res = engine.run_grid(CFG, engine.stack_hyper(CFG, lr=lrs, sg_lr=[0.1] * 3),
-                         engine.run_keys(0, 3), blobs, mesh=None)
+    res = engine.run_grid(
+        CFG,
+        engine.stack_hyper(CFG, lr=lrs, sg_lr=[0.1] * 3),
+        engine.run_keys(0, 3),
+        blobs,
+        mesh=None,
+    )
     for i, lr in enumerate(lrs):
         _, hist = engine.run_one(CFG.replace(lr=lr), *blobs, jax.random.key(i))
         np.testing.assert_allclose(res.history["loss"][i], hist["loss"], rtol=2e-5, atol=1e-7)
@@ -27,8 +40,13 @@ def test_grid_runs_equal_single_runs(blobs):
 
 def test_diverging_runs_are_recorded_and_do_not_touch_the_others(blobs):
     lrs = [0.5, 1e5, 0.5, 1e7]
-    res = engine.run_grid(CFG, engine.stack_hyper(CFG, lr=lrs, sg_lr=lrs),
-                         engine.run_keys([3, 4, 3, 5]), blobs, mesh=None)
+    res = engine.run_grid(
+        CFG,
+        engine.stack_hyper(CFG, lr=lrs, sg_lr=lrs),
+        engine.run_keys([3, 4, 3, 5]),
+        blobs,
+        mesh=None,
+    )
     assert res.diverged_at[0] == -1 and res.diverged_at[2] == -1
     assert res.diverged_at[1] >= 0 and res.diverged_at[3] >= 0
     np.testing.assert_array_equal(res.history["loss"][0], res.history["loss"][2])
@@ -36,12 +54,14 @@ def test_diverging_runs_are_recorded_and_do_not_touch_the_others(blobs):
 
 
 def test_a_new_learning_rate_does_not_recompile(blobs):
-    engine.run_grid(CFG, engine.stack_hyper(CFG, lr=[0.2, 0.3]), engine.run_keys(0, 2), blobs,
-                   mesh=None)
+    engine.run_grid(
+        CFG, engine.stack_hyper(CFG, lr=[0.2, 0.3]), engine.run_keys(0, 2), blobs, mesh=None
+    )
     before = engine.compiled_programs()
     assert before > 0
-    engine.run_grid(CFG, engine.stack_hyper(CFG, lr=[0.7, 0.9]), engine.run_keys(5, 2), blobs,
-                   mesh=None)
+    engine.run_grid(
+        CFG, engine.stack_hyper(CFG, lr=[0.7, 0.9]), engine.run_keys(5, 2), blobs, mesh=None
+    )
     assert engine.compiled_programs() == before
 
 
@@ -90,10 +110,12 @@ SHARDED = textwrap.dedent("""
 def test_sharded_grid_equals_single_device_grid():
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("JAX_NUM_CPU_DEVICES", None)
-    out = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True,
-                         env=env, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     import json
+
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["n_shards"] == 8 and res["seq_shards"] == 8
     np.testing.assert_allclose(res["sharded"], res["single"], rtol=1e-5, atol=1e-7)
@@ -106,13 +128,19 @@ def test_blocks_of_runs_give_the_results_of_one_block(blobs):
     cfg = CFG.replace(regime="dni+noise", steps=20, log_every=5)
     n = 5
     per_run = (np.stack([x] * n), np.stack([labels] * n))
-    args = (cfg, engine.stack_hyper(cfg, lr=[0.1, 0.3, 0.5, 0.7, 1e6]), engine.run_keys(0, n),
-            per_run)
+    args = (
+        cfg,
+        engine.stack_hyper(cfg, lr=[0.1, 0.3, 0.5, 0.7, 1e6]),
+        engine.run_keys(0, n),
+        per_run,
+    )
     whole = engine.run_grid(*args, per_run_data=True, mesh=None)
     blocked = engine.run_grid(*args, per_run_data=True, mesh=None, block_runs=2)
     np.testing.assert_array_equal(whole.diverged_at, blocked.diverged_at)
-    for a, b in ((whole.final["loss"], blocked.final["loss"]), (whole.history["loss"],
-                                                          blocked.history["loss"])):
+    for a, b in (
+        (whole.final["loss"], blocked.final["loss"]),
+        (whole.history["loss"], blocked.history["loss"]),
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float rounding only
     for a, b in zip(jax.tree.leaves(whole.state.net), jax.tree.leaves(blocked.state.net)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float rounding only
@@ -124,21 +152,29 @@ def test_auto_blocks_follow_the_memory_budget(blobs, monkeypatch):
     x, labels = blobs
     cfg = CFG.replace(steps=20, log_every=5)
     per_run = (np.stack([x] * 5), np.stack([labels] * 5))
-    args = (cfg, engine.stack_hyper(cfg, lr=[0.1, 0.3, 0.5, 0.7, 0.9]), engine.run_keys(0, 5),
-            per_run)
+    args = (
+        cfg,
+        engine.stack_hyper(cfg, lr=[0.1, 0.3, 0.5, 0.7, 0.9]),
+        engine.run_keys(0, 5),
+        per_run,
+    )
     whole = engine.run_grid(*args, per_run_data=True, mesh=None, block_runs=None)
     need = engine.bytes_per_run(cfg, len(labels), len(labels))
     monkeypatch.setenv("DNIJAX_MEMORY_BUDGET", str(2 * need + 1))
     assert engine.memory_budget() == 2 * need + 1
     ticks = []
-    auto = engine.run_grid(*args, per_run_data=True, mesh=None,
-                           progress=lambda done, total: ticks.append((done, total)))
+    auto = engine.run_grid(
+        *args,
+        per_run_data=True,
+        mesh=None,
+        progress=lambda done, total: ticks.append((done, total)),
+    )
     assert ticks[-1] == (3 * 20, 3 * 20)  # three blocks of two runs (the last one padded)
     np.testing.assert_allclose(whole.final["loss"], auto.final["loss"], rtol=1e-5, atol=1e-7)
 
 
 def test_auto_blocks_are_cache_sized_on_the_cpu_within_the_memory_budget(monkeypatch):
-    mib = 2 ** 20
+    mib = 2**20
     monkeypatch.setenv("DNIJAX_MEMORY_BUDGET", "1G")
     assert jax.default_backend() == "cpu"
     fast = engine.CPU_FAST_BLOCK_BYTES
@@ -162,6 +198,7 @@ def test_cpu_devices_cannot_change_once_jax_runs():
 def test_a_bad_memory_budget_is_refused(monkeypatch):
     monkeypatch.setenv("DNIJAX_MEMORY_BUDGET", "lots")
     import pytest
+
     with pytest.raises(ValueError, match="DNIJAX_MEMORY_BUDGET: 'LOTS' is not a positive size"):
         engine.memory_budget()
 
@@ -173,6 +210,7 @@ def test_the_modules_below_the_engine_do_not_import_it():
     import inspect
 
     from dnijax import config, layers, nets, noise, signals, synthetic, train, updates
+
     for module in (train, signals, updates, noise, nets, layers, synthetic, config):
         for node in ast.walk(ast.parse(inspect.getsource(module))):
             if isinstance(node, ast.ImportFrom):

@@ -10,24 +10,39 @@ import pytest
 
 from dnijax import RunConfig, engine, feedback, nets, reference, signals, train, validate
 
-DENSE = dict(widths=(3, 6, 5, 2), activations=("tanh", "relu", "identity"), loss="xent",
-             init="glorot", lr=0.05, eta=0.01, noise="paper", dtype="float64")
-CONV = dict(widths=(16,), loss="xent", init="glorot", lr=0.02, eta=0.01, noise="paper",
-            dtype="float64")
+DENSE = dict(
+    widths=(3, 6, 5, 2),
+    activations=("tanh", "relu", "identity"),
+    loss="xent",
+    init="glorot",
+    lr=0.05,
+    eta=0.01,
+    noise="paper",
+    dtype="float64",
+)
+CONV = dict(
+    widths=(16,), loss="xent", init="glorot", lr=0.02, eta=0.01, noise="paper", dtype="float64"
+)
 
 # (rule, network, reduction): each rule on a dense net and a conv net, each with mean and
 # sum; the conv nets with pooling and without take turns (``dnijax validate --arch conv``
 # runs every rule on both, and the fa test below runs fa's signals on the pooled one).
-CASES = [("fa", "dense", "mean"), ("fa", "no pool", "sum"),
-         ("dfa", "dense", "sum"), ("dfa", "pool", "mean"),
-         ("fwdgrad", "dense", "mean"), ("fwdgrad", "pool", "sum")]
+CASES = [
+    ("fa", "dense", "mean"),
+    ("fa", "no pool", "sum"),
+    ("dfa", "dense", "sum"),
+    ("dfa", "pool", "mean"),
+    ("fwdgrad", "dense", "mean"),
+    ("fwdgrad", "pool", "sum"),
+]
 
 
 def _config(rule: str, net: str, reduction: str, **fields) -> RunConfig:
     if net == "dense":
         return RunConfig(regime=rule, reduction=reduction, **{**DENSE, **fields})
-    return RunConfig(regime=rule, reduction=reduction, layers=validate.CONV_NETS[net],
-                     **{**CONV, **fields})
+    return RunConfig(
+        regime=rule, reduction=reduction, layers=validate.CONV_NETS[net], **{**CONV, **fields}
+    )
 
 
 @pytest.mark.parametrize("rule,net,reduction", CASES)
@@ -59,16 +74,25 @@ def test_fa_with_the_true_weights_as_feedback_is_backprop():
             state = state._replace(feedback=[None] + [p["w"] for p in state.net[1:]])
             program = cfg.program()
             got = train.compute_signals(program, state, data.x, data.y).net_grads
-            want = signals.backprop_signals(state.net, None, data.x, data.y,
-                                            program.net).net_grads
+            want = signals.backprop_signals(state.net, None, data.x, data.y, program.net).net_grads
             assert validate.rel_error(got, want) < 1e-12
-            _, ref = reference.backprop_grads(validate.to_numpy(state.net),
-                                              np.asarray(data.x), np.asarray(data.y),
-                                              cfg.net_spec.blocks, cfg.loss, cfg.reduction)
-            ref_fa = reference.fa_grads(validate.to_numpy(state.net),
-                                        validate.to_numpy(state.feedback), np.asarray(data.x),
-                                        np.asarray(data.y), cfg.net_spec.blocks, cfg.loss,
-                                        cfg.reduction)[1]
+            _, ref = reference.backprop_grads(
+                validate.to_numpy(state.net),
+                np.asarray(data.x),
+                np.asarray(data.y),
+                cfg.net_spec.blocks,
+                cfg.loss,
+                cfg.reduction,
+            )
+            ref_fa = reference.fa_grads(
+                validate.to_numpy(state.net),
+                validate.to_numpy(state.feedback),
+                np.asarray(data.x),
+                np.asarray(data.y),
+                cfg.net_spec.blocks,
+                cfg.loss,
+                cfg.reduction,
+            )[1]
             assert validate.rel_error(ref_fa, ref) < 1e-12
 
 
@@ -101,8 +125,15 @@ def test_fwdgrad_is_unbiased_at_the_rate_its_variance_predicts():
 
 
 def test_the_fixed_matrices_are_drawn_per_seed_kept_and_never_trained(blobs):
-    cfg = RunConfig(regime="dfa+noise", widths=(2, 6, 6, 1), activations=("tanh", "tanh",
-                    "sigmoid"), init="glorot", lr=0.3, steps=30, log_every=10)
+    cfg = RunConfig(
+        regime="dfa+noise",
+        widths=(2, 6, 6, 1),
+        activations=("tanh", "tanh", "sigmoid"),
+        init="glorot",
+        lr=0.3,
+        steps=30,
+        log_every=10,
+    )
     keys = engine.run_keys(0, 3)
     res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[0.3] * 3), keys, blobs, mesh=None)
     start = jax.vmap(lambda k: train.init_state(cfg.program(), cfg.hyper(), k))(keys)
@@ -111,29 +142,50 @@ def test_the_fixed_matrices_are_drawn_per_seed_kept_and_never_trained(blobs):
         assert not np.allclose(got[0], got[1])  # each seed its own
     shapes = [None if d is None else d.shape[1:] for d in res.state.feedback]
     assert shapes == [(1, 6), (1, 6), None]  # D_i: (n_out, size(h_i))
-    again = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[0.3] * 3), keys, blobs,
-                            mesh=None, block_runs=1)  # blocks of one run: the same runs
+    again = engine.run_grid(
+        cfg, engine.stack_hyper(cfg, lr=[0.3] * 3), keys, blobs, mesh=None, block_runs=1
+    )  # blocks of one run: the same runs
     np.testing.assert_array_equal(again.history["loss"], res.history["loss"])
 
 
 def test_every_rule_trains_with_async_updates_and_a_diverging_run_is_recorded(blobs):
     for rule in ("fa", "dfa", "fwdgrad"):
-        cfg = RunConfig(regime=rule, widths=(2, 8, 1), activations=("relu", "identity"),
-                        loss="mse", init="glorot", lr=0.05, steps=60, log_every=20,
-                        update_prob=0.5, reduction="mean")
-        res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[0.05, 1e3]),
-                              engine.run_keys(0, 2), blobs, mesh=None)
-        assert res.diverged_at[0] == -1 and res.history["loss"][0, -1] < 0.5 * res.history[
-            "loss"][0, 0], rule
+        cfg = RunConfig(
+            regime=rule,
+            widths=(2, 8, 1),
+            activations=("relu", "identity"),
+            loss="mse",
+            init="glorot",
+            lr=0.05,
+            steps=60,
+            log_every=20,
+            update_prob=0.5,
+            reduction="mean",
+        )
+        res = engine.run_grid(
+            cfg, engine.stack_hyper(cfg, lr=[0.05, 1e3]), engine.run_keys(0, 2), blobs, mesh=None
+        )
+        assert (
+            res.diverged_at[0] == -1
+            and res.history["loss"][0, -1] < 0.5 * res.history["loss"][0, 0]
+        ), rule
         assert 0 < res.diverged_at[1] < 60, rule  # lr 1e3: frozen at the step it diverged
 
 
 def test_grad_alignment_is_one_for_backprop_and_below_for_the_others(blobs):
     for rule in ("backprop", "fa", "dfa", "fwdgrad"):
-        cfg = RunConfig(regime=rule, widths=(2, 6, 6, 1), activations=("tanh", "tanh",
-                        "sigmoid"), init="glorot", lr=0.3, steps=20, log_every=10)
-        res = engine.run_grid(cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1), blobs,
-                              mesh=None, alignment=True)
+        cfg = RunConfig(
+            regime=rule,
+            widths=(2, 6, 6, 1),
+            activations=("tanh", "tanh", "sigmoid"),
+            init="glorot",
+            lr=0.3,
+            steps=20,
+            log_every=10,
+        )
+        res = engine.run_grid(
+            cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1), blobs, mesh=None, alignment=True
+        )
         cos = res.history["grad_alignment"]
         assert cos.shape == (1, 2, 3) and np.all(np.abs(cos) <= 1)
         if rule == "backprop":
@@ -146,8 +198,10 @@ def test_grad_alignment_is_one_for_backprop_and_below_for_the_others(blobs):
 
 def test_a_rule_without_a_recurrent_form_names_the_kinds_it_supports():
     for rule in ("fa", "dfa+noise", "fwdgrad"):
-        with pytest.raises(ValueError, match="trains feed-forward .dense and conv. networks "
-                                             "only.*choose one of backprop, dni") as err:
+        with pytest.raises(
+            ValueError,
+            match="trains feed-forward .dense and conv. networks only.*choose one of backprop, dni",
+        ) as err:
             RunConfig(regime=rule, task="copy")
         assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="choose one of backprop, dni, fa, dfa, fwdgrad"):

@@ -7,15 +7,23 @@ from dnijax import RunConfig, nets, signals
 
 
 def test_init_shapes_bias_and_normal_statistics():
-    spec = nets.mlp_spec((3, 400, 300, 2), ("tanh",) * 3, "mse", "sum", init="normal",
-                         init_scale=0.2, init_shift=-0.1)
+    spec = nets.mlp_spec(
+        (3, 400, 300, 2),
+        ("tanh",) * 3,
+        "mse",
+        "sum",
+        init="normal",
+        init_scale=0.2,
+        init_shift=-0.1,
+    )
     params = nets.init_network(jax.random.key(0), spec)
     assert [p["w"].shape for p in params] == [(3, 400), (400, 300), (300, 2)]
     assert all(p["b"].shape == (p["w"].shape[1],) and not p["b"].any() for p in params)
     w = np.asarray(params[1]["w"])
     assert abs(w.mean() + 0.1) < 0.003 and abs(w.std() - 0.2) < 0.003
-    no_bias = nets.init_network(jax.random.key(0), nets.mlp_spec(
-        (3, 4), ("tanh",), "mse", "sum", init="he", bias=False))
+    no_bias = nets.init_network(
+        jax.random.key(0), nets.mlp_spec((3, 4), ("tanh",), "mse", "sum", init="he", bias=False)
+    )
     assert set(no_bias[0]) == {"w"}
 
 
@@ -29,13 +37,16 @@ def test_other_inits(init):
 
 def test_unknown_init_is_refused():
     with pytest.raises(ValueError, match="unknown init"):
-        nets.init_network(jax.random.key(0), nets.mlp_spec((2, 2), ("tanh",), "mse", "sum",
-                                                           init="orthogonal"))
+        nets.init_network(
+            jax.random.key(0), nets.mlp_spec((2, 2), ("tanh",), "mse", "sum", init="orthogonal")
+        )
 
 
 def test_forward_matches_a_hand_computation():
-    params = [{"w": jnp.array([[1.0, -1.0]]), "b": jnp.array([0.5, 0.0])},
-              {"w": jnp.array([[2.0], [1.0]])}]
+    params = [
+        {"w": jnp.array([[1.0, -1.0]]), "b": jnp.array([0.5, 0.0])},
+        {"w": jnp.array([[2.0], [1.0]])},
+    ]
     spec = nets.mlp_spec((1, 2, 1), ("relu", "identity"), "mse", "sum")
     hs = nets.forward(params, jnp.array([[1.0], [-2.0]]), spec)
     # row 1: z1 = (1.5, -1) -> (1.5, 0) -> 3; row 2: z1 = (-1.5, 2) -> (0, 2) -> 2
@@ -47,7 +58,7 @@ def test_losses_and_reductions():
     y = jnp.array([[0.0, 1.0], [1.0, 0.0]])
     np.testing.assert_allclose(nets.per_example_loss(out, y, "mse"), [0.0, 0.5])
     xent = nets.per_example_loss(out, y, "xent")
-    np.testing.assert_allclose(xent, [np.log(1 + np.e ** -1), np.log(1 + np.e ** -2)], rtol=1e-6)
+    np.testing.assert_allclose(xent, [np.log(1 + np.e**-1), np.log(1 + np.e**-2)], rtol=1e-6)
     bce = nets.per_example_loss(jnp.array([[0.0]]), jnp.array([[1.0]]), "bce")
     np.testing.assert_allclose(bce, [np.log(2.0)], rtol=1e-6)
     assert nets.reduce_batch(jnp.array([1.0, 3.0]), "mean") == 2.0
@@ -57,6 +68,7 @@ def test_losses_and_reductions():
 def test_logit_losses_make_the_output_linear():
     def output_activation(loss):
         return nets.mlp_spec((2, 3, 2), ("tanh", "sigmoid"), loss, "mean").blocks[-1].layers[-1]
+
     assert output_activation("xent").kind == "identity"
     assert output_activation("mse").kind == "sigmoid"
 

@@ -23,8 +23,9 @@ def _noise_sequence(kind, eta, gamma, key, template):
     return out
 
 
-@pytest.mark.parametrize("kind,std_fn", [("paper", reference.paper_noise_std),
-                                         ("blog", reference.blog_noise_std)])
+@pytest.mark.parametrize(
+    "kind,std_fn", [("paper", reference.paper_noise_std), ("blog", reference.blog_noise_std)]
+)
 def test_empirical_std_follows_the_schedule(kind, std_fn):
     eta, gamma = 0.3, 0.55
     template = {"w": jnp.zeros((3,)), "b": jnp.zeros(())}
@@ -80,7 +81,8 @@ def _constant_noise(eta, gamma, key):
     """Adds ``eta`` to every element: a noise without randomness, easy to check."""
     return optax.GradientTransformation(
         lambda params: optax.EmptyState(),
-        lambda grads, state, params=None: (jax.tree.map(lambda g: g + eta, grads), state))
+        lambda grads, state, params=None: (jax.tree.map(lambda g: g + eta, grads), state),
+    )
 
 
 def test_a_noise_of_your_own_is_one_registry_entry():
@@ -89,8 +91,9 @@ def test_a_noise_of_your_own_is_one_registry_entry():
     noise.register_noise("constant", _constant_noise)
     try:
         cfg = RunConfig(regime="backprop+noise", noise="constant", eta=0.5, clip=1.0)
-        rule = updates.update_rule(optimizer="sgd", learning_rate=1.0, noise=cfg.noise,
-                                   eta=cfg.eta, clip=cfg.clip)
+        rule = updates.update_rule(
+            optimizer="sgd", learning_rate=1.0, noise=cfg.noise, eta=cfg.eta, clip=cfg.clip
+        )
         grads = {"w": jnp.array([3.0, 4.0])}  # norm 5: clipped to (0.6, 0.8), then + 0.5
         upd, _ = rule.update(grads, rule.init(grads))
         np.testing.assert_allclose(upd["w"], [-1.1, -1.3], rtol=1e-6)

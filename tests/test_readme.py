@@ -47,8 +47,11 @@ def transcripts(path: str) -> list[tuple[int, list[tuple[str, list[str]]]]]:
 def normalise(lines: list[str]) -> tuple[list[str], bool]:
     """The lines without progress bars and with seconds blanked; whether a bar was there."""
     bars = [line for line in lines if PROGRESS.match(line)]
-    kept = [SECONDS.sub("<s>", line) if line.startswith("trained in ") else line
-            for line in lines if not PROGRESS.match(line)]
+    kept = [
+        SECONDS.sub("<s>", line) if line.startswith("trained in ") else line
+        for line in lines
+        if not PROGRESS.match(line)
+    ]
     return kept, bool(bars)
 
 
@@ -59,8 +62,11 @@ def test_the_readme_has_transcripts():
     assert BLOCKS, "README.md has no ```console block"
 
 
-@pytest.mark.parametrize("command,shown", [run for _, runs in BLOCKS for run in runs],
-                         ids=[run[0] for _, runs in BLOCKS for run in runs])
+@pytest.mark.parametrize(
+    "command,shown",
+    [run for _, runs in BLOCKS for run in runs],
+    ids=[run[0] for _, runs in BLOCKS for run in runs],
+)
 def test_a_readme_transcript_matches_the_real_output(command, shown, tmp_path):
     argv = shlex.split(command)
     assert argv[0] == "dnijax", "transcripts run dnijax commands"
@@ -69,9 +75,15 @@ def test_a_readme_transcript_matches_the_real_output(command, shown, tmp_path):
     if not env.get("DNIJAX_CACHE"):
         env.pop("DNIJAX_CACHE", None)  # the transcripts show the cache on
     env["XLA_FLAGS"] = os.environ.get("DNIJAX_USER_XLA_FLAGS", env.get("XLA_FLAGS", ""))
-    done = subprocess.run([sys.executable, "-m", "dnijax.cli", *argv[1:]], cwd=tmp_path,
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "dnijax.cli", *argv[1:]],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
     real, real_bar = normalise(done.stdout.rstrip("\n").splitlines())
     want, want_bar = normalise(shown)
     assert real == want

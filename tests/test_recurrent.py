@@ -13,8 +13,13 @@ from dnijax.validate import GRAD_TOL, PARAM_TOL, rel_error
 
 def _problem(loss, seed=0, b=3, t=4, d=2, h=5, k=3):
     rng = np.random.RandomState(seed)
-    params = {"wx": rng.randn(d, h) * 0.5, "wh": rng.randn(h, h) * 0.4, "b": rng.randn(h) * 0.1,
-              "wo": rng.randn(h, k) * 0.5, "bo": rng.randn(k) * 0.1}
+    params = {
+        "wx": rng.randn(d, h) * 0.5,
+        "wh": rng.randn(h, h) * 0.4,
+        "b": rng.randn(h) * 0.1,
+        "wo": rng.randn(h, k) * 0.5,
+        "bo": rng.randn(k) * 0.1,
+    }
     sg = {"a": rng.randn(h, h) * 0.3, "c": rng.randn(h) * 0.1}
     x = rng.randn(b, 3 * t, d)
     if loss == "xent":
@@ -28,13 +33,21 @@ def _problem(loss, seed=0, b=3, t=4, d=2, h=5, k=3):
 @pytest.mark.parametrize("loss,reduction", [("mse", "mean"), ("xent", "sum"), ("bce", "mean")])
 def test_one_windows_signals_match_the_reference(signal, loss, reduction):
     params, sg, x, y, s0, t = _problem(loss)
-    want = ref.window_signals(signal, params, sg, s0, x[:, :t], y[:, :t], loss=loss,
-                              reduction=reduction)
+    want = ref.window_signals(
+        signal, params, sg, s0, x[:, :t], y[:, :t], loss=loss, reduction=reduction
+    )
     with jax.enable_x64(True):
         as_jax = lambda tree: jax.tree.map(jnp.asarray, tree)  # noqa: E731
-        got = signals.window_signals(signal, as_jax(params), as_jax(sg), jnp.asarray(s0),
-                                       jnp.asarray(x[:, :t]), jnp.asarray(y[:, :t]), loss,
-                                       reduction)
+        got = signals.window_signals(
+            signal,
+            as_jax(params),
+            as_jax(sg),
+            jnp.asarray(s0),
+            jnp.asarray(x[:, :t]),
+            jnp.asarray(y[:, :t]),
+            loss,
+            reduction,
+        )
         assert got.net_grads["wh"].dtype == jnp.float64
     assert rel_error(got.net_grads, want["net_grads"]) <= GRAD_TOL
     assert abs(float(got.loss) - want["loss"]) <= GRAD_TOL * abs(want["loss"])
@@ -49,16 +62,25 @@ def test_sgd_trajectories_over_windows_match_the_reference(signal):
     """Three windows, the state carried from window to window, SGD on net and SG module."""
     params, sg, x, y, _, t = _problem("mse", seed=1)
     lr, sg_lr = 0.05, 0.02
-    want_p, want_sg, want_losses = ref.trajectory(signal, params, sg, x, y, t, loss="mse",
-                                                  reduction="mean", lr=lr, sg_lr=sg_lr)
+    want_p, want_sg, want_losses = ref.trajectory(
+        signal, params, sg, x, y, t, loss="mse", reduction="mean", lr=lr, sg_lr=sg_lr
+    )
     with jax.enable_x64(True):
         p = jax.tree.map(jnp.asarray, params)
         m = jax.tree.map(jnp.asarray, sg)
         s = jnp.zeros((x.shape[0], params["wh"].shape[0]))
         losses = []
         for w in range(x.shape[1] // t):
-            sig = signals.window_signals(signal, p, m, s, jnp.asarray(x[:, w * t:(w + 1) * t]),
-                                           jnp.asarray(y[:, w * t:(w + 1) * t]), "mse", "mean")
+            sig = signals.window_signals(
+                signal,
+                p,
+                m,
+                s,
+                jnp.asarray(x[:, w * t : (w + 1) * t]),
+                jnp.asarray(y[:, w * t : (w + 1) * t]),
+                "mse",
+                "mean",
+            )
             p = jax.tree.map(lambda a, g: a - lr * g, p, sig.net_grads)
             if signal == "dni":
                 m = jax.tree.map(lambda a, g: a - sg_lr * g, m, sig.sg_grads)
@@ -73,8 +95,13 @@ def test_sgd_trajectories_over_windows_match_the_reference(signal):
 def test_a_zero_sg_module_gives_backprops_network_signals():
     params, _, x, y, s0, t = _problem("bce", seed=2)
     as_jax = lambda tree: jax.tree.map(jnp.asarray, tree)  # noqa: E731
-    args = (jnp.asarray(s0, jnp.float32), jnp.asarray(x[:, :t], jnp.float32),
-            jnp.asarray(y[:, :t], jnp.float32), "bce", "mean")
+    args = (
+        jnp.asarray(s0, jnp.float32),
+        jnp.asarray(x[:, :t], jnp.float32),
+        jnp.asarray(y[:, :t], jnp.float32),
+        "bce",
+        "mean",
+    )
     bp = signals.window_signals("backprop", as_jax(params), None, *args)
     dni = signals.window_signals("dni", as_jax(params), recurrent.init_sg(5), *args)
     for a, b in zip(jax.tree.leaves(bp.net_grads), jax.tree.leaves(dni.net_grads)):
@@ -88,10 +115,16 @@ def test_unknown_rule_is_refused():
 
 # --- the LSTM core, against a plainly unrolled python loop differentiated by jax.grad ---
 
+
 def _lstm_problem(seed=0, b=3, t=4, d=2, h=3, k=2):
     rng = np.random.RandomState(seed)
-    params = {"wx": rng.randn(d, 4 * h) * 0.5, "wh": rng.randn(h, 4 * h) * 0.4,
-              "b": rng.randn(4 * h) * 0.3, "wo": rng.randn(h, k) * 0.5, "bo": rng.randn(k) * 0.1}
+    params = {
+        "wx": rng.randn(d, 4 * h) * 0.5,
+        "wh": rng.randn(h, 4 * h) * 0.4,
+        "b": rng.randn(4 * h) * 0.3,
+        "wo": rng.randn(h, k) * 0.5,
+        "bo": rng.randn(k) * 0.1,
+    }
     sg = {"a": rng.randn(2 * h, 2 * h) * 0.3, "c": rng.randn(2 * h) * 0.1}
     s0 = (rng.randn(b, h) * 0.5, rng.randn(b, h) * 0.5)
     return params, sg, s0, rng.randn(b, 2 * t, d), rng.randn(b, 2 * t, k), t
@@ -103,7 +136,7 @@ def _unrolled(params, h, c, x):
     outs = []
     for t in range(x.shape[1]):
         z = x[:, t] @ params["wx"] + h @ params["wh"] + params["b"]
-        i, f, g, o = z[:, :n], z[:, n:2 * n], z[:, 2 * n:3 * n], z[:, 3 * n:]
+        i, f, g, o = z[:, :n], z[:, n : 2 * n], z[:, 2 * n : 3 * n], z[:, 3 * n :]
         c = sig(f) * c + sig(i) * jnp.tanh(g)
         h = sig(o) * jnp.tanh(c)
         outs.append(h @ params["wo"] + params["bo"])
@@ -126,8 +159,7 @@ def test_lstm_backprop_window_is_grad_of_the_unrolled_loop():
         def window_loss(theta):
             return sum(jnp.mean(loss) for loss in _step_losses(_unrolled(theta, *s0, x)[2], y))
 
-        got = signals.window_signals("backprop", p, None, s0, x, y, "mse", "mean",
-                                       core="lstm")
+        got = signals.window_signals("backprop", p, None, s0, x, y, "mse", "mean", core="lstm")
         want = jax.grad(window_loss)(p)
         h_end, c_end, _ = _unrolled(p, *s0, x)
         want_loss = float(window_loss(p))
@@ -144,8 +176,9 @@ def test_lstm_dni_with_a_zero_sg_module_gives_backprops_network_signals():
     with jax.enable_x64(True):
         args = (_as_jax(s0), jnp.asarray(x[:, :t]), jnp.asarray(y[:, :t]), "mse", "sum")
         bp = signals.window_signals("backprop", _as_jax(params), None, *args, core="lstm")
-        dni = signals.window_signals("dni", _as_jax(params),
-                                       recurrent.init_sg(6, jnp.float64), *args, core="lstm")
+        dni = signals.window_signals(
+            "dni", _as_jax(params), recurrent.init_sg(6, jnp.float64), *args, core="lstm"
+        )
     assert rel_error(dni.net_grads, bp.net_grads) <= GRAD_TOL
     assert float(dni.loss) == float(bp.loss)
 
@@ -163,7 +196,8 @@ def test_lstm_dni_signals_and_target_by_an_independent_route():
         def with_future(theta, h0, c0, scale):
             h, c, outs = _unrolled(theta, h0, c0, x)
             per_example = sum(_step_losses(outs, y)) + jnp.sum(
-                jnp.concatenate([h, c], axis=1) * d_end, axis=1)
+                jnp.concatenate([h, c], axis=1) * d_end, axis=1
+            )
             return scale * jnp.sum(per_example)
 
         dh0, dc0 = jax.grad(with_future, argnums=(1, 2))(p, *s0, 1.0)
@@ -172,7 +206,7 @@ def test_lstm_dni_signals_and_target_by_an_independent_route():
         flat0 = jnp.concatenate(s0, axis=1)
         diff = flat0 @ m["a"] + m["c"] - target
         want_sg = {"a": flat0.T @ diff / 3, "c": diff.sum(axis=0) / 3}
-        want_sg_loss = 0.5 * float(jnp.sum(diff ** 2)) / 3
+        want_sg_loss = 0.5 * float(jnp.sum(diff**2)) / 3
         got = signals.window_signals("dni", p, m, s0, x, y, "mse", "mean", core="lstm")
     assert got.sg_target.shape == (3, 6) and got.sg_target.dtype == jnp.float64
     np.testing.assert_allclose(got.sg_target, target, rtol=1e-10, atol=1e-12)
@@ -190,12 +224,22 @@ def test_state_carried_across_windows_equals_one_long_pass(core):
     s_long, outs_long = recurrent.forward_window(params, s0, x, core)
     s_mid, outs_a = recurrent.forward_window(params, s0, x[:, :6], core)
     s_end, outs_b = recurrent.forward_window(params, s_mid, x[:, 6:], core)
-    np.testing.assert_allclose(jnp.concatenate([outs_a, outs_b], axis=1), outs_long,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        jnp.concatenate([outs_a, outs_b], axis=1), outs_long, rtol=1e-5, atol=1e-6
+    )
     for a, b in zip(jax.tree.leaves(s_end), jax.tree.leaves(s_long), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    sig = signals.window_signals("dni", params, recurrent.init_sg(recurrent.state_size(core, 4)),
-                                   s0, x[:, :6], y[:, :6], "mse", "mean", core=core)
+    sig = signals.window_signals(
+        "dni",
+        params,
+        recurrent.init_sg(recurrent.state_size(core, 4)),
+        s0,
+        x[:, :6],
+        y[:, :6],
+        "mse",
+        "mean",
+        core=core,
+    )
     for a, b in zip(jax.tree.leaves(sig.s_end), jax.tree.leaves(s_mid), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
@@ -204,12 +248,22 @@ def test_initialisation_of_the_cores():
     rnn = recurrent.init_network(jax.random.key(0), "rnn", 2, 4, 3)
     lstm = recurrent.init_network(jax.random.key(0), "lstm", 2, 4, 3)
     assert {k: v.shape for k, v in rnn.items()} == {
-        "wx": (2, 4), "wh": (4, 4), "b": (4,), "wo": (4, 3), "bo": (3,)}
+        "wx": (2, 4),
+        "wh": (4, 4),
+        "b": (4,),
+        "wo": (4, 3),
+        "bo": (3,),
+    }
     assert {k: v.shape for k, v in lstm.items()} == {
-        "wx": (2, 16), "wh": (4, 16), "b": (16,), "wo": (4, 3), "bo": (3,)}
+        "wx": (2, 16),
+        "wh": (4, 16),
+        "b": (16,),
+        "wo": (4, 3),
+        "bo": (3,),
+    }
     np.testing.assert_allclose(rnn["wh"].T @ rnn["wh"], np.eye(4), atol=1e-5)
     for g in range(4):  # each gate's H x H recurrent block is orthogonal
-        block = lstm["wh"][:, 4 * g:4 * (g + 1)]
+        block = lstm["wh"][:, 4 * g : 4 * (g + 1)]
         np.testing.assert_allclose(block.T @ block, np.eye(4), atol=1e-5)
     np.testing.assert_array_equal(lstm["b"], np.repeat([0.0, 1.0, 0.0, 0.0], 4))
     assert recurrent.state_size("rnn", 4) == 4 and recurrent.state_size("lstm", 4) == 8
@@ -237,6 +291,9 @@ def test_orthogonal_init_is_jaxs_without_a_lapack_call():
     q = recurrent.orthogonal(jax.random.key(1), 64)
     assert q.dtype == jnp.float32
     np.testing.assert_allclose(q.T @ q, np.eye(64), atol=2e-6)
-    hlo = jax.jit(jax.vmap(lambda k: recurrent.orthogonal(k, 8))).lower(
-        jax.random.split(jax.random.key(0), 3)).as_text()
+    hlo = (
+        jax.jit(jax.vmap(lambda k: recurrent.orthogonal(k, 8)))
+        .lower(jax.random.split(jax.random.key(0), 3))
+        .as_text()
+    )
     assert "custom_call" not in hlo

@@ -34,39 +34,69 @@ def configs(draw):
     depth = draw(st.integers(1, 8))
     loss = draw(st.sampled_from(("mse", "xent", "bce")))
     n_out = draw(st.integers(2, 4)) if loss == "xent" else draw(st.integers(1, 3))
-    widths = (draw(st.integers(1, 5)),) + tuple(
-        draw(st.integers(1, 6)) for _ in range(depth - 1)) + (n_out,)
+    widths = (
+        (draw(st.integers(1, 5)),)
+        + tuple(draw(st.integers(1, 6)) for _ in range(depth - 1))
+        + (n_out,)
+    )
     regime = draw(st.sampled_from(("backprop", "dni", "backprop+noise", "dni+noise")))
     dni = regime.startswith("dni")
     return RunConfig(
-        regime=regime, widths=widths, loss=loss, dtype="float64",
+        regime=regime,
+        widths=widths,
+        loss=loss,
+        dtype="float64",
         activations=tuple(draw(st.sampled_from(ACTS)) for _ in range(depth)),
-        reduction=draw(st.sampled_from(("mean", "sum"))), bias=draw(st.booleans()),
-        init=draw(st.sampled_from(("normal", "glorot"))), init_scale=0.5, init_shift=0.0,
-        lr=0.05, sg_lr=0.02, topology=draw(st.sampled_from(("paper", "seed"))),
+        reduction=draw(st.sampled_from(("mean", "sum"))),
+        bias=draw(st.booleans()),
+        init=draw(st.sampled_from(("normal", "glorot"))),
+        init_scale=0.5,
+        init_shift=0.0,
+        lr=0.05,
+        sg_lr=0.02,
+        topology=draw(st.sampled_from(("paper", "seed"))),
         conditioned=draw(st.booleans()),
         sg_hidden=draw(st.sampled_from(((), (4,), (3, 5)))),
-        sg_init=draw(st.sampled_from(("zero", "network"))), sg_bias=draw(st.booleans()),
-        noise=draw(st.sampled_from(("paper", "blog"))), eta=0.01,
-        clip=draw(st.sampled_from((None, 1.0))), noise_before_clip=draw(st.booleans()),
+        sg_init=draw(st.sampled_from(("zero", "network"))),
+        sg_bias=draw(st.booleans()),
+        noise=draw(st.sampled_from(("paper", "blog"))),
+        eta=0.01,
+        clip=draw(st.sampled_from((None, 1.0))),
+        noise_before_clip=draw(st.booleans()),
         update_prob=draw(st.sampled_from((1.0, 0.5))) if dni else 1.0,
         optimizer=draw(st.sampled_from(("sgd", "sgd", "momentum", "adam"))),
         noise_to=draw(st.sampled_from(("all", "network"))),
-        steps=100), draw(st.integers(1, 8))
+        steps=100,
+    ), draw(st.integers(1, 8))
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(configs())
 def test_jax_matches_the_reference_on_random_configurations(case):
     cfg, batch = case
     _check(cfg, batch, seed=batch)
 
 
-SEED = dict(widths=(2, 10, 28, 1), activations="sigmoid", bias=False, init="normal",
-            init_scale=0.2, init_shift=-0.1, loss="mse", reduction="sum", lr=8e-5,
-            topology="seed", sg_init="network", sg_bias=False, noise="blog", eta=0.1,
-            dtype="float64", steps=100)
+SEED = dict(
+    widths=(2, 10, 28, 1),
+    activations="sigmoid",
+    bias=False,
+    init="normal",
+    init_scale=0.2,
+    init_shift=-0.1,
+    loss="mse",
+    reduction="sum",
+    lr=8e-5,
+    topology="seed",
+    sg_init="network",
+    sg_bias=False,
+    noise="blog",
+    eta=0.1,
+    dtype="float64",
+    steps=100,
+)
 
 
 @pytest.mark.parametrize("regime", ["backprop", "dni", "backprop+noise", "dni+noise"])
@@ -78,40 +108,91 @@ def test_the_seed_configuration(regime):
 @pytest.mark.parametrize("topology,conditioned", [("paper", False), ("seed", True)])
 def test_depth_extremes(depth, topology, conditioned):
     widths = (3,) + (5,) * (depth - 1) + (3,)
-    cfg = RunConfig(regime="dni+noise", widths=widths, activations="tanh", loss="xent",
-                    reduction="mean", lr=0.1, topology=topology, conditioned=conditioned,
-                    sg_init="network", init="glorot", dtype="float64", steps=100)
+    cfg = RunConfig(
+        regime="dni+noise",
+        widths=widths,
+        activations="tanh",
+        loss="xent",
+        reduction="mean",
+        lr=0.1,
+        topology=topology,
+        conditioned=conditioned,
+        sg_init="network",
+        init="glorot",
+        dtype="float64",
+        steps=100,
+    )
     _check(cfg, batch=6, seed=depth)
 
 
-@pytest.mark.parametrize("topology,conditioned,hidden", [("paper", True, (4,)),
-                                                         ("seed", False, ())])
+@pytest.mark.parametrize(
+    "topology,conditioned,hidden", [("paper", True, (4,)), ("seed", False, ())]
+)
 def test_the_batch_sg_target_matches_the_reference(topology, conditioned, hidden):
     """``sg_target="batch"`` (the SG regresses onto dJ/dh_i, 1/B of the per-example
     gradient under ``mean``) against the reference's own derivation, with Adam, which does
     not undo the scale of the SG loss's gradient in the hidden SG layers."""
-    _check(RunConfig(regime="dni+noise", widths=(3, 5, 4, 3), loss="xent", reduction="mean",
-                     activations=("tanh", "relu", "identity"), init="glorot", lr=0.01,
-                     sg_lr=0.005, optimizer="adam", topology=topology,
-                     conditioned=conditioned, sg_hidden=hidden, sg_init="network",
-                     sg_target="batch", dtype="float64", steps=100), batch=8, seed=2)
+    _check(
+        RunConfig(
+            regime="dni+noise",
+            widths=(3, 5, 4, 3),
+            loss="xent",
+            reduction="mean",
+            activations=("tanh", "relu", "identity"),
+            init="glorot",
+            lr=0.01,
+            sg_lr=0.005,
+            optimizer="adam",
+            topology=topology,
+            conditioned=conditioned,
+            sg_hidden=hidden,
+            sg_init="network",
+            sg_target="batch",
+            dtype="float64",
+            steps=100,
+        ),
+        batch=8,
+        seed=2,
+    )
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
 def test_asynchronous_updates_with_stateful_optimisers(optimizer):
-    cfg = RunConfig(regime="dni+noise", widths=(3, 6, 5, 2), activations="tanh", loss="xent",
-                    reduction="mean", lr=0.01, sg_lr=0.005, optimizer=optimizer,
-                    update_prob=0.4, sg_init="network", init="glorot", dtype="float64",
-                    steps=100)
+    cfg = RunConfig(
+        regime="dni+noise",
+        widths=(3, 6, 5, 2),
+        activations="tanh",
+        loss="xent",
+        reduction="mean",
+        lr=0.01,
+        sg_lr=0.005,
+        optimizer=optimizer,
+        update_prob=0.4,
+        sg_init="network",
+        init="glorot",
+        dtype="float64",
+        steps=100,
+    )
     _check(cfg, batch=8, seed=1)
 
 
 def test_a_skipped_layer_whose_moments_move_is_caught(monkeypatch):
     """If a layer that sits a step out still fed its gradient to Adam (the optimiser
     state advancing, only the update masked), the trajectories would differ."""
-    cfg = RunConfig(regime="dni", widths=(3, 6, 5, 2), activations="tanh", loss="xent",
-                    reduction="mean", lr=0.01, optimizer="adam", update_prob=0.5,
-                    sg_init="network", init="glorot", dtype="float64", steps=30)
+    cfg = RunConfig(
+        regime="dni",
+        widths=(3, 6, 5, 2),
+        activations="tanh",
+        loss="xent",
+        reduction="mean",
+        lr=0.01,
+        optimizer="adam",
+        update_prob=0.5,
+        sg_init="network",
+        init="glorot",
+        dtype="float64",
+        steps=30,
+    )
     _check(cfg, batch=8, seed=2, steps=30)
     original = reference.mlp.optimizer_step
 
@@ -128,8 +209,17 @@ def test_a_skipped_layer_whose_moments_move_is_caught(monkeypatch):
 
 def test_a_wrong_reference_is_caught(monkeypatch):
     """A sign flip in one layer's backward pass must fail both checks."""
-    cfg = RunConfig(regime="dni", widths=(3, 5, 5, 2), activations="tanh", loss="bce",
-                    reduction="mean", lr=0.1, sg_init="network", dtype="float64", steps=20)
+    cfg = RunConfig(
+        regime="dni",
+        widths=(3, 5, 5, 2),
+        activations="tanh",
+        loss="bce",
+        reduction="mean",
+        lr=0.1,
+        sg_init="network",
+        dtype="float64",
+        steps=20,
+    )
     _check(cfg, batch=6, seed=0, steps=20)
     original = reference.layers.dense_backward
 
@@ -145,10 +235,11 @@ def test_a_wrong_reference_is_caught(monkeypatch):
     assert errors["grad"] > 1.0 and errors["params"] > 1e-3, errors
 
 
-
-
-CONV_ROWS = [("dni", "seed", True, "no pool"), ("dni+noise", "seed", True, "pool, adam p=0.5"),
-             ("dni", "paper", False, "pool, sg batch")]
+CONV_ROWS = [
+    ("dni", "seed", True, "no pool"),
+    ("dni+noise", "seed", True, "pool, adam p=0.5"),
+    ("dni", "paper", False, "pool, sg batch"),
+]
 
 
 @pytest.mark.parametrize("row", CONV_ROWS, ids=lambda r: " ".join(map(str, r)))

@@ -62,8 +62,9 @@ def check_backward(forward, backward, params: dict, h: np.ndarray, rng):
 
 def check_layer(spec, params: dict, h: np.ndarray, rng):
     """:func:`check_backward` of one layer."""
-    return check_backward(lambda p, x: rl.layer_forward(spec, p, x), rl.layer_backward,
-                          params, h, rng)
+    return check_backward(
+        lambda p, x: rl.layer_forward(spec, p, x), rl.layer_backward, params, h, rng
+    )
 
 
 # ---------------------------------------------------------------- one layer
@@ -82,8 +83,9 @@ def test_conv2d(kernel, stride, size):
     rng = np.random.RandomState(kernel * 10 + stride + size)
     params = weights(rng, {"w": (kernel, kernel, 2, 3), "b": (3,)})
     h = rng.randn(2, size, size - 1, 2)  # odd and even height and width at once
-    out = check_layer(layers.spec("conv2d", features=3, kernel=kernel, stride=stride),
-                      params, h, rng)
+    out = check_layer(
+        layers.spec("conv2d", features=3, kernel=kernel, stride=stride), params, h, rng
+    )
     assert out.shape == (2, -(-size // stride), -(-(size - 1) // stride), 3)
 
 
@@ -100,8 +102,9 @@ def test_conv2d_is_a_cross_correlation_with_xla_same_padding():
 
 def test_conv2d_kernel_must_match_its_spec():
     with pytest.raises(ValueError, match="kernel"):
-        rl.layer_forward(layers.spec("conv2d", features=1), {"w": np.ones((5, 5, 1, 1))},
-                         np.ones((1, 4, 4, 1)))
+        rl.layer_forward(
+            layers.spec("conv2d", features=1), {"w": np.ones((5, 5, 1, 1))}, np.ones((1, 4, 4, 1))
+        )
 
 
 @pytest.mark.parametrize("kind", ["max_pool", "avg_pool"])
@@ -119,7 +122,7 @@ def first_max_rule(h, cot, window, stride):
     """Each window's cotangent to its first maximal pixel, row-major, one by one."""
     grad = np.zeros_like(h)
     for b, i, j, c in np.ndindex(cot.shape):
-        patch = h[b, i * stride:i * stride + window, j * stride:j * stride + window, c]
+        patch = h[b, i * stride : i * stride + window, j * stride : j * stride + window, c]
         di, dj = np.unravel_index(np.argmax(patch), patch.shape)  # argmax: first of ties
         grad[b, i * stride + di, j * stride + dj, c] += cot[b, i, j, c]
     return grad
@@ -132,14 +135,14 @@ def test_max_pool_ties_go_to_the_first_maximum(window, stride):
     h = rng.randint(0, 3, (2, 6, 7, 2)).astype(float)  # many ties
     out, cache = rl.layer_forward(spec, {}, h)
     cot = rng.randn(*out.shape)
-    np.testing.assert_allclose(rl.layer_backward(cache, cot)[1],
-                               first_max_rule(h, cot, window, stride), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        rl.layer_backward(cache, cot)[1], first_max_rule(h, cot, window, stride), rtol=0, atol=1e-15
+    )
     # all zeros: every window's gradient to its top-left pixel; overlaps add up
     zeros = np.zeros((1, 4, 4, 1))
     out, cache = rl.layer_forward(layers.spec("max_pool", window=3, stride=1), {}, zeros)
     grad = rl.layer_backward(cache, np.ones_like(out))[1][0, :, :, 0]
-    np.testing.assert_array_equal(grad, [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0],
-                                         [0, 0, 0, 0]])
+    np.testing.assert_array_equal(grad, [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
 
 
 def test_flatten_and_reshape():
@@ -170,12 +173,18 @@ def test_other_kinds_are_refused():
 # ---------------------------------------------------------------- a block, SG modules
 def test_a_block():
     rng = np.random.RandomState(6)
-    specs = (layers.spec("reshape", shape=(5, 4, 2)), layers.spec("conv2d", features=3),
-             layers.spec("tanh"), layers.spec("max_pool", window=2), layers.spec("flatten"))
+    specs = (
+        layers.spec("reshape", shape=(5, 4, 2)),
+        layers.spec("conv2d", features=3),
+        layers.spec("tanh"),
+        layers.spec("max_pool", window=2),
+        layers.spec("flatten"),
+    )
     (block,) = blocks_of(specs)
     params = weights(rng, {"w": (3, 3, 2, 3), "b": (3,)})
-    check_backward(lambda p, x: rl.block_forward(p, x, block), rl.block_backward, params,
-                   rng.randn(2, 40), rng)
+    check_backward(
+        lambda p, x: rl.block_forward(p, x, block), rl.block_backward, params, rng.randn(2, 40), rng
+    )
 
 
 @pytest.mark.parametrize("conditioned", [False, True])
@@ -185,11 +194,15 @@ def test_sg_modules(conditioned, image):
     n_cls, shape = 2, ((4, 5, 3) if image else (3,))
     n_in = shape[-1] + (n_cls if conditioned else 0)
     if image:  # conv 3x3 (ReLU), conv 1x1 (linear), back to the block's channels
-        module = [weights(rng, {"w": (3, 3, n_in, 4), "b": (4,)}),
-                  weights(rng, {"w": (1, 1, 4, shape[-1])})]
+        module = [
+            weights(rng, {"w": (3, 3, n_in, 4), "b": (4,)}),
+            weights(rng, {"w": (1, 1, 4, shape[-1])}),
+        ]
     else:
-        module = [weights(rng, {"w": (n_in, 4), "b": (4,)}),
-                  weights(rng, {"w": (4, shape[-1]), "b": (shape[-1],)})]
+        module = [
+            weights(rng, {"w": (n_in, 4), "b": (4,)}),
+            weights(rng, {"w": (4, shape[-1]), "b": (shape[-1],)}),
+        ]
     h = rng.randn(2, *shape)
     cond = np.eye(n_cls)[[0, 1]] if conditioned else None
     d, cache = rl.sg_forward(module, h, cond)
@@ -198,8 +211,10 @@ def test_sg_modules(conditioned, image):
     grads = rl.sg_backward(cache, cot)
     for layer, grad in zip(module, grads):
         for k in layer:
-            assert_close(grad[k], numeric_grad(
-                lambda: np.sum(rl.sg_forward(module, h, cond)[0] * cot), layer[k]))
+            assert_close(
+                grad[k],
+                numeric_grad(lambda: np.sum(rl.sg_forward(module, h, cond)[0] * cot), layer[k]),
+            )
 
 
 def test_label_channels_repeat_the_target_over_every_pixel():
@@ -210,17 +225,26 @@ def test_label_channels_repeat_the_target_over_every_pixel():
 
 
 # ---------------------------------------------------------------- a conv network
-CONV_NET = (layers.spec("reshape", shape=(6, 6, 1)), layers.spec("conv2d", features=3),
-            layers.spec("relu"), layers.spec("max_pool", window=2),
-            layers.spec("conv2d", features=4, kernel=2), layers.spec("tanh"),
-            layers.spec("avg_pool", window=2, stride=1), layers.spec("flatten"),
-            layers.spec("dense", features=3), layers.spec("sigmoid"))
+CONV_NET = (
+    layers.spec("reshape", shape=(6, 6, 1)),
+    layers.spec("conv2d", features=3),
+    layers.spec("relu"),
+    layers.spec("max_pool", window=2),
+    layers.spec("conv2d", features=4, kernel=2),
+    layers.spec("tanh"),
+    layers.spec("avg_pool", window=2, stride=1),
+    layers.spec("flatten"),
+    layers.spec("dense", features=3),
+    layers.spec("sigmoid"),
+)
 
 
 def conv_net(rng):
-    params = [weights(rng, {"w": (3, 3, 1, 3), "b": (3,)}),
-              weights(rng, {"w": (2, 2, 3, 4), "b": (4,)}),
-              weights(rng, {"w": (16, 3), "b": (3,)})]
+    params = [
+        weights(rng, {"w": (3, 3, 1, 3), "b": (3,)}),
+        weights(rng, {"w": (2, 2, 3, 4), "b": (4,)}),
+        weights(rng, {"w": (16, 3), "b": (3,)}),
+    ]
     x = rng.randn(3, 36)
     y = np.eye(3)[[0, 2, 1]]
     return blocks_of(CONV_NET), params, x, y
@@ -252,10 +276,14 @@ def sg_modules(rng, conditioned: bool, n_cls: int):
     """A conv module on the image block 1 (3x3 ReLU, then 1x1), dense ones on the
     vector blocks 2 (its output flattened) and 3."""
     k = n_cls if conditioned else 0
-    return [[weights(rng, {"w": (3, 3, 3 + k, 2), "b": (2,)}),
-             weights(rng, {"w": (1, 1, 2, 3), "b": (3,)})],
-            [weights(rng, {"w": (16 + k, 16), "b": (16,)})],
-            [weights(rng, {"w": (3 + k, 3), "b": (3,)})]]
+    return [
+        [
+            weights(rng, {"w": (3, 3, 3 + k, 2), "b": (2,)}),
+            weights(rng, {"w": (1, 1, 2, 3), "b": (3,)}),
+        ],
+        [weights(rng, {"w": (16 + k, 16), "b": (16,)})],
+        [weights(rng, {"w": (3 + k, 3), "b": (3,)})],
+    ]
 
 
 @pytest.mark.parametrize("topology,conditioned", [("seed", True), ("paper", False)])
@@ -270,16 +298,19 @@ def test_dni_signals_of_a_conv_network(topology, conditioned):
         sgs[-1] = None
     loss, reduction, c = "xent", "mean", 1.0 / x.shape[0]
     eff = ref.effective_blocks(blocks, loss)
-    j, net_grads, sg_grads, sg_losses = ref.dni_grads(params, sgs, x, y, blocks, loss,
-                                                      reduction, topology, conditioned)
+    j, net_grads, sg_grads, sg_losses = ref.dni_grads(
+        params, sgs, x, y, blocks, loss, reduction, topology, conditioned
+    )
     hs, _ = ref.forward(params, x, eff)
     _, e = ref.loss_and_output_grad(hs[-1], y, loss)
     cond = y if conditioned else None
     d = [None if m is None else rl.sg_forward(m, h, cond)[0] for m, h in zip(sgs, hs[1:])]
     cot = [e if di is None else di for di in d]
     for i, p in enumerate(params):
+
         def inner():
             return c * np.sum(rl.block_forward(p, hs[i], eff[i])[0] * cot[i])
+
         for k in p:
             assert_close(net_grads[i][k], numeric_grad(inner, p[k]))
     # the output block outside S learns exactly as under backprop
@@ -290,9 +321,12 @@ def test_dni_signals_of_a_conv_network(topology, conditioned):
     targets = []
     for i in range(len(params) - 1):
         h_in = hs[i + 1].copy()
-        targets.append(numeric_grad(
-            lambda: np.sum(rl.block_forward(params[i + 1], h_in, eff[i + 1])[0] * cot[i + 1]),
-            h_in))
+        targets.append(
+            numeric_grad(
+                lambda: np.sum(rl.block_forward(params[i + 1], h_in, eff[i + 1])[0] * cot[i + 1]),
+                h_in,
+            )
+        )
     targets.append(e)
     in_s = [m is not None for m in sgs]
     want = [c * 0.5 * np.sum((d[i] - targets[i]) ** 2) for i in range(3) if in_s[i]]
@@ -304,9 +338,16 @@ def test_dni_signals_of_a_conv_network(topology, conditioned):
         n = sum(in_s[:i])
         for layer, grad in zip(sgs[i], sg_grads[i]):
             for k in layer:
-                assert_close(grad[k], numeric_grad(
-                    lambda: ref.dni_grads(params, sgs, x, y, blocks, loss, reduction,
-                                          topology, conditioned)[3][n], layer[k]), 1e-6)
+                assert_close(
+                    grad[k],
+                    numeric_grad(
+                        lambda: ref.dni_grads(
+                            params, sgs, x, y, blocks, loss, reduction, topology, conditioned
+                        )[3][n],
+                        layer[k],
+                    ),
+                    1e-6,
+                )
 
 
 def test_the_reference_imports_numpy_only():
@@ -318,12 +359,13 @@ def test_the_reference_imports_numpy_only():
     from dnijax import reference
 
     base = {"__future__", "typing", "collections.abc", "numpy"}
-    allowed = {"layers.py": base, "mlp.py": base | {"dnijax.reference.layers",
-                                                     "dnijax.reference"},  # rules, lazily
-               "rnn.py": base | {"dnijax.reference.mlp"},
-               "rules.py": base | {"dnijax.reference"},
-               "__init__.py": {"dnijax.reference", "dnijax.reference.mlp",
-                               "dnijax.reference.rules"}}
+    allowed = {
+        "layers.py": base,
+        "mlp.py": base | {"dnijax.reference.layers", "dnijax.reference"},  # rules, lazily
+        "rnn.py": base | {"dnijax.reference.mlp"},
+        "rules.py": base | {"dnijax.reference"},
+        "__init__.py": {"dnijax.reference", "dnijax.reference.mlp", "dnijax.reference.rules"},
+    }
     files = sorted(pathlib.Path(reference.__file__).parent.glob("*.py"))
     assert {f.name for f in files} == set(allowed)  # a new module needs its entry here
     for path in files:
@@ -343,4 +385,5 @@ def test_every_built_in_layer_kind_has_its_hand_derived_reference():
     hand, which never imports JAX). The two tables list the same built-in kinds."""
     from dnijax import layers
     from dnijax.reference import layers as by_hand
+
     assert set(layers.BUILTIN_KINDS) == set(by_hand.BUILTIN_KINDS)

@@ -14,9 +14,13 @@ REDUCTIONS = ("mean", "sum")
 
 
 def _params(rng, scale=0.5):
-    return {"wx": scale * rng.randn(D_IN, H), "wh": scale * rng.randn(H, H),
-            "b": scale * rng.randn(H), "wo": scale * rng.randn(H, K),
-            "bo": scale * rng.randn(K)}
+    return {
+        "wx": scale * rng.randn(D_IN, H),
+        "wh": scale * rng.randn(H, H),
+        "b": scale * rng.randn(H),
+        "wo": scale * rng.randn(H, K),
+        "bo": scale * rng.randn(K),
+    }
 
 
 def _sg(rng, scale=0.5):
@@ -33,8 +37,13 @@ def _targets(rng, loss, steps):
 
 def _data(seed, loss, steps=T):
     rng = np.random.RandomState(seed)
-    return (_params(rng), _sg(rng), rng.randn(B, H) * 0.5, rng.randn(B, steps, D_IN),
-            _targets(rng, loss, steps))
+    return (
+        _params(rng),
+        _sg(rng),
+        rng.randn(B, H) * 0.5,
+        rng.randn(B, steps, D_IN),
+        _targets(rng, loss, steps),
+    )
 
 
 def _per_example(params, s0, x_w, y_w, loss, d_fixed=None):
@@ -76,8 +85,7 @@ def _assert_close(got, want):
 def test_backprop_window_matches_finite_differences(loss, reduction):
     params, _, s0, x_w, y_w = _data(1, loss)
     c = batch_scale(B, reduction)
-    out = rr.window_signals("backprop", params, None, s0, x_w, y_w, loss=loss,
-                            reduction=reduction)
+    out = rr.window_signals("backprop", params, None, s0, x_w, y_w, loss=loss, reduction=reduction)
     lw = lambda p: c * _per_example(p, s0, x_w, y_w, loss).sum()  # noqa: E731
     assert out["loss"] == pytest.approx(lw(params), rel=1e-12)
     _assert_close(out["net_grads"], _fd(lw, params))
@@ -103,8 +111,10 @@ def test_dni_window_matches_finite_differences(loss, reduction):
         plus, minus = s0.copy(), s0.copy()
         plus[idx] += EPS
         minus[idx] -= EPS
-        target[idx] = (_per_example(params, plus, x_w, y_w, loss, d_fixed)[idx[0]]
-                       - _per_example(params, minus, x_w, y_w, loss, d_fixed)[idx[0]]) / (2 * EPS)
+        target[idx] = (
+            _per_example(params, plus, x_w, y_w, loss, d_fixed)[idx[0]]
+            - _per_example(params, minus, x_w, y_w, loss, d_fixed)[idx[0]]
+        ) / (2 * EPS)
 
     def sg_obj(module):
         diff = s0 @ module["a"] + module["c"] - target
@@ -116,8 +126,16 @@ def test_dni_window_matches_finite_differences(loss, reduction):
     # dJ_SG/dC = c_1 (M(s_0,b) - t_0,b).
     c_one = batch_scale(1, reduction)
     for b in range(B):
-        one = rr.window_signals("dni", params, sg, s0[b:b + 1], x_w[b:b + 1], y_w[b:b + 1],
-                                loss=loss, reduction=reduction)
+        one = rr.window_signals(
+            "dni",
+            params,
+            sg,
+            s0[b : b + 1],
+            x_w[b : b + 1],
+            y_w[b : b + 1],
+            loss=loss,
+            reduction=reduction,
+        )
         t_b = s0[b] @ sg["a"] + sg["c"] - one["sg_grads"]["c"] / c_one
         assert _rel(t_b, target[b]) < TOL, (b, t_b, target[b])
 
@@ -145,8 +163,9 @@ def _bit_task(seed, steps):
 def test_trajectory_backprop_learns():
     x, y = _bit_task(0, 40 * T)  # 40 windows, one step each
     params = _params(np.random.RandomState(4), scale=0.3)
-    _, _, losses = rr.trajectory("backprop", params, None, x, y, T, loss="xent",
-                                 reduction="mean", lr=0.05, optimizer="adam")
+    _, _, losses = rr.trajectory(
+        "backprop", params, None, x, y, T, loss="xent", reduction="mean", lr=0.05, optimizer="adam"
+    )
     assert len(losses) == 40
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
 
@@ -156,12 +175,14 @@ def test_trajectory_state_is_carried_and_noise_enters():
     params, sg = _params(rng), _sg(rng)
     x, y = rng.randn(B, 2 * T, D_IN), rng.randn(B, 2 * T, K)
     kw = {"loss": "mse", "reduction": "mean"}
-    s_end = rr.window_signals("backprop", params, None, np.zeros((B, H)), x[:, :T], y[:, :T],
-                              **kw)["s_end"]
+    s_end = rr.window_signals("backprop", params, None, np.zeros((B, H)), x[:, :T], y[:, :T], **kw)[
+        "s_end"
+    ]
     x2 = x.copy()
     x2[:, 0] += 1.0
-    s_end2 = rr.window_signals("backprop", params, None, np.zeros((B, H)), x2[:, :T],
-                               y[:, :T], **kw)["s_end"]
+    s_end2 = rr.window_signals(
+        "backprop", params, None, np.zeros((B, H)), x2[:, :T], y[:, :T], **kw
+    )["s_end"]
     for signal in ("backprop", "dni"):
         second = rr.window_signals(signal, params, sg, s_end, x[:, T:], y[:, T:], **kw)
         second2 = rr.window_signals(signal, params, sg, s_end2, x[:, T:], y[:, T:], **kw)
@@ -189,10 +210,21 @@ def test_trajectory_state_is_carried_and_noise_enters():
     assert not np.allclose(base[0]["wx"], moved[0]["wx"])
     assert not np.allclose(base[1]["a"], moved[1]["a"])
     # SGD by hand: the noise is added to the (clipped) signal before the learning rate.
-    one = rr.trajectory("backprop", params, None, x[:, :T], y[:, :T], T, lr=0.1,
-                        net_noises=[noisy_net[0]], loss="mse", reduction="mean")
-    g = rr.window_signals("backprop", params, None, np.zeros((B, H)), x[:, :T], y[:, :T],
-                          loss="mse", reduction="mean")["net_grads"]
+    one = rr.trajectory(
+        "backprop",
+        params,
+        None,
+        x[:, :T],
+        y[:, :T],
+        T,
+        lr=0.1,
+        net_noises=[noisy_net[0]],
+        loss="mse",
+        reduction="mean",
+    )
+    g = rr.window_signals(
+        "backprop", params, None, np.zeros((B, H)), x[:, :T], y[:, :T], loss="mse", reduction="mean"
+    )["net_grads"]
     for key in params:
         np.testing.assert_allclose(one[0][key], params[key] - 0.1 * (g[key] + 0.01), rtol=1e-14)
 
@@ -200,8 +232,17 @@ def test_trajectory_state_is_carried_and_noise_enters():
 def test_trajectory_rejects_ragged_windows():
     rng = np.random.RandomState(6)
     with pytest.raises(ValueError):
-        rr.trajectory("backprop", _params(rng), None, rng.randn(B, 5, D_IN),
-                      rng.randn(B, 5, K), 3, loss="mse", reduction="mean", lr=0.1)
+        rr.trajectory(
+            "backprop",
+            _params(rng),
+            None,
+            rng.randn(B, 5, D_IN),
+            rng.randn(B, 5, K),
+            3,
+            loss="mse",
+            reduction="mean",
+            lr=0.1,
+        )
 
 
 def test_reference_rnn_imports_no_jax():

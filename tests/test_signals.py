@@ -8,16 +8,18 @@ import pytest
 from dnijax import RunConfig, engine, nets, signals, synthetic
 
 WIDTHS = (3, 5, 4, 6, 2)
-NET_SPEC = nets.mlp_spec(WIDTHS, ("tanh", "sigmoid", "relu", "sigmoid"), "mse", "mean",
-                         init="glorot")
+NET_SPEC = nets.mlp_spec(
+    WIDTHS, ("tanh", "sigmoid", "relu", "sigmoid"), "mse", "mean", init="glorot"
+)
 
 
 def _setup(topology, init="network", conditioned=False, seed=0):
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     sg_spec = synthetic.SGSpec(topology, conditioned, (), init)
     net = nets.init_network(k1, NET_SPEC)
-    sgs = synthetic.init_sg_modules(k2, nets.block_shapes(NET_SPEC), sg_spec, WIDTHS[-1],
-                                    net_init="glorot")
+    sgs = synthetic.init_sg_modules(
+        k2, nets.block_shapes(NET_SPEC), sg_spec, WIDTHS[-1], net_init="glorot"
+    )
     x = jax.random.normal(k3, (8, WIDTHS[0]))
     y = jax.nn.one_hot(jnp.arange(8) % 2, 2)
     return net, sgs, x, y, sg_spec
@@ -59,8 +61,9 @@ def test_paper_topology_output_layer_gets_the_true_gradient():
 def _perturb(tree, key):
     leaves, treedef = jax.tree.flatten(tree)
     keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(treedef, [a + jax.random.normal(k, a.shape)
-                                        for a, k in zip(leaves, keys)])
+    return jax.tree.unflatten(
+        treedef, [a + jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)]
+    )
 
 
 @pytest.mark.parametrize("topology,conditioned", [("paper", False), ("seed", True)])
@@ -110,8 +113,16 @@ def test_a_new_signal_rule_is_one_function_and_a_registry_entry(blobs):
     try:
         assert {"sign", "sign+noise"} <= set(config.regime_names())
         for regime in ("sign", "sign+noise"):
-            cfg = RunConfig(regime=regime, widths=(2, 8, 1), lr=0.01, steps=100, eta=1e-4,
-                            activations=("tanh", "sigmoid"), init="glorot", reduction="mean")
+            cfg = RunConfig(
+                regime=regime,
+                widths=(2, 8, 1),
+                lr=0.01,
+                steps=100,
+                eta=1e-4,
+                activations=("tanh", "sigmoid"),
+                init="glorot",
+                reduction="mean",
+            )
             _, hist = engine.run_one(cfg, *blobs, jax.random.key(0))
             assert hist["loss"][-1] < 0.5 * hist["loss"][0]
     finally:
@@ -130,13 +141,22 @@ def test_the_batch_sg_target_equals_per_example_where_the_derivation_says(blobs)
     ``mean`` with SGD and zero-initialised linear modules, the modules' weights stay exactly
     1/B of the per-example ones and the network trains identically (B = 128, a power of
     two, so the scaling is exact); with Adam they part."""
-    base = dict(regime="dni", widths=(2, 6, 6, 1), activations=("tanh", "tanh", "sigmoid"),
-                init="glorot", lr=0.3, sg_lr=0.1, steps=30, log_every=10)
+    base = dict(
+        regime="dni",
+        widths=(2, 6, 6, 1),
+        activations=("tanh", "tanh", "sigmoid"),
+        init="glorot",
+        lr=0.3,
+        sg_lr=0.1,
+        steps=30,
+        log_every=10,
+    )
 
     def run(**fields):
         cfg = RunConfig(**{**base, **fields})
-        return engine.run_grid(cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1), blobs,
-                               mesh=None)
+        return engine.run_grid(
+            cfg, engine.stack_hyper(cfg), engine.run_keys(0, 1), blobs, mesh=None
+        )
 
     for reduction in ("sum", "mean"):
         a, b = run(reduction=reduction), run(reduction=reduction, sg_target="batch")

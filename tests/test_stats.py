@@ -58,8 +58,7 @@ def test_a_band_of_cosines_stays_in_minus_one_to_one():
 
 def test_paired_differences_are_cut_to_the_range_of_a_difference():
     assert stats.difference_bounds(stats.PERCENT) == (-100.0, 100.0)
-    p = stats.paired([100.0, 0.0], [0.0, 0.0], [None, None], [None, None],
-                     bounds=stats.PERCENT)
+    p = stats.paired([100.0, 0.0], [0.0, 0.0], [None, None], [None, None], bounds=stats.PERCENT)
     assert -100 <= p["ci95"][0] <= p["mean_diff"] == 50.0 <= p["ci95"][1] <= 100
 
 

@@ -11,13 +11,26 @@ import pytest
 
 from dnijax import store
 
-SWEEP = [sys.executable, "-m", "dnijax.cli", "sweep", "--lr", "0.1,0.3,1,3", "--regimes",
-         "backprop,dni", "--seeds", "2", "--steps", "200"]
+SWEEP = [
+    sys.executable,
+    "-m",
+    "dnijax.cli",
+    "sweep",
+    "--lr",
+    "0.1,0.3,1,3",
+    "--regimes",
+    "backprop,dni",
+    "--seeds",
+    "2",
+    "--steps",
+    "200",
+]
 
 
 def _run(out, extra=()):
-    return subprocess.run(SWEEP + ["--out", str(out), *extra], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        SWEEP + ["--out", str(out), *extra], capture_output=True, text=True, timeout=600
+    )
 
 
 def _load(out):
@@ -34,13 +47,19 @@ def uninterrupted(tmp_path_factory):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_a_killed_sweep_resumes_to_the_same_results(sig, tmp_path, uninterrupted):
     out = tmp_path / "sweep"
-    proc = subprocess.Popen(SWEEP + ["--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        SWEEP + ["--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 300
     blocks = out / "blocks"
     while time.time() < deadline and proc.poll() is None:
-        if blocks.is_dir() and len([f for f in os.listdir(blocks) if f.endswith(".json")
-                                    and not f.startswith(".tmp")]) >= 2:
+        if (
+            blocks.is_dir()
+            and len(
+                [f for f in os.listdir(blocks) if f.endswith(".json") and not f.startswith(".tmp")]
+            )
+            >= 2
+        ):
             break
         time.sleep(0.05)
     proc.send_signal(sig)

@@ -48,18 +48,22 @@ def test_conv_modules_take_label_channels_and_keep_the_shape():
 def test_a_topology_of_your_own_is_one_registry_entry():
     """A registered topology sets S for RunConfig and the SG modules; one that leaves a
     layer other than the output without a module is refused when the config is built."""
-    synthetic.register_topology("seed-if-deep",
-                                lambda n: [True] * n if n >= 3 else [True] * (n - 1) + [False])
+    synthetic.register_topology(
+        "seed-if-deep", lambda n: [True] * n if n >= 3 else [True] * (n - 1) + [False]
+    )
     synthetic.register_topology("skip-first", lambda n: [False] + [True] * (n - 1))
     try:
         assert synthetic.sg_layers(3, "seed-if-deep") == (True, True, True)
         assert synthetic.sg_layers(2, "seed-if-deep") == (True, False)
         cfg = RunConfig(regime="dni", topology="seed-if-deep", widths=(2, 4, 4, 1))
-        sgs = synthetic.init_sg_modules(jax.random.key(0), nets.block_shapes(cfg.net_spec),
-                                        cfg.sg_spec, 1)
+        sgs = synthetic.init_sg_modules(
+            jax.random.key(0), nets.block_shapes(cfg.net_spec), cfg.sg_spec, 1
+        )
         assert [m is None for m in sgs] == [False, False, False]
-        with pytest.raises(ValueError, match="topology: 'skip-first' gives layer 1 of 3 no SG "
-                                             "module; only the output layer") as err:
+        with pytest.raises(
+            ValueError,
+            match="topology: 'skip-first' gives layer 1 of 3 no SG module; only the output layer",
+        ) as err:
             RunConfig(regime="dni", topology="skip-first", widths=(2, 4, 4, 1))
         assert "\n" not in str(err.value)
         with pytest.raises(ValueError, match="built in"):
@@ -67,8 +71,9 @@ def test_a_topology_of_your_own_is_one_registry_entry():
     finally:
         synthetic.unregister_topology("seed-if-deep")
         synthetic.unregister_topology("skip-first")
-    with pytest.raises(ValueError, match="unknown topology 'seed-if-deep'; choose one of paper, "
-                                         "seed$"):
+    with pytest.raises(
+        ValueError, match="unknown topology 'seed-if-deep'; choose one of paper, seed$"
+    ):
         synthetic.sg_layers(3, "seed-if-deep")
     with pytest.raises(ValueError, match="topology: unknown value 'seed-if-deep'"):
         RunConfig(topology="seed-if-deep")

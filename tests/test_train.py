@@ -6,8 +6,16 @@ import pytest
 
 from dnijax import RunConfig, engine, train
 
-TOY = dict(widths=(2, 16, 16, 1), activations=("tanh", "tanh", "sigmoid"), init="glorot",
-           reduction="mean", steps=400, lr=1.0, sg_lr=0.1, eta=0.001)
+TOY = dict(
+    widths=(2, 16, 16, 1),
+    activations=("tanh", "tanh", "sigmoid"),
+    init="glorot",
+    reduction="mean",
+    steps=400,
+    lr=1.0,
+    sg_lr=0.1,
+    eta=0.001,
+)
 
 
 @pytest.mark.parametrize("regime", ["backprop", "dni", "backprop+noise", "dni+noise"])
@@ -32,15 +40,24 @@ def test_history_layout(blobs):
 
 def test_a_diverging_run_is_frozen_and_records_the_step(blobs):
     x, labels = blobs
-    cfg = RunConfig(regime="dni", widths=(2, 16, 16, 1), lr=1e4, sg_lr=1e4, steps=50,
-                    log_every=1, init="glorot", reduction="sum", activations="relu",
-                    loss="mse")
+    cfg = RunConfig(
+        regime="dni",
+        widths=(2, 16, 16, 1),
+        lr=1e4,
+        sg_lr=1e4,
+        steps=50,
+        log_every=1,
+        init="glorot",
+        reduction="sum",
+        activations="relu",
+        loss="mse",
+    )
     state, hist = engine.run_one(cfg, x, labels, jax.random.key(0))
     step = int(state.diverged_at)
     assert 0 <= step < 50
     assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(state.net))
     # frozen: the parameters no longer change after the divergence
-    assert np.all(hist["loss"][step + 1:] == hist["loss"][step + 1])
+    assert np.all(hist["loss"][step + 1 :] == hist["loss"][step + 1])
     assert hist["diverged"][step + 1] and not hist["diverged"][step]
 
 
@@ -97,8 +114,15 @@ def test_an_update_that_overflows_the_parameters_freezes_the_run_at_that_step(bl
     """The loss at the start of step 0 is finite, but lr * grad overflows float32: the guard
     must catch it on the parameters, not wait for the next step's loss."""
     x, labels = blobs
-    cfg = RunConfig(regime="backprop", widths=(2, 4, 1), lr=1e38, steps=3, log_every=1,
-                    init="glorot", reduction="sum")
+    cfg = RunConfig(
+        regime="backprop",
+        widths=(2, 4, 1),
+        lr=1e38,
+        steps=3,
+        log_every=1,
+        init="glorot",
+        reduction="sum",
+    )
     start = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
     state, hist = engine.run_one(cfg, x, labels, jax.random.key(0))
     assert np.isfinite(hist["loss"][0])

@@ -12,12 +12,19 @@ from dnijax import RunConfig, engine, train, updates
 
 def test_update_rule_clips_then_adds_noise_then_steps():
     grads = {"w": jnp.array([30.0, 40.0])}  # global norm 50
-    rule = updates.update_rule(optimizer="sgd", learning_rate=0.1, noise="blog", eta=0.0,
-                               noise_key=jax.random.key(0), clip=5.0)
+    rule = updates.update_rule(
+        optimizer="sgd",
+        learning_rate=0.1,
+        noise="blog",
+        eta=0.0,
+        noise_key=jax.random.key(0),
+        clip=5.0,
+    )
     upd, _ = rule.update(grads, rule.init(grads))
     np.testing.assert_allclose(upd["w"], [-0.3, -0.4], rtol=1e-6)  # eta 0: clip and sgd only
-    noisy = updates.update_rule(optimizer="sgd", learning_rate=1.0, noise="paper", eta=1.0,
-                                noise_key=jax.random.key(0))
+    noisy = updates.update_rule(
+        optimizer="sgd", learning_rate=1.0, noise="paper", eta=1.0, noise_key=jax.random.key(0)
+    )
     upd, _ = noisy.update(grads, noisy.init(grads))
     assert not np.allclose(upd["w"], [-30.0, -40.0])
 
@@ -58,9 +65,18 @@ def test_a_skipped_layer_keeps_its_adam_moments_and_step_count():
 
 def test_update_prob_near_zero_leaves_a_dni_net_and_its_adam_state_untouched(blobs):
     x, labels = blobs
-    cfg = RunConfig(regime="dni", widths=(2, 8, 8, 1), optimizer="adam", lr=0.01,
-                    update_prob=1e-6, steps=5, log_every=5, activations="tanh", init="glorot",
-                    reduction="mean")
+    cfg = RunConfig(
+        regime="dni",
+        widths=(2, 8, 8, 1),
+        optimizer="adam",
+        lr=0.01,
+        update_prob=1e-6,
+        steps=5,
+        log_every=5,
+        activations="tanh",
+        init="glorot",
+        reduction="mean",
+    )
     program, hyper = cfg.program(), cfg.hyper()
     start = train.init_state(program, hyper, jax.random.key(0))
     data = train.make_data(cfg, x, labels)
@@ -68,10 +84,17 @@ def test_update_prob_near_zero_leaves_a_dni_net_and_its_adam_state_untouched(blo
     for _ in range(5):
         state, sig = train.train_step(program, hyper, state, data)
     assert float(jnp.abs(sig.net_grads[-1]["w"]).max()) > 0  # there was something to apply
-    float_leaves = lambda tree: [a for a in jax.tree.leaves(tree)  # noqa: E731
-                                 if jnp.issubdtype(a.dtype, jnp.floating)]
-    for before, after in ((start.net, state.net), (start.sg, state.sg),
-                          (start.net_opt, state.net_opt), (start.sg_opt, state.sg_opt)):
+    float_leaves = lambda tree: [
+        a
+        for a in jax.tree.leaves(tree)  # noqa: E731
+        if jnp.issubdtype(a.dtype, jnp.floating)
+    ]
+    for before, after in (
+        (start.net, state.net),
+        (start.sg, state.sg),
+        (start.net_opt, state.net_opt),
+        (start.sg_opt, state.sg_opt),
+    ):
         for a, b in zip(float_leaves(before), float_leaves(after), strict=True):
             np.testing.assert_array_equal(a, b)
     counts = [a for a in jax.tree.leaves(state.net_opt) if a.dtype == jnp.int32]
@@ -83,16 +106,26 @@ def test_the_old_mask_after_the_update_would_have_moved_the_moments(blobs):
     """The same run without the gate (a mask applied after the optimiser) does change the
     Adam moments of layers that did not update: the test above can fail."""
     x, labels = blobs
-    cfg = RunConfig(regime="dni", widths=(2, 8, 8, 1), optimizer="adam", lr=0.01, steps=1,
-                    activations="tanh", init="glorot", reduction="mean")
+    cfg = RunConfig(
+        regime="dni",
+        widths=(2, 8, 8, 1),
+        optimizer="adam",
+        lr=0.01,
+        steps=1,
+        activations="tanh",
+        init="glorot",
+        reduction="mean",
+    )
     program, hyper = cfg.program(), cfg.hyper()
     state = train.init_state(program, hyper, jax.random.key(0))
     data = train.make_data(cfg, x, labels)
     sig = train.compute_signals(program, state, data.x, data.y)
     tx = train.update_rules(program, hyper).net
     _, moved = tx.update(sig.net_grads, state.net_opt, state.net)
-    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.net_opt),
-                                                       jax.tree.leaves(moved)))
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(state.net_opt), jax.tree.leaves(moved))
+    )
 
 
 def test_freeze_zeroes_the_hidden_layers_after_the_optimiser():
@@ -115,10 +148,23 @@ def test_noise_to_chooses_whether_the_sg_modules_get_noise(noise_to, sg_noisy):
 
 def test_noise_before_clip_puts_the_noise_first():
     grads = {"w": jnp.array([30.0, 40.0])}
-    after = updates.update_rule(optimizer="sgd", learning_rate=1.0, noise="blog", eta=100.0,
-                                noise_key=jax.random.key(0), clip=5.0)
-    before = updates.update_rule(optimizer="sgd", learning_rate=1.0, noise="blog", eta=100.0,
-                                 noise_key=jax.random.key(0), clip=5.0, noise_before_clip=True)
+    after = updates.update_rule(
+        optimizer="sgd",
+        learning_rate=1.0,
+        noise="blog",
+        eta=100.0,
+        noise_key=jax.random.key(0),
+        clip=5.0,
+    )
+    before = updates.update_rule(
+        optimizer="sgd",
+        learning_rate=1.0,
+        noise="blog",
+        eta=100.0,
+        noise_key=jax.random.key(0),
+        clip=5.0,
+        noise_before_clip=True,
+    )
     u_after, _ = after.update(grads, after.init(grads))
     u_before, _ = before.update(grads, before.init(grads))
     assert float(jnp.linalg.norm(u_before["w"])) <= 5.0 + 1e-4  # clipped last
@@ -139,9 +185,16 @@ def test_an_optimizer_of_your_own_is_one_registry_entry(blobs):
             u, s_ours = ours.update(grads, s_ours, params)
             v, s_theirs = theirs.update(grads, s_theirs, params)
             np.testing.assert_array_equal(u["w"], v["w"])
-        cfg = RunConfig(regime="dni", optimizer="nesterov", widths=(2, 8, 1), lr=0.1,
-                        steps=100, reduction="mean", activations=("tanh", "sigmoid"),
-                        init="glorot")
+        cfg = RunConfig(
+            regime="dni",
+            optimizer="nesterov",
+            widths=(2, 8, 1),
+            lr=0.1,
+            steps=100,
+            reduction="mean",
+            activations=("tanh", "sigmoid"),
+            init="glorot",
+        )
         _, hist = engine.run_one(cfg, *blobs, jax.random.key(0))
         assert hist["loss"][-1] < hist["loss"][0]
         assert RunConfig(task="copy", optimizer="nesterov").optimizer == "nesterov"

@@ -19,7 +19,8 @@ runs as +inf), with the mean longest length solved beside it.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,18 +40,33 @@ def metric_of(config: dict[str, Any]) -> str:
     return "final_error_bits" if config.get("task") else "final_loss"
 
 
-def manifest(config: RunConfig, preset: str, lrs: Sequence[float], regimes: Sequence[str], *,
-             seeds: int, sg_lr: float | None, data: str | None = None) -> dict[str, Any]:
+def manifest(
+    config: RunConfig,
+    preset: str,
+    lrs: Sequence[float],
+    regimes: Sequence[str],
+    *,
+    seeds: int,
+    sg_lr: float | None,
+    data: str | None = None,
+) -> dict[str, Any]:
     """The configuration that a sweep's output folder belongs to: its preset ``config``
     (before the swept numbers) and the sweep's own settings (``data``: the data spec,
     recorded in ``config``)."""
-    return {"kind": "sweep", "preset": preset, "lrs": [float(v) for v in lrs],
-            "regimes": list(regimes), "seeds": seeds, "sg_lr": sg_lr,
-            "config": compare.config_dict(config, seeds, data)}
+    return {
+        "kind": "sweep",
+        "preset": preset,
+        "lrs": [float(v) for v in lrs],
+        "regimes": list(regimes),
+        "seeds": seeds,
+        "sg_lr": sg_lr,
+        "config": compare.config_dict(config, seeds, data),
+    }
 
 
-def run_block(config: RunConfig, regime: str, lr: float, sg_lr: float | None, seeds: int,
-              grid: dict[str, Any]) -> dict[str, Any]:
+def run_block(
+    config: RunConfig, regime: str, lr: float, sg_lr: float | None, seeds: int, grid: dict[str, Any]
+) -> dict[str, Any]:
     """All seeds of one (regime, learning rate) as one vmapped program: ``config`` with
     that regime and lr (and ``sg_lr``, or the lr itself), on ``grid``, the seeds' data
     (:func:`presets.grid_inputs`' keywords)."""
@@ -60,27 +76,38 @@ def run_block(config: RunConfig, regime: str, lr: float, sg_lr: float | None, se
         res = engine.run_grid(cfg, hyper, keys, None)
         summary = compare.summarize_task_runs(res, slice(0, seeds), cfg.max_length)
     else:
-        res = engine.run_grid(cfg, hyper, keys,
-                              **dict(grid, sg=grid["sg"] if cfg.uses_sg else None))
+        res = engine.run_grid(
+            cfg, hyper, keys, **dict(grid, sg=grid["sg"] if cfg.uses_sg else None)
+        )
         summary = compare.summarize_runs(res, slice(0, seeds), compare.loss_bounds(cfg.loss))
     for curve in ("loss_curve", "length_curve", "error_curve"):
         summary.pop(curve, None)
     return {"regime": regime, "lr": float(lr), "devices": engine.device_summary(), **summary}
 
 
-def run_sweep(out: str, preset: str, lrs: Sequence[float], regimes: Sequence[str] = REGIMES,
-              *, seeds: int = 5, steps: int | None = None, sg_lr: float | None = None,
-              overwrite: bool = False, log: Callable[[str], None] = print,
-              overrides: dict[str, Any] | None = None,
-              data: str | None = None) -> dict[str, Any]:
+def run_sweep(
+    out: str,
+    preset: str,
+    lrs: Sequence[float],
+    regimes: Sequence[str] = REGIMES,
+    *,
+    seeds: int = 5,
+    steps: int | None = None,
+    sg_lr: float | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+    overrides: dict[str, Any] | None = None,
+    data: str | None = None,
+) -> dict[str, Any]:
     """Runs (or resumes) a sweep into ``out`` and returns the assembled results
     (``data``: a ``--data`` spec, :func:`dnijax.data.resolve`; ``None``: the preset's).
     ``preset`` may name a sequence task (:data:`presets.TASKS`), which takes no data."""
     if preset in presets.TASKS:
         config = presets.task_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides)
     else:
-        config = presets.preset_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides,
-                                       data=data)
+        config = presets.preset_config(
+            preset, steps=steps, sg_lr=sg_lr, overrides=overrides, data=data
+        )
     meta = manifest(config, preset, lrs, regimes, seeds=seeds, sg_lr=sg_lr, data=data)
     resumed = store.claim_out_dir(out, meta, overwrite, report.SWEEP_OUTPUTS)
     blocks_dir = os.path.join(out, "blocks")
@@ -114,8 +141,10 @@ def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
     metric = metric_of(meta["config"])
     task = metric == "final_error_bits"
     for regime in meta["regimes"]:
-        cells = [store.read_json(os.path.join(out, "blocks", block_name(regime, lr)))
-                 for lr in meta["lrs"]]
+        cells = [
+            store.read_json(os.path.join(out, "blocks", block_name(regime, lr)))
+            for lr in meta["lrs"]
+        ]
         devices.update(c.get("devices", "unrecorded") for c in cells)
         bounds = stats.NONNEGATIVE if task else compare.loss_bounds(meta["config"]["loss"])
         measure = [stats.summarize(c[metric], c["diverged_at"], bounds=bounds) for c in cells]
@@ -128,18 +157,34 @@ def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
             "diverged_fraction": [s["diverged_fraction"] for s in measure],
         }
         if task:
-            solved = [stats.summarize(c["solved"], c["diverged_at"],
-                                      bounds=(0.0, float(meta["config"]["max_length"])))
-                      for c in cells]
-            r.update({"mean_solved": [s["mean"] for s in solved],
-                      "mean_solved_ci95": [s["ci95"] for s in solved]})
+            solved = [
+                stats.summarize(
+                    c["solved"], c["diverged_at"], bounds=(0.0, float(meta["config"]["max_length"]))
+                )
+                for c in cells
+            ]
+            r.update(
+                {
+                    "mean_solved": [s["mean"] for s in solved],
+                    "mean_solved_ci95": [s["ci95"] for s in solved],
+                }
+            )
             keys = ("solved", "final_length", "final_error_bits", "diverged_at")
         else:
             r["mean_test_accuracy"] = [
-                stats.summarize(c["test_accuracy"], c["diverged_at"],
-                                bounds=stats.PROBABILITY)["mean"] for c in cells]
+                stats.summarize(c["test_accuracy"], c["diverged_at"], bounds=stats.PROBABILITY)[
+                    "mean"
+                ]
+                for c in cells
+            ]
             keys = ("final_loss", "final_accuracy", "test_accuracy", "diverged_at")
         r.update({k: [c[k] for c in cells] for k in keys})
-    return {"preset": meta["preset"], "config": meta["config"], "lrs": meta["lrs"],
-            "sg_lr": meta["sg_lr"], "metric": metric, "devices": ", ".join(sorted(devices)),
-            "regimes": regimes}
+    return {
+        "preset": meta["preset"],
+        "config": meta["config"],
+        "lrs": meta["lrs"],
+        "sg_lr": meta["sg_lr"],
+        "metric": metric,
+        "devices": ", ".join(sorted(devices)),
+        "regimes": regimes,
+    }

@@ -28,7 +28,8 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -38,15 +39,45 @@ from dnijax.config import RunConfig, check_data
 
 PRESETS: dict[str, RunConfig] = {
     "seed": RunConfig(
-        regime="backprop", widths=(2, 10, 28, 1), activations="sigmoid", bias=False,
-        init="normal", init_scale=0.2, init_shift=-0.1, loss="mse", reduction="sum",
-        optimizer="sgd", lr=8e-5, topology="seed", sg_init="network", sg_bias=False,
-        noise="blog", eta=0.1, gamma=0.55, steps=100, log_every=1),
+        regime="backprop",
+        widths=(2, 10, 28, 1),
+        activations="sigmoid",
+        bias=False,
+        init="normal",
+        init_scale=0.2,
+        init_shift=-0.1,
+        loss="mse",
+        reduction="sum",
+        optimizer="sgd",
+        lr=8e-5,
+        topology="seed",
+        sg_init="network",
+        sg_bias=False,
+        noise="blog",
+        eta=0.1,
+        gamma=0.55,
+        steps=100,
+        log_every=1,
+    ),
     "tuned": RunConfig(
-        regime="backprop", widths=(2, 10, 28, 1), activations=("tanh", "tanh", "sigmoid"),
-        bias=True, init="glorot", loss="mse", reduction="mean", optimizer="sgd", lr=1.0,
-        sg_lr=0.1, topology="paper", sg_init="zero", noise="paper", eta=0.01, gamma=0.55,
-        steps=2000, log_every=20),
+        regime="backprop",
+        widths=(2, 10, 28, 1),
+        activations=("tanh", "tanh", "sigmoid"),
+        bias=True,
+        init="glorot",
+        loss="mse",
+        reduction="mean",
+        optimizer="sgd",
+        lr=1.0,
+        sg_lr=0.1,
+        topology="paper",
+        sg_init="zero",
+        noise="paper",
+        eta=0.01,
+        gamma=0.55,
+        steps=2000,
+        log_every=20,
+    ),
 }
 DEFAULT_SEEDS = {"seed": 10, "tuned": 10}
 
@@ -55,14 +86,44 @@ DEFAULT_SEEDS = {"seed": 10, "tuned": 10}
 # cross-entropy per bit, the length curriculum of the DNI paper's copy experiments
 TASKS: dict[str, RunConfig] = {
     "copy": RunConfig(
-        regime="backprop", task="copy", core="lstm", hidden=32, window=4, max_length=10,
-        batch_size=16, optimizer="adam", lr=1e-2, sg_lr=1e-2, loss="bce", reduction="mean",
-        noise="paper", eta=0.01, gamma=0.55, threshold=0.15, steps=1000),
+        regime="backprop",
+        task="copy",
+        core="lstm",
+        hidden=32,
+        window=4,
+        max_length=10,
+        batch_size=16,
+        optimizer="adam",
+        lr=1e-2,
+        sg_lr=1e-2,
+        loss="bce",
+        reduction="mean",
+        noise="paper",
+        eta=0.01,
+        gamma=0.55,
+        threshold=0.15,
+        steps=1000,
+    ),
     "repeat_copy": RunConfig(
-        regime="backprop", task="repeat_copy", max_repeats=3, core="lstm", hidden=32,
-        window=4, max_length=6, batch_size=16, optimizer="adam", lr=1e-2, sg_lr=1e-2,
-        loss="bce", reduction="mean", noise="paper", eta=0.01, gamma=0.55, threshold=0.15,
-        steps=1000),
+        regime="backprop",
+        task="repeat_copy",
+        max_repeats=3,
+        core="lstm",
+        hidden=32,
+        window=4,
+        max_length=6,
+        batch_size=16,
+        optimizer="adam",
+        lr=1e-2,
+        sg_lr=1e-2,
+        loss="bce",
+        reduction="mean",
+        noise="paper",
+        eta=0.01,
+        gamma=0.55,
+        threshold=0.15,
+        steps=1000,
+    ),
 }
 DEFAULT_TASK_SEEDS = 5
 PARALLEL_SEEDS = 2000  # from this many seeds on, grid_inputs makes their data on every core
@@ -72,10 +133,17 @@ DEFAULT_DATA = "article"  # the presets' data; only the tuned preset takes other
 SEED_FIXED = ("widths", "bias", "topology", "conditioned", "sg_hidden", "sg_bias")
 
 
-def preset_config(preset: str, *, steps: int | None = None, lr: float | None = None,
-                  sg_lr: float | None = None, eta: float | None = None,
-                  overrides: dict[str, Any] | None = None, data: str | None = None,
-                  notify: Callable[[str], None] | None = None) -> RunConfig:
+def preset_config(
+    preset: str,
+    *,
+    steps: int | None = None,
+    lr: float | None = None,
+    sg_lr: float | None = None,
+    eta: float | None = None,
+    overrides: dict[str, Any] | None = None,
+    data: str | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> RunConfig:
     """The preset's config with ``overrides`` (a config file's fields) and then the
     given options replaced, validated, and checked against seed 0's data.
 
@@ -92,16 +160,19 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
       ValueError: one line, for a bad value, a bad data file or data that do not fit.
     """
     if preset not in PRESETS:
-        raise ValueError(f"preset: unknown value {preset!r}; choose one of "
-                         f"{', '.join(PRESETS)}")
+        raise ValueError(f"preset: unknown value {preset!r}; choose one of {', '.join(PRESETS)}")
     changes: dict[str, Any] = dict(overrides or {})
     if changes.get("task") is not None:
-        raise ValueError("--config: task is chosen with --task (e.g. --task copy), not in the "
-                         "file; drop it from the file")
+        raise ValueError(
+            "--config: task is chosen with --task (e.g. --task copy), not in the "
+            "file; drop it from the file"
+        )
     if preset == "seed" and set(changes) & set(SEED_FIXED):
-        raise ValueError(f"--config: the seed preset's article weights fix "
-                         f"{', '.join(sorted(set(changes) & set(SEED_FIXED)))}; use the tuned "
-                         "preset to change them")
+        raise ValueError(
+            f"--config: the seed preset's article weights fix "
+            f"{', '.join(sorted(set(changes) & set(SEED_FIXED)))}; use the tuned "
+            "preset to change them"
+        )
     add_options(changes, overrides, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta)
     ds, _ = preset_data(preset, 0, data)
     base = PRESETS[preset]
@@ -118,19 +189,30 @@ def preset_config(preset: str, *, steps: int | None = None, lr: float | None = N
     if notify is not None and (widths or fitted):
         said = [f"widths {base.widths} -> {widths}"] if widths else []
         if fitted:
-            said.append(f"loss {base.loss} -> {fitted} (softmax outputs; a config file with "
-                        "\"loss\" keeps another)")
-        shape = f"{ds.n_features} features and {ds.n_classes} classes; " if widths else (
-            f"{ds.n_classes} classes, ")
+            said.append(
+                f"loss {base.loss} -> {fitted} (softmax outputs; a config file with "
+                '"loss" keeps another)'
+            )
+        shape = (
+            f"{ds.n_features} features and {ds.n_classes} classes; "
+            if widths
+            else (f"{ds.n_classes} classes, ")
+        )
         notify(f"--data {data or DEFAULT_DATA} has {shape}{', '.join(said)}")
     cfg = base.replace(**changes) if changes else base
     check_data(cfg, ds.x_train, ds.y_train)
     return cfg
 
 
-def task_config(task: str, *, steps: int | None = None, lr: float | None = None,
-                sg_lr: float | None = None, eta: float | None = None,
-                overrides: dict[str, Any] | None = None) -> RunConfig:
+def task_config(
+    task: str,
+    *,
+    steps: int | None = None,
+    lr: float | None = None,
+    sg_lr: float | None = None,
+    eta: float | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
     """A sequence task's config (``TASKS``) with ``overrides`` (a config file's fields) and
     then the given options replaced, validated.
 
@@ -141,14 +223,15 @@ def task_config(task: str, *, steps: int | None = None, lr: float | None = None,
         raise ValueError(f"task: unknown value {task!r}; choose one of {', '.join(TASKS)}")
     changes: dict[str, Any] = dict(overrides or {})
     if changes.get("task", task) != task:
-        raise ValueError(f"--config: its task {changes['task']!r} is not --task {task!r}; drop "
-                         "task from the file")
+        raise ValueError(
+            f"--config: its task {changes['task']!r} is not --task {task!r}; drop "
+            "task from the file"
+        )
     add_options(changes, overrides, steps=steps, lr=lr, sg_lr=sg_lr, eta=eta)
     return TASKS[task].replace(**changes) if changes else TASKS[task]
 
 
-def add_options(changes: dict[str, Any], overrides: dict[str, Any] | None,
-                **options: Any) -> None:
+def add_options(changes: dict[str, Any], overrides: dict[str, Any] | None, **options: Any) -> None:
     """Puts the command-line ``options`` that were given (not ``None``) into ``changes``,
     over a config file's ``overrides``; new ``steps`` reset ``log_every`` to its default
     unless the file sets it."""
@@ -180,30 +263,40 @@ def fit_widths(widths: tuple[int, ...], loss: str, ds: data_lib.Dataset) -> tupl
     return (ds.n_features, *widths[1:-1], n_out if fits_out else output_width(k, loss))
 
 
-def preset_data(preset: str, seed: int, data: str | None = None
-                ) -> tuple[data_lib.Dataset, Any]:
+def preset_data(preset: str, seed: int, data: str | None = None) -> tuple[data_lib.Dataset, Any]:
     """Data (and, for ``seed``, the article's initial weights) of one seed.
 
     ``data`` (a ``--data`` spec; ``None``: the article's) is loaded with
     ``data_lib.resolve(data, seed)``: seed s has its own split and standardisation.
     """
     if preset == "seed" and data is not None:
-        raise ValueError("--data: the seed preset's data are the article's by definition (its "
-                         "weights are drawn right after them); use --preset tuned for other data")
+        raise ValueError(
+            "--data: the seed preset's data are the article's by definition (its "
+            "weights are drawn right after them); use --preset tuned for other data"
+        )
     if preset == "seed":
         rng = np.random.RandomState(data_lib.ARTICLE_SEED + seed)
         x, y = data_lib.article_classification(rng)
         net_w, sg_w = data_lib.article_weights(rng)
-        ds = data_lib.Dataset("article", x.astype(np.float32), y.astype(np.int32),
-                              x.astype(np.float32), y.astype(np.int32), 2)
-        init = ([{"w": w.astype(np.float32)} for w in net_w],
-                [[{"w": s.astype(np.float32)}] for s in sg_w])
+        ds = data_lib.Dataset(
+            "article",
+            x.astype(np.float32),
+            y.astype(np.int32),
+            x.astype(np.float32),
+            y.astype(np.int32),
+            2,
+        )
+        init = (
+            [{"w": w.astype(np.float32)} for w in net_w],
+            [[{"w": s.astype(np.float32)}] for s in sg_w],
+        )
         return ds, init
     return data_lib.resolve(data or DEFAULT_DATA, seed), None
 
 
-def grid_inputs(preset: str, seeds: int, copies: int = 1, data: str | None = None
-                ) -> tuple[list[data_lib.Dataset], dict[str, Any]]:
+def grid_inputs(
+    preset: str, seeds: int, copies: int = 1, data: str | None = None
+) -> tuple[list[data_lib.Dataset], dict[str, Any]]:
     """Per-run data (and, for ``seed``, initial weights) of ``seeds`` seeds, the seeds
     repeated ``copies`` times along the run axis, as :func:`engine.run_grid` keywords
     (drop ``sg`` for a program without SG modules). ``data``: as :func:`preset_data`.
@@ -212,8 +305,10 @@ def grid_inputs(preset: str, seeds: int, copies: int = 1, data: str | None = Non
     seed's data depend on the seed alone, so they are the same either way."""
     if seeds >= PARALLEL_SEEDS and (os.cpu_count() or 1) > 1:
         from joblib import Parallel, delayed
+
         per_seed = Parallel(n_jobs=os.cpu_count(), batch_size=500)(
-            delayed(preset_data)(preset, s, data) for s in range(seeds))
+            delayed(preset_data)(preset, s, data) for s in range(seeds)
+        )
     else:
         per_seed = [preset_data(preset, s, data) for s in range(seeds)]
     datasets = [d for d, _ in per_seed]
@@ -221,7 +316,10 @@ def grid_inputs(preset: str, seeds: int, copies: int = 1, data: str | None = Non
     grid: dict[str, Any] = {
         "data": (stack(lambda d: d.x_train), stack(lambda d: d.y_train)),
         "test": (stack(lambda d: d.x_test), stack(lambda d: d.y_test)),
-        "per_run_data": True, "net": None, "sg": None}
+        "per_run_data": True,
+        "net": None,
+        "sg": None,
+    }
     if per_seed[0][1] is not None:
         grid["net"] = engine.stack_trees([i[0] for _, i in per_seed] * copies)
         grid["sg"] = engine.stack_trees([i[1] for _, i in per_seed] * copies)

@@ -29,12 +29,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 Params = dict  # one weighted layer: {"w": array, optional "b": array}
-Cache = Any    # whatever a backward needs from its forward
+Cache = Any  # whatever a backward needs from its forward
 
 
 # ---------------------------------------------------------------- activations
@@ -123,12 +124,20 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
 
 def _window_slices(di: int, dj: int, out_h: int, out_w: int, stride: int) -> tuple[slice, ...]:
     """The rows/columns ``i s + di`` (``i < out_h``) and ``j s + dj`` of a padded image."""
-    return (slice(None), slice(di, di + stride * (out_h - 1) + 1, stride),
-            slice(dj, dj + stride * (out_w - 1) + 1, stride), slice(None))
+    return (
+        slice(None),
+        slice(di, di + stride * (out_h - 1) + 1, stride),
+        slice(dj, dj + stride * (out_w - 1) + 1, stride),
+        slice(None),
+    )
 
 
-def im2col(h: np.ndarray, kernel: tuple[int, int], stride: int,
-           padding: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+def im2col(
+    h: np.ndarray,
+    kernel: tuple[int, int],
+    stride: int,
+    padding: tuple[tuple[int, int], tuple[int, int]],
+) -> np.ndarray:
     """The patch tensor ``P[b, i, j, di, dj, c] = pad(h)[b, i s + di, j s + dj, c]``
     (``docs/math.md``, "Layers by hand: convolution and pooling").
 
@@ -153,8 +162,12 @@ def im2col(h: np.ndarray, kernel: tuple[int, int], stride: int,
     return patches
 
 
-def col2im(grad_patches: np.ndarray, in_shape: tuple[int, ...], stride: int,
-           padding: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+def col2im(
+    grad_patches: np.ndarray,
+    in_shape: tuple[int, ...],
+    stride: int,
+    padding: tuple[tuple[int, int], tuple[int, int]],
+) -> np.ndarray:
     """The transpose of :func:`im2col`.
 
     Every patch entry's gradient is added back onto the padded pixel it was copied
@@ -177,7 +190,7 @@ def col2im(grad_patches: np.ndarray, in_shape: tuple[int, ...], stride: int,
     for di in range(kh):
         for dj in range(kw):
             grad[_window_slices(di, dj, out_h, out_w, stride)] += grad_patches[:, :, :, di, dj, :]
-    return grad[:, top:top + height, left:left + width, :]
+    return grad[:, top : top + height, left : left + width, :]
 
 
 def conv2d_forward(params: Params, h: np.ndarray, stride: int = 1) -> tuple[np.ndarray, Cache]:
@@ -235,8 +248,9 @@ def conv2d_backward(cache: Cache, grad_out: np.ndarray) -> tuple[Params, np.ndar
 
 
 # ---------------------------------------------------------------- pooling
-def pool_forward(h: np.ndarray, reducer: str, window: int,
-                 stride: int | None = None) -> tuple[np.ndarray, Cache]:
+def pool_forward(
+    h: np.ndarray, reducer: str, window: int, stride: int | None = None
+) -> tuple[np.ndarray, Cache]:
     """Max or mean over each ``window x window`` patch, per channel, VALID padding.
 
     Args:
@@ -281,8 +295,9 @@ def pool_backward(cache: Cache, grad_out: np.ndarray) -> tuple[dict, np.ndarray]
         picked = np.arange(kh * kw)[None, None, None, :, None] == first[:, :, :, None, :]
         grad_flat = picked * grad_out[:, :, :, None, :]
     else:
-        grad_flat = np.broadcast_to(grad_out[:, :, :, None, :] / (kh * kw),
-                                    (b, out_h, out_w, kh * kw, c))
+        grad_flat = np.broadcast_to(
+            grad_out[:, :, :, None, :] / (kh * kw), (b, out_h, out_w, kh * kw, c)
+        )
     grad_patches = grad_flat.reshape(patch_shape)
     return {}, col2im(grad_patches, in_shape, stride, ((0, 0), (0, 0)))
 
@@ -320,21 +335,36 @@ def _move_back(cache: Cache, grad_out: np.ndarray) -> tuple[dict, np.ndarray]:
 # The rules call this module's functions by name when they run, so a test that replaces
 # one of them (a deliberately wrong backward) reaches every layer that uses it.
 KIND_RULES: dict[str, KindRule] = {
-    "dense": KindRule(lambda spec, params, h: dense_forward(params, h),
-                      lambda cache, g: dense_backward(cache, g)),
-    "conv2d": KindRule(lambda spec, params, h: _conv2d_rule_forward(spec, params, h),
-                       lambda cache, g: conv2d_backward(cache, g)),
-    "max_pool": KindRule(lambda spec, params, h: _pool_rule_forward(spec, params, h),
-                         lambda cache, g: pool_backward(cache, g)),
-    "avg_pool": KindRule(lambda spec, params, h: _pool_rule_forward(spec, params, h),
-                         lambda cache, g: pool_backward(cache, g)),
-    "flatten": KindRule(lambda spec, params, h: (h.reshape(h.shape[0], -1), h.shape),
-                        lambda cache, g: _move_back(cache, g)),
-    "reshape": KindRule(lambda spec, params, h: _reshape_rule_forward(spec, params, h),
-                        lambda cache, g: _move_back(cache, g)),
-    **{name: KindRule(lambda spec, params, h: activation_forward(spec.kind, h),
-                      lambda cache, g: activation_backward(cache, g))
-       for name in ACTIVATIONS},
+    "dense": KindRule(
+        lambda spec, params, h: dense_forward(params, h), lambda cache, g: dense_backward(cache, g)
+    ),
+    "conv2d": KindRule(
+        lambda spec, params, h: _conv2d_rule_forward(spec, params, h),
+        lambda cache, g: conv2d_backward(cache, g),
+    ),
+    "max_pool": KindRule(
+        lambda spec, params, h: _pool_rule_forward(spec, params, h),
+        lambda cache, g: pool_backward(cache, g),
+    ),
+    "avg_pool": KindRule(
+        lambda spec, params, h: _pool_rule_forward(spec, params, h),
+        lambda cache, g: pool_backward(cache, g),
+    ),
+    "flatten": KindRule(
+        lambda spec, params, h: (h.reshape(h.shape[0], -1), h.shape),
+        lambda cache, g: _move_back(cache, g),
+    ),
+    "reshape": KindRule(
+        lambda spec, params, h: _reshape_rule_forward(spec, params, h),
+        lambda cache, g: _move_back(cache, g),
+    ),
+    **{
+        name: KindRule(
+            lambda spec, params, h: activation_forward(spec.kind, h),
+            lambda cache, g: activation_backward(cache, g),
+        )
+        for name in ACTIVATIONS
+    },
 }
 BUILTIN_KINDS = tuple(KIND_RULES)
 
@@ -357,8 +387,10 @@ def layer_forward(spec: Any, params: Params, h: np.ndarray) -> tuple[np.ndarray,
     """
     kind = spec.kind
     if kind not in KIND_RULES:
-        raise ValueError(f"layer kind {kind!r}: the reference derives built-in kinds only "
-                         f"({', '.join(BUILTIN_KINDS)})")
+        raise ValueError(
+            f"layer kind {kind!r}: the reference derives built-in kinds only "
+            f"({', '.join(BUILTIN_KINDS)})"
+        )
     out, cache = KIND_RULES[kind].forward(spec, params, h)
     return out, (kind, cache)
 
@@ -432,8 +464,9 @@ def sg_input(h: np.ndarray, cond: np.ndarray | None) -> np.ndarray:
     return np.concatenate([h, np.broadcast_to(cond, h.shape[:-1] + cond.shape[-1:])], axis=-1)
 
 
-def sg_forward(module: Sequence[Params], h: np.ndarray,
-               cond: np.ndarray | None) -> tuple[np.ndarray, Cache]:
+def sg_forward(
+    module: Sequence[Params], h: np.ndarray, cond: np.ndarray | None
+) -> tuple[np.ndarray, Cache]:
     """A synthetic gradient ``d = M([h, cond])`` (``docs/math.md``, "Synthetic gradients
     (DNI)", and "Layers by hand: convolution and pooling" for conv modules).
 

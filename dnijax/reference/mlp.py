@@ -32,7 +32,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -80,12 +81,15 @@ def bce(out: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 LOSSES: dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
-    "mse": mse, "xent": xent, "bce": bce,
+    "mse": mse,
+    "xent": xent,
+    "bce": bce,
 }
 
 
-def loss_and_output_grad(out: np.ndarray, y: np.ndarray,
-                         loss: str) -> tuple[np.ndarray, np.ndarray]:
+def loss_and_output_grad(
+    out: np.ndarray, y: np.ndarray, loss: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-example loss ``l_b`` and its gradient ``e_b = dl_b/d out_b``: the loss ``loss``
     of :data:`LOSSES` (:func:`mse`, :func:`xent`, :func:`bce`)."""
     if loss not in LOSSES:
@@ -99,8 +103,9 @@ def batch_scale(batch: int, reduction: str) -> float:
 
 
 # ---------------------------------------------------------------- the network
-def forward(params: list[Params], x: np.ndarray,
-            blocks: Sequence[Any]) -> tuple[list[np.ndarray], list]:
+def forward(
+    params: list[Params], x: np.ndarray, blocks: Sequence[Any]
+) -> tuple[list[np.ndarray], list]:
     """``hs = [h_0 = x, h_1..h_L]`` (the block outputs) and each block's cache."""
     hs, caches = [x], []
     for p, block in zip(params, blocks, strict=True):
@@ -111,8 +116,14 @@ def forward(params: list[Params], x: np.ndarray,
 
 
 # ---------------------------------------------------------------- backprop
-def backprop_grads(params: list[Params], x: np.ndarray, y: np.ndarray, blocks: Sequence[Any],
-                   loss: str, reduction: str) -> tuple[float, list[Params]]:
+def backprop_grads(
+    params: list[Params],
+    x: np.ndarray,
+    y: np.ndarray,
+    blocks: Sequence[Any],
+    loss: str,
+    reduction: str,
+) -> tuple[float, list[Params]]:
     """``J`` and ``dJ/dtheta`` by the chain rule, from ``dJ/dh_L = c e`` down through
     every block's backward to block 1."""
     hs, caches = forward(params, x, effective_blocks(blocks, loss))
@@ -149,10 +160,19 @@ def check_sg_target(sg_target: str) -> str:
     return sg_target
 
 
-def dni_grads(params: list[Params], sgs: list, x: np.ndarray, y: np.ndarray,
-              blocks: Sequence[Any], loss: str, reduction: str, topology: str,
-              conditioned: bool, *, sg_target: str = "per_example"
-              ) -> tuple[float, list[Params], list, list[float]]:
+def dni_grads(
+    params: list[Params],
+    sgs: list,
+    x: np.ndarray,
+    y: np.ndarray,
+    blocks: Sequence[Any],
+    loss: str,
+    reduction: str,
+    topology: str,
+    conditioned: bool,
+    *,
+    sg_target: str = "per_example",
+) -> tuple[float, list[Params], list, list[float]]:
     """The DNI signals of one step, written out, block by block.
 
     ``docs/math.md``, "Synthetic gradients (DNI)" and its "SG target scale
@@ -263,7 +283,7 @@ def adam_step(g: Params, state: dict, lr: float) -> tuple[Params, dict]:
     k = state["count"] + 1
     mu = tree_map(lambda a, b: ADAM_B1 * b + (1 - ADAM_B1) * a, g, state["mu"])
     nu = tree_map(lambda a, b: ADAM_B2 * b + (1 - ADAM_B2) * a * a, g, state["nu"])
-    c1, c2 = 1 - ADAM_B1 ** k, 1 - ADAM_B2 ** k
+    c1, c2 = 1 - ADAM_B1**k, 1 - ADAM_B2**k
     step = tree_map(lambda m_, v_: lr * (m_ / c1) / (np.sqrt(v_ / c2) + ADAM_EPS), mu, nu)
     return step, {"mu": mu, "nu": nu, "count": k}
 
@@ -279,8 +299,10 @@ class OptimizerRule(NamedTuple):
 OPTIMIZER_RULES: dict[str, OptimizerRule] = {
     "sgd": OptimizerRule(lambda p: {}, sgd_step),
     "momentum": OptimizerRule(lambda p: {"m": tree_map(np.zeros_like, p)}, momentum_step),
-    "adam": OptimizerRule(lambda p: {"mu": tree_map(np.zeros_like, p),
-                                     "nu": tree_map(np.zeros_like, p), "count": 0}, adam_step),
+    "adam": OptimizerRule(
+        lambda p: {"mu": tree_map(np.zeros_like, p), "nu": tree_map(np.zeros_like, p), "count": 0},
+        adam_step,
+    ),
 }
 OPTIMIZERS = tuple(OPTIMIZER_RULES)
 
@@ -295,8 +317,14 @@ def init_optimizer(params: list, optimizer: str) -> list:
     return [None if p is None else init(p) for p in params]
 
 
-def optimizer_step(params: list, grads: list, states: list, lr: float, optimizer: str,
-                   mask: Sequence[bool] | None = None) -> tuple[list, list]:
+def optimizer_step(
+    params: list,
+    grads: list,
+    states: list,
+    lr: float,
+    optimizer: str,
+    mask: Sequence[bool] | None = None,
+) -> tuple[list, list]:
     """One update of each layer whose ``mask`` flag is set; the others keep their
     parameters *and* their state (``docs/math.md``, "Asynchronous updates").
 
@@ -320,10 +348,22 @@ def optimizer_step(params: list, grads: list, states: list, lr: float, optimizer
     return new_params, new_states
 
 
-def signals(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np.ndarray, *,
-            blocks: Sequence[Any], loss: str, reduction: str, topology: str = "paper",
-            conditioned: bool = False, feedback: list | None = None,
-            direction: list | None = None, sg_target: str = "per_example") -> dict:
+def signals(
+    signal: str,
+    params: list,
+    sgs: list | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    blocks: Sequence[Any],
+    loss: str,
+    reduction: str,
+    topology: str = "paper",
+    conditioned: bool = False,
+    feedback: list | None = None,
+    direction: list | None = None,
+    sg_target: str = "per_example",
+) -> dict:
     """The signals of one step of rule ``backprop``, ``dni``, ``fa``, ``dfa`` (with the
     fixed matrices ``feedback``) or ``fwdgrad`` (along ``direction``), the last three from
     :mod:`dnijax.reference.rules`: ``{"loss", "net_grads", "sg_grads", "sg_losses"}``
@@ -334,31 +374,56 @@ def signals(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np.nd
     outside the two raises ``ValueError`` for every rule."""
     check_sg_target(sg_target)
     if signal == "dni":
-        j, g_net, g_sg, sg_losses = dni_grads(params, sgs, x, y, blocks, loss, reduction,
-                                              topology, conditioned, sg_target=sg_target)
+        j, g_net, g_sg, sg_losses = dni_grads(
+            params, sgs, x, y, blocks, loss, reduction, topology, conditioned, sg_target=sg_target
+        )
     elif signal == "backprop":
-        (j, g_net), g_sg, sg_losses = backprop_grads(params, x, y, blocks, loss,
-                                                     reduction), None, []
+        (j, g_net), g_sg, sg_losses = (
+            backprop_grads(params, x, y, blocks, loss, reduction),
+            None,
+            [],
+        )
     elif signal in ("fa", "dfa", "fwdgrad"):
         from dnijax.reference import rules  # rules imports this module: import it here
-        rule, fixed = {"fa": (rules.fa_grads, feedback), "dfa": (rules.dfa_grads, feedback),
-                       "fwdgrad": (rules.fwdgrad_grads, direction)}[signal]
-        (j, g_net), g_sg, sg_losses = rule(params, fixed, x, y, blocks, loss,
-                                           reduction), None, []
+
+        rule, fixed = {
+            "fa": (rules.fa_grads, feedback),
+            "dfa": (rules.dfa_grads, feedback),
+            "fwdgrad": (rules.fwdgrad_grads, direction),
+        }[signal]
+        (j, g_net), g_sg, sg_losses = rule(params, fixed, x, y, blocks, loss, reduction), None, []
     else:
-        raise ValueError(f"unknown signal rule {signal!r}; the reference has backprop, dni, "
-                         "fa, dfa, fwdgrad")
+        raise ValueError(
+            f"unknown signal rule {signal!r}; the reference has backprop, dni, fa, dfa, fwdgrad"
+        )
     return {"loss": j, "net_grads": g_net, "sg_grads": g_sg, "sg_losses": sg_losses}
 
 
-def trajectory(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np.ndarray,
-               steps: int, *, blocks: Sequence[Any], loss: str, reduction: str,
-               lr: float, sg_lr: float | None = None, optimizer: str = "sgd",
-               topology: str = "paper", conditioned: bool = False, clip: float | None = None,
-               noise_before_clip: bool = False, net_noises: Sequence | None = None,
-               sg_noises: Sequence | None = None, masks: Sequence | None = None,
-               feedback: list | None = None, directions: Sequence | None = None,
-               sg_target: str = "per_example") -> tuple[list, list | None, list[float]]:
+def trajectory(
+    signal: str,
+    params: list,
+    sgs: list | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    steps: int,
+    *,
+    blocks: Sequence[Any],
+    loss: str,
+    reduction: str,
+    lr: float,
+    sg_lr: float | None = None,
+    optimizer: str = "sgd",
+    topology: str = "paper",
+    conditioned: bool = False,
+    clip: float | None = None,
+    noise_before_clip: bool = False,
+    net_noises: Sequence | None = None,
+    sg_noises: Sequence | None = None,
+    masks: Sequence | None = None,
+    feedback: list | None = None,
+    directions: Sequence | None = None,
+    sg_target: str = "per_example",
+) -> tuple[list, list | None, list[float]]:
     """``steps`` synchronous steps of rule ``signal`` from ``(params, sgs)``.
 
     Each step: the signals at the current parameters; for each group (network, SG
@@ -390,28 +455,58 @@ def trajectory(signal: str, params: list, sgs: list | None, x: np.ndarray, y: np
     Raises:
       ValueError: ``sg_target`` is neither ``per_example`` nor ``batch``.
     """
-    settings = dict(blocks=blocks, loss=loss, reduction=reduction,
-                    topology=topology, conditioned=conditioned, sg_target=sg_target)
+    settings = dict(
+        blocks=blocks,
+        loss=loss,
+        reduction=reduction,
+        topology=topology,
+        conditioned=conditioned,
+        sg_target=sg_target,
+    )
     net_state = init_optimizer(params, optimizer)
     sg_state = init_optimizer(sgs, optimizer) if signal == "dni" else None
     losses = []
     for t in range(steps):
-        info = signals(signal, params, sgs, x, y, **settings, feedback=feedback,
-                       direction=None if directions is None else directions[t])
+        info = signals(
+            signal,
+            params,
+            sgs,
+            x,
+            y,
+            **settings,
+            feedback=feedback,
+            direction=None if directions is None else directions[t],
+        )
         losses.append(info["loss"])
         mask = None if masks is None else masks[t]
-        groups = [(params, info["net_grads"], net_state, lr,
-                   None if net_noises is None else net_noises[t])]
+        groups = [
+            (
+                params,
+                info["net_grads"],
+                net_state,
+                lr,
+                None if net_noises is None else net_noises[t],
+            )
+        ]
         if info["sg_grads"] is not None:
-            groups.append((sgs, info["sg_grads"], sg_state, lr if sg_lr is None else sg_lr,
-                           None if sg_noises is None else sg_noises[t]))
+            groups.append(
+                (
+                    sgs,
+                    info["sg_grads"],
+                    sg_state,
+                    lr if sg_lr is None else sg_lr,
+                    None if sg_noises is None else sg_noises[t],
+                )
+            )
         new = []
         for group, grads, state, rate, noise in groups:
             if clip is not None and not noise_before_clip:
                 grads = clip_by_global_norm(grads, clip)
             if noise is not None:
-                grads = [None if g is None else tree_map(lambda a, b: a + b, g, n)
-                         for g, n in zip(grads, noise)]
+                grads = [
+                    None if g is None else tree_map(lambda a, b: a + b, g, n)
+                    for g, n in zip(grads, noise)
+                ]
             if clip is not None and noise_before_clip:
                 grads = clip_by_global_norm(grads, clip)
             new.append(optimizer_step(group, grads, state, rate, optimizer, mask))

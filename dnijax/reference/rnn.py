@@ -91,8 +91,7 @@ from dnijax.reference.mlp import (
 SIGNALS = ("backprop", "dni")
 
 
-def forward_window(params: dict, s0: np.ndarray,
-                   x_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def forward_window(params: dict, s0: np.ndarray, x_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Runs the core and readout over one window.
 
     Args:
@@ -117,8 +116,9 @@ def sg_forward(sg: dict, s: np.ndarray) -> np.ndarray:
     return s @ sg["a"] + sg["c"]
 
 
-def window_backward(params: dict, states: np.ndarray, x_w: np.ndarray, e: np.ndarray,
-                    r_end: np.ndarray, c: float) -> tuple[dict, np.ndarray]:
+def window_backward(
+    params: dict, states: np.ndarray, x_w: np.ndarray, e: np.ndarray, r_end: np.ndarray, c: float
+) -> tuple[dict, np.ndarray]:
     """BPTT through one window with ``r_end`` arriving at ``s_T`` (per example).
 
     Args:
@@ -147,9 +147,18 @@ def window_backward(params: dict, states: np.ndarray, x_w: np.ndarray, e: np.nda
     return grads, r
 
 
-def window_signals(signal: str, params: dict, sg: dict | None, s0: np.ndarray,
-                   x_w: np.ndarray, y_w: np.ndarray, *, loss: str, reduction: str,
-                   sg_target: str = "per_example") -> dict:
+def window_signals(
+    signal: str,
+    params: dict,
+    sg: dict | None,
+    s0: np.ndarray,
+    x_w: np.ndarray,
+    y_w: np.ndarray,
+    *,
+    loss: str,
+    reduction: str,
+    sg_target: str = "per_example",
+) -> dict:
     """The signals of one window for rule ``backprop`` or ``dni``.
 
     ``docs/math.md``, "Recurrent nets: truncated BPTT with synthetic gradients" and
@@ -185,8 +194,13 @@ def window_signals(signal: str, params: dict, sg: dict | None, s0: np.ndarray,
         net_grads, target = window_backward(params, states, x_w, c * e, d_end, 1.0)
     else:
         net_grads, target = window_backward(params, states, x_w, e, d_end, c)
-    out = {"loss": float(c * per_example.sum()), "net_grads": net_grads, "sg_grads": None,
-           "sg_loss": None, "s_end": s_end}
+    out = {
+        "loss": float(c * per_example.sum()),
+        "net_grads": net_grads,
+        "sg_grads": None,
+        "sg_loss": None,
+        "s_end": s_end,
+    }
     if signal == "dni":
         diff = sg_forward(sg, s0) - target
         out["sg_loss"] = float(c * 0.5 * np.sum(diff * diff))
@@ -198,11 +212,24 @@ def _add(grads: dict, noise: dict | None) -> dict:
     return grads if noise is None else tree_map(lambda g, n: g + n, grads, noise)
 
 
-def trajectory(signal: str, params: dict, sg: dict | None, x: np.ndarray, y: np.ndarray,
-               window: int, *, loss: str, reduction: str, lr: float,
-               sg_lr: float | None = None, optimizer: str = "sgd", clip: float | None = None,
-               net_noises: Sequence | None = None, sg_noises: Sequence | None = None,
-               sg_target: str = "per_example") -> tuple[dict, dict | None, list[float]]:
+def trajectory(
+    signal: str,
+    params: dict,
+    sg: dict | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    window: int,
+    *,
+    loss: str,
+    reduction: str,
+    lr: float,
+    sg_lr: float | None = None,
+    optimizer: str = "sgd",
+    clip: float | None = None,
+    net_noises: Sequence | None = None,
+    sg_noises: Sequence | None = None,
+    sg_target: str = "per_example",
+) -> tuple[dict, dict | None, list[float]]:
     """One synchronous step per window of rule ``signal`` over the whole sequence.
 
     Each step ``k`` (window ``k``): the signals at the current parameters from the
@@ -244,14 +271,24 @@ def trajectory(signal: str, params: dict, sg: dict | None, x: np.ndarray, y: np.
     losses = []
     for k in range(total // window):
         span = slice(k * window, (k + 1) * window)
-        info = window_signals(signal, params, sg, state, x[:, span], y[:, span],
-                              loss=loss, reduction=reduction, sg_target=sg_target)
+        info = window_signals(
+            signal,
+            params,
+            sg,
+            state,
+            x[:, span],
+            y[:, span],
+            loss=loss,
+            reduction=reduction,
+            sg_target=sg_target,
+        )
         losses.append(info["loss"])
         state = info["s_end"]
         groups = [("net", params, info["net_grads"], net_state, lr, net_noises)]
         if dni:
-            groups.append(("sg", sg, info["sg_grads"], sg_state,
-                           lr if sg_lr is None else sg_lr, sg_noises))
+            groups.append(
+                ("sg", sg, info["sg_grads"], sg_state, lr if sg_lr is None else sg_lr, sg_noises)
+            )
         for name, group, grads, opt_state, rate, noises in groups:
             if clip is not None:
                 grads = clip_by_global_norm(grads, clip)

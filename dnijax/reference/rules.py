@@ -37,7 +37,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ RULES = ("fa", "dfa", "fwdgrad")
 # ---------------------------------------------------------------- pieces of a block
 def _weighted_output(params: Params, h: np.ndarray, block: Any) -> np.ndarray:
     """``z = op(pre(h); params)``: a block run up to and including its weighted layer."""
-    for j, spec in enumerate(block.layers[:block.weighted + 1]):
+    for j, spec in enumerate(block.layers[: block.weighted + 1]):
         h, _ = rl.layer_forward(spec, params if j == block.weighted else {}, h)
     return h
 
@@ -66,14 +67,13 @@ def _after_weighted_backward(cache: Any, grad_out: np.ndarray) -> np.ndarray:
     return g
 
 
-def _fixed_weight_backward(block: Any, w: np.ndarray, h: np.ndarray,
-                           u: np.ndarray) -> np.ndarray:
+def _fixed_weight_backward(block: Any, w: np.ndarray, h: np.ndarray, u: np.ndarray) -> np.ndarray:
     """The input-VJP of ``op(pre(h); {"w": w})`` (no bias) applied to ``u = d/dz``: the
     weighted layer's own backward with ``w`` in place of its weight, then the backward
     of any parameter-free layers before it. Dense: ``u w^T``; conv: the transposed
     convolution with kernel ``w``."""
     caches = []
-    for j, spec in enumerate(block.layers[:block.weighted + 1]):
+    for j, spec in enumerate(block.layers[: block.weighted + 1]):
         h, cache = rl.layer_forward(spec, {"w": w} if j == block.weighted else {}, h)
         caches.append(cache)
     g = u
@@ -86,12 +86,16 @@ def _check_feedback(rule: str, feedback: Sequence | None, expected: list) -> Non
     """``ValueError`` unless ``feedback`` has one array of the expected shape per block
     (the entries where ``expected`` is ``None`` are not read)."""
     if feedback is None or len(feedback) != len(expected):
-        raise ValueError(f"{rule}: give feedback, a list of {len(expected)} entries, "
-                         f"one per block (shapes {expected})")
+        raise ValueError(
+            f"{rule}: give feedback, a list of {len(expected)} entries, "
+            f"one per block (shapes {expected})"
+        )
     for i, (fb, shape) in enumerate(zip(feedback, expected)):
         if shape is not None and (fb is None or np.shape(fb) != shape):
-            raise ValueError(f"{rule}: feedback[{i}] has shape "
-                             f"{None if fb is None else np.shape(fb)}, expected {shape}")
+            raise ValueError(
+                f"{rule}: feedback[{i}] has shape "
+                f"{None if fb is None else np.shape(fb)}, expected {shape}"
+            )
 
 
 def _updates(caches: list, signals: list[np.ndarray]) -> list[Params]:
@@ -100,8 +104,9 @@ def _updates(caches: list, signals: list[np.ndarray]) -> list[Params]:
 
 
 # ---------------------------------------------------------------- the fixed matrices
-def feedback_shapes(rule: str, params: list[Params], x: np.ndarray,
-                    blocks: Sequence[Any]) -> list[tuple | None]:
+def feedback_shapes(
+    rule: str, params: list[Params], x: np.ndarray, blocks: Sequence[Any]
+) -> list[tuple | None]:
     """The shapes of the fixed matrices of rule ``rule``, one entry per block.
 
     * ``fa``: ``B_i`` of ``W_i``'s shape for blocks i >= 2 (a dense ``(n_in, n_out)``
@@ -133,13 +138,19 @@ def feedback_shapes(rule: str, params: list[Params], x: np.ndarray,
         return [(n_out, h.size) for h in hs[1:-1]] + [None]
     if rule == "fwdgrad":
         return [None] * n
-    raise ValueError(f"unknown signal rule {rule!r}; fixed matrices exist for "
-                     f"{', '.join(RULES)}")
+    raise ValueError(f"unknown signal rule {rule!r}; fixed matrices exist for {', '.join(RULES)}")
 
 
 # ---------------------------------------------------------------- the rules
-def fa_grads(params: list[Params], feedback: Sequence, x: np.ndarray, y: np.ndarray,
-             blocks: Sequence[Any], loss: str, reduction: str) -> tuple[float, list[Params]]:
+def fa_grads(
+    params: list[Params],
+    feedback: Sequence,
+    x: np.ndarray,
+    y: np.ndarray,
+    blocks: Sequence[Any],
+    loss: str,
+    reduction: str,
+) -> tuple[float, list[Params]]:
     """Rule ``fa``, feedback alignment (Lillicrap et al. 2016), one step.
 
     ``e_L = c e = dJ/dh_L``; for i < L, ``u_{i+1}`` is the VJP of ``post_{i+1} o
@@ -177,8 +188,15 @@ def fa_grads(params: list[Params], feedback: Sequence, x: np.ndarray, y: np.ndar
     return c * per_example.sum(), _updates(caches, signals)
 
 
-def dfa_grads(params: list[Params], feedback: Sequence, x: np.ndarray, y: np.ndarray,
-              blocks: Sequence[Any], loss: str, reduction: str) -> tuple[float, list[Params]]:
+def dfa_grads(
+    params: list[Params],
+    feedback: Sequence,
+    x: np.ndarray,
+    y: np.ndarray,
+    blocks: Sequence[Any],
+    loss: str,
+    reduction: str,
+) -> tuple[float, list[Params]]:
     """Rule ``dfa``, direct feedback alignment (Nokland 2016), one step.
 
     ``delta = dJ/dz_L``, the backward of ``c e`` through the output block's layers
@@ -212,9 +230,15 @@ def dfa_grads(params: list[Params], feedback: Sequence, x: np.ndarray, y: np.nda
     return c * per_example.sum(), _updates(caches, signals + [c * e])
 
 
-def fwdgrad_grads(params: list[Params], direction: list[Params], x: np.ndarray,
-                  y: np.ndarray, blocks: Sequence[Any], loss: str,
-                  reduction: str) -> tuple[float, list[Params]]:
+def fwdgrad_grads(
+    params: list[Params],
+    direction: list[Params],
+    x: np.ndarray,
+    y: np.ndarray,
+    blocks: Sequence[Any],
+    loss: str,
+    reduction: str,
+) -> tuple[float, list[Params]]:
     """Rule ``fwdgrad``, forward gradient (Baydin et al. 2022), one step.
 
     ``g = (grad J . v) v``, with ``grad J . v`` the sum over every leaf of the
@@ -237,9 +261,9 @@ def fwdgrad_grads(params: list[Params], direction: list[Params], x: np.ndarray,
       ValueError: when ``direction`` is missing or not shaped like ``params``.
     """
     if direction is None or [np.shape(a) for a in mlp.tree_leaves(direction)] != [
-            np.shape(a) for a in mlp.tree_leaves(params)]:
+        np.shape(a) for a in mlp.tree_leaves(params)
+    ]:
         raise ValueError("fwdgrad: give a direction, a tree like the parameters")
     j, grads = mlp.backprop_grads(params, x, y, blocks, loss, reduction)
-    slope = sum(np.sum(g * v) for g, v in zip(mlp.tree_leaves(grads),
-                                              mlp.tree_leaves(direction)))
+    slope = sum(np.sum(g * v) for g, v in zip(mlp.tree_leaves(grads), mlp.tree_leaves(direction)))
     return j, mlp.tree_map(lambda v: slope * v, direction)

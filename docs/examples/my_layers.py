@@ -12,6 +12,7 @@ from dnijax import layers
 def layer_norm(eps: float = 1e-5) -> layers.Layer:
     """Normalises each example's features to mean 0 and variance 1, then scales and
     shifts them with learned ``gain`` and ``shift`` vectors."""
+
     def init(key, shape, dtype):
         return shape, {"gain": jnp.ones(shape, dtype), "shift": jnp.zeros(shape, dtype)}
 
