@@ -110,23 +110,26 @@ def init_runs(
     Returns:
       ``(stacked_params, stacked_sgs)`` in the stacked layout of the module docstring.
     """
-    pairs = list(zip(widths[:-1], widths[1:]))
+    pairs = list(zip(widths[:-1], widths[1:], strict=False))
     ws = [np.empty((n_runs, a, b)) for a, b in pairs]
     sg_a = [np.zeros((n_runs, b, b)) for _, b in pairs[:-1]]
     sg_c = [np.zeros((n_runs, b)) for _, b in pairs[:-1]]
     for r in range(n_runs):
         rng = np.random.default_rng((seed, r))
-        for w, (a, b) in zip(ws, pairs):
+        for w, (a, b) in zip(ws, pairs, strict=False):
             z = rng.standard_normal((a, b))
             while np.any(bad := np.abs(z) > 2.0):  # truncate at 2 std by resampling
                 z[bad] = rng.standard_normal(int(bad.sum()))
             w[r] = z * np.sqrt(2.0 / (a + b)) / 0.87962566103423978
         if sg_init_std:
-            for a_i, c_i in zip(sg_a, sg_c):
+            for a_i, c_i in zip(sg_a, sg_c, strict=False):
                 a_i[r] = sg_init_std * rng.standard_normal(a_i.shape[1:])
                 c_i[r] = sg_init_std * rng.standard_normal(c_i.shape[1:])
-    params = [(w.astype(dtype), np.zeros((n_runs, b), dtype)) for w, (_, b) in zip(ws, pairs)]
-    sgs = [(a.astype(dtype), c.astype(dtype)) for a, c in zip(sg_a, sg_c)]
+    params = [
+        (w.astype(dtype), np.zeros((n_runs, b), dtype))
+        for w, (_, b) in zip(ws, pairs, strict=False)
+    ]
+    sgs = [(a.astype(dtype), c.astype(dtype)) for a, c in zip(sg_a, sg_c, strict=False)]
     return params, sgs
 
 
@@ -233,8 +236,8 @@ def numpy_train(
                         sa[i - 1] -= sg_lr * d_a
                         sc[i - 1] -= sg_lr * d_c
                     delta = delta_next
-    new_params = list(zip(ws, bs))
-    return new_params, (list(zip(sa, sc)) if dni else sgs)
+    new_params = list(zip(ws, bs, strict=False))
+    return new_params, (list(zip(sa, sc, strict=False)) if dni else sgs)
 
 
 def numpy_runs(
@@ -407,8 +410,8 @@ def torch_runs(
                             sa[i - 1].sub_(noise_like(sa[i - 1]), alpha=sg_lr * s)
                             sc[i - 1].sub_(noise_like(sc[i - 1]), alpha=sg_lr * s)
                     delta = delta_next
-        params = [(w, b.squeeze(1)) for w, b in zip(ws, bs)]
-        sgs = [(a, c_.squeeze(1)) for a, c_ in zip(sa, sc)] if dni else stacked_sgs
+        params = [(w, b.squeeze(1)) for w, b in zip(ws, bs, strict=False)]
+        sgs = [(a, c_.squeeze(1)) for a, c_ in zip(sa, sc, strict=False)] if dni else stacked_sgs
     return params, sgs
 
 
@@ -486,12 +489,18 @@ def make_jax_lean(regime: str, steps: int, lr: float, sg_lr: float, eta: float =
                 leaves, tree = jax.tree_util.tree_flatten((g_net, g_sg))
                 keys = jax.random.split(k, len(leaves))
                 leaves = [
-                    g + std * jax.random.normal(kk, g.shape, g.dtype) for g, kk in zip(leaves, keys)
+                    g + std * jax.random.normal(kk, g.shape, g.dtype)
+                    for g, kk in zip(leaves, keys, strict=False)
                 ]
                 g_net, g_sg = jax.tree_util.tree_unflatten(tree, leaves)
-            p = tuple((w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(p, g_net))
+            p = tuple(
+                (w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(p, g_net, strict=False)
+            )
             if dni:
-                s = tuple((a - sg_lr * ga, cc - sg_lr * gc) for (a, cc), (ga, gc) in zip(s, g_sg))
+                s = tuple(
+                    (a - sg_lr * ga, cc - sg_lr * gc)
+                    for (a, cc), (ga, gc) in zip(s, g_sg, strict=False)
+                )
             return (p, s), None
 
         keys = jax.random.split(key, steps) if noisy else ts

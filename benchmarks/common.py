@@ -4,6 +4,7 @@ weights, data, progress lines and published results."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -57,13 +58,18 @@ def progress_line(label: str):
     return tick
 
 
-def publish(out: str, name: str, results: dict, markdown: str, figure) -> None:
-    """Writes ``<out>/<name>.json`` and ``<out>/<name>.md`` atomically, draws
-    ``figure(results, <out>/<name>.png)``, and prints the markdown."""
+def publish(out: str, name: str, results: dict, report, figure=None) -> None:
+    """Writes ``<out>/<name>.json`` and ``<out>/<name>.md`` (``report(results)``) atomically,
+    draws ``figure(results, <out>/<name>.png)`` where there is one, and prints the markdown.
+    ``report`` and ``figure`` read nothing but ``results``, so ``benchmarks/results_pages.py``
+    makes the same table and figure again from the JSON file alone."""
     os.makedirs(out, exist_ok=True)
-    store.atomic_write_json(os.path.join(out, f"{name}.json"), results)
+    results = json.loads(json.dumps(results))  # what the JSON file will give, in its order
+    markdown = report(results)
+    store.atomic_write_json(os.path.join(out, f"{name}.json"), results, sort_keys=False)
     store.atomic_write_bytes(os.path.join(out, f"{name}.md"), markdown.encode())
-    figure(results, os.path.join(out, f"{name}.png"))
+    if figure is not None:
+        figure(results, os.path.join(out, f"{name}.png"))
     print(markdown)
 
 

@@ -162,13 +162,18 @@ def main() -> None:
         for signal in ("backprop", "dni"):
             results["windows"][str(t)].update(run_cell(base, signal, t, seeds))
     results["seconds"] = time.time() - t0
-    text = (
-        f"# {args.task} (LSTM {base['hidden']}, Adam {args.lr:g}, batch 16, {episodes} "
-        f"episodes, lengths 1..{base['max_length']}, {seeds} seeds)\n\n"
+    common.publish(args.out, name, results, report, figure)
+
+
+def report(results: dict) -> str:
+    """The benchmark's markdown, from its results alone."""
+    return (
+        f"# {results['task']} (LSTM {results['hidden']}, Adam {results['lr']:g}, batch 16, "
+        f"{results['steps']} episodes, lengths 1..{results['max_length']}, "
+        f"{results['seeds']} seeds)\n\n"
         f"Longest length solved, mean [{stats.INTERVAL}].\n\n{markdown(results)}\n"
         f"Total time {results['seconds']:.0f}s.\n"
     )
-    common.publish(args.out, name, results, text, figure)
 
 
 if __name__ == "__main__":

@@ -231,7 +231,7 @@ def figure(results: dict, path: str) -> None:
         1, len(families) + 2, figsize=(5.6 * (len(families) + 2), 4.4), dpi=100, squeeze=False
     )
     labels = [label for label, *_ in SETTINGS]
-    for ax, family in zip(axes[0], families):
+    for ax, family in zip(axes[0], families, strict=False):
         cells = results["families"][family]
         for k, noisy in enumerate((False, True)):
             row = [
@@ -286,8 +286,8 @@ def figure(results: dict, path: str) -> None:
         ax.grid(alpha=0.3, axis="y")
     axes[0, 0].legend(fontsize=7)
     styles = {0.0: ":", 0.01: "-", 0.3: "--", 1.0: "-."}
-    colors = dict(zip(POOR, ("#1f77b4", "#2ca02c", "#d62728")))
-    for ax, order in zip(axes[0, -2:], ("noise after clip", "noise before clip")):
+    colors = dict(zip(POOR, ("#1f77b4", "#2ca02c", "#d62728"), strict=False))
+    for ax, order in zip(axes[0, -2:], ("noise after clip", "noise before clip"), strict=False):
         for c in results["long"]:
             s = labels.index(c["setting"])
             if c["order"] != order and SETTINGS[s][3] is not None:
@@ -340,32 +340,40 @@ def main() -> None:
         "long_seeds": long_seeds,
         "families": {},
     }
+    for family in ("backprop", "dni"):
+        results["families"][family] = run_table(family, ds, depth, width, steps, seeds, 64)
+    results["long"] = run_long(ds, depth, width, long_steps, steps, long_seeds, 64)
+    results["seconds"] = time.time() - t0
+    common.publish(args.out, "deep_noise", results, report, figure)
+
+
+def report(results: dict) -> str:
+    """The benchmark's markdown, from its results alone."""
+    r = results
     md = [
-        f"# Gradient noise in a deep ReLU net ({depth} x {width}, {args.data}, SGD, batch 64)",
+        f"# Gradient noise in a deep ReLU net ({r['depth']} x {r['width']}, {r['data']}, SGD, "
+        "batch 64)",
         "",
-        f"## Part 1: the paper's table ({steps} steps, {seeds} seeds x 2 learning rates per cell)",
+        f"## Part 1: the paper's table ({r['steps']} steps, {r['seeds']} seeds x 2 learning "
+        "rates per cell)",
         "",
         f"Test accuracy (%), best / average [{stats.INTERVAL}; here every run counts, a "
         "diverged run with the accuracy of its last finite parameters]; the paper's figures "
         "are MNIST, 40 runs per cell, far longer training.",
         "",
     ]
-    for family in ("backprop", "dni"):
-        cells = run_table(family, ds, depth, width, steps, seeds, 64)
-        results["families"][family] = cells
+    for family, cells in r["families"].items():
         md += [f"**{family}**", "", table(cells, with_paper=family == "backprop")]
-    results["long"] = run_long(ds, depth, width, long_steps, steps, long_seeds, 64)
     md += [
-        f"## Part 2: the poorly initialised rows trained {long_steps} steps (lr 0.1, "
-        f"{long_seeds} seeds per cell)",
+        f"## Part 2: the poorly initialised rows trained {r['long_steps']} steps (lr 0.1, "
+        f"{r['long_seeds']} seeds per cell)",
         "",
         "Test accuracy (%), best / average [95% CI]; eta is the noise variance at step 0.",
         "",
-        long_table(results["long"], steps, long_steps),
-        f"Total time {time.time() - t0:.0f}s.",
+        long_table(r["long"], r["steps"], r["long_steps"]),
+        f"Total time {r['seconds']:.0f}s.",
     ]
-    text = "\n".join(md)
-    common.publish(args.out, "deep_noise", results, text, figure)
+    return "\n".join(md)
 
 
 if __name__ == "__main__":

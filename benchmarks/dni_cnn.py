@@ -218,8 +218,14 @@ def main() -> None:
         key = name + (" + noise" if noisy else "")
         results["cells"][key] = run_arm(ds, name, noisy, base, seeds)
     results["seconds"] = time.time() - t0
-    text = (
-        f"# DNI CNN (digits 8x8, {filters} filters 5x5, Adam {args.lr:g}, batch 64, "
+    common.publish(args.out, "dni_cnn", results, report, figure)
+
+
+def report(results: dict) -> str:
+    """The benchmark's markdown, from its results alone."""
+    filters, steps, seeds = results["filters"], results["steps"], results["seeds"]
+    return (
+        f"# DNI CNN (digits 8x8, {filters} filters 5x5, Adam {results['lr']:g}, batch 64, "
         f"{steps} steps, {seeds} seeds)\n\n{markdown(results)}\n"
         f"Paired differences are seed by seed (same initial weights); "
         f"{stats.INTERVAL}. With n seeds the two-sided Wilcoxon p cannot go below "
@@ -228,7 +234,6 @@ def main() -> None:
         f"cDNI {REPRODUCTION['cdni']}%, DNI {REPRODUCTION['dni']}%. "
         f"Total time {results['seconds']:.0f}s.\n"
     )
-    common.publish(args.out, "dni_cnn", results, text, figure)
 
 
 if __name__ == "__main__":

@@ -219,13 +219,17 @@ def main() -> None:
     }
     for n in depths:
         results["depths"][str(n)] = run_depth(ds, n, width, steps, seeds, lrs, only)
-    text = (
-        f"# DNI depth series ({args.data}, width {width}, batch 256, {steps} steps, "
-        f"{seeds} seeds): test error %, mean [{stats.INTERVAL}]\n\n"
-        + markdown(results)
-        + f"\nTotal time {time.time() - t0:.0f}s.\n"
+    results["seconds"] = time.time() - t0
+    common.publish(args.out, "dni_depth", results, report, figure)
+
+
+def report(results: dict) -> str:
+    """The benchmark's markdown, from its results alone."""
+    return (
+        f"# DNI depth series ({results['data']}, width {results['width']}, batch 256, "
+        f"{results['steps']} steps, {results['seeds']} seeds): test error %, mean "
+        f"[{stats.INTERVAL}]\n\n" + markdown(results) + f"\nTotal time {results['seconds']:.0f}s.\n"
     )
-    common.publish(args.out, "dni_depth", results, text, figure)
 
 
 if __name__ == "__main__":

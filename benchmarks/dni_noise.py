@@ -199,13 +199,20 @@ def main() -> None:
     }
     for name, fields in VARIANTS.items():
         results["variants"][name] = run_family("dni", {**net, **fields}, seeds, steps, grid, name)
-    text = (
-        f"# Gradient noise and synthetic gradients: 2-{width}x6-1 ReLU, Adam lr 1e-3, "
-        f"article data, {steps} steps, {seeds} seeds\n\nTest accuracy %, mean "
-        f"[{stats.INTERVAL}] (n); paired: with noise − without, per seed, 95% interval, "
-        f"{stats.PAIRED_TEST}.\n\n" + markdown(results) + f"\nTotal time {time.time() - t0:.0f}s.\n"
+    results["seconds"] = time.time() - t0
+    common.publish(args.out, "dni_noise", results, report, figure)
+
+
+def report(results: dict) -> str:
+    """The benchmark's markdown, from its results alone."""
+    return (
+        f"# Gradient noise and synthetic gradients: 2-{results['width']}x6-1 ReLU, Adam lr "
+        f"{results['network']['lr']:g}, article data, {results['steps']} steps, "
+        f"{results['seeds']} seeds\n\nTest accuracy %, mean [{stats.INTERVAL}] (n); paired: "
+        f"with noise − without, per seed, 95% interval, {stats.PAIRED_TEST}.\n\n"
+        + markdown(results)
+        + f"\nTotal time {results['seconds']:.0f}s.\n"
     )
-    common.publish(args.out, "dni_noise", results, text, figure)
 
 
 if __name__ == "__main__":

@@ -193,8 +193,10 @@ def add_comparisons(cells: dict) -> None:
             cell["target_accuracy"] = target
             steps = cell["step"]
             cell["steps_to_target"] = [
-                next((s for s, a in zip(steps, curve) if a >= target), None) if d is None else None
-                for curve, d in zip(cell["test_accuracy_curve"], cell["diverged"])
+                next((s for s, a in zip(steps, curve, strict=False) if a >= target), None)
+                if d is None
+                else None
+                for curve, d in zip(cell["test_accuracy_curve"], cell["diverged"], strict=False)
             ]
             if rule != "backprop":
                 cell["paired_vs_backprop"] = stats.paired(
@@ -425,15 +427,19 @@ def main() -> None:
         cells["info"] = {"params": int(sum(np.prod(s) for s in _param_shapes(cfg)))}
         results["networks"][label] = cells
         store.atomic_write_json(partial, results["networks"])
-    text = (
-        f"# Rule family ({steps} steps, Adam, batch 64, {seeds} seeds per arm, lr chosen "
-        f"per rule on a validation split from {', '.join(f'{v:g}' for v in lrs)}): test "
-        f"error %, mean [{stats.INTERVAL}]\n\n"
-        + markdown(results)
-        + f"\nTotal time {time.time() - t0:.0f}s.\n"
-    )
-    common.publish(args.out, "rule_family", results, text, figure)
+    results["seconds"] = time.time() - t0  # this process's share, where a run resumed
+    common.publish(args.out, "rule_family", results, report, figure)
     os.remove(partial)
+
+
+def report(results: dict) -> str:
+    """The benchmark's markdown, from its results alone."""
+    lrs = ", ".join(f"{v:g}" for v in results["lrs"])
+    return (
+        f"# Rule family ({results['steps']} steps, Adam, batch 64, {results['seeds']} seeds "
+        f"per arm, lr chosen per rule on a validation split from {lrs}): test error %, mean "
+        f"[{stats.INTERVAL}]\n\n" + markdown(results) + f"\nTotal time {results['seconds']:.0f}s.\n"
+    )
 
 
 def _param_shapes(cfg: RunConfig) -> list[tuple[int, ...]]:

@@ -2,9 +2,10 @@
 
     python benchmarks/seed_comparison.py [--quick] [--seeds N] [--out DIR]
 
-Writes ``<out>/report.md`` (and each comparison's ``dnijax compare`` outputs beside it),
-for the seed preset, the tuned preset, and the tuned preset with the noise on the network
-only (``noise_to="network"``; the article's choice is noise on network and SG modules):
+Writes ``<out>/seed_comparison.json`` and ``seed_comparison.md`` (and each comparison's
+``dnijax compare`` outputs beside it), for the seed preset, the tuned preset, and the tuned
+preset with the noise on the network only (``noise_to="network"``; the article's choice is
+noise on network and SG modules):
 for every regime against backprop, paired by seed (same data, same initial weights),
 the mean difference in final loss with its 95% interval, the seeds on which the regime
 is lower, and the Wilcoxon signed-rank p-value, with a verdict that goes no further
@@ -14,11 +15,12 @@ than that test.
 from __future__ import annotations
 
 import os
+import time
 
 import common
 import numpy as np
 
-from dnijax import report, stats, store
+from dnijax import report, stats
 from dnijax.experiments import compare
 
 ALPHA = 0.05
@@ -51,45 +53,61 @@ def verdicts(results: dict) -> list[str]:
     return lines
 
 
+RUNS = (
+    ("seed", "seed", None, ""),
+    ("tuned", "tuned", None, ""),
+    (
+        "tuned",
+        "tuned-noise-network",
+        {"noise_to": "network"},
+        ", noise on the network only (the SG modules get none)",
+    ),
+)
+
+
 def main() -> None:
     parser = common.make_parser(__doc__, "seed_comparison")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 40 steps (smoke test)")
     parser.add_argument("--seeds", type=common.positive(int))
     args = parser.parse_args()
-    common.claim(args, "seed_comparison", ("report.md", "seed", "tuned", "tuned-noise-network"))
+    common.claim(
+        args,
+        "seed_comparison",
+        (*common.published("seed_comparison"), "seed", "tuned", "tuned-noise-network"),
+    )
     args.seeds = args.seeds or (3 if args.quick else 20)
     steps = 40 if args.quick else None
+    t0 = time.time()
+    results: dict = {"seeds": args.seeds, "runs": {}}
+    for preset, name, overrides, _ in RUNS:
+        out = os.path.join(args.out, name)
+        res = compare.run_compare(preset, seeds=args.seeds, steps=steps, overrides=overrides)
+        report.write_compare(out, res, res.pop("datasets"), res.pop("params"))
+        results["runs"][name] = res
+    results["seconds"] = time.time() - t0
+    common.publish(args.out, "seed_comparison", results, markdown)
+
+
+def markdown(results: dict) -> str:
+    """The benchmark's markdown, from its results alone."""
     lines = [
         "# Which regime reaches the lowest cost?",
         "",
         f"Paired by seed: {stats.PAIRED_TEST}; intervals: 95% Student-t.",
         "",
     ]
-    runs = [
-        ("seed", "seed", None, ""),
-        ("tuned", "tuned", None, ""),
-        (
-            "tuned",
-            "tuned-noise-network",
-            {"noise_to": "network"},
-            ", noise on the network only (the SG modules get none)",
-        ),
-    ]
-    for preset, name, overrides, label in runs:
-        out = os.path.join(args.out, name)
-        res = compare.run_compare(preset, seeds=args.seeds, steps=steps, overrides=overrides)
-        report.write_compare(out, res, res.pop("datasets"), res.pop("params"))
+    for preset, name, _, label in RUNS:
+        res = results["runs"][name]
         lines += [
-            f"## preset `{preset}`{label} ({args.seeds} seeds)",
+            f"## preset `{preset}`{label} ({results['seeds']} seeds)",
             "",
             *verdicts(res),
             "",
             report.summary_markdown(res),
             "",
         ]
-    store.atomic_write_bytes(os.path.join(args.out, "report.md"), "\n".join(lines).encode())
-    print("\n".join(lines))
-    print(f"wrote {os.path.join(args.out, 'report.md')}")
+    lines.append(f"Total time {results['seconds']:.0f}s.")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

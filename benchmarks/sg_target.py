@@ -140,13 +140,18 @@ def main() -> None:
             b["test_error"], a["test_error"], b["diverged"], a["diverged"], bounds=stats.PERCENT
         )
     results["seconds"] = time.time() - t0
-    text = (
-        f"# SG target scale (digits CNN, {filters} filters, {args.optimizer} {lr:g}, "
-        f"batch 64, {steps} steps, {seeds} seeds)\n\n{markdown(results)}\n"
+    common.publish(args.out, "sg_target", results, report, figure)
+
+
+def report(results: dict) -> str:
+    """The benchmark's markdown, from its results alone."""
+    return (
+        f"# SG target scale (digits CNN, {results['filters']} filters, "
+        f"{results['optimizer']} {results['lr']:g}, batch 64, {results['steps']} steps, "
+        f"{results['seeds']} seeds)\n\n{markdown(results)}\n"
         f"Paired differences are seed by seed (same initial weights and minibatches); "
         f"{stats.INTERVAL}; {stats.PAIRED_TEST}. Total time {results['seconds']:.0f}s.\n"
     )
-    common.publish(args.out, "sg_target", results, text, figure)
 
 
 if __name__ == "__main__":

@@ -149,14 +149,10 @@ def article_regime(
     methods: dict[str, Callable] = {"engine": engine_call(cfg, x, labels, n_batched, net, sg)}
 
     np_params, np_sgs = first(params, n_numpy), first(sgs, n_numpy)
-    numpy_fn = lambda: baselines.numpy_runs(
-        regime,
-        np_params,
-        np_sgs if dni else None,  # noqa: E731
-        x,
-        y,
-        **common,
-    )
+
+    def numpy_fn():
+        return baselines.numpy_runs(regime, np_params, np_sgs if dni else None, x, y, **common)
+
     methods["tight_numpy"] = numpy_fn
 
     ref_starts = [

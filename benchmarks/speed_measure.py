@@ -167,7 +167,7 @@ def compile_s_default_compare(timeout: float = 600.0) -> dict:
 
 def step_flops(widths, batch: int, regime: str) -> float:
     """Matmul FLOPs of one step (paper topology, linear SG modules)."""
-    pairs = list(zip(widths[:-1], widths[1:]))
+    pairs = list(zip(widths[:-1], widths[1:], strict=False))
     fwd = sum(2 * batch * a * b for a, b in pairs)
     if parse_regime(regime)[0] == "backprop":
         return fwd + fwd + (fwd - 2 * batch * pairs[0][0] * pairs[0][1])  # dW and dh

@@ -24,7 +24,7 @@ before each record's episodes and after the last, ``error_bits`` the mean over a
 record's episodes, ``diverged``). A run is a :class:`~dnijax.config.RunConfig` with
 ``task`` set; one step is one episode.
 
-Example:
+Examples:
   >>> import jax
   >>> from dnijax import RunConfig, engine
   >>> cfg = RunConfig(regime="dni", task="copy", core="rnn", hidden=8, window=2,
@@ -50,6 +50,15 @@ from dnijax.config import Hyper, Program, RunConfig
 LN2 = math.log(2.0)
 
 
+def _sequence(owner: Program | RunConfig) -> recurrent.SequenceSpec:
+    """The recurrent run's :class:`~dnijax.recurrent.SequenceSpec` (every run with a task
+    has one)."""
+    seq = owner.sequence
+    if seq is None:
+        raise ValueError("a recurrent run needs a sequence task; set task (e.g. copy)")
+    return seq
+
+
 class Curriculum(NamedTuple):
     """A recurrent run's task state: the current pattern length and the longest solved."""
 
@@ -68,7 +77,7 @@ def init_state(
     """A run's initial state: network, SG module (rules with SG modules), update-rule
     states, the curriculum at ``start_length``. The key splits as in
     :func:`dnijax.train.init_state`, so a seed draws the same network in every regime."""
-    seq = program.sequence
+    seq = _sequence(program)
     if net is None:
         net = init_network(program.net_init, key)
     if program.sg is None:
@@ -103,7 +112,7 @@ def train_windows(
     off keeps every parameter and optimiser state. ``state.step`` (the episodes done) is
     not advanced here: a run that diverges records that episode in ``diverged_at``. Returns
     the new state and each window's loss ``L_w`` (0 for inactive windows)."""
-    seq = program.sequence
+    seq = _sequence(program)
     rules = train.update_rules(program, hyper) if rules is None else rules
     n_win, t = x.shape[1] // seq.window, seq.window
     split = lambda a: jnp.swapaxes(a.reshape(a.shape[0], n_win, t, *a.shape[2:]), 0, 1)  # noqa
@@ -145,7 +154,7 @@ def step(
     curriculum. Its metric ``error_bits`` is the episode's error in bits per target bit
     (the masked loss over the episode's outputs per target bit, over ``ln 2``; bits for the
     ``bce`` loss)."""
-    seq = program.sequence
+    seq = _sequence(program)
     key, k_batch = jax.random.split(state.key)
     curriculum = state.task_state
     batch = copy_task.make_batch(
@@ -208,7 +217,7 @@ def bytes_per_run(config: RunConfig, n_rows: int = 0, per_run_rows: int = 0) -> 
     targets and every time step's gate activations and states forward and backward (three
     times over with an SG module), and the parameters with optimiser state."""
     item = 8 if config.dtype == "float64" else 4
-    seq = config.sequence
+    seq = _sequence(config)
     n_in, n_out, h = seq.n_in, seq.n_out, seq.hidden
     gates = 4 if seq.core == "lstm" else 1
     sg_factor = 3 if config.uses_sg else 1

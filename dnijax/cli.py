@@ -12,7 +12,9 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
+from dnijax import distributed
 from dnijax.config import REGIMES
 from dnijax.options import Parser
 
@@ -32,7 +34,7 @@ def _positive_int(name: str):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
         return value
@@ -45,7 +47,7 @@ def _positive_float(name: str, allow_zero: bool = False):
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
             raise argparse.ArgumentTypeError(
                 f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {text!r}"
@@ -131,19 +133,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     seeds = args.seeds or presets.DEFAULT_SEEDS[args.preset]
     regimes = compare.check_regimes(args.regimes or REGIMES, cfg)
-    store.claim_out_dir(
+    _check_split(compare.grid_runs(seeds, regimes), "grid")
+    distributed.on_writer(
+        store.claim_out_dir,
         out,
         compare.manifest(args.preset, cfg, seeds, args.data, regimes),
         args.overwrite,
         report.COMPARE_OUTPUTS,
     )
-    for note in notes:
+    writer = distributed.is_writer()
+    for note in notes if writer else ():
         print(f"dnijax: {note}", flush=True)
-    print(
-        f"dnijax: compare {args.preset}: {seeds} seeds x {cfg.steps} steps x "
-        f"{len(regimes)} regimes; {_compile_note()}",
-        flush=True,
-    )
+    if writer:
+        print(
+            f"dnijax: compare {args.preset}: {seeds} seeds x {cfg.steps} steps x "
+            f"{len(regimes)} regimes; {_compile_note()}",
+            flush=True,
+        )
     t0 = time.time()
     res = compare.run_compare(
         args.preset,
@@ -153,11 +159,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sg_lr=args.sg_lr,
         eta=args.eta,
         overrides=overrides,
-        progress=Progress(f"compare {args.preset}"),
+        progress=Progress(f"compare {args.preset}") if writer else None,
         data=args.data,
         regimes=regimes,
     )
     train_s = time.time() - t0
+    if not writer:
+        return _done_elsewhere(out)
     datasets, params = res.pop("datasets"), res.pop("params")
     written = report.write_compare(out, res, datasets, params)
     print(report.summary_markdown(res))
@@ -187,17 +195,21 @@ def _compare_task(args: argparse.Namespace) -> int:
     )
     seeds = args.seeds or presets.DEFAULT_TASK_SEEDS
     regimes = compare.check_regimes(args.regimes or REGIMES, cfg)
-    store.claim_out_dir(
+    _check_split(compare.grid_runs(seeds, regimes), "grid")
+    distributed.on_writer(
+        store.claim_out_dir,
         out,
         compare.manifest(task, cfg, seeds, None, regimes),
         args.overwrite,
         report.TASK_COMPARE_OUTPUTS,
     )
-    print(
-        f"dnijax: compare --task {args.task}: {seeds} seeds x {cfg.steps} episodes x "
-        f"{len(regimes)} regimes; {_compile_note('the default LSTM takes about 10 s')}",
-        flush=True,
-    )
+    writer = distributed.is_writer()
+    if writer:
+        print(
+            f"dnijax: compare --task {args.task}: {seeds} seeds x {cfg.steps} episodes x "
+            f"{len(regimes)} regimes; {_compile_note('the default LSTM takes about 10 s')}",
+            flush=True,
+        )
     t0 = time.time()
     res = compare.run_task_compare(
         task,
@@ -207,10 +219,12 @@ def _compare_task(args: argparse.Namespace) -> int:
         sg_lr=args.sg_lr,
         eta=args.eta,
         overrides=overrides,
-        progress=Progress(f"compare {args.task}"),
+        progress=Progress(f"compare {args.task}") if writer else None,
         regimes=regimes,
     )
     train_s = time.time() - t0
+    if not writer:
+        return _done_elsewhere(out)
     written = report.write_compare(out, res)
     print(report.summary_markdown(res))
     print(
@@ -264,7 +278,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     for lr in args.lr:  # every learning rate, validated by the config
         base.replace(lr=lr)
-    store.claim_out_dir(
+    _check_split([args.seeds], "sweep block")
+    distributed.on_writer(
+        store.claim_out_dir,
         out,
         lr_sweep.manifest(
             base, preset, args.lr, args.regimes, seeds=args.seeds, sg_lr=args.sg_lr, data=args.data
@@ -272,15 +288,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.overwrite,
         report.SWEEP_OUTPUTS,
     )
-    for note in notes:
+    writer = distributed.is_writer()
+    for note in notes if writer else ():
         print(f"dnijax: {note}", flush=True)
     label = f"--task {args.task}" if args.task else preset
-    print(
-        f"dnijax: sweep {label}: {len(args.regimes)} regimes x {len(args.lr)} learning "
-        f"rates x {args.seeds} seeds x {base.steps} {'episodes' if args.task else 'steps'}; "
-        f"{_compile_note()}",
-        flush=True,
-    )
+    if writer:
+        print(
+            f"dnijax: sweep {label}: {len(args.regimes)} regimes x {len(args.lr)} learning "
+            f"rates x {args.seeds} seeds x {base.steps} "
+            f"{'episodes' if args.task else 'steps'}; {_compile_note()}",
+            flush=True,
+        )
     t0 = time.time()
     res = lr_sweep.run_sweep(
         out,
@@ -295,9 +313,32 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         overrides=overrides,
         data=args.data,
     )
+    if not writer:
+        return _done_elsewhere(out)
     written = report.write_sweep(out, res)
     print(report.sweep_markdown(res))
     print(f"{time.time() - t0:.1f}s; wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def _check_split(runs: Sequence[int], what: str) -> None:
+    """Refuses, in one line, a process count that does not divide the runs of every grid
+    (:func:`dnijax.distributed.split_error`); nothing with one process."""
+    for n in dict.fromkeys(runs):
+        reason = distributed.split_error(n, what)
+        if reason:
+            raise ValueError(reason)
+
+
+def _done_elsewhere(out: str) -> int:
+    """A process other than 0 of a multi-process run: trained its share; writes nothing."""
+    import jax
+
+    print(
+        f"dnijax: process {jax.process_index()} of {jax.process_count()} done; process 0 "
+        f"writes the results to {out}",
+        flush=True,
+    )
     return 0
 
 
@@ -337,6 +378,77 @@ def _preset_default(field: str, unset: str = "") -> str:
     return f"the preset's: {', '.join(sorted(cells, reverse=True))}"
 
 
+def _processes(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return _positive_int("--processes")(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"--processes must be an integer >= 1 or auto, got {text!r}"
+        ) from None
+
+
+def _process_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--process-id must be an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--process-id must be >= 0, got {value}")
+    return value
+
+
+def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a multi-process run (:mod:`dnijax.distributed`)."""
+    parser.add_argument(
+        "--processes",
+        type=_processes,
+        metavar="N|auto",
+        help="run as one of N processes that share every grid's runs (each process starts "
+        "the same command with its own --process-id; process 0 alone writes); auto: the "
+        "count, id and coordinator that jax.distributed reads from SLURM, Open MPI, a "
+        "Cloud TPU pod or Kubernetes (default: one process)",
+    )
+    parser.add_argument(
+        "--process-id",
+        type=_process_id,
+        metavar="I",
+        help="this process's index, 0..N-1, with --processes N (default: none)",
+    )
+    parser.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="where process 0 runs and listens (a free port there), with --processes N "
+        "(default: none)",
+    )
+    parser.add_argument(
+        "--coordinator-timeout",
+        type=_positive_float("--coordinator-timeout"),
+        default=distributed.DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long each process waits for the others to start before it stops with "
+        "a one-line error",
+    )
+
+
+def _fingerprint(args: argparse.Namespace) -> str:
+    """A digest of a command's configuration, every process's own options aside
+    (``--process-id``, ``--coordinator-timeout``), with the contents of the files that
+    ``--config`` and ``--data`` name: processes with other fingerprints are refused."""
+    import hashlib
+
+    skip = {"func", "process_id", "coordinator_timeout"}
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+    files = {}
+    for name in ("config", "data"):
+        path = getattr(args, name, None)
+        if path and os.path.isfile(path):
+            with open(path, "rb") as f:
+                files[name] = hashlib.sha256(f.read()).hexdigest()
+    return distributed.fingerprint_of(options, files)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dnijax import __version__, data
 
@@ -352,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the version and exit",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    kw = dict(formatter_class=_HelpFormatter)
+    kw: dict[str, Any] = dict(formatter_class=_HelpFormatter)
     data_help = (
         f"data: a built-in set ({', '.join(data.DATASETS)}; mnist1d needs "
         "pip install mnist1d) or a file: .npz with arrays x (N, d) and labels (N,), "
@@ -431,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace results of a different configuration in --out",
     )
     c.add_argument("--cpu-devices", type=_positive_int("--cpu-devices"), help=cpu_help)
+    _add_distributed_options(c)
     c.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("sweep", help="learning-rate sensitivity per regime", **kw)
@@ -476,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace results of a different configuration in --out",
     )
     s.add_argument("--cpu-devices", type=_positive_int("--cpu-devices"), help=cpu_help)
+    _add_distributed_options(s)
     s.set_defaults(func=cmd_sweep)
 
     v = sub.add_parser("validate", help="hold JAX to the numpy reference", **kw)
@@ -538,6 +652,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dnijax import engine
 
             engine.use_cpu_devices(args.cpu_devices)
+        if hasattr(args, "processes"):  # compare, sweep: one process, or several
+            distributed.initialize(
+                args.processes,
+                args.process_id,
+                args.coordinator,
+                args.coordinator_timeout,
+                fingerprint=_fingerprint(args),
+            )
         return args.func(args)
     except (ValueError, OSError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

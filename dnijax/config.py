@@ -8,7 +8,7 @@ the compiled code) and a :class:`Hyper` (the numbers, as arrays: one program
 serves every value). A regime name is parsed here, and only here, into a signal
 rule (:mod:`dnijax.signals`) and whether the update rule adds noise.
 
-Example:
+Examples:
   >>> from dnijax import RunConfig
   >>> cfg = RunConfig(regime="dni", widths=(2, 16, 16, 1), lr=0.5)
   >>> [layer.kind for block in cfg.net_spec.blocks for layer in block.layers]
@@ -25,7 +25,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -87,8 +87,9 @@ class Program(NamedTuple):
         modules' with ``sg_init="network"``) and dtype.
       noise: ``paper``/``blog``/``None``; noise_to_sg: whether the SG modules get it too;
       noise_before_clip: the order of noise and clipping.
-      optimizer, clip (whether to clip), batch_size, async_updates, train_hidden,
-      log_every: the update rule and the loop.
+      optimizer, batch_size, async_updates, train_hidden, log_every: the update rule
+        and the loop.
+      clip: whether to clip.
       kind: the network kind (:data:`dnijax.kinds.KINDS`): ``feedforward`` (MLPs and conv
         nets on rows of data) or ``recurrent`` (a recurrent core on a sequence task).
       sequence: the recurrent run's core, task and curriculum (``None`` for feed-forward).
@@ -275,7 +276,7 @@ class RunConfig:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         parse_regime(self.regime)
         if self.task is not None:
-            self._check_sequence()
+            self._check_sequence(self.task)
         else:
             for name in SEQUENCE_ONLY:
                 if getattr(self, name) != _DEFAULTS[name]:
@@ -337,7 +338,9 @@ class RunConfig:
         if self.uses_sg:
             in_s = synthetic.sg_layers(len(widths) - 1, self.topology)  # a topology's own check
         if self.layers is not None and self.uses_sg:
-            for i, (shape, inside) in enumerate(zip(nets.block_shapes(self.net_spec), in_s), 1):
+            for i, (shape, inside) in enumerate(
+                zip(nets.block_shapes(self.net_spec), in_s, strict=True), 1
+            ):
                 if inside and len(shape) not in (1, 3):
                     raise ValueError(
                         f"layers: block {i} outputs shape {shape}, and SG modules "
@@ -366,18 +369,19 @@ class RunConfig:
         check_number("steps", self.steps, integer=True, low=1)
         if self.batch_size is not None:
             check_number("batch_size", self.batch_size, integer=True, low=1)
-        if self.log_every is None:
-            set_("log_every", default_log_every(self.steps))
-        check_number("log_every", self.log_every, integer=True, low=1)
-        if self.steps % self.log_every:
+        log_every = default_log_every(self.steps) if self.log_every is None else self.log_every
+        set_("log_every", log_every)
+        check_number("log_every", log_every, integer=True, low=1)
+        if self.steps % log_every:
             raise ValueError(
                 f"log_every: {self.log_every} does not divide steps {self.steps}; pick a divisor"
             )
         check_choice("dtype", self.dtype, DTYPES)
 
-    def _check_sequence(self) -> None:
-        """The checks of a recurrent run (``task`` set); sets its widths and batch size."""
-        check_choice("task", self.task, copy_task.TASKS)
+    def _check_sequence(self, task: str) -> None:
+        """The checks of a recurrent run (``task``, the set ``self.task``); sets its widths
+        and batch size."""
+        check_choice("task", task, copy_task.TASKS)
         rule = signals.RULES[self.signal]
         if rule.recurrent is None:
             how = (
@@ -403,7 +407,7 @@ class RunConfig:
                 "layers: a sequence task's network is its recurrent core; set "
                 "core and hidden instead"
             )
-        widths = (copy_task.n_inputs(self.task), self.hidden, copy_task.n_outputs(self.task))
+        widths = (copy_task.n_inputs(task), self.hidden, copy_task.n_outputs(task))
         acts = self.activations
         unsupported = [  # every regime's: a config is checked before any regime runs
             ("update_prob", self.update_prob != 1, "1"),
@@ -464,7 +468,7 @@ class RunConfig:
             self.max_length,
             self.start_length,
             float(self.threshold),
-            self.batch_size,
+            cast(int, self.batch_size),  # __post_init__ sets it (16) for a task
         )
 
     @property
@@ -538,7 +542,7 @@ class RunConfig:
             self.batch_size,
             self.update_prob < 1,
             self.train_hidden,
-            self.log_every,
+            cast(int, self.log_every),  # __post_init__ sets it
             self.dtype,
             "feedforward" if self.task is None else "recurrent",
             self.sequence,
@@ -607,9 +611,10 @@ def from_dict(fields: dict[str, Any]) -> RunConfig:
     """The :class:`RunConfig` of a JSON description (such as a results file's ``config``):
     its RunConfig keys, lists as tuples; other keys are ignored."""
     names = {f.name for f in dataclasses.fields(RunConfig)}
-    return RunConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in names}
-    )
+    kwargs: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in names
+    }
+    return RunConfig(**kwargs)
 
 
 def largest_divisor(n: int, at_most: int) -> int:
@@ -644,9 +649,10 @@ def check_data(config: RunConfig, x: Any, labels: Any) -> None:
             f"data: {labels.shape[0] if labels.ndim else 0} labels for "
             f"{x.shape[0]} examples; give one integer label per row"
         )
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-            raise ValueError("data: labels must be integers 0..K-1")
+    if not np.issubdtype(labels.dtype, np.integer) and (
+        not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels))
+    ):
+        raise ValueError("data: labels must be integers 0..K-1")
     n_out = config.widths[-1]
     n_classes = 2 if n_out == 1 else n_out
     if labels.min() < 0 or labels.max() >= n_classes:

@@ -15,7 +15,7 @@ of time steps. Every pattern element is a vector of ``BITS`` random bits.
 
 ``mask`` is 1 on the steps where the targets count (the outputs) and 0 elsewhere.
 
-Example:
+Examples:
   >>> import jax
   >>> from dnijax import copy_task
   >>> batch = copy_task.make_batch(jax.random.key(0), "copy", 3, 2, max_length=4)

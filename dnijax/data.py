@@ -14,7 +14,7 @@ User files (``load_file``; ``resolve`` takes a built-in name or a path):
 
 Minibatches are drawn on device, inside the compiled step (``RunConfig.batch_size``).
 
-Example:
+Examples:
   >>> from dnijax import data
   >>> ds = data.load("moons", seed=0, n_samples=200)
   >>> ds.x_train.shape, ds.x_test.shape, ds.n_classes
@@ -209,7 +209,7 @@ def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
                 "every row the same comma-separated columns, the label last",
             )
         table.append([_number(c) for c in row])
-        for col, (cell, v) in enumerate(zip(row, table[-1]), 1):
+        for col, (cell, v) in enumerate(zip(row, table[-1], strict=True), 1):
             if v is None or not math.isfinite(v):
                 what = " (the label)" if col == width else ""
                 raise _fail(

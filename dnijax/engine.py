@@ -19,11 +19,11 @@ With several devices the run axis is sharded over a 1-D ``Mesh`` (axis
 ``"runs"``); R need not divide the device count (the grid is padded with copies
 of its last run, dropped afterwards); on a CPU, :func:`use_cpu_devices` makes one
 device per core (large grids trained 1.3-1.5x faster so on a 2-core machine). On
-several hosts, call
-``jax.distributed.initialize()`` in each process first: ``jax.devices()`` then
-lists every host's devices and the same code shards the grid across all of them.
+several processes (hosts), call :func:`dnijax.distributed.initialize` in each process
+first: ``jax.devices()`` then lists every process's devices, the same code shards the grid
+across all of them and every process gets every run's results.
 
-Example:
+Examples:
   >>> import jax, numpy as np
   >>> from dnijax import RunConfig, engine
   >>> x = np.random.RandomState(0).randn(64, 2).astype("float32")
@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dnijax import kinds, nets, synthetic, train
+from dnijax import distributed, kinds, nets, synthetic, train
 from dnijax.config import Hyper, Program, RunConfig, largest_divisor
 
 Progress = Callable[[int, int], None]
@@ -78,9 +78,9 @@ class GridResult(NamedTuple):
     state: Any
 
 
-def run_keys(seed: int | Sequence[int], n: int | None = None) -> jax.Array:
+def run_keys(seed: int | Sequence[int] | np.ndarray, n: int | None = None) -> jax.Array:
     """PRNG keys of runs: ``key(seed + i)`` for i < n, or one key per listed seed."""
-    seeds = np.arange(seed, seed + n) if n is not None else np.asarray(seed)
+    seeds = np.asarray(seed) + np.arange(n) if n is not None else np.asarray(seed)
     return jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
 
 
@@ -128,15 +128,9 @@ def _init_network(kind: str, net_init: tuple, keys):
 def _advance(
     program: Program, n_records: int, data_axis: Any, alignment: bool, hyper, state, data, test=None
 ):
-    run = lambda h, s, d, t: kinds.run_records(
-        program,
-        h,
-        s,
-        d,
-        n_records,  # noqa: E731
-        test=t,
-        alignment=alignment,
-    )
+    def run(h, s, d, t):
+        return kinds.run_records(program, h, s, d, n_records, test=t, alignment=alignment)
+
     return jax.vmap(run, in_axes=(0, 0, data_axis, data_axis))(hyper, state, data, test)
 
 
@@ -160,7 +154,10 @@ def compiled_programs() -> int:
     """How many programs the engine holds compiled in this process (initialisation, the
     training chunks, the final evaluation): a new number of an existing structure (a
     learning rate, eta, a key) reuses them, so this count does not grow."""
-    return sum(fn._cache_size() for fn in (_init, _init_network, _advance, _evaluate))
+    return sum(
+        fn._cache_size()  # type: ignore[attr-defined]  # jax's JitWrapped stub lacks it
+        for fn in (_init, _init_network, _advance, _evaluate)
+    )
 
 
 def compiled_bytes(
@@ -179,6 +176,8 @@ def compiled_bytes(
         .compile()
         .memory_analysis()
     )
+    if mem is None:
+        raise RuntimeError("compiled_bytes: XLA gives no memory analysis on this backend")
     return int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
 
 
@@ -232,7 +231,7 @@ def memory_budget() -> int:
                 "bytes or a number with K, M or G, e.g. 2G"
             )
         return int(value)
-    limit = (jax.devices()[0].memory_stats() or {}).get("bytes_limit")
+    limit = (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
     if limit:
         return int(limit // 2)
     return int(min(CPU_BLOCK_BYTES, _host_memory() // 8))
@@ -261,7 +260,12 @@ def auto_block_runs(need: int, n_devices: int = 1) -> int:
 
 
 def _shard(tree: Any, mesh: Mesh | None, n_pad: int, axis: int | None) -> Any:
-    """Pads the run axis by repeating the last run and shards it over the mesh."""
+    """Pads the run axis by repeating the last run and shards it over the mesh (a mesh over
+    several processes: one global array, each process giving its devices their runs from
+    its own copy of ``tree``, :func:`dnijax.distributed.to_global`)."""
+    if mesh is not None and mesh.is_multi_process:
+        spec = PartitionSpec() if axis is None else PartitionSpec("runs")
+        return distributed.to_global(tree, NamedSharding(mesh, spec), 0 if axis is None else n_pad)
     if axis is None:
         return tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
@@ -308,9 +312,13 @@ def use_cpu_devices(n: int) -> None:
 
 
 def device_summary() -> str:
-    """``"2 x cpu"``: the devices :func:`run_grid` shards over by default."""
+    """``"2 x cpu"``: the devices :func:`run_grid` shards over by default (``"2 x cpu in 2
+    processes"`` in a multi-process run, :mod:`dnijax.distributed`)."""
     devices = jax.devices()
-    return f"{len(devices)} x {devices[0].platform}"
+    summary = f"{len(devices)} x {devices[0].platform}"
+    if distributed.multi_process():
+        summary += f" in {jax.process_count()} processes"
+    return summary
 
 
 def default_mesh() -> Mesh | None:
@@ -335,13 +343,14 @@ def run_one(
       x: inputs (N, widths[0]); labels: integer classes (N,) (both ``None`` for a
         sequence task, which makes its own data).
       key: PRNG key.
-      net, sg: optional initial parameters.
+      net: optional initial network parameters.
+      sg: optional initial SG-module parameters.
 
     Returns:
       The final :class:`~dnijax.train.TrainState` and a history of numpy arrays with
       records at steps ``0, log_every, ..., steps`` (``sg_loss`` has no record at ``steps``).
 
-    Example:
+    Examples:
       >>> import jax, numpy as np
       >>> from dnijax import RunConfig, engine
       >>> x = np.random.RandomState(0).randn(64, 2).astype("float32")
@@ -351,14 +360,10 @@ def run_one(
       >>> bool(history["loss"][-1] < history["loss"][0])
       True
     """
-    one = lambda tree: (
-        None
-        if tree is None
-        else jax.tree.map(
-            lambda a: jnp.asarray(a)[None],  # noqa
-            tree,
-        )
-    )
+
+    def one(tree):
+        return None if tree is None else jax.tree.map(lambda a: jnp.asarray(a)[None], tree)
+
     data = None if x is None and labels is None else (x, labels)
     res = run_grid(
         config, stack_hyper(config), key[None], data, net=one(net), sg=one(sg), mesh=None, chunks=1
@@ -394,14 +399,17 @@ def run_grid(
         ``per_run_data=True`` (x: (R, N, d), labels: (R, N)); ``None`` for a sequence
         task (``config.task``), which makes its own sequences from each run's key.
       test: optional test ``(x, labels)``, shaped like ``data``.
-      net, sg: optional initial parameters stacked per run (leading axis R).
+      net: optional initial network parameters stacked per run (leading axis R).
+      sg: optional initial SG-module parameters, stacked the same way.
       progress: called as ``progress(steps_done, steps_total)`` between chunks, where
         the total counts the steps of every block.
       chunks: about how many host round-trips to make in all (for progress): per block,
         ``chunks`` divided by the number of blocks, at least one (the chunking does not
         change the results).
       mesh: a ``Mesh`` with axis ``"runs"``, ``True`` for all devices, ``None``/``False``
-        for no sharding.
+        for no sharding. In a multi-process run (:mod:`dnijax.distributed`) ``True`` is
+        every process's devices: every process calls ``run_grid`` with the same arguments,
+        the process count must divide R, and every process gets all R runs' results.
       test_history: also record the test metrics (``test_loss``, ``test_accuracy``) at
         every history record.
       alignment: also record at every history record ``grad_alignment`` (R, K-1, L;
@@ -447,11 +455,33 @@ def run_grid(
             "test, test_history, per_run_data: a run without data has no test "
             "data and no per-run data; leave them out"
         )
+    if mesh is not None and mesh.is_multi_process:  # every process, the same grid
+        distributed.check_same(
+            "grid",
+            distributed.digest(
+                (hyper, keys, data, test, net, sg),
+                config,
+                chunks,
+                per_run_data,
+                test_history,
+                alignment,
+                block_runs,
+            ),
+        )
+        reason = distributed.split_error(n_runs)
+        if reason:
+            raise ValueError(reason)
+        block = distributed.agree_min(block)  # memory budgets may differ between hosts
+        starts = range(0, n_runs, block)
+        block_chunks = max(1, -(-chunks // len(starts)))
     shared = (None, None) if per_run_data else (to_device(data), to_device(test))
     results = []
     for b, start in enumerate(starts):
         runs = slice(start, min(start + block, n_runs))
-        cut = lambda tree: None if tree is None else jax.tree.map(lambda a: a[runs], tree)  # noqa
+
+        def cut(tree: Any, runs: slice = runs) -> Any:
+            return None if tree is None else jax.tree.map(lambda a: a[runs], tree)
+
         tick = (
             None
             if progress is None
@@ -523,17 +553,19 @@ def _run_block(
     n_runs = int(keys.shape[0])
     n_dev = 1 if mesh is None else mesh.devices.size
     n_pad = block + (-block % n_dev) - n_runs
+    multi = mesh is not None and mesh.is_multi_process
+    fetch: Callable[[Any], Any] = jax.device_get
+    if mesh is not None and multi:
+        fetch = functools.partial(distributed.gather, mesh=mesh)
     shard = lambda tree, axis=0: None if tree is None else _shard(tree, mesh, n_pad, axis)  # noqa
     train_data, test_data = shard(train_data, data_axis), shard(test_data, data_axis)
     hyper_d, keys_d = shard(hyper), shard(keys)
     kind = kinds.get(program)
-    if net is None:
-        net_d = _init_network(program.kind, program.net_init, keys_d)
-    else:
-        net_d = shard(net)
+    net_d = _init_network(program.kind, program.net_init, keys_d) if net is None else shard(net)
     state = _init(program, (0, None if sg is None else 0), hyper_d, keys_d, net_d, shard(sg))
 
-    total_records = config.steps // config.log_every
+    log_every = program.log_every  # config.log_every, set
+    total_records = config.steps // log_every
     per_chunk = largest_divisor(total_records, -(-total_records // max(1, chunks)))
     records = []
     for done in range(0, total_records, per_chunk):
@@ -547,10 +579,10 @@ def _run_block(
             train_data,
             test_data if test_history else None,
         )
-        records.append(jax.device_get(rec))
+        records.append(fetch(rec))
         if progress is not None:
-            progress((done + per_chunk) * config.log_every, config.steps)
-    final = jax.device_get(
+            progress((done + per_chunk) * log_every, config.steps)
+    final = fetch(
         _evaluate(
             program.kind,
             kind.eval_spec(program),
@@ -562,12 +594,14 @@ def _run_block(
         )
     )
     final = {k: np.asarray(v)[:n_runs] for k, v in final.items()}
+    if multi:  # every process gets every run's final state
+        state = fetch(state)
     diverged_at = np.asarray(state.diverged_at)[:n_runs]
     final["diverged"] = diverged_at >= 0
     if train_data is not None and test_data is None:  # no test data: NaN test metrics
         final.update({f"test_{k}": np.full(n_runs, np.nan) for k in list(final) if k != "diverged"})
     hist = {k: np.concatenate([r[k] for r in records], axis=1)[:n_runs] for k in records[0]}
-    history = {"step": np.arange(total_records + 1) * config.log_every}
+    history = {"step": np.arange(total_records + 1) * log_every}
     for k, v in hist.items():  # a record of the state gets its value after the last step
         history[k] = np.concatenate([v, final[k][:, None]], axis=1) if k in final else v
     state = jax.tree.map(lambda a: a[:n_runs], state)

@@ -23,7 +23,7 @@ them once per run (from the run's key, with the network's own initialiser), the
 training state keeps them (:attr:`dnijax.train.TrainState.feedback`) and nothing updates
 them. ``fwdgrad`` draws its direction from the step's key (:func:`direction`).
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import feedback, nets
   >>> spec = nets.mlp_spec((2, 5, 5, 1), ("tanh", "tanh", "sigmoid"), "mse", "mean",
@@ -76,7 +76,7 @@ def init_fa(key: jax.Array, spec: nets.NetSpec, dtype: Any) -> Feedback:
     block's own weighted layer (its init scheme, scale and shift); ``None`` for block 1."""
     keys = jax.random.split(key, len(spec.blocks))
     out: Feedback = [None]
-    for k, block, shape in zip(keys[1:], spec.blocks[1:], _block_inputs(spec)[1:]):
+    for k, block, shape in zip(keys[1:], spec.blocks[1:], _block_inputs(spec)[1:], strict=True):
         out.append(layers.init_block(k, block, shape, dtype)[1]["w"])
     return out
 
@@ -97,7 +97,7 @@ def init_dfa(key: jax.Array, spec: nets.NetSpec, dtype: Any) -> Feedback:
     options = {k: v for k, v in last.options if k in layers.WEIGHT_OPTIONS and k != "bias"}
     keys = jax.random.split(key, len(spec.blocks))
     out: Feedback = []
-    for k, shape in zip(keys[:-1], nets.block_shapes(spec)[:-1]):
+    for k, shape in zip(keys[:-1], nets.block_shapes(spec)[:-1], strict=True):
         dense = layers.build(layers.spec("dense", features=math.prod(shape), **options))
         out.append(dense.init(k, (n_out,), dtype)[1]["w"])
     return out + [None]
@@ -116,7 +116,7 @@ def _block_updates(
 
     def objective(params):
         hs = [x]
-        for p, block in zip(params, spec.blocks):
+        for p, block in zip(params, spec.blocks, strict=True):
             hs.append(layers.apply_block(p, sg(hs[-1]), block))
         loss = nets.reduce_batch(nets.per_example_loss(hs[-1], y, spec.loss), spec.reduction)
         total = loss
@@ -146,11 +146,15 @@ def fa(
         e = jax.grad(_output_loss(spec, y))(hs[-1])
         out = []
         for j in reversed(range(1, len(blocks))):  # block j sends e to block j - 1
+            block = blocks[j]
             _, post_vjp = jax.vjp(
-                lambda h: _after_weighted(h, blocks[j]), _weighted_part(frozen[j], hs[j], blocks[j])
+                lambda h, block=block: _after_weighted(h, block),
+                _weighted_part(frozen[j], hs[j], block),
             )
             u = post_vjp(e)[0]
-            _, op_vjp = jax.vjp(lambda h: _weighted_part({"w": feedback[j]}, h, blocks[j]), hs[j])
+            _, op_vjp = jax.vjp(
+                lambda h, w=feedback[j], block=block: _weighted_part({"w": w}, h, block), hs[j]
+            )
             e = op_vjp(u)[0]
             out.append(e)
         return out[::-1]
@@ -171,7 +175,7 @@ def dfa(
         z = _weighted_part(frozen[-1], hs[-2], last)
         delta = jax.grad(lambda v: _output_loss(spec, y)(_after_weighted(v, last)))(z)
         delta = delta.reshape(delta.shape[0], -1)
-        return [(delta @ d).reshape(h.shape) for d, h in zip(feedback[:-1], hs[1:-1])]
+        return [(delta @ d).reshape(h.shape) for d, h in zip(feedback[:-1], hs[1:-1], strict=True)]
 
     return _block_updates(params, x, y, spec, signal_of)
 
@@ -182,7 +186,7 @@ def direction(key: jax.Array, params: Any) -> Any:
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
     return jax.tree.unflatten(
-        tree, [jax.random.normal(k, a.shape, a.dtype) for k, a in zip(keys, leaves)]
+        tree, [jax.random.normal(k, a.shape, a.dtype) for k, a in zip(keys, leaves, strict=True)]
     )
 
 

@@ -84,7 +84,7 @@ def _plot_curves(
 ) -> None:
     regimes = results["regimes"]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=110, sharex=True, sharey=True)
-    for ax, (name, r) in zip(axes.ravel(), regimes.items()):
+    for ax, (name, r) in zip(axes.ravel(), regimes.items(), strict=False):
         for other, o in regimes.items():
             if other != name:
                 ax.plot(o[key]["step"], np.array(o[key]["mean"], float), color="0.6", lw=0.8)
@@ -190,8 +190,8 @@ def plot_decision_regions(predict_fn, dataset, params: dict[str, Any], path: str
     """Ground truth beside each regime's decision regions (class-1 probability), one seed.
 
     Args:
-      predict_fn: ``predict_fn(net, grid_points) -> (P,) class-1 scores in [0, 1]``.
-      dataset: a :class:`~dnijax.data.Dataset` (2-D inputs).
+      predict_fn (Callable): ``predict_fn(net, grid_points) -> (P,) class-1 scores in [0, 1]``.
+      dataset (Dataset): a :class:`~dnijax.data.Dataset` (2-D inputs).
       params: regime name -> final network of that seed.
     """
     x, y = dataset.x_train, dataset.y_train
@@ -204,7 +204,7 @@ def plot_decision_regions(predict_fn, dataset, params: dict[str, Any], path: str
     axes[0].scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=8, edgecolors="none", vmin=0, vmax=1)
     axes[0].set_title("ground truth")
     filled = None
-    for ax, (name, net) in zip(axes[1:], params.items()):
+    for ax, (name, net) in zip(axes[1:], params.items(), strict=True):
         score = np.asarray(predict_fn(net, grid)).reshape(gx.shape)
         filled = ax.contourf(
             gx, gy, np.clip(score, 0, 1), levels=np.linspace(0, 1, 11), cmap="coolwarm", alpha=0.75
@@ -243,6 +243,21 @@ def plot_decision_regions(predict_fn, dataset, params: dict[str, Any], path: str
 def plot_sensitivity(results: dict[str, Any], path: str) -> None:
     """Heatmaps over (regime, learning rate): the median of the sweep's measure (final loss,
     or a sequence task's final error in bits) and the diverged fraction."""
+    fig, axes = plt.subplots(1, 2, figsize=sensitivity_size(results), dpi=110)
+    draw_sensitivity(results, fig, axes)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def sensitivity_size(results: dict[str, Any]) -> tuple[float, float]:
+    """The size in inches of one row of :func:`plot_sensitivity`'s two heatmaps."""
+    return (1.3 * len(results["lrs"]) + 5, 0.7 * len(results["regimes"]) + 2.2)
+
+
+def draw_sensitivity(results: dict[str, Any], fig: Any, axes: Any, title: str = "") -> None:
+    """Draws :func:`plot_sensitivity`'s two heatmaps on ``axes`` (two matplotlib axes of
+    ``fig``), their titles prefixed by ``title``."""
     regimes = list(results["regimes"])
     lrs = results["lrs"]
     metric = results.get("metric", "final_loss")
@@ -255,8 +270,7 @@ def plot_sensitivity(results: dict[str, Any], path: str) -> None:
         float,
     )
     frac = np.array([results["regimes"][r]["diverged_fraction"] for r in regimes], float)
-    fig, axes = plt.subplots(1, 2, figsize=(1.3 * len(lrs) + 5, 0.7 * len(regimes) + 2.2), dpi=110)
-    for ax, values, title, cmap in (
+    for ax, values, name, cmap in (
         (axes[0], np.log10(loss), f"log10 median {label} (diverged runs as +inf)", "viridis"),
         (axes[1], frac, "fraction of runs diverged", "Reds"),
     ):
@@ -270,7 +284,7 @@ def plot_sensitivity(results: dict[str, Any], path: str) -> None:
         ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs], rotation=45)
         ax.set_yticks(range(len(regimes)), regimes)
         ax.set_xlabel("learning rate")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title + name, fontsize=10)
         for i in range(len(regimes)):
             for j in range(len(lrs)):
                 v = values[i, j]
@@ -285,9 +299,6 @@ def plot_sensitivity(results: dict[str, Any], path: str) -> None:
                     color="w" if dark and not np.isnan(v) else "k",
                 )
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def class1_score(config: dict[str, Any]):

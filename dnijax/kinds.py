@@ -19,7 +19,7 @@ history of a run (:func:`run_records`) holds, every ``log_every`` steps, the kin
 :attr:`Kind.evaluate` metrics taken before those steps and its :attr:`Kind.summarize` of
 their per-step metrics.
 
-Example:
+Examples:
   >>> import jax
   >>> from dnijax import RunConfig, kinds
   >>> cfg = RunConfig(regime="dni", task="copy", core="rnn", hidden=4, window=3,

@@ -37,7 +37,7 @@ around it: a block starts at each parameterised layer (the first block also
 holds any parameter-free layers before it). Blocks are the units of DNI: each
 has its own parameters, and its output is where an SG module sits.
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import layers
   >>> conv = layers.build(layers.spec("conv2d", features=4, kernel=3))
@@ -98,7 +98,7 @@ def register_init(name: str, init: Init) -> None:
     :class:`~dnijax.config.RunConfig`'s ``init`` and SG modules with ``sg_init="network"``
     can then use it.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from dnijax import RunConfig, layers, nets
       >>> layers.register_init("ones", lambda key, shape, dtype, scale, shift:
@@ -366,11 +366,18 @@ def register(
     Args:
       kind: its name.
       constructor: builds the layer from its options.
-      options, required, input_rank, weighted, check: what the library checks and fills
-        in (:class:`KindInfo`); by default nothing is checked and no weight options are
+      options: the options it takes (checked, one-line errors), or ``None``: not checked.
+        With the next four arguments, what the library checks and fills in
+        (:class:`KindInfo`); by default nothing is checked and no weight options are
         filled in.
+      required: the options it must be given.
+      input_rank: the rank of the per-example input it takes (1 vectors, 3 images), or
+        ``None`` for any.
+      weighted: whether it takes the weight options, which a config then fills in.
+      check: ``check(spec, in_shape) -> message | None``, a further check of the input
+        shape.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from dnijax import layers
       >>> def scale(factor=2.0):
@@ -515,7 +522,7 @@ def import_kind(kind: str) -> None:
             module_spec = importlib.util.spec_from_file_location(
                 f"dnijax_user_layers_{abs(hash(path))}", path
             )
-            if module_spec is None or not os.path.isfile(path):
+            if module_spec is None or module_spec.loader is None or not os.path.isfile(path):
                 raise ImportError(f"no file {source}")
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
@@ -551,9 +558,9 @@ def trace_shapes(
     """``(out_shape, has_params)`` of each layer, from an abstract init (nothing drawn)."""
     shapes, shape = [], tuple(in_shape)
     for layer in layer_specs:
-        box = {}
+        box: dict[str, Any] = {}
 
-        def init(key, layer=layer, shape=shape):
+        def init(key, layer=layer, shape=shape, box=box):
             box["out"], params = build(layer).init(key, shape, dtype)
             return params
 
@@ -584,13 +591,13 @@ def group_blocks(layer_specs: Sequence[LayerSpec], has_params: Sequence[bool]) -
         raise ValueError("layers: no layer has parameters; add a dense or conv2d layer")
     groups: list[list[LayerSpec]] = [[]]
     weighted: list[int] = []
-    for layer, has in zip(layer_specs, has_params):
+    for layer, has in zip(layer_specs, has_params, strict=True):
         if has:
             if weighted:
                 groups.append([])
             weighted.append(len(groups[-1]))
         groups[-1].append(layer)
-    return tuple(Block(tuple(g), w) for g, w in zip(groups, weighted))
+    return tuple(Block(tuple(g), w) for g, w in zip(groups, weighted, strict=True))
 
 
 def init_block(key: jax.Array, block: Block, in_shape: Shape, dtype: Any) -> tuple[Shape, dict]:

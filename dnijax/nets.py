@@ -9,7 +9,7 @@ a hashable :class:`NetSpec`, so it can be a static argument of ``jax.jit``.
 
 See ``docs/math.md``, "Networks" and "Layers and blocks".
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import nets
   >>> spec = nets.mlp_spec((2, 4, 1), ("tanh", "sigmoid"), "mse", "mean", init="glorot")
@@ -68,7 +68,7 @@ def register_loss(name: str, fn: Loss) -> None:
     ``xent`` and ``bce`` read logits). Every signal rule differentiates ``fn`` with JAX; the
     numpy reference (``dnijax validate``) knows the built-in losses only.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from dnijax import RunConfig, nets
       >>> nets.register_loss("l1", lambda out, y: jnp.sum(jnp.abs(out - y), axis=-1))
@@ -148,7 +148,7 @@ def init_network(key: jax.Array, spec: NetSpec, dtype: Any = jnp.float32) -> Par
     """Initialises a network: one key per block, drawn by the block's weighted layer."""
     keys = jax.random.split(key, len(spec.blocks))
     params, shape = [], spec.in_shape
-    for k, block in zip(keys, spec.blocks):
+    for k, block in zip(keys, spec.blocks, strict=True):
         shape, p = layers.init_block(k, block, shape, dtype)
         params.append(p)
     return params
@@ -157,7 +157,7 @@ def init_network(key: jax.Array, spec: NetSpec, dtype: Any = jnp.float32) -> Par
 def forward(params: Params, x: jax.Array, spec: NetSpec) -> list[jax.Array]:
     """Returns the block outputs ``[h_0 = x, h_1, ..., h_L]``."""
     hs = [x]
-    for p, block in zip(params, spec.blocks):
+    for p, block in zip(params, spec.blocks, strict=True):
         hs.append(layers.apply_block(p, hs[-1], block))
     return hs
 

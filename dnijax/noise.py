@@ -10,7 +10,7 @@
 the optimiser, as in the paper. Noises are looked up by name in :data:`NOISES`;
 :func:`register_noise` adds one of your own.
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import noise
   >>> tx = noise.add_blog_noise(eta=0.1, gamma=0.55, key=jax.random.key(0))
@@ -39,7 +39,7 @@ NoiseFactory = Callable[
 class BlogNoiseState(NamedTuple):
     """State of :func:`add_blog_noise`: the update count and the PRNG key."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # a field named like tuple.count, as optax's
     rng_key: jax.Array
 
 
@@ -47,7 +47,7 @@ def blog_noise_std(
     eta: jax.typing.ArrayLike, gamma: jax.typing.ArrayLike, count: jax.typing.ArrayLike
 ) -> jax.Array:
     """Standard deviation ``eta / (1 + t)^gamma`` of the blog noise at update ``t``."""
-    return eta / (1.0 + count) ** gamma
+    return jnp.divide(eta, (1.0 + count) ** gamma)
 
 
 def paper_noise_std(
@@ -101,7 +101,7 @@ def register_noise(name: str, factory: NoiseFactory) -> None:
     """Adds the gradient noise ``name``: ``factory(eta, gamma, key)`` returns an optax
     transform that adds it to the updates (``eta`` and ``gamma`` may be traced arrays).
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, optax
       >>> from dnijax import noise
       >>> def constant(eta, gamma, key):  # no randomness: adds eta everywhere

@@ -7,7 +7,7 @@
 * reports a bad command line in one line on stderr with exit code 2, and for an unknown
   option names the closest real ones (``--sg_lr`` -> ``--sg-lr``, ``--seed`` -> ``--seeds``).
 
-Example:
+Examples:
   >>> parser = Parser(prog="demo")
   >>> _ = parser.add_argument("--seeds", type=int)
   >>> parser.parse_args(["--seeds", "3"]).seeds
@@ -74,9 +74,9 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         fail(message, self.prog.split()[0])
 
-    def parse_args(
+    def parse_args(  # type: ignore[override]  # one signature for typeshed's overloads
         self,
-        args: Sequence[str] | None = None,  # type: ignore[override]
+        args: Sequence[str] | None = None,
         namespace: argparse.Namespace | None = None,
     ) -> argparse.Namespace:
         parsed, extras = self.parse_known_args(args, namespace)

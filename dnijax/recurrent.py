@@ -36,7 +36,7 @@ training loop over windows (update rules, finite guard, the copy tasks' length c
 is :mod:`dnijax.bptt`, the recurrent network kind of the one engine (:mod:`dnijax.kinds`,
 :mod:`dnijax.engine`).
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import recurrent
   >>> params = recurrent.init_network(jax.random.key(0), "lstm", 2, 4, 1)
@@ -144,7 +144,7 @@ def orthogonal(key: jax.Array, n: int, dtype: Any = jnp.float32) -> jax.Array:
     side by side), the program deadlocks with the CPU idle: the recurrent runs' hang
     (``benchmarks/hang_check.py --qr`` reproduces it in a few seconds).
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from dnijax import recurrent
       >>> q = recurrent.orthogonal(jax.random.key(0), 4)
@@ -216,7 +216,7 @@ def register_core(name: str, core: Core) -> None:
     it, with every rule that has a recurrent form). Its state may be any pytree of
     ``(B, .)`` arrays; the SG module sees it flattened (:func:`flatten_state`).
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from dnijax import recurrent
       >>> def step(params, s, x_t):  # a tanh RNN without its recurrent weights

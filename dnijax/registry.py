@@ -6,7 +6,7 @@ Optimisers (:mod:`dnijax.updates`), noise schedules (:mod:`dnijax.noise`), losse
 ``register_*``/``unregister_*`` pair goes through :func:`add` and :func:`remove`, so every
 table checks names and protects its built-in entries the same way.
 
-Example:
+Examples:
   >>> table, builtins = {"sgd": print}, ("sgd",)
   >>> add(table, builtins, "optimizer", "mine", len)
   >>> sorted(table)

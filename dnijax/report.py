@@ -186,12 +186,12 @@ def sweep_markdown(results: dict[str, Any]) -> str:
     for name, r in results["regimes"].items():
         cells = []
         means = (
-            zip(r["mean_solved"], r["mean_solved_ci95"])
+            zip(r["mean_solved"], r["mean_solved_ci95"], strict=True)
             if task
-            else zip(r[f"mean_{metric}"], r[f"mean_{metric}_ci95"])
+            else zip(r[f"mean_{metric}"], r[f"mean_{metric}_ci95"], strict=True)
         )
         for m, f, (mean, ci), n in zip(
-            r[f"median_{metric}"], r["diverged_fraction"], means, r["n_healthy"]
+            r[f"median_{metric}"], r["diverged_fraction"], means, r["n_healthy"], strict=True
         ):
             cell = "diverged" if m is None else f"{m:.3g}"
             if f:
@@ -225,6 +225,8 @@ def write_compare(
     written = ["results.json"]
     if results["config"].get("task"):  # a sequence task: no data, no decision regions
         return written + write_compare_outputs(out, results, None, None)
+    if params is None:
+        raise ValueError("write_compare: a feed-forward comparison needs its final params")
     seed0 = {k: v[0] for k, v in params.items()}
     if decision_regions_skipped(results["config"]) is None:
         store.atomic_write_bytes(os.path.join(out, "final_params.npz"), final_params_npz(seed0))
@@ -346,7 +348,7 @@ def results_csv(results: dict[str, Any]) -> str:
                 values = r.get(key)  # sweeps before per-run accuracies were kept lack them
                 values = values[i] if sweep and values is not None else values
                 columns.append([None] * n if values is None else values)
-            for seed, row in enumerate(zip(*columns)):
+            for seed, row in enumerate(zip(*columns, strict=True)):
                 writer.writerow([name, seed, lr, sg_lr, eta, *(csv_value(v, float32) for v in row)])
     return buf.getvalue()
 
@@ -386,7 +388,7 @@ def final_params_npz(params: dict[str, Any]) -> bytes:
         for k, v in layer.items()
     }
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, allow_pickle=True, **arrays)  # numpy's default, named for its stubs
     return buf.getvalue()
 
 
@@ -430,7 +432,11 @@ def write_compare_outputs(
         lambda p: plot_loss_curves(results, p), os.path.join(out, "loss_curves.png")
     )
     written = ["summary.md", "results.csv", "loss_curves.png"]
-    if decision_regions_skipped(results["config"]) is None and None not in (dataset, params):
+    if (
+        decision_regions_skipped(results["config"]) is None
+        and dataset is not None
+        and params is not None
+    ):
         nets = {k: params[k] for k in results["regimes"] if k in params}
         store.atomic_savefig(
             lambda p: plot_decision_regions(class1_score(results["config"]), dataset, nets, p),

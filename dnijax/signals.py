@@ -22,7 +22,7 @@ and a single ``jax.grad``:
 Every block (:mod:`dnijax.layers`; for an MLP, a layer) sees its input through
 ``stop_gradient``, so no signal crosses a block boundary.
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import nets, synthetic, signals
   >>> spec = nets.mlp_spec((2, 5, 5, 1), ("tanh", "tanh", "sigmoid"), "mse", "mean",
@@ -121,7 +121,7 @@ def dni_signals(
     def objective(theta, phi):
         # Block inputs are constants: each block's output depends on its own params only.
         hs = [x]
-        for p, block in zip(theta, blocks):
+        for p, block in zip(theta, blocks, strict=True):
             hs.append(layers.apply_block(p, sg(hs[-1]), block))
         out = hs[-1]
         loss = reduce(nets.per_example_loss(out, y, spec.loss))
@@ -129,7 +129,9 @@ def dni_signals(
         e_out = (
             sg(jax.grad(lambda o: jnp.sum(nets.per_example_loss(o, y, spec.loss)))(sg(out))) * scale
         )
-        d = [synthetic.apply_sg(phi[i], sg(hs[i + 1]), cond) if in_s[i] else None for i in range(n)]
+        d: list[Any] = [  # None outside S
+            synthetic.apply_sg(phi[i], sg(hs[i + 1]), cond) if in_s[i] else None for i in range(n)
+        ]
 
         total = jnp.zeros((), out.dtype)
         sg_losses = []
@@ -147,8 +149,8 @@ def dni_signals(
             sg_loss = reduce(0.5 * nets.per_example_sum((d[i] - sg(target)) ** 2))
             sg_losses.append(sg_loss)
             total = total + sg_loss
-        sg_losses = jnp.stack(sg_losses) if sg_losses else jnp.zeros((0,), out.dtype)
-        return total, (loss, out, sg_losses)
+        sg_loss_vec = jnp.stack(sg_losses) if sg_losses else jnp.zeros((0,), out.dtype)
+        return total, (loss, out, sg_loss_vec)
 
     grads, (loss, out, sg_losses) = jax.grad(objective, argnums=(0, 1), has_aux=True)(
         params, sg_params
@@ -174,7 +176,7 @@ def sg_alignment(
 
     def total_loss(shifts):  # a zero shift added to each h_i: its gradient is dl_b/dh_i
         h = x
-        for p, block, shift in zip(params, spec.blocks, shifts):
+        for p, block, shift in zip(params, spec.blocks, shifts, strict=True):
             h = layers.apply_block(p, h, block) + shift
         return jnp.sum(nets.per_example_loss(h, y, spec.loss))
 
@@ -304,7 +306,7 @@ def register(
         (:func:`dnijax.feedback.init_fa` is a model).
       stochastic: ``fn`` takes ``key=``, a fresh PRNG key every step.
 
-    Example:
+    Examples:
       >>> from dnijax import signals
       >>> signals.register("plain", signals.backprop_signals)
       >>> "plain" in signals.recurrent_rules()  # RunConfig(task=...) refuses it

@@ -21,7 +21,7 @@ Conventions used by every table, figure and JSON file of the project:
   and a median over runs treats a diverged run's loss as +inf, so a cell where most
   runs diverged reads as diverged.
 
-Example:
+Examples:
   >>> from dnijax import stats
   >>> s = stats.mean_ci([1.0, 2.0, 3.0], bounds=stats.REAL)
   >>> round(s["mean"], 3), [round(v, 3) for v in s["ci95"]], s["n"]
@@ -58,7 +58,8 @@ PAIRED_TEST = "Wilcoxon signed-rank, two-sided, on per-seed differences"
 def healthy_values(values: Sequence[Any], diverged: Sequence[Any]) -> np.ndarray:
     """The values of the runs that did not diverge (``diverged`` entry ``None``), as floats."""
     return np.array(
-        [v for v, d in zip(values, diverged) if d is None and v is not None], dtype=float
+        [v for v, d in zip(values, diverged, strict=True) if d is None and v is not None],
+        dtype=float,
     )
 
 
@@ -113,7 +114,10 @@ def summarize(values: Sequence[Any], diverged: Sequence[Any], *, bounds: Bounds)
 
 def median_with_failures(values: Sequence[Any], diverged: Sequence[Any]) -> float:
     """The median over all runs, a diverged (or non-finite) run counting as +inf."""
-    v = [float("inf") if d is not None or v is None else float(v) for v, d in zip(values, diverged)]
+    v = [
+        float("inf") if d is not None or v is None else float(v)
+        for v, d in zip(values, diverged, strict=True)
+    ]
     return float(np.median(v)) if v else float("nan")
 
 
@@ -136,11 +140,16 @@ def paired(
     """
     sign = 1.0 if lower_is_better else -1.0
     as_score = lambda v, d: float("inf") if d is not None or v is None else sign * float(v)  # noqa
-    a = [as_score(v, d) for v, d in zip(values, diverged)]
-    b = [as_score(v, d) for v, d in zip(baseline, baseline_diverged)]
-    wins = sum(x < y for x, y in zip(a, b))
+    a = [as_score(v, d) for v, d in zip(values, diverged, strict=True)]
+    b = [as_score(v, d) for v, d in zip(baseline, baseline_diverged, strict=True)]
+    wins = sum(x < y for x, y in zip(a, b, strict=True))
     diffs = np.array(
-        [(x - y) * sign for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)], dtype=float
+        [
+            (x - y) * sign
+            for x, y in zip(a, b, strict=True)
+            if math.isfinite(x) and math.isfinite(y)
+        ],
+        dtype=float,
     )
     p_value = None
     if diffs.size and np.all(diffs == 0):
@@ -159,16 +168,16 @@ def paired(
 
 
 def steps_to_fraction(
-    steps: Sequence[int], loss: Sequence[float], fraction: float = 0.9
+    steps: Sequence[int] | np.ndarray, loss: Sequence[float] | np.ndarray, fraction: float = 0.9
 ) -> int | None:
     """The first recorded step at which a run has made ``fraction`` of its own loss drop
     (from the first record to the last): a target that depends on the run, so it carries
     information whatever the scale of the loss. ``None`` if the loss did not drop."""
-    loss = np.asarray(loss, dtype=float)
-    if loss.size < 2 or not np.all(np.isfinite(loss)) or loss[-1] >= loss[0]:
+    values = np.asarray(loss, dtype=float)
+    if values.size < 2 or not np.all(np.isfinite(values)) or values[-1] >= values[0]:
         return None
-    target = loss[0] - fraction * (loss[0] - loss[-1])
-    return int(np.asarray(steps)[np.argmax(loss <= target)])
+    target = values[0] - fraction * (values[0] - values[-1])
+    return int(np.asarray(steps)[np.argmax(values <= target)])
 
 
 def format_mean_ci(summary: dict[str, Any], fmt: str = ".4g") -> str:

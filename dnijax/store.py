@@ -54,9 +54,9 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
     atomic_savefig(write, path)
 
 
-def atomic_write_json(path: str, obj: Any) -> None:
-    """``json.dumps(obj, indent=1, sort_keys=True)`` written atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+def atomic_write_json(path: str, obj: Any, sort_keys: bool = True) -> None:
+    """``json.dumps(obj, indent=1, sort_keys=sort_keys)`` written atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=sort_keys) + "\n").encode())
 
 
 def check_out_dir(out: str) -> None:

@@ -12,7 +12,7 @@ the module's layer list for layers in the SG set S, ``None`` for the others.
 
 See ``docs/math.md``, "Synthetic gradients (DNI)".
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp
   >>> from dnijax import synthetic
   >>> spec = synthetic.SGSpec("paper", conditioned=False)
@@ -83,7 +83,7 @@ def register_topology(name: str, topology: Topology) -> None:
     outside S (it then learns from the true gradient with its input held constant,
     :func:`dnijax.signals.dni_signals`); :func:`sg_layers` refuses other sets.
 
-    Example:
+    Examples:
       >>> from dnijax import RunConfig, synthetic
       >>> synthetic.register_topology("all-but-last", lambda n: [True] * (n - 1) + [False])
       >>> cfg = RunConfig(regime="dni", topology="all-but-last")
@@ -145,7 +145,7 @@ def init_sg_module(
     sizes = (shape[-1] + (cond_dim if spec.conditioned else 0),) + tuple(spec.hidden) + (shape[-1],)
     keys = jax.random.split(key, len(sizes) - 1)
     module = []
-    for j, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+    for j, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
         last = j == len(sizes) - 2
         if spec.init == "network":
             init = net_init
@@ -183,7 +183,7 @@ def init_sg_modules(
         )
         if inside
         else None
-        for k, s, inside in zip(keys, shapes, in_s)
+        for k, s, inside in zip(keys, shapes, in_s, strict=True)
     ]
 
 

@@ -12,7 +12,7 @@ the run is frozen there and ``diverged_at`` records the step (``docs/math.md``,
 runs one run (:func:`dnijax.engine.run_one`) or a grid of them. The state, the update
 rules and the finite guard are shared with the recurrent kind (:mod:`dnijax.bptt`).
 
-Example:
+Examples:
   >>> import jax, numpy as np
   >>> from dnijax import RunConfig, kinds, train
   >>> x = np.random.RandomState(0).randn(64, 2).astype("float32")
@@ -89,7 +89,8 @@ def data_for(config: RunConfig, data: Any, per_run: bool = False) -> Data:
     """The kind's ``make_data``: :func:`make_data` of the engine's ``(x, labels)``."""
     if data is None:
         raise ValueError("data: a feed-forward run needs (x, labels)")
-    return make_data(config, *data, per_run=per_run)
+    x, labels = data
+    return make_data(config, x, labels, per_run=per_run)
 
 
 def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> Data:
@@ -99,7 +100,7 @@ def make_data(config: RunConfig, x: Any, labels: Any, per_run: bool = False) -> 
     """
     x = np.asarray(x)
     labels = np.asarray(labels)
-    for xr, lr in zip(x, labels) if per_run else [(x, labels)]:
+    for xr, lr in zip(x, labels, strict=True) if per_run else [(x, labels)]:
         config_lib.check_data(config, xr, lr)
     labels = jnp.asarray(labels.astype(np.int32))
     return Data(
@@ -160,7 +161,8 @@ def init_state(
       program: the run's structure (:meth:`RunConfig.program`).
       hyper: its numbers (:meth:`RunConfig.hyper`).
       key: PRNG key (split into network init, SG init, noise and batch/mask keys).
-      net, sg: explicit initial parameters, replacing the drawn ones.
+      net: explicit initial network parameters, replacing the drawn ones.
+      sg: explicit initial SG-module parameters, replacing the drawn ones.
     """
     if net is None:
         net = init_network(program.net_init, key)
@@ -377,7 +379,7 @@ def grad_alignment(program: Program, state: TrainState, x: jax.Array, y: jax.Arr
     rule = compute_signals(program, state, x, y).net_grads
     true = signals.backprop_signals(state.net, None, x, y, program.net).net_grads
     cosines = []
-    for a, b in zip(rule, true):
+    for a, b in zip(rule, true, strict=True):
         va = jnp.concatenate([v.ravel() for v in jax.tree.leaves(a)])
         vb = jnp.concatenate([v.ravel() for v in jax.tree.leaves(b)])
         norms = jnp.linalg.norm(va) * jnp.linalg.norm(vb)

@@ -16,7 +16,7 @@ one of your own.
 
 This module is a leaf: it takes numbers and flags, not a ``RunConfig``.
 
-Example:
+Examples:
   >>> import jax.numpy as jnp
   >>> from dnijax import updates
   >>> params = [{"w": jnp.ones(2)}, {"w": jnp.ones(3)}]
@@ -53,7 +53,7 @@ def register_optimizer(name: str, factory: OptimizerFactory) -> None:
 
     The learning rate may be a traced array (one compiled program serves every value).
 
-    Example:
+    Examples:
       >>> import optax
       >>> from dnijax import RunConfig, updates
       >>> updates.register_optimizer("nesterov", lambda lr: optax.sgd(lr, 0.9, nesterov=True))
@@ -115,16 +115,19 @@ def async_gate(inner: optax.GradientTransformation) -> optax.GradientTransformat
 
     def update_fn(updates, state, params=None, *, layer_mask, **extra_args):
         del extra_args
-        new_updates, new_states = [], []
-        for i, (u, s) in enumerate(zip(updates, state.layers)):
+        new_updates: list[Any] = []
+        new_states: list[Any] = []
+        for i, (u, s) in enumerate(zip(updates, state.layers, strict=True)):
             if u is None:
                 new_updates.append(None)
                 new_states.append(s)
                 continue
             on = layer_mask[i]
             u_new, s_new = inner.update(u, s, None if params is None else params[i])
-            new_updates.append(jax.tree.map(lambda a: jnp.where(on, a, jnp.zeros_like(a)), u_new))
-            new_states.append(jax.tree.map(lambda a, b: jnp.where(on, a, b), s_new, s))
+            new_updates.append(
+                jax.tree.map(lambda a, on=on: jnp.where(on, a, jnp.zeros_like(a)), u_new)
+            )
+            new_states.append(jax.tree.map(lambda a, b, on=on: jnp.where(on, a, b), s_new, s))
         return new_updates, AsyncGateState(tuple(new_states))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -151,7 +154,8 @@ def update_rule(
       learning_rate: its learning rate (a number or a traced array).
       noise: ``None`` or a name of :data:`dnijax.noise.NOISES` (``paper``, ``blog``), drawn
         once per step over the whole group raveled into one vector.
-      eta, gamma: the noise schedule.
+      eta: the noise scale (``docs/math.md``, "Gradient noise").
+      gamma: the noise schedule's decay exponent.
       noise_key: the noise's PRNG key; it seeds ``init`` only (the noise state then
         carries it), so a rule rebuilt with another key updates identically.
       clip: global-norm clipping threshold before the noise, or ``None``.

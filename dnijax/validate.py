@@ -13,7 +13,7 @@ the precision of their runs).
 Relative error of two trees: the largest, over leaves, of
 ``||a - b||_F / ||b||_F`` (0 when both are exactly zero).
 
-Example:
+Examples:
   >>> import jax
   >>> from dnijax import RunConfig, validate
   >>> with jax.enable_x64(True):
@@ -55,7 +55,7 @@ def rel_error(a: Any, b: Any) -> float:
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         num, den = np.linalg.norm(x - y), np.linalg.norm(y)
-        worst = max(worst, 0.0 if num == 0 else (num / den if den > 0 else np.inf))
+        worst = max(worst, 0.0 if num == 0 else (float(num / den) if den > 0 else np.inf))
     return float(worst)
 
 
@@ -119,7 +119,7 @@ def _realised(program: Program, hyper, state: train.TrainState, template, steps:
 def _per_step(tree: Any, steps: int) -> list | None:
     if tree is None:
         return None
-    return [jax.tree.map(lambda a: a[t], tree) for t in range(steps)]
+    return [jax.tree.map(lambda a, t=t: a[t], tree) for t in range(steps)]
 
 
 def compare(
@@ -130,7 +130,8 @@ def compare(
     Args:
       config: the run; full batches, optimiser ``sgd``, ``momentum`` or ``adam``. Its
         dtype is the JAX side's; the reference always computes in float64.
-      x, labels: the data.
+      x: the inputs.
+      labels: their integer classes.
       key: PRNG key for initial parameters, noise and masks.
       steps: trajectory length (default ``config.steps``).
 
@@ -212,7 +213,7 @@ def cases(depth: int, width: int, steps: int, dtype: str):
     noise to the network only."""
     widths = (3,) + (width,) * (depth - 1) + (2,)
     acts = tuple(HIDDEN_ACTS[i % 3] for i in range(depth - 1)) + ("identity",)
-    base = dict(
+    base: dict[str, Any] = dict(
         widths=widths,
         activations=acts,
         loss="xent",
@@ -244,7 +245,7 @@ def cases(depth: int, width: int, steps: int, dtype: str):
                     **base,
                 ),
             )
-    extra = [
+    extra: list[tuple[str, str, dict[str, Any]]] = [
         ("dni", "adam p=0.5", dict(optimizer="adam", lr=0.01, sg_lr=0.005, update_prob=0.5)),
         ("dni+noise", "momentum p=0.5", dict(optimizer="momentum", update_prob=0.5)),
         ("dni+noise", "sgd, noise net", dict(noise_to="network")),
@@ -259,11 +260,12 @@ def cases(depth: int, width: int, steps: int, dtype: str):
             RunConfig(regime=regime, conditioned=True, **{**base, **fields}),
         )
     yield from family_cases(base, "sgd")
-    for regime, label, fields in (
+    family_extra: list[tuple[str, str, dict[str, Any]]] = [
         ("fa+noise", "momentum p=0.5", dict(optimizer="momentum", update_prob=0.5)),
         ("dfa", "adam, sum", dict(optimizer="adam", lr=0.01, reduction="sum")),
         ("fwdgrad+noise", "adam, clip 1", dict(optimizer="adam", lr=0.01, clip=1.0)),
-    ):
+    ]
+    for regime, label, fields in family_extra:
         yield regime, "-", False, label, RunConfig(regime=regime, **{**base, **fields})
 
 
@@ -309,7 +311,7 @@ def conv_cases(steps: int, dtype: str):
     """(regime, topology, conditioned, net, config) for ``dnijax validate --arch conv``:
     every regime, topology and conditioning on both :data:`CONV_NETS`, then asynchronous
     Adam with noise on the network only."""
-    base = dict(
+    base: dict[str, Any] = dict(
         widths=(16,),
         loss="xent",
         reduction="mean",
@@ -372,7 +374,7 @@ def conv_cases(steps: int, dtype: str):
         yield from family_cases(dict(base, layers=layer_list), net)
 
 
-RNN_BASE = dict(
+RNN_BASE: dict[str, Any] = dict(
     task="copy",
     core="rnn",
     hidden=5,
@@ -393,7 +395,7 @@ def rnn_cases(dtype: str):
     clipping and noise on the network only."""
     for regime in REGIMES:
         yield regime, "-", False, "sgd", RunConfig(regime=regime, dtype=dtype, **RNN_BASE)
-    extra = [
+    extra: list[tuple[str, str, dict[str, Any]]] = [
         ("dni", "adam", dict(optimizer="adam", lr=0.01, sg_lr=0.005)),
         ("dni+noise", "momentum, clip 1", dict(optimizer="momentum", clip=1.0, noise_to="network")),
         ("dni", "sgd, mse", dict(loss="mse")),
@@ -413,6 +415,8 @@ def random_sequences(
     config: RunConfig, batch: int, windows: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian inputs and random 0/1 targets: ``windows`` windows of ``config.window``."""
+    if config.task is None:
+        raise ValueError("random_sequences: give a sequence task's config (task set)")
     rng = np.random.RandomState(seed)
     steps = windows * config.window
     return (

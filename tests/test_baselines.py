@@ -47,7 +47,7 @@ def _starts(n_runs=3, dtype=np.float64):
 
 def _assert_pairs_close(got, want, rtol, atol):
     assert len(got) == len(want)
-    for (a, b), (c, d) in zip(got, want):
+    for (a, b), (c, d) in zip(got, want, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=rtol, atol=atol)
         np.testing.assert_allclose(np.asarray(b), np.asarray(d), rtol=rtol, atol=atol)
 
@@ -204,12 +204,12 @@ def _check_noise(runs, regime, dtype, atol):
     zero_p, zero_s = runs(regime, params, sgs, x, y, 5, LR, SG_LR, 0.0, 0)
     noisy_p, noisy_s = runs(regime, params, sgs, x, y, 5, LR, SG_LR, 0.01, 0)
     _assert_pairs_close(zero_p, clean_p, 0, atol)
-    for (a, b), (c, d) in zip(noisy_p, clean_p):
+    for (a, b), (c, d) in zip(noisy_p, clean_p, strict=True):
         assert not np.allclose(np.asarray(a), np.asarray(c), atol=1e-4)
         assert not np.allclose(np.asarray(b), np.asarray(d), atol=1e-4)
     if regime.startswith("dni"):
         _assert_pairs_close(zero_s, clean_s, 0, atol)
-        for (a, b), (c, d) in zip(noisy_s, clean_s):
+        for (a, b), (c, d) in zip(noisy_s, clean_s, strict=True):
             assert not np.allclose(np.asarray(a), np.asarray(c), atol=1e-4)
             assert not np.allclose(np.asarray(b), np.asarray(d), atol=1e-4)
     other_p, _ = runs(regime, params, sgs, x, y, 5, LR, SG_LR, 0.01, 1)

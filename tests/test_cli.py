@@ -38,7 +38,10 @@ def test_compare_writes_every_output_with_the_documented_schema(tmp_path, capsys
         curve = r["loss_curve"]
         assert curve["step"][0] == 0 and curve["step"][-1] == 40
         assert len(curve["mean"]) == len(curve["min"]) == len(curve["max"]) == len(curve["step"])
-        assert all(lo <= m <= hi for lo, m, hi in zip(curve["min"], curve["mean"], curve["max"]))
+        assert all(
+            lo <= m <= hi
+            for lo, m, hi in zip(curve["min"], curve["mean"], curve["max"], strict=True)
+        )
     printed = capsys.readouterr().out
     assert "| dni+noise |" in printed and "Seed 0" in printed
     assert "lower on" in printed and (out / "summary.md").read_text() in printed
@@ -62,7 +65,10 @@ def test_compare_reports_intervals_and_paired_tests(tmp_path):
             continue
         p = r["paired_vs_backprop"]["final_loss"]
         assert p["n"] == 5 and 0 <= p["wins"] <= 5 and 0 < p["p_value"] <= 1
-        diffs = [a - b for a, b in zip(r["final_loss"], res["regimes"]["backprop"]["final_loss"])]
+        diffs = [
+            a - b
+            for a, b in zip(r["final_loss"], res["regimes"]["backprop"]["final_loss"], strict=True)
+        ]
         assert abs(p["mean_diff"] - sum(diffs) / 5) < 1e-12
         assert p["ci95"][0] <= p["mean_diff"] <= p["ci95"][1]
     assert len(res["regimes"]["dni"]["sg_alignment"]["layers"]) == 2  # paper topology, 3 layers
@@ -509,7 +515,8 @@ def test_compare_trains_a_conv_net_with_a_user_layer_from_a_config_file(tmp_path
     """The README's docs/examples/cnn.json (a conv net and a layer from a Python file) under
     the four regimes, on digits; the results folder can be rebuilt by ``dnijax report``."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    config = json.loads(open(os.path.join(root, "docs", "examples", "cnn.json")).read())
+    with open(os.path.join(root, "docs", "examples", "cnn.json")) as f:
+        config = json.load(f)
     for layer in config["layers"]:
         if layer["kind"].startswith("docs/"):
             layer["kind"] = os.path.join(root, layer["kind"])
@@ -616,7 +623,8 @@ def test_compare_on_the_copy_task_writes_every_output_and_report_rebuilds_them(t
         (["compare", "--task", "copy", "--regime", "dni"], "unrecognized arguments: --regime"),
         (
             ["compare", "--task", "copy", "--regimes", "backprop,fa"],
-            "rule 'fa' has no recurrent form (it trains feed-forward (dense and conv) networks only)",
+            "rule 'fa' has no recurrent form (it trains feed-forward (dense and conv) "
+            "networks only)",
         ),
         (
             ["compare", "--regimes", "backprop,sgd"],

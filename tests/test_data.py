@@ -65,7 +65,7 @@ def test_load_file_good(tmp_path, fmt):
         path = str(tmp_path / "set.npz")
         np.savez(path, x=x, labels=y)
     else:
-        rows = [list(xi) + [yi] for xi, yi in zip(x, y)]
+        rows = [list(xi) + [yi] for xi, yi in zip(x, y, strict=True)]
         path = _csv(tmp_path / "set.csv", rows, "a,b,c,label" if fmt == "csv-header" else None)
     ds = data.load_file(path, seed=0)
     assert ds.name == ("set.npz" if fmt == "npz" else "set.csv") and ds.n_classes == 3

@@ -142,7 +142,9 @@ def test_blocks_of_runs_give_the_results_of_one_block(blobs):
         (whole.history["loss"], blocked.history["loss"]),
     ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float rounding only
-    for a, b in zip(jax.tree.leaves(whole.state.net), jax.tree.leaves(blocked.state.net)):
+    for a, b in zip(
+        jax.tree.leaves(whole.state.net), jax.tree.leaves(blocked.state.net), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float rounding only
 
 

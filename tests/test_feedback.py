@@ -137,7 +137,9 @@ def test_the_fixed_matrices_are_drawn_per_seed_kept_and_never_trained(blobs):
     keys = engine.run_keys(0, 3)
     res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[0.3] * 3), keys, blobs, mesh=None)
     start = jax.vmap(lambda k: train.init_state(cfg.program(), cfg.hyper(), k))(keys)
-    for got, want in zip(jax.tree.leaves(res.state.feedback), jax.tree.leaves(start.feedback)):
+    for got, want in zip(
+        jax.tree.leaves(res.state.feedback), jax.tree.leaves(start.feedback), strict=True
+    ):
         np.testing.assert_array_equal(got, want)  # never updated
         assert not np.allclose(got[0], got[1])  # each seed its own
     shapes = [None if d is None else d.shape[1:] for d in res.state.feedback]

@@ -57,7 +57,7 @@ def test_an_mlp_as_a_layer_list_is_the_widths_mlp_bit_for_bit():
     x, labels = _data()
     a, _ = engine.run_one(short, x, labels, jax.random.key(1))
     b, _ = engine.run_one(long, x, labels, jax.random.key(1))
-    for u, v in zip(jax.tree.leaves((a.net, a.sg)), jax.tree.leaves((b.net, b.sg))):
+    for u, v in zip(jax.tree.leaves((a.net, a.sg)), jax.tree.leaves((b.net, b.sg)), strict=True):
         np.testing.assert_array_equal(u, v)
 
 

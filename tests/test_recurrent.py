@@ -104,7 +104,7 @@ def test_a_zero_sg_module_gives_backprops_network_signals():
     )
     bp = signals.window_signals("backprop", as_jax(params), None, *args)
     dni = signals.window_signals("dni", as_jax(params), recurrent.init_sg(5), *args)
-    for a, b in zip(jax.tree.leaves(bp.net_grads), jax.tree.leaves(dni.net_grads)):
+    for a, b in zip(jax.tree.leaves(bp.net_grads), jax.tree.leaves(dni.net_grads), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 

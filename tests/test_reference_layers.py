@@ -209,7 +209,7 @@ def test_sg_modules(conditioned, image):
     assert d.shape == h.shape
     cot = rng.randn(*d.shape)
     grads = rl.sg_backward(cache, cot)
-    for layer, grad in zip(module, grads):
+    for layer, grad in zip(module, grads, strict=True):
         for k in layer:
             assert_close(
                 grad[k],
@@ -260,7 +260,7 @@ def test_backprop_through_a_conv_network(loss, reduction):
     def objective():
         return ref.backprop_grads(params, x, y, blocks, loss, reduction)[0]
 
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         for k in p:
             assert_close(g[k], numeric_grad(objective, p[k]))
 
@@ -304,11 +304,14 @@ def test_dni_signals_of_a_conv_network(topology, conditioned):
     hs, _ = ref.forward(params, x, eff)
     _, e = ref.loss_and_output_grad(hs[-1], y, loss)
     cond = y if conditioned else None
-    d = [None if m is None else rl.sg_forward(m, h, cond)[0] for m, h in zip(sgs, hs[1:])]
+    d = [
+        None if m is None else rl.sg_forward(m, h, cond)[0]
+        for m, h in zip(sgs, hs[1:], strict=True)
+    ]
     cot = [e if di is None else di for di in d]
     for i, p in enumerate(params):
 
-        def inner():
+        def inner(p=p, i=i):
             return c * np.sum(rl.block_forward(p, hs[i], eff[i])[0] * cot[i])
 
         for k in p:
@@ -323,7 +326,9 @@ def test_dni_signals_of_a_conv_network(topology, conditioned):
         h_in = hs[i + 1].copy()
         targets.append(
             numeric_grad(
-                lambda: np.sum(rl.block_forward(params[i + 1], h_in, eff[i + 1])[0] * cot[i + 1]),
+                lambda h_in=h_in, i=i: np.sum(
+                    rl.block_forward(params[i + 1], h_in, eff[i + 1])[0] * cot[i + 1]
+                ),
                 h_in,
             )
         )
@@ -336,12 +341,12 @@ def test_dni_signals_of_a_conv_network(topology, conditioned):
             assert sg_grads[i] is None
             continue
         n = sum(in_s[:i])
-        for layer, grad in zip(sgs[i], sg_grads[i]):
+        for layer, grad in zip(sgs[i], sg_grads[i], strict=True):
             for k in layer:
                 assert_close(
                     grad[k],
                     numeric_grad(
-                        lambda: ref.dni_grads(
+                        lambda n=n: ref.dni_grads(
                             params, sgs, x, y, blocks, loss, reduction, topology, conditioned
                         )[3][n],
                         layer[k],

@@ -20,12 +20,14 @@ def _rows(text):
 
 
 def _compare_results(sg_lr=0.1):
-    run = lambda loss, div: {
-        "final_loss": loss,
-        "final_accuracy": [0.5, 1.0],  # noqa: E731
-        "test_accuracy": [0.25, 0.75],
-        "diverged_at": div,
-    }
+    def run(loss, div):
+        return {
+            "final_loss": loss,
+            "final_accuracy": [0.5, 1.0],
+            "test_accuracy": [0.25, 0.75],
+            "diverged_at": div,
+        }
+
     return {
         "preset": "tuned",
         "config": {"lr": 1.0, "sg_lr": sg_lr, "eta": 0.01},

@@ -29,7 +29,7 @@ def test_backprop_signals_are_the_gradient_of_the_batch_loss():
     net, _, x, y, _ = _setup("paper")
     sig = signals.backprop_signals(net, None, x, y, NET_SPEC)
     expected = jax.grad(nets.batch_loss)(net, x, y, NET_SPEC)
-    for a, b in zip(jax.tree.leaves(sig.net_grads), jax.tree.leaves(expected)):
+    for a, b in zip(jax.tree.leaves(sig.net_grads), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     np.testing.assert_allclose(sig.loss, nets.batch_loss(net, x, y, NET_SPEC), rtol=1e-6)
 
@@ -62,7 +62,7 @@ def _perturb(tree, key):
     leaves, treedef = jax.tree.flatten(tree)
     keys = jax.random.split(key, len(leaves))
     return jax.tree.unflatten(
-        treedef, [a + jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)]
+        treedef, [a + jax.random.normal(k, a.shape) for a, k in zip(leaves, keys, strict=True)]
     )
 
 
@@ -78,9 +78,13 @@ def test_no_signal_leaks_across_layer_boundaries(topology, conditioned):
             net2[j] = _perturb(net[j], jax.random.key(10 + j))
             sgs2[j] = None if sgs[j] is None else _perturb(sgs[j], jax.random.key(20 + j))
         moved = signals.dni_signals(net2, sgs2, x, y, NET_SPEC, sg_spec)
-        for a, b in zip(jax.tree.leaves(base.net_grads[i]), jax.tree.leaves(moved.net_grads[i])):
+        for a, b in zip(
+            jax.tree.leaves(base.net_grads[i]), jax.tree.leaves(moved.net_grads[i]), strict=True
+        ):
             np.testing.assert_array_equal(a, b)
-        for a, b in zip(jax.tree.leaves(base.sg_grads[i]), jax.tree.leaves(moved.sg_grads[i])):
+        for a, b in zip(
+            jax.tree.leaves(base.sg_grads[i]), jax.tree.leaves(moved.sg_grads[i]), strict=True
+        ):
             np.testing.assert_array_equal(a, b)
         # ... while layer i+1 does drive them (the check can fail)
         net3 = list(net)
@@ -97,7 +101,9 @@ def test_lower_layers_do_not_change_an_upper_layers_update_except_through_its_in
     sgs2[0] = _perturb(sgs[0], jax.random.key(5))  # SG module of layer 1 only
     moved = signals.dni_signals(net, sgs2, x, y, NET_SPEC, sg_spec)
     for i in range(1, len(net)):
-        for a, b in zip(jax.tree.leaves(base.net_grads[i]), jax.tree.leaves(moved.net_grads[i])):
+        for a, b in zip(
+            jax.tree.leaves(base.net_grads[i]), jax.tree.leaves(moved.net_grads[i]), strict=True
+        ):
             np.testing.assert_array_equal(a, b)
 
 
@@ -162,7 +168,7 @@ def test_the_batch_sg_target_equals_per_example_where_the_derivation_says(blobs)
         a, b = run(reduction=reduction), run(reduction=reduction, sg_target="batch")
         np.testing.assert_allclose(b.history["loss"], a.history["loss"], rtol=1e-6)
         scale = 1.0 if reduction == "sum" else 1.0 / 128
-        for pa, pb in zip(jax.tree.leaves(a.state.sg), jax.tree.leaves(b.state.sg)):
+        for pa, pb in zip(jax.tree.leaves(a.state.sg), jax.tree.leaves(b.state.sg), strict=True):
             np.testing.assert_allclose(pb, scale * pa, rtol=1e-5, atol=1e-9)
     a = run(reduction="mean", optimizer="adam", lr=0.01, sg_lr=0.01)
     b = run(reduction="mean", optimizer="adam", lr=0.01, sg_lr=0.01, sg_target="batch")

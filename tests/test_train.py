@@ -67,7 +67,7 @@ def test_same_config_and_key_give_bit_identical_results(blobs):
     a = engine.run_one(cfg, x, labels, jax.random.key(7))
     b = engine.run_one(cfg, x, labels, jax.random.key(7))
     c = engine.run_one(cfg, x, labels, jax.random.key(8))
-    for u, v in zip(jax.tree.leaves(a[0].net), jax.tree.leaves(b[0].net)):
+    for u, v in zip(jax.tree.leaves(a[0].net), jax.tree.leaves(b[0].net), strict=True):
         np.testing.assert_array_equal(u, v)
     np.testing.assert_array_equal(a[1]["loss"], b[1]["loss"])
     assert not np.array_equal(a[1]["loss"], c[1]["loss"])
@@ -76,7 +76,7 @@ def test_same_config_and_key_give_bit_identical_results(blobs):
 def test_regimes_share_initial_weights_under_one_key():
     cfgs = [RunConfig(regime=r, **TOY) for r in ("backprop", "dni+noise")]
     states = [train.init_state(c.program(), c.hyper(), jax.random.key(3)) for c in cfgs]
-    for u, v in zip(jax.tree.leaves(states[0].net), jax.tree.leaves(states[1].net)):
+    for u, v in zip(jax.tree.leaves(states[0].net), jax.tree.leaves(states[1].net), strict=True):
         np.testing.assert_array_equal(u, v)
 
 
@@ -89,7 +89,9 @@ def test_asynchronous_updates_skip_layers(blobs):
     skipped = 0
     for _ in range(10):
         new, _ = train.train_step(program, cfg.hyper(), state, data)
-        skipped += sum(bool(np.array_equal(a["w"], b["w"])) for a, b in zip(state.net, new.net))
+        skipped += sum(
+            bool(np.array_equal(a["w"], b["w"])) for a, b in zip(state.net, new.net, strict=True)
+        )
         state = new
     assert 10 <= skipped < 30  # about 80% of 30 layer-steps stand still
 
@@ -104,7 +106,7 @@ def test_output_only_training_freezes_the_hidden_layers(blobs):
     cfg = RunConfig(train_hidden=False, **{**TOY, "steps": 50}, log_every=50)
     start = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
     state, hist = engine.run_one(cfg, x, labels, jax.random.key(0))
-    for a, b in zip(jax.tree.leaves(start.net[:-1]), jax.tree.leaves(state.net[:-1])):
+    for a, b in zip(jax.tree.leaves(start.net[:-1]), jax.tree.leaves(state.net[:-1]), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(start.net[-1]["w"], state.net[-1]["w"])
     assert hist["loss"][-1] < hist["loss"][0]
@@ -127,5 +129,5 @@ def test_an_update_that_overflows_the_parameters_freezes_the_run_at_that_step(bl
     state, hist = engine.run_one(cfg, x, labels, jax.random.key(0))
     assert np.isfinite(hist["loss"][0])
     assert int(state.diverged_at) == 0
-    for a, b in zip(jax.tree.leaves(start.net), jax.tree.leaves(state.net)):
+    for a, b in zip(jax.tree.leaves(start.net), jax.tree.leaves(state.net), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -44,7 +44,7 @@ def test_the_gate_with_every_layer_on_is_the_plain_optimiser(name):
     for _ in range(3):
         u_plain, s_plain = plain.update(grads, s_plain, params)
         u_gated, s_gated = gated.update(grads, s_gated, params, layer_mask=jnp.array([1, 1]))
-        for a, b in zip(jax.tree.leaves(u_plain), jax.tree.leaves(u_gated)):
+        for a, b in zip(jax.tree.leaves(u_plain), jax.tree.leaves(u_gated), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
@@ -84,11 +84,10 @@ def test_update_prob_near_zero_leaves_a_dni_net_and_its_adam_state_untouched(blo
     for _ in range(5):
         state, sig = train.train_step(program, hyper, state, data)
     assert float(jnp.abs(sig.net_grads[-1]["w"]).max()) > 0  # there was something to apply
-    float_leaves = lambda tree: [
-        a
-        for a in jax.tree.leaves(tree)  # noqa: E731
-        if jnp.issubdtype(a.dtype, jnp.floating)
-    ]
+
+    def float_leaves(tree):
+        return [a for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.floating)]
+
     for before, after in (
         (start.net, state.net),
         (start.sg, state.sg),
@@ -124,7 +123,7 @@ def test_the_old_mask_after_the_update_would_have_moved_the_moments(blobs):
     _, moved = tx.update(sig.net_grads, state.net_opt, state.net)
     assert any(
         not np.array_equal(a, b)
-        for a, b in zip(jax.tree.leaves(state.net_opt), jax.tree.leaves(moved))
+        for a, b in zip(jax.tree.leaves(state.net_opt), jax.tree.leaves(moved), strict=True)
     )
 
 

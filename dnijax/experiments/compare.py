@@ -4,7 +4,7 @@ All four regimes of a seed start from identical weights and see the same data.
 Each signal rule runs with its ``+noise`` twin in one compiled program (eta 0 for
 the twin without noise, which adds exactly zero), vmapped over seeds.
 
-Example:
+Examples:
   >>> from dnijax.experiments import compare
   >>> res = compare.run_compare("tuned", seeds=2, steps=50)
   >>> sorted(res["regimes"]), len(res["regimes"]["dni"]["final_loss"])
@@ -116,7 +116,7 @@ def run_task_compare(
       "final_length", "final_error_bits", "diverged_at", "length_curve", "error_curve",
       "summary", "paired_vs_backprop"}}}``; ``preset`` is the task's name.
 
-    Example:
+    Examples:
       >>> from dnijax.experiments import compare
       >>> res = compare.run_task_compare("copy", seeds=2, steps=20, overrides=dict(
       ...     hidden=6, max_length=3, window=3))
@@ -188,6 +188,13 @@ def arms(rule: str, seeds: int, regimes: Sequence[str] = REGIMES) -> list[tuple[
         regime_name(rule, noisy) for noisy in (False, True) if regime_name(rule, noisy) in regimes
     ]
     return [(name, slice(i * seeds, (i + 1) * seeds)) for i, name in enumerate(names)]
+
+
+def grid_runs(seeds: int, regimes: Sequence[str] = REGIMES) -> list[int]:
+    """The number of runs of each :func:`regime_grids` grid of a comparison of
+    ``regimes``: ``seeds`` times the rule's arms among them."""
+    rules = dict.fromkeys(parse_regime(r)[0] for r in regimes)
+    return [len(arms(rule, seeds, regimes)) * seeds for rule in rules]
 
 
 def check_regimes(regimes: Sequence[str], cfg: RunConfig) -> tuple[str, ...]:
@@ -306,7 +313,8 @@ def summarize_runs(
         "test_accuracy": _as_list(res.final["test_accuracy"][runs]),
         "diverged_at": [None if d < 0 else int(d) for d in div],
         "steps_to_90pct_drop": [
-            stats.steps_to_fraction(step, run, 0.9) if d < 0 else None for run, d in zip(loss, div)
+            stats.steps_to_fraction(step, run, 0.9) if d < 0 else None
+            for run, d in zip(loss, div, strict=True)
         ],
         "loss_curve": band_curve(loss, healthy, step, loss_range),
     }

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from dnijax import engine, report, stats, store
+from dnijax import distributed, engine, report, stats, store
 from dnijax.config import REGIMES, RunConfig
 from dnijax.experiments import compare, presets
 
@@ -65,17 +65,24 @@ def manifest(
 
 
 def run_block(
-    config: RunConfig, regime: str, lr: float, sg_lr: float | None, seeds: int, grid: dict[str, Any]
+    config: RunConfig,
+    regime: str,
+    lr: float,
+    sg_lr: float | None,
+    seeds: int,
+    grid: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """All seeds of one (regime, learning rate) as one vmapped program: ``config`` with
     that regime and lr (and ``sg_lr``, or the lr itself), on ``grid``, the seeds' data
-    (:func:`presets.grid_inputs`' keywords)."""
+    (:func:`presets.grid_inputs`' keywords; ``None`` for a sequence task)."""
     cfg = config.replace(regime=regime, lr=lr, sg_lr=lr if sg_lr is None else sg_lr)
     hyper, keys = engine.stack_hyper(cfg, lr=[cfg.lr] * seeds), engine.run_keys(0, seeds)
     if cfg.task is not None:  # a sequence task: no data
         res = engine.run_grid(cfg, hyper, keys, None)
         summary = compare.summarize_task_runs(res, slice(0, seeds), cfg.max_length)
     else:
+        if grid is None:
+            raise ValueError("run_block: a feed-forward sweep needs grid, the seeds' data")
         res = engine.run_grid(
             cfg, hyper, keys, **dict(grid, sg=grid["sg"] if cfg.uses_sg else None)
         )
@@ -101,7 +108,10 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Runs (or resumes) a sweep into ``out`` and returns the assembled results
     (``data``: a ``--data`` spec, :func:`dnijax.data.resolve`; ``None``: the preset's).
-    ``preset`` may name a sequence task (:data:`presets.TASKS`), which takes no data."""
+    ``preset`` may name a sequence task (:data:`presets.TASKS`), which takes no data.
+    In a multi-process run (:mod:`dnijax.distributed`) every process calls it alike;
+    process 0 alone reads and writes ``out`` (and logs), and every process returns the
+    results."""
     if preset in presets.TASKS:
         config = presets.task_config(preset, steps=steps, sg_lr=sg_lr, overrides=overrides)
     else:
@@ -109,26 +119,35 @@ def run_sweep(
             preset, steps=steps, sg_lr=sg_lr, overrides=overrides, data=data
         )
     meta = manifest(config, preset, lrs, regimes, seeds=seeds, sg_lr=sg_lr, data=data)
-    resumed = store.claim_out_dir(out, meta, overwrite, report.SWEEP_OUTPUTS)
+    # in a multi-process run process 0 alone reads and writes ``out``, and tells the others
+    # what it found (dnijax.distributed.on_writer), so every process runs the same blocks
+    resumed = distributed.on_writer(store.claim_out_dir, out, meta, overwrite, report.SWEEP_OUTPUTS)
     blocks_dir = os.path.join(out, "blocks")
-    os.makedirs(blocks_dir, exist_ok=True)
+    distributed.on_writer(os.makedirs, blocks_dir, exist_ok=True)
     todo = [(r, lr) for r in regimes for lr in lrs]
+    paths = [os.path.join(blocks_dir, block_name(r, lr)) for r, lr in todo]
+    finished = distributed.on_writer(lambda: [store.read_json(p) is not None for p in paths])
+    if not distributed.is_writer():
+        log = _quiet
     done = 0
     grid = None  # the seeds' data, made once for every block that runs
     for i, (regime, lr) in enumerate(todo):
-        path = os.path.join(blocks_dir, block_name(regime, lr))
-        if store.read_json(path) is not None:
+        if finished[i]:
             done += 1
             continue
         if grid is None and config.task is None:
             _, grid = presets.grid_inputs(preset, seeds, data=data)
         block = run_block(config, regime, lr, sg_lr, seeds, grid)
-        store.atomic_write_json(path, block)
+        distributed.on_writer(store.atomic_write_json, paths[i], block)
         n_div = sum(d is not None for d in block["diverged_at"])
         log(f"[{i + 1}/{len(todo)}] {regime:15s} lr {lr:<8g} diverged {n_div}/{seeds}")
     if resumed and done:
         log(f"resumed: {done} of {len(todo)} blocks were already done")
-    return assemble(out, meta)
+    return distributed.on_writer(assemble, out, meta)
+
+
+def _quiet(message: str) -> None:
+    """The log of a process that does not write (its messages are process 0's)."""
 
 
 def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
@@ -141,10 +160,13 @@ def assemble(out: str, meta: dict[str, Any]) -> dict[str, Any]:
     metric = metric_of(meta["config"])
     task = metric == "final_error_bits"
     for regime in meta["regimes"]:
-        cells = [
-            store.read_json(os.path.join(out, "blocks", block_name(regime, lr)))
-            for lr in meta["lrs"]
-        ]
+        cells = []
+        for lr in meta["lrs"]:
+            path = os.path.join(out, "blocks", block_name(regime, lr))
+            cell = store.read_json(path)
+            if cell is None:
+                raise ValueError(f"sweep: no readable block {path}; run the sweep to finish it")
+            cells.append(cell)
         devices.update(c.get("devices", "unrecorded") for c in cells)
         bounds = stats.NONNEGATIVE if task else compare.loss_bounds(meta["config"]["loss"])
         measure = [stats.summarize(c[metric], c["diverged_at"], bounds=bounds) for c in cells]

@@ -18,7 +18,7 @@ file, seed s loaded with ``dnijax.data.resolve(data, s)``; the preset's ``widths
 data of more than two classes get the ``xent`` loss unless a config file sets ``loss``
 (:func:`fit_loss`).
 
-Example:
+Examples:
   >>> from dnijax.experiments import presets
   >>> cfg = presets.preset_config("tuned", steps=100)
   >>> cfg.steps, cfg.log_every, cfg.lr
@@ -149,7 +149,10 @@ def preset_config(
 
     Args:
       preset: a name in ``PRESETS``.
-      steps, lr, sg_lr, eta: options that replace the preset's values (``None``: keep).
+      steps: replaces the preset's number of steps (``None``: keep it).
+      lr: replaces the preset's network learning rate (``None``: keep it).
+      sg_lr: replaces the preset's SG-module learning rate (``None``: keep it).
+      eta: replaces the preset's noise scale (``None``: keep it).
       overrides: a config file's fields (:func:`dnijax.config.load_overrides`).
       data: a ``--data`` spec, a built-in name or a file (:func:`dnijax.data.resolve`);
         ``None``: the preset's data (the article's). The ``seed`` preset refuses it.

@@ -17,7 +17,7 @@ The feed-forward functions are re-exported here (``reference.trajectory`` is
 module that defines it (``reference.mlp``, ``reference.layers``, ``reference.rules``):
 that is where the others look it up.
 
-Example:
+Examples:
   >>> from dnijax import reference
   >>> reference.OPTIMIZERS
   ('sgd', 'momentum', 'adam')

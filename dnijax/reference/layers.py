@@ -14,7 +14,7 @@ one :class:`ActivationRule` in :data:`ACTIVATION_RULES`.
 Shapes carry the batch on the leading axis: ``dense`` acts on the last axis,
 ``conv2d`` and the pools on NHWC images, with HWIO kernels.
 
-Example:
+Examples:
   >>> import numpy as np
   >>> from dnijax.reference import layers as rl
   >>> rng = np.random.RandomState(0)
@@ -178,7 +178,8 @@ def col2im(
     Args:
       grad_patches: ``dP``, of the shape :func:`im2col` returned.
       in_shape: the shape of the unpadded input ``h``.
-      stride, padding: as given to :func:`im2col`.
+      stride: as given to :func:`im2col`.
+      padding: as given to :func:`im2col`.
 
     Returns:
       ``d/dh``, of shape ``in_shape``.

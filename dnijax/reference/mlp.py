@@ -16,7 +16,7 @@ theta_i)`` with ``h_0 = x``; ``J = reduce_b l_b`` with ``c = 1/B`` for ``mean`` 
 ``c = 1`` for ``sum``, so ``dJ/dh_L = c * e`` where ``e_b = dl_b/dh_L`` is the
 per-example output gradient.
 
-Example:
+Examples:
   >>> import numpy as np
   >>> from dnijax import layers
   >>> from dnijax.reference import mlp as ref
@@ -129,7 +129,7 @@ def backprop_grads(
     hs, caches = forward(params, x, effective_blocks(blocks, loss))
     c = batch_scale(x.shape[0], reduction)
     per_example, e = loss_and_output_grad(hs[-1], y, loss)
-    grads: list[Params] = [None] * len(params)
+    grads: list[Any] = [None] * len(params)  # every entry set below
     grad_h = c * e
     for i in reversed(range(len(params))):
         grads[i], grad_h = block_backward(caches[i], grad_h)
@@ -193,10 +193,15 @@ def dni_grads(
     ``t_{i-1}`` (times ``s`` when ``g_i = e``).
 
     Args:
-      params, sgs: network and SG parameters (``sgs[i]`` is ``None`` outside S).
-      x, y: the batch and its encoded targets.
+      params: network parameters.
+      sgs: SG parameters (``sgs[i]`` is ``None`` outside S).
+      x: the batch.
+      y: its encoded targets.
       blocks: the network's blocks (``dnijax.layers.Block``).
-      loss, reduction, topology, conditioned: as in ``docs/math.md``.
+      loss: as in ``docs/math.md``.
+      reduction: as in ``docs/math.md``.
+      topology: as in ``docs/math.md``.
+      conditioned: as in ``docs/math.md``.
       sg_target: ``per_example`` (``d_i`` estimates ``dl_b/dh_i``; the default) or
         ``batch`` (``d_i`` estimates ``dJ/dh_i,b = c dl_b/dh_i``).
 
@@ -216,12 +221,14 @@ def dni_grads(
     target_scale = c if batch else 1.0  # s: the scale of the true output gradient's targets
     update_scale = 1.0 if batch else c  # the factor on a block in S's param-VJP of d_i
     cond = y if conditioned else None
-    d, sg_caches = [None] * n, [None] * n
+    d: list[Any] = [None] * n  # set for the blocks in S
+    sg_caches: list[Any] = [None] * n
     for i in range(n):
         if in_s[i]:
             d[i], sg_caches[i] = sg_forward(sgs[i], hs[i + 1], cond)
 
-    net_grads, targets = [None] * n, [None] * n
+    net_grads: list[Any] = [None] * n  # every entry set below
+    targets: list[Any] = [None] * n
     targets[n - 1] = target_scale * e
     for i in range(n):
         if in_s[i]:
@@ -234,7 +241,8 @@ def dni_grads(
         if i > 0:
             targets[i - 1] = grad_in
 
-    sg_grads, sg_losses = [None] * n, []
+    sg_grads: list[Any] = [None] * n
+    sg_losses: list[float] = []
     for i in range(n):
         if in_s[i]:
             diff = d[i] - targets[i]
@@ -337,7 +345,7 @@ def optimizer_step(
         raise ValueError(f"unknown optimizer {optimizer!r}; the reference has {OPTIMIZERS}")
     rule = OPTIMIZER_RULES[optimizer]
     new_params, new_states = [], []
-    for i, (p, g, st) in enumerate(zip(params, grads, states)):
+    for i, (p, g, st) in enumerate(zip(params, grads, states, strict=True)):
         if p is None or (mask is not None and not mask[i]):
             new_params.append(p)
             new_states.append(st)
@@ -374,6 +382,8 @@ def signals(
     outside the two raises ``ValueError`` for every rule."""
     check_sg_target(sg_target)
     if signal == "dni":
+        if sgs is None:
+            raise ValueError("dni: give sgs, the SG modules' parameters")
         j, g_net, g_sg, sg_losses = dni_grads(
             params, sgs, x, y, blocks, loss, reduction, topology, conditioned, sg_target=sg_target
         )
@@ -419,7 +429,7 @@ def trajectory(
     noise_before_clip: bool = False,
     net_noises: Sequence | None = None,
     sg_noises: Sequence | None = None,
-    masks: Sequence | None = None,
+    masks: Sequence | np.ndarray | None = None,
     feedback: list | None = None,
     directions: Sequence | None = None,
     sg_target: str = "per_example",
@@ -436,11 +446,18 @@ def trajectory(
     Args:
       signal: ``backprop``, ``dni``, ``fa``, ``dfa`` or ``fwdgrad`` (only dni has an SG
         group).
-      params, sgs: network and SG parameters (``sgs`` read by dni only).
-      x, y: the batch and its encoded targets (full batch).
+      params: network parameters.
+      sgs: SG parameters (read by dni only).
+      x: the batch (full batch).
+      y: its encoded targets.
       blocks: the network's blocks (``dnijax.layers.Block``), any built-in layer kinds.
-      loss, reduction, topology, conditioned: as in ``docs/math.md``.
-      lr, sg_lr: learning rates (``sg_lr`` defaults to ``lr``); optimizer: ``sgd``,
+      loss: as in ``docs/math.md``.
+      reduction: as in ``docs/math.md``.
+      topology: as in ``docs/math.md``.
+      conditioned: as in ``docs/math.md``.
+      lr: the learning rate.
+      sg_lr: the SG learning rate (defaults to ``lr``).
+      optimizer: ``sgd``,
         ``momentum`` or ``adam`` (per layer, for both groups).
       feedback: fa's or dfa's fixed matrices, the same for the whole run
         (:func:`dnijax.reference.rules.feedback_shapes`).
@@ -455,7 +472,7 @@ def trajectory(
     Raises:
       ValueError: ``sg_target`` is neither ``per_example`` nor ``batch``.
     """
-    settings = dict(
+    settings: dict[str, Any] = dict(
         blocks=blocks,
         loss=loss,
         reduction=reduction,
@@ -464,7 +481,7 @@ def trajectory(
         sg_target=sg_target,
     )
     net_state = init_optimizer(params, optimizer)
-    sg_state = init_optimizer(sgs, optimizer) if signal == "dni" else None
+    sg_state = init_optimizer(sgs, optimizer) if signal == "dni" and sgs is not None else None
     losses = []
     for t in range(steps):
         info = signals(
@@ -479,7 +496,7 @@ def trajectory(
         )
         losses.append(info["loss"])
         mask = None if masks is None else masks[t]
-        groups = [
+        groups: list[tuple[Any, Any, Any, float, Any]] = [
             (
                 params,
                 info["net_grads"],
@@ -505,7 +522,7 @@ def trajectory(
             if noise is not None:
                 grads = [
                     None if g is None else tree_map(lambda a, b: a + b, g, n)
-                    for g, n in zip(grads, noise)
+                    for g, n in zip(grads, noise, strict=True)
                 ]
             if clip is not None and noise_before_clip:
                 grads = clip_by_global_norm(grads, clip)

@@ -59,7 +59,7 @@ given noise realisation, and the optimiser (``sgd``, ``momentum``, ``adam``; one
 state per group). The window's final state, computed with the pre-update
 parameters, is the next window's ``s_0``. There are no asynchronous update masks.
 
-Example:
+Examples:
   >>> import numpy as np
   >>> from dnijax.reference import rnn as rr
   >>> rng = np.random.RandomState(0)
@@ -75,6 +75,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +169,8 @@ def window_signals(
       signal: ``backprop`` or ``dni``.
       params: the network dict; sg: the SG module dict (unused by backprop).
       s0: the incoming state ``(B, H)``, a constant.
-      x_w, y_w: the window's inputs ``(B, T, d)`` and targets ``(B, T, K)``.
+      x_w: the window's inputs ``(B, T, d)``.
+      y_w: the window's targets ``(B, T, K)``.
       loss: ``mse``, ``xent`` or ``bce``; reduction: ``mean`` or ``sum``.
       sg_target: dni's target scale: ``per_example`` (the default; ``D`` estimates the
         per-example gradient at ``s_T``) or ``batch`` (``D`` estimates ``dJ/ds_T``, ``c``
@@ -189,7 +191,13 @@ def window_signals(
     c = batch_scale(x_w.shape[0], reduction)
     per_example, e = loss_and_output_grad(outputs, y_w, loss)  # (B, T), (B, T, K)
     s_end = states[:, -1]
-    d_end = sg_forward(sg, s_end) if signal == "dni" else np.zeros_like(s_end)
+    d_start = None  # the SG module's output at s0 (dni only)
+    if signal == "dni":
+        if sg is None:
+            raise ValueError("dni: give sg, the SG module's parameters")
+        d_end, d_start = sg_forward(sg, s_end), sg_forward(sg, s0)
+    else:
+        d_end = np.zeros_like(s_end)
     if batch:  # run on the batch loss's scale: c e_t and d_end as they are, no further c
         net_grads, target = window_backward(params, states, x_w, c * e, d_end, 1.0)
     else:
@@ -201,8 +209,8 @@ def window_signals(
         "sg_loss": None,
         "s_end": s_end,
     }
-    if signal == "dni":
-        diff = sg_forward(sg, s0) - target
+    if d_start is not None:
+        diff = d_start - target
         out["sg_loss"] = float(c * 0.5 * np.sum(diff * diff))
         out["sg_grads"] = {"a": s0.T @ (c * diff), "c": (c * diff).sum(axis=0)}
     return out
@@ -240,14 +248,20 @@ def trajectory(
 
     Args:
       signal: ``backprop`` or ``dni``.
-      params, sg: network and SG parameters (``sg`` unused by backprop).
-      x, y: ``(B, T_total, d)`` inputs and ``(B, T_total, K)`` targets.
+      params: network parameters.
+      sg: SG parameters (unused by backprop).
+      x: ``(B, T_total, d)`` inputs.
+      y: ``(B, T_total, K)`` targets.
       window: ``T``, the window length; ``T_total`` must be a multiple of it.
-      loss, reduction: as in ``window_signals``.
-      lr, sg_lr: learning rates (``sg_lr`` defaults to ``lr``); optimizer: ``sgd``,
+      loss: as in ``window_signals``.
+      reduction: as in ``window_signals``.
+      lr: the learning rate.
+      sg_lr: the SG learning rate (defaults to ``lr``).
+      optimizer: ``sgd``,
         ``momentum`` or ``adam`` (one state per group).
       clip: global-norm bound per group, or ``None``.
-      net_noises, sg_noises: one noise tree (or ``None``) per window, or ``None``.
+      net_noises: one noise tree (or ``None``) per window, or ``None``.
+      sg_noises: the same for the SG module.
       sg_target: dni's SG target scale, ``per_example`` (the default) or ``batch``, as
         in ``window_signals`` (``docs/math.md``, "SG target scale (``sg_target``)").
 
@@ -284,7 +298,9 @@ def trajectory(
         )
         losses.append(info["loss"])
         state = info["s_end"]
-        groups = [("net", params, info["net_grads"], net_state, lr, net_noises)]
+        groups: list[tuple[str, Any, Any, Any, float, Sequence | None]] = [
+            ("net", params, info["net_grads"], net_state, lr, net_noises)
+        ]
         if dni:
             groups.append(
                 ("sg", sg, info["sg_grads"], sg_state, lr if sg_lr is None else sg_lr, sg_noises)

@@ -15,7 +15,7 @@ the batch factor ``c`` in it) and the block's update is its param-VJP with cotan
 ``c e``, as in backprop. The rules' fixed matrices (``feedback``) and ``fwdgrad``'s
 directions are inputs here: the reference draws no random numbers.
 
-Example:
+Examples:
   >>> import numpy as np
   >>> from dnijax import layers
   >>> from dnijax.reference import mlp, rules
@@ -82,25 +82,26 @@ def _fixed_weight_backward(block: Any, w: np.ndarray, h: np.ndarray, u: np.ndarr
     return g
 
 
-def _check_feedback(rule: str, feedback: Sequence | None, expected: list) -> None:
+def _check_feedback(rule: str, feedback: Sequence | None, expected: list) -> Sequence:
     """``ValueError`` unless ``feedback`` has one array of the expected shape per block
-    (the entries where ``expected`` is ``None`` are not read)."""
+    (the entries where ``expected`` is ``None`` are not read); returns ``feedback``."""
     if feedback is None or len(feedback) != len(expected):
         raise ValueError(
             f"{rule}: give feedback, a list of {len(expected)} entries, "
             f"one per block (shapes {expected})"
         )
-    for i, (fb, shape) in enumerate(zip(feedback, expected)):
+    for i, (fb, shape) in enumerate(zip(feedback, expected, strict=True)):
         if shape is not None and (fb is None or np.shape(fb) != shape):
             raise ValueError(
                 f"{rule}: feedback[{i}] has shape "
                 f"{None if fb is None else np.shape(fb)}, expected {shape}"
             )
+    return feedback
 
 
 def _updates(caches: list, signals: list[np.ndarray]) -> list[Params]:
     """Each block's param-VJP with its cotangent (its input held fixed)."""
-    return [rl.block_backward(cache, g)[0] for cache, g in zip(caches, signals)]
+    return [rl.block_backward(cache, g)[0] for cache, g in zip(caches, signals, strict=True)]
 
 
 # ---------------------------------------------------------------- the fixed matrices
@@ -144,7 +145,7 @@ def feedback_shapes(
 # ---------------------------------------------------------------- the rules
 def fa_grads(
     params: list[Params],
-    feedback: Sequence,
+    feedback: Sequence | None,
     x: np.ndarray,
     y: np.ndarray,
     blocks: Sequence[Any],
@@ -164,9 +165,11 @@ def fa_grads(
       params: the network's parameters.
       feedback: one entry per block: ``feedback[0]`` is not read (``None``),
         ``feedback[i]`` (0-based, i >= 1) is ``B`` for block i+1, of ``W``'s shape.
-      x, y: the batch and its encoded targets.
+      x: the batch.
+      y: its encoded targets.
       blocks: the network's blocks (``dnijax.layers.Block``).
-      loss, reduction: as in ``docs/math.md``, "Networks".
+      loss: as in ``docs/math.md``, "Networks".
+      reduction: as in ``docs/math.md``, "Networks".
 
     Returns:
       ``(J, grads)``: the batch loss at ``params`` and one gradient dict per block.
@@ -175,12 +178,12 @@ def fa_grads(
       ValueError: when ``feedback`` has the wrong length or a matrix the wrong shape.
     """
     n = len(params)
-    _check_feedback("fa", feedback, feedback_shapes("fa", params, x, blocks))
+    feedback = _check_feedback("fa", feedback, feedback_shapes("fa", params, x, blocks))
     blocks = mlp.effective_blocks(blocks, loss)
     hs, caches = mlp.forward(params, x, blocks)
     c = mlp.batch_scale(x.shape[0], reduction)
     per_example, e = mlp.loss_and_output_grad(hs[-1], y, loss)
-    signals: list[np.ndarray] = [None] * n
+    signals: list[Any] = [None] * n  # every entry set below
     signals[n - 1] = c * e
     for i in reversed(range(n - 1)):  # block i+2 (1-based) sends its signal to block i+1
         u = _after_weighted_backward(caches[i + 1], signals[i + 1])
@@ -190,7 +193,7 @@ def fa_grads(
 
 def dfa_grads(
     params: list[Params],
-    feedback: Sequence,
+    feedback: Sequence | None,
     x: np.ndarray,
     y: np.ndarray,
     blocks: Sequence[Any],
@@ -210,9 +213,11 @@ def dfa_grads(
       feedback: one entry per block: ``feedback[i]`` (0-based, i < L-1) is ``D`` for
         block i+1, of shape ``(n_out, size(h_{i+1}))``; ``feedback[L-1]`` is not read
         (``None``).
-      x, y: the batch and its encoded targets.
+      x: the batch.
+      y: its encoded targets.
       blocks: the network's blocks (``dnijax.layers.Block``).
-      loss, reduction: as in ``docs/math.md``, "Networks".
+      loss: as in ``docs/math.md``, "Networks".
+      reduction: as in ``docs/math.md``, "Networks".
 
     Returns:
       ``(J, grads)``: the batch loss at ``params`` and one gradient dict per block.
@@ -221,7 +226,7 @@ def dfa_grads(
       ValueError: when ``feedback`` has the wrong length or a matrix the wrong shape.
     """
     n = len(params)
-    _check_feedback("dfa", feedback, feedback_shapes("dfa", params, x, blocks))
+    feedback = _check_feedback("dfa", feedback, feedback_shapes("dfa", params, x, blocks))
     hs, caches = mlp.forward(params, x, mlp.effective_blocks(blocks, loss))
     c = mlp.batch_scale(x.shape[0], reduction)
     per_example, e = mlp.loss_and_output_grad(hs[-1], y, loss)
@@ -232,7 +237,7 @@ def dfa_grads(
 
 def fwdgrad_grads(
     params: list[Params],
-    direction: list[Params],
+    direction: list[Params] | None,
     x: np.ndarray,
     y: np.ndarray,
     blocks: Sequence[Any],
@@ -249,9 +254,11 @@ def fwdgrad_grads(
     Args:
       params: the network's parameters.
       direction: ``v``, a tree like ``params`` (dicts with the same keys and shapes).
-      x, y: the batch and its encoded targets.
+      x: the batch.
+      y: its encoded targets.
       blocks: the network's blocks (``dnijax.layers.Block``).
-      loss, reduction: as in ``docs/math.md``, "Networks".
+      loss: as in ``docs/math.md``, "Networks".
+      reduction: as in ``docs/math.md``, "Networks".
 
     Returns:
       ``(J, grads)``: the batch loss at ``params`` and ``(grad J . v) v`` as one dict
@@ -265,5 +272,8 @@ def fwdgrad_grads(
     ]:
         raise ValueError("fwdgrad: give a direction, a tree like the parameters")
     j, grads = mlp.backprop_grads(params, x, y, blocks, loss, reduction)
-    slope = sum(np.sum(g * v) for g, v in zip(mlp.tree_leaves(grads), mlp.tree_leaves(direction)))
+    slope = sum(
+        np.sum(g * v)
+        for g, v in zip(mlp.tree_leaves(grads), mlp.tree_leaves(direction), strict=True)
+    )
     return j, mlp.tree_map(lambda v: slope * v, direction)
