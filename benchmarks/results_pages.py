@@ -77,6 +77,14 @@ def load(page: Page, data: str = DATA) -> dict[str, Any] | None:
     return store.read_json(os.path.join(data, f"{page.name}.json"))
 
 
+def on_disk(path: str) -> str | None:
+    """The text of ``path``, or None where there is no such file."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 ARTICLE = "article"  # a `dnijax compare` folder: its results.json and final_params.npz
 ARTICLE_INPUTS = ("results.json", "final_params.npz")
 
@@ -101,13 +109,12 @@ def build_article(data: str, out: str, check: bool) -> list[str]:
         target = os.path.join(out, ARTICLE)
         table = os.path.join(target, "summary.md")
         if check:
-            with open(os.path.join(tmp, "summary.md"), encoding="utf-8") as f:
-                fresh = f.read()
-            on_disk = None
-            if os.path.exists(table):
-                with open(table, encoding="utf-8") as f:
-                    on_disk = f.read()
-            return [] if on_disk == fresh else [f"{ARTICLE}: {table} is not what its JSON gives"]
+            fresh = on_disk(os.path.join(tmp, "summary.md"))
+            return (
+                []
+                if on_disk(table) == fresh
+                else [f"{ARTICLE}: {table} is not what its JSON gives"]
+            )
         os.makedirs(target, exist_ok=True)
         for name in written:
             if name.endswith((".md", ".png")):
@@ -120,7 +127,8 @@ def build(data: str = DATA, out: str = GENERATED, check: bool = False) -> list[s
     the tables); returns the problems found (missing JSON, stale tables)."""
     from dnijax import store
 
-    os.makedirs(out, exist_ok=True)
+    if not check:
+        os.makedirs(out, exist_ok=True)
     problems = build_article(data, out, check)
     for page in PAGES:
         results = load(page, data)
@@ -130,11 +138,7 @@ def build(data: str = DATA, out: str = GENERATED, check: bool = False) -> list[s
         report, figure = functions(page)
         table, path = report(results), os.path.join(out, f"{page.name}.md")
         if check:
-            on_disk = None
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as f:
-                    on_disk = f.read()
-            if on_disk != table:
+            if on_disk(path) != table:
                 problems.append(f"{page.name}: {path} is not what {page.name}.json gives")
             continue
         store.atomic_write_bytes(path, table.encode())
