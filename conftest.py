@@ -146,11 +146,18 @@ pytest_collect_file = Sybil(
 ).pytest()
 
 
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of the item's fixtures
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    return any(d and d[-1].scope == "module" for d in defs)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A page's blocks share one namespace, so pytest-xdist keeps each page on one worker
-    (``--dist loadgroup``)."""
+    """pytest-xdist (``--dist loadgroup``) keeps on one worker: a page's blocks, which share
+    one namespace; and a module's tests that use one of its module-scoped fixtures (finished
+    folders, launched processes), which would otherwise be made again on every worker."""
     for item in items:
         path = str(item.path)
-        if path.endswith(".md"):
+        if path.endswith(".md") or _uses_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(os.path.relpath(path, ROOT)))

@@ -85,15 +85,9 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-def main() -> None:
-    parser = options.Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="16 runs, 50 steps (smoke test)")
-    parser.add_argument("--repeats", type=common.positive(int), default=3)
-    parser.add_argument("--runs", type=common.positive(int))
-    parser.add_argument("--steps", type=common.positive(int))
-    args = parser.parse_args()
-    n_runs = args.runs or (16 if args.quick else 128)
-    steps = args.steps or (50 if args.quick else 200)
+def ablation(n_runs: int, steps: int, repeats: int) -> list[list[str]]:
+    """The table's rows: each variant's run-steps/s, µs per run-step, and its time against
+    the row above's."""
     log_every = steps // 10
     lr = 0.5
     rng = np.random.RandomState(0)
@@ -138,15 +132,31 @@ def main() -> None:
     )
     table, previous = [], None
     for label, fn in rows:
-        rate = n_runs * steps / best_time(fn, args.repeats)
+        rate = n_runs * steps / best_time(fn, repeats)
         share = "" if previous is None else f"{100 * (previous / rate - 1):+.0f}%"
         table.append([label, f"{rate:,.0f}", f"{1e6 / rate:.1f}", share])
         previous = rate
+    return table
+
+
+HEADER = ["step", "run-steps/s", "µs per run-step", "time vs row above"]
+
+
+def main() -> None:
+    parser = options.Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="16 runs, 50 steps (smoke test)")
+    parser.add_argument("--repeats", type=common.positive(int), default=3)
+    parser.add_argument("--runs", type=common.positive(int))
+    parser.add_argument("--steps", type=common.positive(int))
+    args = parser.parse_args()
+    n_runs = args.runs or (16 if args.quick else 128)
+    steps = args.steps or (50 if args.quick else 200)
+    table = ablation(n_runs, steps, args.repeats)
     print(
         f"article-scale backprop, {n_runs} runs x {steps} steps, best of {args.repeats}, "
         f"{jax.devices()[0].device_kind} ({len(jax.devices())} device(s))\n"
     )
-    print(markdown_table(["step", "run-steps/s", "µs per run-step", "time vs row above"], table))
+    print(markdown_table(HEADER, table))
 
 
 if __name__ == "__main__":

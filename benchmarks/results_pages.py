@@ -58,6 +58,7 @@ PAGES = (
     Page("rule_family", "rule_family"),
     Page("copy_task", "copy_task"),
     Page("repeat_copy", "copy_task"),
+    Page("scaling", "scaling"),
 )
 
 

@@ -59,16 +59,16 @@ context).
 Also recorded: the BLAS numpy uses (``threadpoolctl.threadpool_info()``:
 library, version, CPU kernel, threads) with the environment variables
 ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` as this process sees them, numpy's
-float32 1024^3 matmul throughput beside XLA's, and ``compile_s_default_compare``:
-the compile time of the default ``dnijax compare``, measured in a fresh
-subprocess with the persistent compilation cache disabled (``DNIJAX_CACHE`` set
-empty, ``JAX_COMPILATION_CACHE_DIR`` removed from the child's environment) that
-calls ``dnijax.experiments.compare.run_compare("tuned", seeds=10, steps=20)``
-twice: compile time = first call's time - second call's (the second reuses the
-in-memory jit cache; both include the same data preparation and running). The
-default's 2000 steps are cut to 20 because only compilation is measured: the
-programs have the same structure, only their scan lengths (steps per record,
-records per chunk) differ.
+float32 1024^3 matmul throughput beside XLA's, and ``compile_default_compare``:
+the cold and warm compile times of the default ``dnijax compare``
+(``speed_measure.compile_s_default_compare``): two fresh subprocesses share an empty
+persistent compilation cache and each calls
+``dnijax.experiments.compare.run_compare("tuned", seeds=10, steps=20)`` twice; compile
+time = first call's time - second call's (the second reuses the in-memory jit cache; both
+include the same data preparation and running). The first process is cold (and fills the
+cache), the second warm. The default's 2000 steps are cut to 20 because only compilation
+is measured: the programs have the same structure, only their scan lengths (steps per
+record, records per chunk) differ.
 
 The README's full-run command unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE``
 for that one command, because on this project's machine they force an older
@@ -85,10 +85,12 @@ The script is three modules: this one (the runs and the command line), ``speed_m
 (tables and targets); the baselines are ``baselines.py``.
 
 Sizes: 200 steps, 8 tight-numpy runs, 4 reference runs, wide scale 100 steps x 8
-runs, best of 3; ``--quick`` (CI smoke runs, about 40 s on 2 cores): the regimes
-``backprop`` and ``dni+noise`` only (together they take every code path), 50 steps,
-4 and 2 sequential runs, wide 25 steps x 4 runs, best of 1. Timings on a shared
-machine scatter: compare figures from the same run only.
+runs, a 20,000-run grid for the peak memory, best of 3; ``--quick`` (the CI smoke test,
+about 50 s on 2 cores): the regimes ``backprop`` and ``dni+noise`` only (together they take
+every code path; the all-cores column times ``backprop`` alone), 50 steps, 4 and 2
+sequential runs, wide scale shrunk to 2 layers of 32 units, 10 steps x 2 runs, a 128-run
+grid for the memory, the default compare's compile measured on 2 seeds of ``backprop``,
+best of 1. Timings on a shared machine scatter: compare figures from the same run only.
 """
 
 from __future__ import annotations
@@ -106,12 +108,15 @@ import common
 import jax
 import numpy as np
 from speed_measure import (
+    WIDE,
+    WIDE_QUICK,
     blas_info,
     child_json,
     compile_s_default_compare,
     describe_blas,
     engine_call,
     engine_memory_mb,
+    grid_peak_memory,
     import_torch,
     make_config,
     make_data,
@@ -119,7 +124,6 @@ from speed_measure import (
     numpy_matmul_gflops,
     reference_call,
     step_flops,
-    sweep_memory_gib,
     time_methods,
     torch_thread_probe,
     traced_peak_mb,
@@ -127,6 +131,7 @@ from speed_measure import (
 from speed_report import apply_peak, print_article, print_wide, targets, worst
 
 from dnijax import REGIMES, engine, store, train
+from dnijax.report import markdown_table
 
 QUICK_REGIMES = ("backprop", "dni+noise")
 
@@ -297,11 +302,11 @@ def add_all_cores(article: dict, cores: dict) -> None:
         )
 
 
-def wide_scale(steps: int, n_runs: int, repeats: int) -> dict:
-    x, labels = make_data("wide")
+def wide_scale(steps: int, n_runs: int, repeats: int, wide: tuple = WIDE) -> dict:
+    x, labels = make_data("wide", wide)
     out = {}
     for regime in ("backprop", "dni"):
-        cfg = make_config("wide", regime, steps)
+        cfg = make_config("wide", regime, steps, wide)
         y = np.asarray(train.make_data(cfg, x, labels).y)
         st = train.init_state(cfg.program(), cfg.hyper(), jax.random.key(0))
         as_numpy = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float32), tree)  # noqa: E731
@@ -375,7 +380,7 @@ def main() -> None:
         return
     common.claim(args, "speed", ("speed.json",))
     n_numpy, n_ref = (4, 2) if args.quick else (8, 4)
-    wide_steps, wide_runs = (25, 4) if args.quick else (100, 8)
+    wide_steps, wide_runs = (10, 2) if args.quick else (100, 8)
     started = time.perf_counter()
 
     torch = import_torch()
@@ -404,12 +409,15 @@ def main() -> None:
     cores: dict[str, Any] = {"error": "one CPU core, or not a CPU run"}
     if jax.default_backend() == "cpu" and n_cores > 1:
         print(f"  timing the engine on {n_cores} CPU devices ...", file=sys.stderr, flush=True)
-        cores = engine_on_cpu_devices(n_cores, steps, n_batched, repeats, regimes)
+        cores = engine_on_cpu_devices(
+            n_cores, steps, n_batched, repeats, regimes[:1] if args.quick else regimes
+        )
         if "error" in cores:
             print(f"engine on {n_cores} CPU devices: not measured ({cores['error']})")
         add_all_cores(article, cores)
     print("  timing wide scale ...", file=sys.stderr, flush=True)
-    wide = wide_scale(wide_steps, wide_runs, repeats)
+    wide_shape = WIDE_QUICK if args.quick else WIDE
+    wide = wide_scale(wide_steps, wide_runs, repeats, wide_shape)
     # the XLA peak again: a load spike during the first measurement would flatter every
     # fraction of it (the higher of the two counts)
     peak_end = matmul_peak_gflops()
@@ -421,7 +429,7 @@ def main() -> None:
         f"fractions of peak use the higher, {peak:.1f} GFLOP/s"
     )
     print_article(article, steps, repeats)
-    print_wide(wide, wide_steps, wide_runs)
+    print_wide(wide, wide_steps, wide_runs, wide_shape)
 
     vs_numpy, worst_numpy = worst(article, "engine_over_tight_numpy")
     vs_torch, worst_torch = worst(article, "engine_over_torch")
@@ -465,28 +473,48 @@ def main() -> None:
             "details": wide,
         },
     }
-    summary["memory_1024_runs_gib"] = sweep_memory_gib(1024)
-    print(
-        f"\ncompiled memory of a 1024-run article-scale DNI+noise sweep (100 records of "
-        f"{2000 // 100} steps per chunk): {summary['memory_1024_runs_gib']:.3f} GiB"
-    )
-    cmp = compile_s_default_compare()
-    summary["compile_s_default_compare"] = cmp["compile_s"]
-    summary["compile_default_compare"] = cmp
-    if cmp["compile_s"] is None:
-        print(f"default compare compile time: not measured ({cmp['error']})")
+    grid_runs, grid_steps = (128, 5) if args.quick else (20000, 10)
+    print(f"  a {grid_runs}-run grid's peak memory ...", file=sys.stderr, flush=True)
+    summary["grid_memory"] = mem = grid_peak_memory(grid_runs, grid_steps)
+    if "error" in mem:
+        print(f"peak memory of a {grid_runs}-run grid: not measured ({mem['error']})")
     else:
         print(
-            f"default `dnijax compare` compile time (fresh process, no persistent cache): "
-            f"{cmp['compile_s']:.1f} s (first call {cmp['first_s']:.1f} s - second "
-            f"{cmp['second_s']:.1f} s)"
+            f"\npeak memory of a {grid_runs}-run article-scale DNI+noise grid ({grid_steps} "
+            f"steps, automatic blocks, fresh process): {mem['peak_gib']:.2f} GiB "
+            f"({mem['peak_before_grid_gib']:.2f} GiB before the grid), {mem['seconds']:.0f} s"
         )
+    print("  compile time of the default compare ...", file=sys.stderr, flush=True)
+    summary["compile_default_compare"] = cmp = compile_s_default_compare(args.quick)
+    for name in ("cold", "warm"):
+        if "error" in cmp[name]:
+            print(f"{name} compile of the default compare: not measured ({cmp[name]['error']})")
+        else:
+            print(
+                f"{name} compile of `{cmp['call']}` (fresh process, "
+                f"{'empty' if name == 'cold' else 'filled'} persistent cache): "
+                f"{cmp[name]['compile_s']:.2f} s (first call {cmp[name]['first_s']:.2f} s - "
+                f"second {cmp[name]['second_s']:.2f} s)"
+            )
 
     summary["targets"] = targets(summary)
     print("\ntargets:")
     for t in summary["targets"]:
         verdict = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
         print(f"  {t['target']:52s} {t['measured']:60s} {verdict}")
+    missed = [t["target"] for t in summary["targets"][:5] if t["met"] is False]
+    if missed:  # a speed target missed: where the engine's time goes
+        import profile_step  # here: importing it starts JAX (the child above must not)
+
+        runs, steps_p = (8, 10) if args.quick else (n_batched, steps)
+        print(
+            f"\n{len(missed)} speed target(s) missed; where the engine's time goes "
+            f"(benchmarks/profile_step.py: article-scale backprop, {runs} runs x {steps_p} "
+            f"steps, each row adds one piece of the engine to the row above):"
+        )
+        rows = profile_step.ablation(runs, steps_p, repeats)
+        summary["profile"] = [dict(zip(profile_step.HEADER, row, strict=True)) for row in rows]
+        print(markdown_table(profile_step.HEADER, rows), end="")
     summary["wall_s"] = time.perf_counter() - started
     print(f"\ntotal {summary['wall_s']:.0f} s")
     store.atomic_write_bytes(

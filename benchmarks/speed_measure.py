@@ -143,26 +143,35 @@ def child_json(cmd: list[str], timeout: float, **kwargs: Any) -> dict:
         return {"error": f"no JSON result: {type(err).__name__}: {err}"}
 
 
-def compile_s_default_compare(timeout: float = 600.0) -> dict:
-    """Compile seconds of the default ``dnijax compare`` (see the module docstring)."""
+def compile_s_default_compare(quick: bool = False, timeout: float = 600.0) -> dict:
+    """Cold and warm compile seconds of the default ``dnijax compare`` (see the module
+    docstring of ``speed.py``): two fresh processes share an empty persistent compilation
+    cache; in each, the comparison runs twice and compile time is the first call's time
+    minus the second's. The first process compiles (cold, and fills the cache), the second
+    loads what it can from the cache (warm). ``quick``: 2 seeds of ``backprop`` only."""
+    call = "seeds=2, steps=20, regimes=['backprop']" if quick else "seeds=10, steps=20"
     code = (
         "import json, time\n"
+        "from dnijax import cli\n"
         "from dnijax.experiments import compare\n"
+        "cli.enable_compilation_cache()\n"
         "t = []\n"
         "for _ in range(2):\n"
         "    s = time.perf_counter()\n"
-        "    compare.run_compare('tuned', seeds=10, steps=20)\n"
+        f"    compare.run_compare('tuned', {call})\n"
         "    t.append(time.perf_counter() - s)\n"
         "print(json.dumps({'first_s': t[0], 'second_s': t[1]}))\n"
     )
-    env = dict(os.environ, DNIJAX_CACHE="")
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out: dict[str, Any] = {"call": f"run_compare('tuned', {call})"}
     with tempfile.TemporaryDirectory() as tmp:
-        res = child_json([sys.executable, "-c", code], timeout, env=env, cwd=tmp)
-    if "error" in res:
-        return {"compile_s": None, "error": res["error"]}
-    res["compile_s"] = res["first_s"] - res["second_s"]
-    return res
+        env = dict(os.environ, DNIJAX_CACHE=os.path.join(tmp, "cache"))
+        env.pop("JAX_COMPILATION_CACHE_DIR", None)
+        for name in ("cold", "warm"):
+            res = child_json([sys.executable, "-c", code], timeout, env=env, cwd=tmp)
+            if "error" not in res:
+                res["compile_s"] = max(0.0, res["first_s"] - res["second_s"])
+            out[name] = res
+    return out
 
 
 def step_flops(widths, batch: int, regime: str) -> float:
@@ -178,7 +187,12 @@ def step_flops(widths, batch: int, regime: str) -> float:
     return fwd + extra
 
 
-def make_config(scale: str, regime: str, steps: int) -> RunConfig:
+WIDE = (7, 256, 256)  # wide scale: hidden layers, their units, the batch
+WIDE_QUICK = (2, 32, 32)  # the same code at --quick's size
+
+
+def make_config(scale: str, regime: str, steps: int, wide: tuple = WIDE) -> RunConfig:
+    """The article-scale or the wide-scale (``wide``: layers, units, batch) run config."""
     if scale == "article":
         return RunConfig(
             regime=regime,
@@ -194,8 +208,8 @@ def make_config(scale: str, regime: str, steps: int) -> RunConfig:
         )
     return RunConfig(
         regime=regime,
-        widths=(256,) * 7 + (10,),
-        activations=("relu",) * 6 + ("identity",),
+        widths=(wide[1],) * wide[0] + (10,),
+        activations=("relu",) * (wide[0] - 1) + ("identity",),
         loss="xent",
         reduction="mean",
         lr=0.01,
@@ -206,13 +220,13 @@ def make_config(scale: str, regime: str, steps: int) -> RunConfig:
     )
 
 
-def make_data(scale: str):
+def make_data(scale: str, wide: tuple = WIDE):
     rng = np.random.RandomState(0)
     if scale == "article":
         x = rng.randn(500, 2).astype(np.float32)
         return x, (x[:, 0] * x[:, 1] > 0).astype(np.int32)
-    x = rng.randn(256, 256).astype(np.float32)
-    return x, rng.randint(0, 10, 256).astype(np.int32)
+    x = rng.randn(wide[2], wide[1]).astype(np.float32)
+    return x, rng.randint(0, 10, wide[2]).astype(np.int32)
 
 
 def engine_call(
@@ -269,14 +283,36 @@ def reference_call(cfg: RunConfig, starts: list, x, y, steps: int) -> Callable:
     return call
 
 
-def sweep_memory_gib(n_runs: int) -> float:
-    """Compiled memory (arguments + outputs + temporaries) of one chunk of an article-scale
-    DNI+noise grid of ``n_runs`` runs, from XLA's memory analysis, plus its history."""
-    cfg = make_config("article", "dni+noise", 2000)
-    x, labels = make_data("article")
-    hyper = engine.stack_hyper(cfg, lr=[cfg.lr] * n_runs)
-    keys = engine.run_keys(0, n_runs)
-    return engine.compiled_bytes(cfg, hyper, keys, (x, labels), n_records=100) / 2**30
+def grid_peak_memory(n_runs: int, steps: int, timeout: float = 1800.0) -> dict:
+    """Peak resident memory (``VmHWM``; ``ru_maxrss`` without ``/proc``) of a fresh process
+    that trains an article-scale
+    DNI+noise grid of ``n_runs`` runs for ``steps`` steps, a record every 5, through
+    ``engine.run_grid`` in its automatic blocks, as ``dnijax sweep --seeds n_runs`` does;
+    and the same process's peak before the grid (imports and data), so the grid's share
+    shows. Also its wall time and block size."""
+    code = (
+        "import json, resource, sys, time\n"
+        f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+        "from speed_measure import make_config, make_data\n"
+        "from dnijax import engine\n"
+        f"n, steps = {n_runs}, {steps}\n"
+        "cfg = make_config('article', 'dni+noise', steps).replace(log_every=5)\n"
+        "x, labels = make_data('article')\n"
+        "def peak():  # VmHWM: this process's own peak (ru_maxrss can hold the parent's)\n"
+        "    with open('/proc/self/status') as f:\n"
+        "        hwm = [l for l in f if l.startswith('VmHWM:')]\n"
+        "    if hwm:\n"
+        "        return int(hwm[0].split()[1]) / 2**20\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20\n"
+        "before = peak()\n"
+        "t = time.perf_counter()\n"
+        "res = engine.run_grid(cfg, engine.stack_hyper(cfg, lr=[cfg.lr] * n),\n"
+        "                      engine.run_keys(0, n), (x, labels), block_runs='auto')\n"
+        "print(json.dumps({'runs': n, 'steps': steps, 'peak_gib': peak(),\n"
+        "                  'peak_before_grid_gib': before, 'seconds': time.perf_counter() - t,\n"
+        "                  'records': int(res.history['loss'].shape[1])}))\n"
+    )
+    return child_json([sys.executable, "-c", code], timeout)
 
 
 def import_torch():

@@ -133,7 +133,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     seeds = args.seeds or presets.DEFAULT_SEEDS[args.preset]
     regimes = compare.check_regimes(args.regimes or REGIMES, cfg)
-    _check_split(compare.grid_runs(seeds, regimes), "grid")
+    _join_processes(args, compare.grid_runs(seeds, regimes), "grid")
     distributed.on_writer(
         store.claim_out_dir,
         out,
@@ -195,7 +195,7 @@ def _compare_task(args: argparse.Namespace) -> int:
     )
     seeds = args.seeds or presets.DEFAULT_TASK_SEEDS
     regimes = compare.check_regimes(args.regimes or REGIMES, cfg)
-    _check_split(compare.grid_runs(seeds, regimes), "grid")
+    _join_processes(args, compare.grid_runs(seeds, regimes), "grid")
     distributed.on_writer(
         store.claim_out_dir,
         out,
@@ -278,7 +278,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     for lr in args.lr:  # every learning rate, validated by the config
         base.replace(lr=lr)
-    _check_split([args.seeds], "sweep block")
+    _join_processes(args, [args.seeds], "sweep block")
     distributed.on_writer(
         store.claim_out_dir,
         out,
@@ -321,11 +321,27 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_split(runs: Sequence[int], what: str) -> None:
-    """Refuses, in one line, a process count that does not divide the runs of every grid
-    (:func:`dnijax.distributed.split_error`); nothing with one process."""
+def _join_processes(args: argparse.Namespace, runs: Sequence[int], what: str) -> None:
+    """Joins this process to a multi-process run (:func:`dnijax.distributed.initialize`;
+    nothing with one process), once the command's options are checked. A process count
+    that does not divide the runs of every grid is refused in one line
+    (:func:`dnijax.distributed.split_error`): before connecting when ``--processes`` is a
+    number, once the count is known with ``auto``."""
+    if isinstance(args.processes, int):
+        _check_split(runs, what, args.processes)
+    distributed.initialize(
+        args.processes,
+        args.process_id,
+        args.coordinator,
+        args.coordinator_timeout,
+        fingerprint=_fingerprint(args),
+    )
+    _check_split(runs, what)
+
+
+def _check_split(runs: Sequence[int], what: str, processes: int | None = None) -> None:
     for n in dict.fromkeys(runs):
-        reason = distributed.split_error(n, what)
+        reason = distributed.split_error(n, what, processes)
         if reason:
             raise ValueError(reason)
 
@@ -652,14 +668,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dnijax import engine
 
             engine.use_cpu_devices(args.cpu_devices)
-        if hasattr(args, "processes"):  # compare, sweep: one process, or several
-            distributed.initialize(
-                args.processes,
-                args.process_id,
-                args.coordinator,
-                args.coordinator_timeout,
-                fingerprint=_fingerprint(args),
-            )
         return args.func(args)
     except (ValueError, OSError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

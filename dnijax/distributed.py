@@ -407,10 +407,11 @@ def check_same(what: str, value: bytes) -> None:
         )
 
 
-def split_error(n_runs: int, what: str = "grid") -> str | None:
-    """The one-line reason why the processes cannot share a ``what`` of ``n_runs`` runs
-    equally, or ``None`` when they can (always with one process)."""
-    count = jax.process_count() if multi_process() else 1
+def split_error(n_runs: int, what: str = "grid", processes: int | None = None) -> str | None:
+    """The one-line reason why ``processes`` processes (default: those of this run) cannot
+    share a ``what`` of ``n_runs`` runs equally, or ``None`` when they can (always with one
+    process)."""
+    count = processes or (jax.process_count() if multi_process() else 1)
     if n_runs % count == 0:
         return None
     fits = [d for d in range(2, n_runs + 1) if n_runs % d == 0][:4]

@@ -185,10 +185,28 @@ def test_speed_quick(_run, tmp_path):
     for regime in ("backprop", "dni+noise"):
         methods = article["details"][regime]["methods"]
         assert {"engine", "tight_numpy", "reference", "lean_jax"} <= set(methods)
-        if (os.cpu_count() or 1) > 1:
+        if (os.cpu_count() or 1) > 1 and regime == "backprop":  # --quick: backprop only
             assert methods["engine_all_cores"]["run_steps_per_s"] > 0
-    assert res["compile_s_default_compare"] > 0 and len(res["targets"]) == 6
+    compiled = res["compile_default_compare"]
+    assert compiled["cold"]["compile_s"] > 0 and compiled["warm"]["compile_s"] >= 0
+    assert res["grid_memory"]["runs"] == 128 and res["grid_memory"]["peak_gib"] > 0
+    assert len(res["targets"]) == 10 and all(t["met"] is not None for t in res["targets"][2:])
     assert "| backprop |" in text and "targets:" in text
+    if any(t["met"] is False for t in res["targets"][:5]):  # the profile of a missed target
+        assert res["profile"][-1]["step"] == "the engine (dnijax.engine.run_grid)"
+
+
+def test_scaling_quick(_run, tmp_path):
+    """scaling.py at its smallest: every point on this process's one device."""
+    text = _run("scaling.py", "--quick", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "scaling.json").read_text())
+    assert res["runs"] == [1, 16] and res["regimes"] == ["backprop"]
+    counts = {c["devices"]: c["points"] for c in res["counts"]}
+    assert list(counts) == ["1 x cpu"]
+    for points in counts.values():
+        assert [(p["runs"], p["steps"]) for p in points] == [(1, 10), (16, 10)]
+        assert all(p["run_steps_per_s"] > 0 for p in points)
+    assert (tmp_path / "scaling.png").stat().st_size > 0 and "| backprop | 16 |" in text
 
 
 def test_profile_step_quick(_run):
@@ -243,6 +261,7 @@ OUTPUT = {
     "dni_depth.py": "dni_depth.json",
     "rule_family.py": "rule_family.json",
     "sg_target.py": "sg_target.json",
+    "scaling.py": "scaling.json",
 }  # one file each script writes
 WRITERS = sorted(OUTPUT)
 

@@ -513,7 +513,8 @@ def test_version(capsys):
 
 def test_compare_trains_a_conv_net_with_a_user_layer_from_a_config_file(tmp_path, capsys):
     """The README's docs/examples/cnn.json (a conv net and a layer from a Python file) under
-    the four regimes, on digits; the results folder can be rebuilt by ``dnijax report``."""
+    backprop and DNI with noise (every code path of the four regimes), on digits; the results
+    folder can be rebuilt by ``dnijax report``."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, "docs", "examples", "cnn.json")) as f:
         config = json.load(f)
@@ -536,6 +537,8 @@ def test_compare_trains_a_conv_net_with_a_user_layer_from_a_config_file(tmp_path
                 "2",
                 "--steps",
                 "20",
+                "--regimes",
+                "backprop,dni+noise",
                 "--out",
                 str(out),
             ]
@@ -543,6 +546,7 @@ def test_compare_trains_a_conv_net_with_a_user_layer_from_a_config_file(tmp_path
         == 0
     )
     res = json.loads((out / "results.json").read_text())
+    assert sorted(res["regimes"]) == ["backprop", "dni+noise"]
     assert res["config"]["widths"] == [64, 128, 32, 32, 32, 10]
     assert res["config"]["layers"][1] == {"kind": "conv2d", "features": 8, "kernel": 3}
     assert all(len(r["test_accuracy"]) == 2 for r in res["regimes"].values())

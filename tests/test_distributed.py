@@ -2,8 +2,11 @@
 per-seed results of one process with two CPU devices; process 0 alone writes, a sweep
 resumes; bad launches end every process with one line and exit 2, writing nothing.
 
-Every command of the file starts at once (module fixture), so their imports and compiles
-share the two cores; the tests then wait for their own processes.
+The launches that need two live processes start at once (module fixture), so their imports
+and compiles share the two cores; the tests then wait for their own processes. A launch
+that fails before any other process is involved (no coordinator, a missing process, a
+process count that does not divide the runs) runs in the test's own process through
+``cli.main``: it stops before ``jax.distributed`` starts.
 """
 
 import json
@@ -19,7 +22,7 @@ import pytest
 
 TIMEOUT = 240  # seconds a launched command may take on a loaded machine
 TINY = '{"widths": [2, 6, 1], "activations": ["tanh", "sigmoid"]}'
-COMPARE = ["compare", "--seeds", "2", "--steps", "20", "--regimes", "backprop,backprop+noise"]
+COMPARE = ["compare", "--seeds", "2", "--steps", "20", "--regimes", "backprop+noise"]
 SWEEP = ["sweep", "--lr", "0.5,1", "--regimes", "backprop", "--seeds", "2", "--steps", "20"]
 
 
@@ -106,18 +109,9 @@ def launched(tmp_path_factory):
     )
     tiny = ["--config", "tiny.json"]
     resumable_sweep(root)
-    groups = {  # the cheap launches first: they wait on their timeouts, not on the cores
-        "unreachable": Group(
-            processes([*COMPARE, *tiny, "--out", "u"], timeout=5)[1:], root, one_device
-        ),
-        "alone": Group(processes([*COMPARE, *tiny, "--out", "a"], timeout=5)[:1], root, one_device),
+    groups = {  # the cheap launch first: its processes stop at the handshake
         "mismatch": Group(
             processes([*COMPARE, *tiny, "--out", "m"], per_process={1: ["--eta", "0.5"]}),
-            root,
-            one_device,
-        ),
-        "split": Group(
-            processes(["compare", "--seeds", "3", "--regimes", "backprop", *tiny, "--out", "x"]),
             root,
             one_device,
         ),
@@ -180,7 +174,7 @@ def test_two_processes_give_the_results_of_one_process_with_two_devices(launched
     multi, a = per_seed(root / "d2" / "results.json")
     single, b = per_seed(root / "d1" / "results.json")
     assert multi["devices"] == "2 x cpu in 2 processes" and single["devices"] == "2 x cpu"
-    assert a.keys() == b.keys() and len(a) == 8
+    assert a.keys() == b.keys() and len(a) == 4
     worst = max(float(np.max(np.abs(a[k] - b[k]) / np.abs(b[k]))) for k in a)
     print(f"max relative difference, 2 processes vs 1 process with 2 devices: {worst:.3g}")
     for k in a:  # the bound of test_engine's sharding test
@@ -216,20 +210,50 @@ def assert_one_line_and_nothing_written(results, folder, *expected):
     assert not folder.exists()
 
 
-def test_a_coordinator_that_cannot_be_reached_is_one_line_within_the_timeout(launched):
-    root, groups, _ = launched
-    group = groups["unreachable"]
-    results = group.wait()
-    assert_one_line_and_nothing_written(
-        results, root / "u", ": cannot reach the coordinator within 5 s (Connection refused)"
+def _main_in_process(argv, tmp_path, capsys):
+    """``cli.main(argv)`` here, on the tiny network: ``(exit code, stderr, seconds)``."""
+    from dnijax import cli
+
+    (tmp_path / "tiny.json").write_text(TINY)
+    start = time.monotonic()
+    code = cli.main([*argv, "--config", str(tmp_path / "tiny.json")])
+    return code, capsys.readouterr().err, time.monotonic() - start
+
+
+def assert_one_line_here(code, err, folder, *expected):
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("dnijax: error: ") and all(e in err for e in expected), err
+    assert not folder.exists()
+
+
+def test_a_coordinator_that_cannot_be_reached_is_one_line_within_the_timeout(tmp_path, capsys):
+    out = tmp_path / "u"
+    [argv] = processes([*COMPARE, "--out", str(out)], timeout=2)[1:]
+    code, err, seconds = _main_in_process(argv, tmp_path, capsys)
+    assert_one_line_here(
+        code, err, out, ": cannot reach the coordinator within 2 s (Connection refused)"
     )
-    # 5 s of waiting once dnijax is imported (seconds on an idle machine; minutes while
-    # every launch of this file shares two busy cores)
-    assert group.seconds[0] < 5 + TIMEOUT / 2, group.seconds
-    results = groups["alone"].wait()
-    assert_one_line_and_nothing_written(
-        results, root / "a", "only 1 of 2 processes arrived within 5 s (missing --process-id 1)"
+    assert seconds < 2 + 30, seconds  # the timeout, and the checks before it
+
+
+def test_a_process_that_waits_alone_is_one_line_within_the_timeout(tmp_path, capsys):
+    out = tmp_path / "a"
+    [argv] = processes([*COMPARE, "--out", str(out)], timeout=2)[:1]
+    code, err, seconds = _main_in_process(argv, tmp_path, capsys)
+    assert_one_line_here(
+        code, err, out, "only 1 of 2 processes arrived within 2 s (missing --process-id 1)"
     )
+    assert seconds < 2 + 30, seconds
+
+
+def test_a_process_count_that_does_not_divide_the_runs_is_refused_before_connecting(
+    tmp_path, capsys
+):
+    out = tmp_path / "x"
+    argv = ["compare", "--seeds", "3", "--regimes", "backprop", "--out", str(out)]
+    code, err, seconds = _main_in_process(processes(argv)[0], tmp_path, capsys)
+    assert_one_line_here(code, err, out, "--processes 2 does not divide the 3 runs of a grid")
+    assert seconds < 30, seconds  # no wait for the other process: its timeout is 60 s
 
 
 def test_processes_with_different_configurations_are_refused(launched):
@@ -238,13 +262,6 @@ def test_processes_with_different_configurations_are_refused(launched):
         groups["mismatch"].wait(),
         root / "m",
         "process 1 started with another configuration than process 0",
-    )
-
-
-def test_a_process_count_that_does_not_divide_the_runs_is_refused(launched):
-    root, groups, _ = launched
-    assert_one_line_and_nothing_written(
-        groups["split"].wait(), root / "x", "--processes 2 does not divide the 3 runs of a grid"
     )
 
 

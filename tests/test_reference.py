@@ -71,7 +71,7 @@ def configs(draw):
 
 
 @settings(
-    max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=5, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(configs())
 def test_jax_matches_the_reference_on_random_configurations(case):

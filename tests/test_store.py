@@ -17,13 +17,13 @@ SWEEP = [
     "dnijax.cli",
     "sweep",
     "--lr",
-    "0.1,0.3,1,3",
+    "0.1,0.3,1",
     "--regimes",
     "backprop,dni",
     "--seeds",
     "2",
     "--steps",
-    "200",
+    "100",
 ]
 
 
@@ -65,11 +65,11 @@ def test_a_killed_sweep_resumes_to_the_same_results(sig, tmp_path, uninterrupted
     proc.send_signal(sig)
     proc.communicate(timeout=60)
     done_before = sorted(f for f in os.listdir(blocks) if not f.startswith(".tmp"))
-    assert 2 <= len(done_before) < 8 or proc.returncode == 0
+    assert 2 <= len(done_before) < 6 or proc.returncode == 0
     assert not (out / "results.json").exists() or proc.returncode == 0
     rerun = _run(out)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"resumed: {len(done_before)} of 8 blocks" in rerun.stderr or len(done_before) == 8
+    assert f"resumed: {len(done_before)} of 6 blocks" in rerun.stderr or len(done_before) == 6
     # the same command gives byte-identical files, interrupted and resumed or not
     for name in ("results.json", "summary.md", "manifest.json", "results.csv"):
         assert (out / name).read_bytes() == (uninterrupted / name).read_bytes(), name
