@@ -128,10 +128,9 @@ from speed_measure import (
     torch_thread_probe,
     traced_peak_mb,
 )
-from speed_report import apply_peak, print_article, print_wide, targets, worst
+from speed_report import apply_peak, report, targets, worst
 
-from dnijax import REGIMES, engine, store, train
-from dnijax.report import markdown_table
+from dnijax import REGIMES, engine, train
 
 QUICK_REGIMES = ("backprop", "dni+noise")
 
@@ -378,7 +377,7 @@ def main() -> None:
             )
         )
         return
-    common.claim(args, "speed", ("speed.json",))
+    common.claim(args, "speed", common.published("speed")[:2])
     n_numpy, n_ref = (4, 2) if args.quick else (8, 4)
     wide_steps, wide_runs = (10, 2) if args.quick else (100, 8)
     started = time.perf_counter()
@@ -387,25 +386,26 @@ def main() -> None:
     blas = blas_info()  # after torch's import, so its libraries are listed too
     peak_start = matmul_peak_gflops()
     np_peak = numpy_matmul_gflops()
-    print(
-        f"device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPU cores; float32 1024^3 "
-        f"matmul: XLA {peak_start:.1f} GFLOP/s, numpy {np_peak:.1f} GFLOP/s"
-    )
-    print(describe_blas(blas))
     torch_line = (
         f"torch {torch.__version__}, {torch.get_num_threads()} threads by default"
         if torch
-        else "torch not installed (column skipped)"
+        else "torch not installed (its column is skipped)"
     )
-    print(f"{torch_line}; jax {jax.__version__}, numpy {np.__version__}")
-
+    n_cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )  # the cores this process may use
+    machine = {
+        "device": jax.devices()[0].device_kind,
+        "cpu_cores": n_cores,
+        "blas": describe_blas(blas),
+        "torch": torch_line,
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+    }
     article = {}
     for regime in regimes:
         print(f"  timing article scale, {regime} ...", file=sys.stderr, flush=True)
         article[regime] = article_regime(regime, steps, n_batched, n_numpy, n_ref, repeats, torch)
-    n_cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )  # the cores this process may use
     cores: dict[str, Any] = {"error": "one CPU core, or not a CPU run"}
     if jax.default_backend() == "cpu" and n_cores > 1:
         print(f"  timing the engine on {n_cores} CPU devices ...", file=sys.stderr, flush=True)
@@ -424,13 +424,6 @@ def main() -> None:
     peak = max(peak_start, peak_end)
     apply_peak(article, peak)
     apply_peak(wide, peak)
-    print(
-        f"XLA matmul peak measured again after the timings: {peak_end:.1f} GFLOP/s; "
-        f"fractions of peak use the higher, {peak:.1f} GFLOP/s"
-    )
-    print_article(article, steps, repeats)
-    print_wide(wide, wide_steps, wide_runs, wide_shape)
-
     vs_numpy, worst_numpy = worst(article, "engine_over_tight_numpy")
     vs_torch, worst_torch = worst(article, "engine_over_torch")
     vs_ref, _ = worst(article, "engine_over_reference")
@@ -439,6 +432,7 @@ def main() -> None:
         "matmul_peak_gflops": peak,
         "matmul_peak_gflops_start_end": [peak_start, peak_end],
         "numpy_matmul_gflops": np_peak,
+        "machine": machine,
         "blas": blas,
         "article_scale": {
             "speedup_vs_numpy": vs_numpy,  # against the tight numpy loop, worst regime
@@ -470,58 +464,27 @@ def main() -> None:
             "dni_over_backprop_flops": dni["flops_per_step"] / bp["flops_per_step"],
             "runs": wide_runs,
             "steps": wide_steps,
+            "shape": list(wide_shape),
             "details": wide,
         },
     }
     grid_runs, grid_steps = (128, 5) if args.quick else (20000, 10)
     print(f"  a {grid_runs}-run grid's peak memory ...", file=sys.stderr, flush=True)
-    summary["grid_memory"] = mem = grid_peak_memory(grid_runs, grid_steps)
-    if "error" in mem:
-        print(f"peak memory of a {grid_runs}-run grid: not measured ({mem['error']})")
-    else:
-        print(
-            f"\npeak memory of a {grid_runs}-run article-scale DNI+noise grid ({grid_steps} "
-            f"steps, automatic blocks, fresh process): {mem['peak_gib']:.2f} GiB "
-            f"({mem['peak_before_grid_gib']:.2f} GiB before the grid), {mem['seconds']:.0f} s"
-        )
+    summary["grid_memory"] = grid_peak_memory(grid_runs, grid_steps)
     print("  compile time of the default compare ...", file=sys.stderr, flush=True)
-    summary["compile_default_compare"] = cmp = compile_s_default_compare(args.quick)
-    for name in ("cold", "warm"):
-        if "error" in cmp[name]:
-            print(f"{name} compile of the default compare: not measured ({cmp[name]['error']})")
-        else:
-            print(
-                f"{name} compile of `{cmp['call']}` (fresh process, "
-                f"{'empty' if name == 'cold' else 'filled'} persistent cache): "
-                f"{cmp[name]['compile_s']:.2f} s (first call {cmp[name]['first_s']:.2f} s - "
-                f"second {cmp[name]['second_s']:.2f} s)"
-            )
-
+    summary["compile_default_compare"] = compile_s_default_compare(args.quick)
     summary["targets"] = targets(summary)
-    print("\ntargets:")
-    for t in summary["targets"]:
-        verdict = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
-        print(f"  {t['target']:52s} {t['measured']:60s} {verdict}")
     missed = [t["target"] for t in summary["targets"][:5] if t["met"] is False]
     if missed:  # a speed target missed: where the engine's time goes
         import profile_step  # here: importing it starts JAX (the child above must not)
 
         runs, steps_p = (8, 10) if args.quick else (n_batched, steps)
-        print(
-            f"\n{len(missed)} speed target(s) missed; where the engine's time goes "
-            f"(benchmarks/profile_step.py: article-scale backprop, {runs} runs x {steps_p} "
-            f"steps, each row adds one piece of the engine to the row above):"
-        )
+        print(f"  {len(missed)} speed target(s) missed: profiling ...", file=sys.stderr)
         rows = profile_step.ablation(runs, steps_p, repeats)
         summary["profile"] = [dict(zip(profile_step.HEADER, row, strict=True)) for row in rows]
-        print(markdown_table(profile_step.HEADER, rows), end="")
+        summary["profile_runs"], summary["profile_steps"] = runs, steps_p
     summary["wall_s"] = time.perf_counter() - started
-    print(f"\ntotal {summary['wall_s']:.0f} s")
-    store.atomic_write_bytes(
-        os.path.join(args.out, "speed.json"),
-        (json.dumps(summary, indent=1, default=str) + "\n").encode(),
-    )
-    print(f"wrote {os.path.join(args.out, 'speed.json')}")
+    common.publish(args.out, "speed", summary, report)
 
 
 if __name__ == "__main__":

@@ -148,19 +148,37 @@ def compile_s_default_compare(quick: bool = False, timeout: float = 600.0) -> di
     docstring of ``speed.py``): two fresh processes share an empty persistent compilation
     cache; in each, the comparison runs twice and compile time is the first call's time
     minus the second's. The first process compiles (cold, and fills the cache), the second
-    loads what it can from the cache (warm). ``quick``: 2 seeds of ``backprop`` only."""
+    loads what it can from the cache (warm). ``stages_s``: the seconds of the costliest
+    stages of the programs (tracing, lowering to MLIR, XLA compilation, as jax's
+    ``jax_log_compiles`` reports them), where the compile time goes. ``quick``: 2 seeds of
+    ``backprop`` only."""
     call = "seeds=2, steps=20, regimes=['backprop']" if quick else "seeds=10, steps=20"
     code = (
-        "import json, time\n"
+        "import json, logging, re, time\n"
+        "import jax\n"
         "from dnijax import cli\n"
         "from dnijax.experiments import compare\n"
         "cli.enable_compilation_cache()\n"
+        "stages = {}\n"
+        "class Stages(logging.Handler):  # jax's own timings of each program's stages\n"
+        "    def emit(self, record):\n"
+        "        m = re.match(r'Finished (tracing \\+ transforming|jaxpr to MLIR module "
+        "conversion|XLA compilation) (?:of )?(?:jit\\()?(\\w+).* in ([0-9.e-]+) sec',\n"
+        "                     record.getMessage())\n"
+        "        if m:\n"
+        "            stage = {'tracing + transforming': 'trace', 'XLA compilation': 'compile'}"
+        ".get(m[1], 'lower')\n"
+        "            key = f'{m[2]} ({stage})'\n"
+        "            stages[key] = stages.get(key, 0.0) + float(m[3])\n"
+        "logging.getLogger('jax').addHandler(Stages())\n"
+        "jax.config.update('jax_log_compiles', True)\n"
         "t = []\n"
         "for _ in range(2):\n"
         "    s = time.perf_counter()\n"
         f"    compare.run_compare('tuned', {call})\n"
         "    t.append(time.perf_counter() - s)\n"
-        "print(json.dumps({'first_s': t[0], 'second_s': t[1]}))\n"
+        "top = dict(sorted(stages.items(), key=lambda kv: -kv[1])[:8])\n"
+        "print(json.dumps({'first_s': t[0], 'second_s': t[1], 'stages_s': top}))\n"
     )
     out: dict[str, Any] = {"call": f"run_compare('tuned', {call})"}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,7 @@
-"""The report of ``benchmarks/speed.py``: its printed tables, the fraction of the matmul
-peak beside every GFLOP/s figure, and each speed target's value and verdict (printed as
-ratios measured in one run, never asserted)."""
+"""The report of ``benchmarks/speed.py``: its tables, the fraction of the matmul peak beside
+every GFLOP/s figure, and each speed target's value and verdict (ratios measured in one run,
+printed, never asserted). :func:`report` makes the whole markdown from ``speed.json`` alone,
+so ``benchmarks/results_pages.py`` makes the published page's tables again from the JSON."""
 
 from __future__ import annotations
 
@@ -23,17 +24,20 @@ TARGETS = {
 }
 
 
-def print_article(out: dict, steps: int, repeats: int) -> None:
+def article_markdown(out: dict, steps: int, repeats: int) -> str:
+    """The article-scale tables."""
+    parts: list[str] = []
+    emit = lambda *a, end="\n": parts.append(" ".join(map(str, a)) + end)  # noqa: E731
     any_regime = next(iter(out.values()))["methods"]
     runs = {k: v["runs"] for k, v in any_regime.items()}
-    print(
+    emit(
         f"\narticle scale: 500 x 2-10-28-1 sigmoid with biases, mse/mean, full batch, "
         f"float32, SGD lr 0.5 / SG lr 0.1, {steps} steps; runs: engine "
         f"{runs['engine']}, tight numpy {runs['tight_numpy']} (one after another), "
         f"reference {runs['reference']}, torch {runs.get('torch', '-')}, lean JAX "
         f"{runs['lean_jax']}; best of {repeats}, warm-up untimed"
     )
-    print("\nrun-steps/s (one step of one run)")
+    emit("\nrun-steps/s (one step of one run)")
     fmt = lambda v, f: "-" if v is None else format(v, f) + "x"  # noqa: E731
     rows = []
     for regime, res in out.items():
@@ -63,7 +67,7 @@ def print_article(out: dict, steps: int, repeats: int) -> None:
             ]
         )
     devices = any_regime.get("engine_all_cores", {}).get("devices", "-")
-    print(
+    emit(
         markdown_table(
             [
                 "regime",
@@ -90,7 +94,7 @@ def print_article(out: dict, steps: int, repeats: int) -> None:
         if devices != "-"
         else ""
     )
-    print(
+    emit(
         "* the reference runs without noise (it takes noise as an input); every other "
         "method draws its noise.  torch: (N t) = threads of its fastest call, chosen by an "
         f"untimed probe before each call.{cores_note}\n"
@@ -110,7 +114,7 @@ def print_article(out: dict, steps: int, repeats: int) -> None:
                 f"{m['reference']['memory_mb']:.2f}",
             ]
         )
-    print(
+    emit(
         markdown_table(
             [
                 "regime",
@@ -126,10 +130,15 @@ def print_article(out: dict, steps: int, repeats: int) -> None:
         end="",
     )
 
+    return "".join(parts)
 
-def print_wide(out: dict, steps: int, n_runs: int, wide: tuple) -> None:
+
+def wide_markdown(out: dict, steps: int, n_runs: int, wide: tuple) -> str:
+    """The wide-scale table."""
+    parts: list[str] = []
+    emit = lambda *a, end="\n": parts.append(" ".join(map(str, a)) + end)  # noqa: E731
     layers, units, batch = wide
-    print(
+    emit(
         f"\nwide scale: {layers} layers of {units} (ReLU), xent/mean, batch {batch}, float32, "
         f"{steps} "
         f"steps; engine {n_runs} runs, reference 1 run"
@@ -149,7 +158,7 @@ def print_wide(out: dict, steps: int, n_runs: int, wide: tuple) -> None:
                 f"{e['memory_mb']:.1f}",
             ]
         )
-    print(
+    emit(
         markdown_table(
             [
                 "regime",
@@ -165,6 +174,7 @@ def print_wide(out: dict, steps: int, n_runs: int, wide: tuple) -> None:
         ),
         end="",
     )
+    return "".join(parts)
 
 
 def apply_peak(tree: Any, peak: float) -> None:
@@ -235,3 +245,75 @@ def targets(summary: dict) -> list[dict]:
         False,
     )
     return rows
+
+
+def report(summary: dict) -> str:
+    """The markdown of a run, from its ``speed.json`` alone."""
+    a, w, m = summary["article_scale"], summary["wide_scale"], summary["machine"]
+    cmp, mem = summary["compile_default_compare"], summary["grid_memory"]
+    lines = [
+        "# Speed\n",
+        f"{m['device']}, {m['cpu_cores']} CPU cores; float32 1024^3 matmul: XLA "
+        f"{summary['matmul_peak_gflops']:.1f} GFLOP/s (the higher of the measurements before "
+        f"and after the timings), numpy {summary['numpy_matmul_gflops']:.1f} GFLOP/s. "
+        f"{m['blas']}. {m['torch']}; jax {m['jax']}, numpy {m['numpy']}.",
+    ]
+    parts = ["\n".join(lines) + "\n"]
+    parts.append(article_markdown(a["details"], a["steps"], a["repeats"]))
+    parts.append(wide_markdown(w["details"], w["steps"], w["runs"], tuple(w["shape"])))
+    if "error" in mem:
+        parts.append(f"\nPeak memory of a {mem.get('runs', '?')}-run grid: not measured.\n")
+    else:
+        parts.append(
+            f"\nPeak memory of a {mem['runs']}-run article-scale DNI+noise grid "
+            f"({mem['steps']} steps, automatic blocks, fresh process): {mem['peak_gib']:.2f} "
+            f"GiB ({mem['peak_before_grid_gib']:.2f} GiB before the grid).\n"
+        )
+    for name in ("cold", "warm"):
+        c = cmp[name]
+        parts.append(
+            f"\n{name.capitalize()} compile of `{cmp['call']}`: not measured.\n"
+            if "error" in c
+            else f"\n{name.capitalize()} compile of `{cmp['call']}` (fresh process, "
+            f"{'empty' if name == 'cold' else 'filled'} persistent cache): "
+            f"{c['compile_s']:.2f} s (first call {c['first_s']:.2f} s - second "
+            f"{c['second_s']:.2f} s).\n"
+        )
+    if all("stages_s" in cmp[name] for name in ("cold", "warm")):
+        names = list(dict.fromkeys([*cmp["cold"]["stages_s"], *cmp["warm"]["stages_s"]]))
+        parts.append(
+            "\nWhere the compile time goes: the costliest stages of the programs, as "
+            "`jax_log_compiles` reports them (seconds, summed over the program's compiles; "
+            "a program's stage missing from a column was not among that column's costliest)"
+            "\n\n"
+            + markdown_table(
+                ["program (stage)", "cold s", "warm s"],
+                [
+                    [n]
+                    + [
+                        f"{cmp[c]['stages_s'][n]:.2f}" if n in cmp[c]["stages_s"] else "-"
+                        for c in ("cold", "warm")
+                    ]
+                    for n in names
+                ],
+            )
+        )
+    verdict = lambda t: "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")  # noqa: E731
+    parts.append(
+        "\n**Targets**\n\n"
+        + markdown_table(
+            ["target", "measured", "verdict"],
+            [[t["target"], t["measured"], verdict(t)] for t in summary["targets"]],
+        )
+    )
+    if summary.get("profile"):
+        header = list(summary["profile"][0])
+        parts.append(
+            "\n**Where the engine's time goes** (a speed target missed; "
+            "`benchmarks/profile_step.py` at article scale, backprop, "
+            f"{summary['profile_runs']} runs x {summary['profile_steps']} steps, each row "
+            "adding one piece of the engine to the row above)\n\n"
+            + markdown_table(header, [list(r.values()) for r in summary["profile"]])
+        )
+    parts.append(f"\nTotal time {summary['wall_s']:.0f} s.\n")
+    return "".join(parts)

@@ -651,13 +651,16 @@ def compilation_cache_dir() -> str:
 
 def enable_compilation_cache() -> None:
     """Keeps compiled programs across runs in :func:`compilation_cache_dir` (set
-    ``DNIJAX_CACHE`` empty to disable): a rerun skips XLA compilation."""
+    ``DNIJAX_CACHE`` empty to disable): a rerun skips XLA compilation. Every program is
+    kept, however fast it compiled: the small ones JAX compiles for array operations
+    outside the engine's programs add up (a rerun of a small comparison compiled about
+    0.5 s less with them kept than with only those over 0.2 s)."""
     import jax
 
     path = compilation_cache_dir()
     if path:
         jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -191,7 +191,8 @@ def test_speed_quick(_run, tmp_path):
     assert compiled["cold"]["compile_s"] > 0 and compiled["warm"]["compile_s"] >= 0
     assert res["grid_memory"]["runs"] == 128 and res["grid_memory"]["peak_gib"] > 0
     assert len(res["targets"]) == 10 and all(t["met"] is not None for t in res["targets"][2:])
-    assert "| backprop |" in text and "targets:" in text
+    assert "| backprop |" in text and "**Targets**" in text
+    assert (tmp_path / "speed.md").read_text() in text  # the report, printed and written
     if any(t["met"] is False for t in res["targets"][:5]):  # the profile of a missed target
         assert res["profile"][-1]["step"] == "the engine (dnijax.engine.run_grid)"
 
