@@ -59,7 +59,7 @@ PAGES = (
     Page("copy_task", "copy_task"),
     Page("repeat_copy", "copy_task"),
     Page("scaling", "scaling"),
-    Page("speed", "speed_report", "report", None),
+    Page("speed", "speed", "report", None),
 )
 
 

@@ -124,7 +124,7 @@ def report(results: dict) -> str:
                 cells.append(f"{p['run_steps_per_s']:,.0f} ({p['steps']} steps)")
             rows.append(cells)
     return (
-        f"# Scaling of the engine\n\nrun-steps/s at article scale, best of "
+        f"run-steps/s at article scale, best of "
         f"{results['repeats']} after an untimed warm-up, {results['cores']} CPU cores; "
         f"automatic run blocks. Total time {results['seconds']:.0f}s.\n\n"
         + markdown_table(["regime", "runs", *[f"{c}" for c in counts]], rows)

@@ -252,7 +252,6 @@ def report(summary: dict) -> str:
     a, w, m = summary["article_scale"], summary["wide_scale"], summary["machine"]
     cmp, mem = summary["compile_default_compare"], summary["grid_memory"]
     lines = [
-        "# Speed\n",
         f"{m['device']}, {m['cpu_cores']} CPU cores; float32 1024^3 matmul: XLA "
         f"{summary['matmul_peak_gflops']:.1f} GFLOP/s (the higher of the measurements before "
         f"and after the timings), numpy {summary['numpy_matmul_gflops']:.1f} GFLOP/s. "
