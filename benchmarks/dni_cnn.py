@@ -29,6 +29,7 @@ import common
 import numpy as np
 
 from dnijax import RunConfig, engine, stats
+from dnijax.experiments import protocols
 from dnijax.report import markdown_table
 
 # an independent CIFAR-10 CNN reproduction (test accuracy %), as cited in the issue
@@ -61,29 +62,28 @@ def cnn_layers(filters: int) -> tuple[dict, ...]:
 def base_config(
     ds, filters: int, steps: int, quick: bool, optimizer: str = "adam", lr: float = 1e-3
 ) -> dict:
-    """The RunConfig fields every arm shares: the CNN, its SG modules (two hidden layers of
-    ``filters``), xent/mean, He init, batch 64, and the noise of the ``+noise`` arms."""
-    return dict(
-        widths=(ds.n_features,),
-        layers=cnn_layers(filters),
-        loss="xent",
-        reduction="mean",
-        init="he",
-        optimizer=optimizer,
-        lr=lr,
-        batch_size=64,
-        steps=steps,
-        log_every=steps // 2 if quick else max(1, steps // 30),
-        sg_hidden=(filters, filters),
-        sg_kernel=5,
-        sg_init="zero",
-        eta=0.01,
-        gamma=0.55,
-    )
+    """The RunConfig fields every arm shares: the scaled protocol's
+    (``dnijax.experiments.protocols.CNN``: xent/mean, He init, batch 64, zero-init SG
+    modules regressing per-example gradients), the CNN of ``filters``, SG modules with two
+    hidden layers of ``filters``, and the noise of the ``+noise`` arms."""
+    return {
+        **protocols.CNN.fields("scaled"),
+        "widths": (ds.n_features,),
+        "layers": cnn_layers(filters),
+        "optimizer": optimizer,
+        "lr": lr,
+        "steps": steps,
+        "log_every": steps // 2 if quick else max(1, steps // 30),
+        "sg_hidden": (filters, filters),
+        "eta": 0.01,
+        "gamma": 0.55,
+    }
 
 
-def run_arm(ds, name: str, noisy: bool, base: dict, seeds: int) -> dict:
-    """One arm of ``ARMS``, every seed in one program: its test errors and curves."""
+def run_arm(ds, name: str, noisy: bool, base: dict, seeds: int, alignment: bool = True) -> dict:
+    """One arm of ``ARMS``, every seed in one program: its test errors and curves, and with
+    ``alignment`` the SG modules' alignment along training (on the whole training set at
+    every record: several times the cost of the training itself)."""
     fields = ARMS[name]
     regime = fields["regime"] + ("+noise" if noisy else "")
     cfg = RunConfig(**{**base, **fields, "regime": regime})
@@ -95,7 +95,7 @@ def run_arm(ds, name: str, noisy: bool, base: dict, seeds: int) -> dict:
         (ds.x_train, ds.y_train),
         test=(ds.x_test, ds.y_test),
         test_history=True,
-        alignment=cfg.uses_sg,
+        alignment=alignment and cfg.uses_sg,
         progress=common.progress_line(label),
     )
     diverged = [int(s) if s >= 0 else None for s in res.diverged_at]

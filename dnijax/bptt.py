@@ -120,6 +120,7 @@ def train_windows(
     active = jnp.ones((n_win,), bool) if active is None else active
     core = recurrent.get_core(seq.core)
     target = "per_example" if program.sg is None else program.sg.target
+    sg_scale = 1.0 if program.sg is None else program.sg.scale
 
     def window(carry, inputs):
         st, s = carry
@@ -136,6 +137,7 @@ def train_windows(
             core=core,
             mask=m_w,
             sg_target=target,
+            sg_scale=sg_scale,
         )
         st = train.guarded_update(rules, st, sig, active=on)
         return (st, sig.s_end), jnp.where(on, sig.loss, 0.0)

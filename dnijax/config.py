@@ -204,7 +204,9 @@ class RunConfig:
         convolutional SG modules of blocks that output images; sg_target: what the modules
         regress onto, ``per_example`` gradients or ``batch`` (the gradient of the batch
         loss, as PyTorch and TensorFlow DNI implementations do; ``docs/math.md``, "SG
-        target scale").
+        target scale"); sg_scale: the factor ``a`` on a synthetic gradient wherever it is
+        used as a gradient (its block's update, the bootstrapped target below; 1 is the
+        plain rule, 0.1 the recurrent reimplementations'; ``docs/math.md``, "SG scale").
       update_prob: probability that a layer (with its SG module) updates in a step
         (``docs/math.md``, "Asynchronous updates").
       train_hidden: ``False`` trains the output layer only (the DNI paper's "no backprop"
@@ -251,6 +253,7 @@ class RunConfig:
     sg_bias: bool = True
     sg_kernel: int = 5
     sg_target: str = "per_example"
+    sg_scale: float = 1.0
     update_prob: float = 1.0
     train_hidden: bool = True
     noise: str = "paper"
@@ -348,6 +351,7 @@ class RunConfig:
                     )
         check_choice("sg_init", self.sg_init, synthetic.SG_INITS)
         check_choice("sg_target", self.sg_target, synthetic.SG_TARGETS)
+        check_number("sg_scale", self.sg_scale, positive=True)
         check_number("update_prob", self.update_prob)
         if not 0 < self.update_prob <= 1:
             raise ValueError(f"update_prob: {self.update_prob!r} must be in (0, 1]")
@@ -517,6 +521,7 @@ class RunConfig:
             self.sg_bias,
             self.sg_kernel,
             self.sg_target,
+            float(self.sg_scale),
         )
 
     @property

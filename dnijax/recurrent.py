@@ -323,13 +323,15 @@ class Window(NamedTuple):
 
 class WindowSpec(NamedTuple):
     """What a window's signals depend on besides parameters and data: the core, the loss
-    name, the batch reduction and what the SG module regresses onto (``per_example`` or
-    ``batch``; ``docs/math.md``, "SG target scale")."""
+    name, the batch reduction, what the SG module regresses onto (``per_example`` or
+    ``batch``; ``docs/math.md``, "SG target scale") and the factor ``sg_scale`` on the
+    synthetic gradient injected at the window's end (``docs/math.md``, "SG scale")."""
 
     core: Core
     loss: str
     reduction: str
     sg_target: str = "per_example"
+    sg_scale: float = 1.0
 
 
 def _losses(params: dict, s0: State, window: Window, spec: WindowSpec) -> tuple[jax.Array, State]:
@@ -376,7 +378,7 @@ def dni_window(params: dict, sg_params: dict, window: Window, spec: WindowSpec) 
         per_example, s_end = _losses(theta, s0, window, spec)
         window_loss = reduce(per_example)
         flat_end = flatten_state(s_end)
-        d_end = sg(apply_sg(phi, sg(flat_end)))
+        d_end = sg(spec.sg_scale * apply_sg(phi, sg(flat_end)))
         net_term = window_loss + inject(jnp.sum(flat_end * d_end, axis=-1))
 
         def future(s_in):  # per example: c sum_t l_t,b + <s_T,b, d_end,b>, params frozen

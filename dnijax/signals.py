@@ -117,6 +117,7 @@ def dni_signals(
     batch = sg_spec.target == "batch"
     scale = 1.0 / x.shape[0] if batch and spec.reduction == "mean" else 1.0
     drive = (lambda v: jnp.sum(v, axis=0)) if batch else reduce
+    a = sg_spec.scale  # a synthetic gradient is used as a * d_i (docs/math.md, "SG scale")
 
     def objective(theta, phi):
         # Block inputs are constants: each block's output depends on its own params only.
@@ -139,12 +140,12 @@ def dni_signals(
             if not in_s[i]:
                 total = total + loss  # only the output block can be outside S
                 continue
-            total = total + drive(nets.per_example_sum(hs[i + 1] * sg(d[i])))
+            total = total + drive(nets.per_example_sum(hs[i + 1] * sg(a * d[i])))
             if i == n - 1:
                 target = e_out
             else:
                 target = _input_vjp(
-                    theta[i + 1], hs[i + 1], blocks[i + 1], d[i + 1] if in_s[i + 1] else e_out
+                    theta[i + 1], hs[i + 1], blocks[i + 1], a * d[i + 1] if in_s[i + 1] else e_out
                 )
             sg_loss = reduce(0.5 * nets.per_example_sum((d[i] - sg(target)) ** 2))
             sg_losses.append(sg_loss)
@@ -349,6 +350,7 @@ def window_signals(
     core: str | recurrent.Core = "rnn",
     mask: jax.Array | None = None,
     sg_target: str = "per_example",
+    sg_scale: float = 1.0,
 ) -> recurrent.WindowSignals:
     """The signals of one truncated-BPTT window by rule ``signal``'s recurrent form
     (:mod:`dnijax.recurrent`), from the parameters at the start of the step; ``s0`` is
@@ -363,6 +365,8 @@ def window_signals(
       mask: optional ``(B, T)`` weights of the per-step losses (0 where a step has no
         target, as in the copy tasks).
       sg_target: what the SG module regresses onto (``per_example`` or ``batch``).
+      sg_scale: the factor on the synthetic gradient injected at the window's end
+        (``docs/math.md``, "SG scale").
     """
     rule = RULES.get(signal)
     if rule is None or rule.recurrent is None:
@@ -374,5 +378,5 @@ def window_signals(
         params,
         sg_params,
         recurrent.Window(s0, x_w, y_w, mask),
-        recurrent.WindowSpec(recurrent.get_core(core), loss, reduction, sg_target),
+        recurrent.WindowSpec(recurrent.get_core(core), loss, reduction, sg_target, sg_scale),
     )

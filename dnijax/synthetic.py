@@ -66,6 +66,10 @@ class SGSpec(NamedTuple):
       target: what a module regresses onto (``docs/math.md``, "SG target scale"):
         ``per_example`` (the per-example gradient ``dl_b/dh_i``) or ``batch`` (the
         gradient of the batch loss, ``dJ/dh_i``: ``1/B`` times smaller under ``mean``).
+      scale: the factor ``a`` on a synthetic gradient wherever it is used as a gradient,
+        in its block's update and in the bootstrapped target of the block below
+        (``docs/math.md``, "SG scale"; 1 is the plain rule, recurrent reimplementations
+        of the DNI paper use 0.1).
     """
 
     topology: str = "paper"
@@ -75,6 +79,7 @@ class SGSpec(NamedTuple):
     bias: bool = True
     kernel: int = 5
     target: str = "per_example"
+    scale: float = 1.0
 
 
 def register_topology(name: str, topology: Topology) -> None:

@@ -75,6 +75,7 @@ def reference_settings(config: RunConfig) -> dict[str, Any]:
         topology=config.topology,
         conditioned=config.conditioned,
         sg_target=config.sg_target,
+        sg_scale=config.sg_scale,
     )
 
 
@@ -400,6 +401,7 @@ def rnn_cases(dtype: str):
         ("dni+noise", "momentum, clip 1", dict(optimizer="momentum", clip=1.0, noise_to="network")),
         ("dni", "sgd, mse", dict(loss="mse")),
         ("dni", "adam, sg batch", dict(optimizer="adam", lr=0.01, sg_lr=0.005, sg_target="batch")),
+        ("dni", "sgd, sg x0.1", dict(sg_scale=0.1)),
     ]
     for regime, label, fields in extra:
         yield (
@@ -448,6 +450,7 @@ def compare_rnn(
         "mean",
         core="rnn",
         sg_target=config.sg_target,
+        sg_scale=config.sg_scale,
     )
     net0, sg0 = to_numpy(state.net), to_numpy(state.sg)
     x64, y64 = np.asarray(xj, np.float64), np.asarray(yj, np.float64)
@@ -461,6 +464,7 @@ def compare_rnn(
         loss=config.loss,
         reduction="mean",
         sg_target=config.sg_target,
+        sg_scale=config.sg_scale,
     )
     grad_err = rel_error(sig.net_grads, want["net_grads"])
     if config.signal == "dni":
@@ -492,6 +496,7 @@ def compare_rnn(
         net_noises=_per_step(to_numpy(net_noise), windows),
         sg_noises=_per_step(to_numpy(sg_noise), windows),
         sg_target=config.sg_target,
+        sg_scale=config.sg_scale,
     )
     param_err = rel_error(final.net, ref_net)
     if config.signal == "dni":

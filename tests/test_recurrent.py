@@ -183,15 +183,17 @@ def test_lstm_dni_with_a_zero_sg_module_gives_backprops_network_signals():
     assert float(dni.loss) == float(bp.loss)
 
 
-def test_lstm_dni_signals_and_target_by_an_independent_route():
-    """t_0 = d/d(h_0, c_0) [sum_t l_t,b + <[h_T, c_T], M([h_T, c_T])>] per example; the
-    network follows L_w + mean_b <s_T, D>; the SG module regresses M([h_0, c_0]) onto t_0."""
+@pytest.mark.parametrize("scale", [1.0, 0.1])
+def test_lstm_dni_signals_and_target_by_an_independent_route(scale):
+    """t_0 = d/d(h_0, c_0) [sum_t l_t,b + <[h_T, c_T], D>] per example with D = a M([h_T,
+    c_T]) (a: the SG scale); the network follows L_w + mean_b <s_T, D>; the SG module
+    regresses M([h_0, c_0]) itself onto t_0."""
     params, sg, s0, x, y, t = _lstm_problem(seed=2)
     with jax.enable_x64(True):
         p, m, s0 = _as_jax(params), _as_jax(sg), _as_jax(s0)
         x, y = jnp.asarray(x[:, :t]), jnp.asarray(y[:, :t])
         h_end, c_end, _ = _unrolled(p, *s0, x)
-        d_end = jnp.concatenate([h_end, c_end], axis=1) @ m["a"] + m["c"]  # a constant
+        d_end = scale * (jnp.concatenate([h_end, c_end], axis=1) @ m["a"] + m["c"])  # constant
 
         def with_future(theta, h0, c0, scale):
             h, c, outs = _unrolled(theta, h0, c0, x)
@@ -207,7 +209,9 @@ def test_lstm_dni_signals_and_target_by_an_independent_route():
         diff = flat0 @ m["a"] + m["c"] - target
         want_sg = {"a": flat0.T @ diff / 3, "c": diff.sum(axis=0) / 3}
         want_sg_loss = 0.5 * float(jnp.sum(diff**2)) / 3
-        got = signals.window_signals("dni", p, m, s0, x, y, "mse", "mean", core="lstm")
+        got = signals.window_signals(
+            "dni", p, m, s0, x, y, "mse", "mean", core="lstm", sg_scale=scale
+        )
     assert got.sg_target.shape == (3, 6) and got.sg_target.dtype == jnp.float64
     np.testing.assert_allclose(got.sg_target, target, rtol=1e-10, atol=1e-12)
     assert rel_error(got.net_grads, want_net) <= GRAD_TOL

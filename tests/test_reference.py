@@ -156,6 +156,36 @@ def test_the_batch_sg_target_matches_the_reference(topology, conditioned, hidden
     )
 
 
+@pytest.mark.parametrize(
+    "topology,sg_target,optimizer", [("paper", "per_example", "sgd"), ("seed", "batch", "adam")]
+)
+def test_the_sg_scale_matches_the_reference(topology, sg_target, optimizer):
+    """``sg_scale`` (each synthetic gradient used as a gradient is a d_i) against the
+    reference's own derivation, under both SG targets."""
+    _check(
+        RunConfig(
+            regime="dni+noise",
+            widths=(3, 5, 4, 3),
+            loss="xent",
+            reduction="mean",
+            activations=("tanh", "relu", "identity"),
+            init="glorot",
+            lr=0.05 if optimizer == "sgd" else 0.01,
+            sg_lr=0.02 if optimizer == "sgd" else 0.005,
+            optimizer=optimizer,
+            topology=topology,
+            sg_hidden=(4,),
+            sg_init="network",
+            sg_target=sg_target,
+            sg_scale=0.1,
+            dtype="float64",
+            steps=100,
+        ),
+        batch=8,
+        seed=3,
+    )
+
+
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
 def test_asynchronous_updates_with_stateful_optimisers(optimizer):
     cfg = RunConfig(

@@ -137,6 +137,25 @@ def test_a_new_signal_rule_is_one_function_and_a_registry_entry(blobs):
         RunConfig(regime="sign")
 
 
+@pytest.mark.parametrize("topology", ["paper", "seed"])
+def test_the_sg_scale_multiplies_each_synthetic_gradient_used_as_a_gradient(topology):
+    """``docs/math.md``, "SG scale": with scale a, every block in S is driven by a d_i (its
+    update is a times the unscaled one), a bootstrapped target is a times larger, and the
+    true gradients (the output block's update and target) do not change."""
+    net, sgs, x, y, sg_spec = _setup(topology)
+    one = signals.dni_signals(net, sgs, x, y, NET_SPEC, sg_spec)
+    tenth = signals.dni_signals(net, sgs, x, y, NET_SPEC, sg_spec._replace(scale=0.1))
+    in_s = synthetic.sg_layers(len(net), topology)
+    for i, inside in enumerate(in_s):
+        for k in ("w", "b"):
+            want = (0.1 if inside else 1.0) * one.net_grads[i][k]
+            np.testing.assert_allclose(tenth.net_grads[i][k], want, rtol=1e-5, atol=1e-7)
+    # the SG losses: the module on the last hidden block (paper) or the output (seed)
+    # regresses onto a true gradient, the others onto scaled bootstrapped targets
+    np.testing.assert_allclose(tenth.sg_loss[-1], one.sg_loss[-1], rtol=1e-6)
+    assert not np.allclose(tenth.sg_loss[0], one.sg_loss[0], rtol=1e-3)
+
+
 def test_rule_names_are_checked():
     with pytest.raises(ValueError, match="not a valid name"):
         signals.register("dni+aux", signals.dni_signals)

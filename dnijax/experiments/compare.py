@@ -394,7 +394,7 @@ def manifest(
 
 
 SEQUENCE_FIELDS = ("task",) + SEQUENCE_ONLY
-LATER_FIELDS = {"sg_target": "per_example"}  # recorded when set: older folders stay valid
+LATER_FIELDS = {"sg_target": "per_example", "sg_scale": 1.0}  # recorded when set: older folders stay valid
 
 
 def config_dict(

@@ -172,6 +172,7 @@ def dni_grads(
     conditioned: bool,
     *,
     sg_target: str = "per_example",
+    sg_scale: float = 1.0,
 ) -> tuple[float, list[Params], list, list[float]]:
     """The DNI signals of one step, written out, block by block.
 
@@ -187,6 +188,9 @@ def dni_grads(
         ``c (d_i - t_i)``, carried back through the module.
     A block outside S (the output block, paper topology) gets its param-VJP with
     cotangent ``c e``, its input fixed. Under ``sum`` (``c = 1``) both settings agree.
+    With ``sg_scale`` ``a`` (``docs/math.md``, "SG scale") every ``d_i`` above that is
+    used as a gradient (a block's cotangent, and so the target it hands down) is
+    ``a d_i``; the SG loss compares ``d_i`` itself.
 
     Block i's VJP is linear in its cotangent ``g_i`` (``d_i`` in S, ``e`` outside), so
     one backward pass with ``g_i`` gives both its update (times ``c`` or ``1``) and
@@ -204,6 +208,7 @@ def dni_grads(
       conditioned: as in ``docs/math.md``.
       sg_target: ``per_example`` (``d_i`` estimates ``dl_b/dh_i``; the default) or
         ``batch`` (``d_i`` estimates ``dJ/dh_i,b = c dl_b/dh_i``).
+      sg_scale: the factor ``a`` on each synthetic gradient used as a gradient.
 
     Returns:
       ``J``, the network's signals, the SG modules' gradients (``None`` outside S)
@@ -232,7 +237,7 @@ def dni_grads(
     targets[n - 1] = target_scale * e
     for i in range(n):
         if in_s[i]:
-            grads, grad_in = block_backward(caches[i], d[i])
+            grads, grad_in = block_backward(caches[i], sg_scale * d[i])
             factor = update_scale
         else:
             grads, grad_in = block_backward(caches[i], e)
@@ -371,6 +376,7 @@ def signals(
     feedback: list | None = None,
     direction: list | None = None,
     sg_target: str = "per_example",
+    sg_scale: float = 1.0,
 ) -> dict:
     """The signals of one step of rule ``backprop``, ``dni``, ``fa``, ``dfa`` (with the
     fixed matrices ``feedback``) or ``fwdgrad`` (along ``direction``), the last three from
@@ -378,14 +384,25 @@ def signals(
     (``sg_grads`` is ``None`` and ``sg_losses`` empty for every rule but dni).
 
     ``sg_target`` (``per_example`` or ``batch``; ``docs/math.md``, "SG target scale
-    (``sg_target``)") goes to :func:`dni_grads`; the other rules ignore it, but a value
-    outside the two raises ``ValueError`` for every rule."""
+    (``sg_target``)") and ``sg_scale`` (``docs/math.md``, "SG scale") go to
+    :func:`dni_grads`; the other rules ignore them, but an ``sg_target`` outside the two
+    raises ``ValueError`` for every rule."""
     check_sg_target(sg_target)
     if signal == "dni":
         if sgs is None:
             raise ValueError("dni: give sgs, the SG modules' parameters")
         j, g_net, g_sg, sg_losses = dni_grads(
-            params, sgs, x, y, blocks, loss, reduction, topology, conditioned, sg_target=sg_target
+            params,
+            sgs,
+            x,
+            y,
+            blocks,
+            loss,
+            reduction,
+            topology,
+            conditioned,
+            sg_target=sg_target,
+            sg_scale=sg_scale,
         )
     elif signal == "backprop":
         (j, g_net), g_sg, sg_losses = (
@@ -433,6 +450,7 @@ def trajectory(
     feedback: list | None = None,
     directions: Sequence | None = None,
     sg_target: str = "per_example",
+    sg_scale: float = 1.0,
 ) -> tuple[list, list | None, list[float]]:
     """``steps`` synchronous steps of rule ``signal`` from ``(params, sgs)``.
 
@@ -465,6 +483,8 @@ def trajectory(
         params.
       sg_target: dni's SG target scale, ``per_example`` (the default) or ``batch``
         (``docs/math.md``, "SG target scale (``sg_target``)"; see :func:`dni_grads`).
+      sg_scale: dni's factor on the synthetic gradients used as gradients
+        (``docs/math.md``, "SG scale"; see :func:`dni_grads`).
 
     Returns:
       ``(params, sgs, losses)`` with the loss at the start of every step.
@@ -479,6 +499,7 @@ def trajectory(
         topology=topology,
         conditioned=conditioned,
         sg_target=sg_target,
+        sg_scale=sg_scale,
     )
     net_state = init_optimizer(params, optimizer)
     sg_state = init_optimizer(sgs, optimizer) if signal == "dni" and sgs is not None else None

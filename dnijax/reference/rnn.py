@@ -159,6 +159,7 @@ def window_signals(
     loss: str,
     reduction: str,
     sg_target: str = "per_example",
+    sg_scale: float = 1.0,
 ) -> dict:
     """The signals of one window for rule ``backprop`` or ``dni``.
 
@@ -175,6 +176,9 @@ def window_signals(
       sg_target: dni's target scale: ``per_example`` (the default; ``D`` estimates the
         per-example gradient at ``s_T``) or ``batch`` (``D`` estimates ``dJ/ds_T``, ``c``
         times it). Backprop ignores it.
+      sg_scale: dni's factor ``a`` on the injected synthetic gradient: ``D = a M(s_T)``
+        wherever ``D`` appears above (``docs/math.md``, "SG scale"); the module still
+        regresses ``M(s_0)`` itself onto ``t_0``.
 
     Returns:
       ``{"loss": L_w, "net_grads", "sg_grads", "sg_loss", "s_end": s_T}``;
@@ -195,7 +199,7 @@ def window_signals(
     if signal == "dni":
         if sg is None:
             raise ValueError("dni: give sg, the SG module's parameters")
-        d_end, d_start = sg_forward(sg, s_end), sg_forward(sg, s0)
+        d_end, d_start = sg_scale * sg_forward(sg, s_end), sg_forward(sg, s0)
     else:
         d_end = np.zeros_like(s_end)
     if batch:  # run on the batch loss's scale: c e_t and d_end as they are, no further c
@@ -237,6 +241,7 @@ def trajectory(
     net_noises: Sequence | None = None,
     sg_noises: Sequence | None = None,
     sg_target: str = "per_example",
+    sg_scale: float = 1.0,
 ) -> tuple[dict, dict | None, list[float]]:
     """One synchronous step per window of rule ``signal`` over the whole sequence.
 
@@ -264,6 +269,7 @@ def trajectory(
       sg_noises: the same for the SG module.
       sg_target: dni's SG target scale, ``per_example`` (the default) or ``batch``, as
         in ``window_signals`` (``docs/math.md``, "SG target scale (``sg_target``)").
+      sg_scale: dni's factor on the injected synthetic gradient, as in ``window_signals``.
 
     Returns:
       ``(params, sg, losses)`` with ``L_w`` of every window at the start of its step.
@@ -295,6 +301,7 @@ def trajectory(
             loss=loss,
             reduction=reduction,
             sg_target=sg_target,
+            sg_scale=sg_scale,
         )
         losses.append(info["loss"])
         state = info["s_end"]
