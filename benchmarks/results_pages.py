@@ -9,7 +9,8 @@ made by its ``report`` function from the JSON alone) and ``docs/results/generate
 (its ``figure``), which the results pages include. A number or figure on a results page is
 one this script produced. The article's page is a ``dnijax compare`` folder
 (``docs/results/data/article``: its ``results.json`` and ``final_params.npz``), which
-``dnijax report`` turns into its table and figures. ``--check`` writes nothing and exits 1
+``dnijax report`` turns into its table and figures. The protocols page's tables come from
+the records in ``dnijax.experiments.protocols``. ``--check`` writes nothing and exits 1
 when a table on disk is not what the JSON gives (the figures are not compared: their bytes
 depend on matplotlib's version).
 
@@ -55,6 +56,7 @@ PAGES = (
     Page("dni_noise", "dni_noise"),
     Page("dni_cnn", "dni_cnn"),
     Page("sg_target", "sg_target"),
+    Page("cnn_ablation", "cnn_ablation"),
     Page("rule_family", "rule_family"),
     Page("copy_task", "copy_task"),
     Page("repeat_copy", "copy_task"),
@@ -85,6 +87,25 @@ def on_disk(path: str) -> str | None:
         return None
     with open(path, encoding="utf-8") as f:
         return f.read()
+
+
+PROTOCOLS = "protocols"  # made from dnijax.experiments.protocols, the records in code
+
+
+def build_protocols(out: str, check: bool) -> list[str]:
+    """The protocols page's tables (``<out>/protocols.md``): every record of
+    :mod:`dnijax.experiments.protocols`, paper vs scaled."""
+    from dnijax import store
+    from dnijax.experiments import protocols
+
+    text = "\n".join(protocols.markdown(p) for p in protocols.PROTOCOLS.values())
+    path = os.path.join(out, f"{PROTOCOLS}.md")
+    if check:
+        return (
+            [] if on_disk(path) == text else [f"{PROTOCOLS}: {path} is not what the records give"]
+        )
+    store.atomic_write_bytes(path, text.encode())
+    return []
 
 
 ARTICLE = "article"  # a `dnijax compare` folder: its results.json and final_params.npz
@@ -131,7 +152,7 @@ def build(data: str = DATA, out: str = GENERATED, check: bool = False) -> list[s
 
     if not check:
         os.makedirs(out, exist_ok=True)
-    problems = build_article(data, out, check)
+    problems = build_article(data, out, check) + build_protocols(out, check)
     for page in PAGES:
         results = load(page, data)
         if results is None:

@@ -93,6 +93,7 @@ class Program(NamedTuple):
       kind: the network kind (:data:`dnijax.kinds.KINDS`): ``feedforward`` (MLPs and conv
         nets on rows of data) or ``recurrent`` (a recurrent core on a sequence task).
       sequence: the recurrent run's core, task and curriculum (``None`` for feed-forward).
+      lr_decay_steps, lr_decay: the learning rates' step decay (``()``: constant).
     """
 
     signal: str
@@ -115,6 +116,8 @@ class Program(NamedTuple):
     dtype: str
     kind: str = "feedforward"
     sequence: recurrent.SequenceSpec | None = None
+    lr_decay_steps: tuple[int, ...] = ()
+    lr_decay: float = 0.1
 
     @property
     def jnp_dtype(self) -> Any:
@@ -198,6 +201,10 @@ class RunConfig:
       optimizer: ``sgd``, ``momentum``, ``adam``, ``rmsprop`` or one of
         :func:`dnijax.updates.register_optimizer`, for net and SG alike.
       lr: network learning rate; sg_lr: SG-module learning rate (default: ``lr``).
+      lr_decay_steps, lr_decay: step decay of both learning rates: from each update count
+        in ``lr_decay_steps`` on (0-based, increasing) they are multiplied by ``lr_decay``
+        (``docs/math.md``, "Learning-rate decay"; the DNI paper's is ``/10`` at 300k and
+        400k); ``()`` keeps them constant.
       topology, conditioned, sg_hidden, sg_init, sg_bias: the SG modules
         (``docs/math.md``, "Synthetic gradients (DNI)"; topologies of your own with
         :func:`dnijax.synthetic.register_topology`); sg_kernel: the kernel size of the
@@ -246,6 +253,8 @@ class RunConfig:
     optimizer: str = "sgd"
     lr: float = 0.01
     sg_lr: float | None = None
+    lr_decay_steps: tuple[int, ...] = ()
+    lr_decay: float = 0.1
     topology: str = "paper"
     conditioned: bool = False
     sg_hidden: tuple[int, ...] = ()
@@ -333,6 +342,7 @@ class RunConfig:
         check_number("lr", self.lr, positive=True)
         if self.sg_lr is not None:
             check_number("sg_lr", self.sg_lr, positive=True)
+        self._check_lr_decay()
         check_choice("topology", self.topology, synthetic.TOPOLOGIES)
         set_("sg_hidden", tuple(self.sg_hidden))
         for w in self.sg_hidden:
@@ -381,6 +391,26 @@ class RunConfig:
                 f"log_every: {self.log_every} does not divide steps {self.steps}; pick a divisor"
             )
         check_choice("dtype", self.dtype, DTYPES)
+
+    def _check_lr_decay(self) -> None:
+        """The checks of ``lr_decay_steps`` and ``lr_decay``; makes the steps a tuple."""
+        steps = self.lr_decay_steps
+        if not isinstance(steps, (list, tuple)):
+            raise ValueError(
+                f"lr_decay_steps: {steps!r} must be a list of update counts, e.g. [300, 400]"
+            )
+        for s in steps:
+            check_number("lr_decay_steps", s, integer=True, low=1)
+        steps = tuple(int(s) for s in steps)
+        if any(b <= a for a, b in zip(steps[:-1], steps[1:], strict=True)):
+            raise ValueError(f"lr_decay_steps: {list(steps)} must increase strictly")
+        object.__setattr__(self, "lr_decay_steps", steps)
+        check_number("lr_decay", self.lr_decay, positive=True)
+        if steps and self.update_prob < 1:
+            raise ValueError(
+                "lr_decay_steps: with update_prob < 1 each layer counts its own updates, "
+                "so a decay step has no one meaning; use one or the other"
+            )
 
     def _check_sequence(self, task: str) -> None:
         """The checks of a recurrent run (``task``, the set ``self.task``); sets its widths
@@ -551,6 +581,8 @@ class RunConfig:
             self.dtype,
             "feedforward" if self.task is None else "recurrent",
             self.sequence,
+            self.lr_decay_steps,
+            float(self.lr_decay),
         )
 
     def hyper(self) -> Hyper:

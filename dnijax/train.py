@@ -138,6 +138,8 @@ def update_rules(
             noise_before_clip=program.noise_before_clip,
             asynchronous=program.async_updates,
             frozen=frozen_layers,
+            decay_steps=program.lr_decay_steps,
+            decay=program.lr_decay,
         )
 
     return UpdateRules(

@@ -145,6 +145,8 @@ def update_rule(
     noise_before_clip: bool = False,
     asynchronous: bool = False,
     frozen: Sequence[bool] | None = None,
+    decay_steps: Sequence[int] = (),
+    decay: float = 0.1,
 ) -> optax.GradientTransformationExtraArgs:
     """The update chain of one parameter group.
 
@@ -163,6 +165,11 @@ def update_rule(
       asynchronous: run the optimiser per layer behind :func:`async_gate`; ``update``
         then needs ``layer_mask``.
       frozen: one flag per layer; flagged layers get zero updates.
+      decay_steps: step decay of the learning rate (``docs/math.md``, "Learning-rate
+        decay"): the update of 0-based count ``k`` uses ``learning_rate * decay^m``, ``m``
+        the number of ``decay_steps`` at most ``k``. The optimiser then gets an optax
+        schedule (``optax.piecewise_constant_schedule``), which counts its own updates.
+      decay: the factor at each of ``decay_steps``.
     """
     parts: list[optax.GradientTransformation] = []
     if clip is not None:
@@ -172,6 +179,10 @@ def update_rule(
         parts.insert(
             0 if noise_before_clip else len(parts),
             noise_lib.flat_gradient_noise(noise, eta, gamma, key),
+        )
+    if decay_steps:
+        learning_rate = optax.piecewise_constant_schedule(
+            learning_rate, {int(s): decay for s in decay_steps}
         )
     base = make_optimizer(optimizer, learning_rate)
     parts.append(async_gate(base) if asynchronous else base)

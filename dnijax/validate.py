@@ -183,6 +183,8 @@ def compare(
         steps,
         lr=config.lr,
         sg_lr=config.sg_lr,
+        lr_decay_steps=config.lr_decay_steps,
+        lr_decay=config.lr_decay,
         optimizer=config.optimizer,
         clip=config.clip,
         noise_before_clip=config.noise_before_clip,
@@ -402,6 +404,7 @@ def rnn_cases(dtype: str):
         ("dni", "sgd, mse", dict(loss="mse")),
         ("dni", "adam, sg batch", dict(optimizer="adam", lr=0.01, sg_lr=0.005, sg_target="batch")),
         ("dni", "sgd, sg x0.1", dict(sg_scale=0.1)),
+        ("dni", "adam, lr decay", dict(optimizer="adam", lr=0.01, lr_decay_steps=(1, 3))),
     ]
     for regime, label, fields in extra:
         yield (
@@ -491,6 +494,8 @@ def compare_rnn(
         reduction="mean",
         lr=config.lr,
         sg_lr=config.sg_lr,
+        lr_decay_steps=config.lr_decay_steps,
+        lr_decay=config.lr_decay,
         optimizer=config.optimizer,
         clip=config.clip,
         net_noises=_per_step(to_numpy(net_noise), windows),

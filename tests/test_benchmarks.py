@@ -143,6 +143,16 @@ def test_sg_target_quick(_run, tmp_path):
     assert (tmp_path / "sg_target.png").stat().st_size > 0
 
 
+def test_cnn_ablation_quick(_run, tmp_path):
+    text = _run("cnn_ablation.py", "--quick", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "cnn_ablation.json").read_text())
+    assert sorted(res["cells"]) == ["dni", "sg_scale"]  # quick: DNI and one factor
+    assert res["paired"]["sg_scale"]["n"] == 2
+    assert all(c["summary"]["n_runs"] == 2 for c in res["cells"].values())
+    assert "| DNI, SG scale | 1 -> 0.1 |" in text
+    assert (tmp_path / "cnn_ablation.png").stat().st_size > 0
+
+
 def test_copy_task_quick(_run, tmp_path):
     text = _run("copy_task.py", "--quick", "--out", str(tmp_path))
     res = json.loads((tmp_path / "copy_task.json").read_text())
@@ -262,6 +272,7 @@ OUTPUT = {
     "dni_depth.py": "dni_depth.json",
     "rule_family.py": "rule_family.json",
     "sg_target.py": "sg_target.json",
+    "cnn_ablation.py": "cnn_ablation.json",
     "scaling.py": "scaling.json",
 }  # one file each script writes
 WRITERS = sorted(OUTPUT)

@@ -187,9 +187,9 @@ def test_a_rule_without_a_recurrent_form_is_refused_and_one_with_trains(blobs):
         signals.unregister("signrnn")
 
 
-@pytest.mark.parametrize("row", [2, 5, 7, 8])  # backprop+noise; dni+noise, momentum, clip;
+@pytest.mark.parametrize("row", [2, 5, 7, 8, 9])  # backprop+noise; dni+noise, momentum, clip;
 # dni with Adam, the SG regressing onto the gradient of the batch loss (sg_target "batch");
-# dni with the injected synthetic gradient scaled by 0.1 (sg_scale)
+# dni with the injected synthetic gradient scaled by 0.1 (sg_scale); Adam with step decay
 def test_training_windows_match_the_numpy_reference(row):
     """``dnijax validate --arch rnn``: the library's window loop (update rules, noise)
     against ``reference.rnn.trajectory`` in float64, from the same start and noise."""

@@ -33,6 +33,11 @@ BAD = [
     (dict(clip=0.0), "clip: 0.0 must be > 0"),
     (dict(dtype="bfloat16"), "dtype: unknown value"),
     (dict(train_hidden="no"), "train_hidden: .no. must be true or false"),
+    (dict(sg_scale=0.0), "sg_scale: 0.0 must be > 0"),
+    (dict(sg_scale=math.inf), "sg_scale: inf is not finite"),
+    (dict(lr_decay_steps=300), "lr_decay_steps: 300 must be a list of update counts"),
+    (dict(lr_decay_steps=(0,)), "lr_decay_steps: 0 must be >= 1"),
+    (dict(lr_decay_steps=(5, 3)), r"lr_decay_steps: \[5, 3\] must increase strictly"),
 ]
 
 

@@ -186,6 +186,31 @@ def test_the_sg_scale_matches_the_reference(topology, sg_target, optimizer):
     )
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_learning_rate_step_decay_matches_the_reference(optimizer):
+    """``lr_decay_steps``: both learning rates divided by 10 from update 30 and again from
+    70, against the reference's own schedule (``reference.mlp.decayed_rate``)."""
+    _check(
+        RunConfig(
+            regime="dni+noise",
+            widths=(3, 5, 3),
+            activations="tanh",
+            loss="xent",
+            reduction="mean",
+            init="glorot",
+            lr=0.1 if optimizer == "sgd" else 0.01,
+            optimizer=optimizer,
+            sg_init="network",
+            lr_decay_steps=(30, 70),
+            lr_decay=0.1,
+            dtype="float64",
+            steps=100,
+        ),
+        batch=6,
+        seed=5,
+    )
+
+
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
 def test_asynchronous_updates_with_stateful_optimisers(optimizer):
     cfg = RunConfig(

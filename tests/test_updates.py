@@ -208,3 +208,29 @@ def test_an_optimizer_of_your_own_is_one_registry_entry(blobs):
         RunConfig(optimizer="nesterov")
     updates.unregister_optimizer("sgd")  # built-ins stay
     assert "sgd" in updates.OPTIMIZERS
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_step_decay_divides_the_learning_rate_from_each_decay_step_on(optimizer):
+    """Updates 0 and 1 at the full rate, 2 and 3 at a tenth, 4 on at a hundredth: the
+    0-based update count k is decayed once for every decay step <= k."""
+    grads = {"w": jnp.array([1.0, -2.0])}
+    plain = updates.update_rule(optimizer=optimizer, learning_rate=0.5)
+    decayed = updates.update_rule(
+        optimizer=optimizer, learning_rate=0.5, decay_steps=(2, 4), decay=0.1
+    )
+    s_plain, s_decayed = plain.init(grads), decayed.init(grads)
+    for k in range(6):
+        u_plain, s_plain = plain.update(grads, s_plain)
+        u_decayed, s_decayed = decayed.update(grads, s_decayed)
+        factor = 0.1 ** sum(k >= b for b in (2, 4))
+        np.testing.assert_allclose(u_decayed["w"], factor * u_plain["w"], rtol=1e-6)
+
+
+def test_step_decay_is_refused_with_asynchronous_updates():
+    with pytest.raises(ValueError, match="lr_decay_steps: with update_prob < 1"):
+        RunConfig(regime="dni", update_prob=0.5, lr_decay_steps=(10,))
+    with pytest.raises(ValueError, match="must increase strictly"):
+        RunConfig(lr_decay_steps=(10, 10))
+    with pytest.raises(ValueError, match="lr_decay: 0 must be > 0"):
+        RunConfig(lr_decay_steps=(10,), lr_decay=0)

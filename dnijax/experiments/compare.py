@@ -394,7 +394,12 @@ def manifest(
 
 
 SEQUENCE_FIELDS = ("task",) + SEQUENCE_ONLY
-LATER_FIELDS = {"sg_target": "per_example", "sg_scale": 1.0}  # recorded when set: older folders stay valid
+LATER_FIELDS = {
+    "sg_target": "per_example",
+    "sg_scale": 1.0,
+    "lr_decay_steps": (),
+    "lr_decay": 0.1,
+}  # recorded when set: older folders stay valid
 
 
 def config_dict(

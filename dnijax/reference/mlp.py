@@ -279,6 +279,15 @@ MOMENTUM = 0.9
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
+def decayed_rate(lr: float, k: int, decay_steps: Sequence[int], decay: float) -> float:
+    """The learning rate of update ``k`` (0-based) under step decay: ``lr`` times ``decay``
+    once for every step of ``decay_steps`` that is at most ``k``."""
+    for boundary in sorted(decay_steps):
+        if k >= boundary:
+            lr = lr * decay
+    return lr
+
+
 def sgd_step(g: Params, state: dict, lr: float) -> tuple[Params, dict]:
     """``step = lr g``; no state."""
     return tree_map(lambda a: lr * a, g), {}
@@ -451,6 +460,8 @@ def trajectory(
     directions: Sequence | None = None,
     sg_target: str = "per_example",
     sg_scale: float = 1.0,
+    lr_decay_steps: Sequence[int] = (),
+    lr_decay: float = 0.1,
 ) -> tuple[list, list | None, list[float]]:
     """``steps`` synchronous steps of rule ``signal`` from ``(params, sgs)``.
 
@@ -485,6 +496,8 @@ def trajectory(
         (``docs/math.md``, "SG target scale (``sg_target``)"; see :func:`dni_grads`).
       sg_scale: dni's factor on the synthetic gradients used as gradients
         (``docs/math.md``, "SG scale"; see :func:`dni_grads`).
+      lr_decay_steps: both learning rates' decay steps (:func:`decayed_rate`; no masks).
+      lr_decay: the factor at each of them.
 
     Returns:
       ``(params, sgs, losses)`` with the loss at the start of every step.
@@ -522,7 +535,7 @@ def trajectory(
                 params,
                 info["net_grads"],
                 net_state,
-                lr,
+                decayed_rate(lr, t, lr_decay_steps, lr_decay),
                 None if net_noises is None else net_noises[t],
             )
         ]
@@ -532,7 +545,7 @@ def trajectory(
                     sgs,
                     info["sg_grads"],
                     sg_state,
-                    lr if sg_lr is None else sg_lr,
+                    decayed_rate(lr if sg_lr is None else sg_lr, t, lr_decay_steps, lr_decay),
                     None if sg_noises is None else sg_noises[t],
                 )
             )

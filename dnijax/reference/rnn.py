@@ -83,6 +83,7 @@ from dnijax.reference.mlp import (
     batch_scale,
     check_sg_target,
     clip_by_global_norm,
+    decayed_rate,
     init_optimizer,
     loss_and_output_grad,
     optimizer_step,
@@ -242,6 +243,8 @@ def trajectory(
     sg_noises: Sequence | None = None,
     sg_target: str = "per_example",
     sg_scale: float = 1.0,
+    lr_decay_steps: Sequence[int] = (),
+    lr_decay: float = 0.1,
 ) -> tuple[dict, dict | None, list[float]]:
     """One synchronous step per window of rule ``signal`` over the whole sequence.
 
@@ -270,6 +273,8 @@ def trajectory(
       sg_target: dni's SG target scale, ``per_example`` (the default) or ``batch``, as
         in ``window_signals`` (``docs/math.md``, "SG target scale (``sg_target``)").
       sg_scale: dni's factor on the injected synthetic gradient, as in ``window_signals``.
+      lr_decay_steps: both learning rates' decay steps, counted in windows (updates), as in
+        ``reference.mlp.decayed_rate``; lr_decay: the factor at each.
 
     Returns:
       ``(params, sg, losses)`` with ``L_w`` of every window at the start of its step.
@@ -290,6 +295,8 @@ def trajectory(
     state = np.zeros((x.shape[0], params["wh"].shape[0]), dtype=np.result_type(x, params["wh"]))
     losses = []
     for k in range(total // window):
+        net_rate = decayed_rate(lr, k, lr_decay_steps, lr_decay)
+        sg_rate = decayed_rate(lr if sg_lr is None else sg_lr, k, lr_decay_steps, lr_decay)
         span = slice(k * window, (k + 1) * window)
         info = window_signals(
             signal,
@@ -306,12 +313,10 @@ def trajectory(
         losses.append(info["loss"])
         state = info["s_end"]
         groups: list[tuple[str, Any, Any, Any, float, Sequence | None]] = [
-            ("net", params, info["net_grads"], net_state, lr, net_noises)
+            ("net", params, info["net_grads"], net_state, net_rate, net_noises)
         ]
         if dni:
-            groups.append(
-                ("sg", sg, info["sg_grads"], sg_state, lr if sg_lr is None else sg_lr, sg_noises)
-            )
+            groups.append(("sg", sg, info["sg_grads"], sg_state, sg_rate, sg_noises))
         for name, group, grads, opt_state, rate, noises in groups:
             if clip is not None:
                 grads = clip_by_global_norm(grads, clip)
