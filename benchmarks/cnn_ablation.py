@@ -28,6 +28,7 @@ import time
 import common
 import numpy as np
 from dni_cnn import base_config, run_arm
+from sg_target import fmt_pair
 
 from dnijax import stats
 from dnijax.report import markdown_table
@@ -49,15 +50,6 @@ def changed(base: dict, change) -> dict:
     if change == "double":
         return dict(base, steps=2 * base["steps"], log_every=2 * base["log_every"])
     return {**base, **change}
-
-
-def fmt_pair(pair: dict) -> list[str]:
-    if pair["mean_diff"] is None:
-        return ["n/a", "-", "-"]
-    ci = pair["ci95"]
-    diff = f"{pair['mean_diff']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-    p = "n/a" if pair["p_value"] is None else f"{pair['p_value']:.2g}"
-    return [diff, f"{pair['wins']}/{pair['n']}", p]
 
 
 def markdown(results: dict) -> str:
