@@ -23,15 +23,13 @@ with its 95% interval, the seeds it lowers and the Wilcoxon p.
 
 from __future__ import annotations
 
-import time
-
+import ablation
 import common
 import numpy as np
-from dni_cnn import base_config, run_arm
-from sg_target import fmt_pair
+from ablation import figure
+from dni_cnn import base_config
 
 from dnijax import stats
-from dnijax.report import markdown_table
 
 # (key, the setting, its scaled value -> the value tried, RunConfig fields changed)
 FACTORS = (
@@ -45,81 +43,16 @@ FACTORS = (
 QUICK_FACTORS = ("sg_scale",)  # the smoke test: DNI and one factor
 
 
-def changed(base: dict, change) -> dict:
-    """``base`` with one factor's change (``"double"``: twice the steps, as many records)."""
-    if change == "double":
-        return dict(base, steps=2 * base["steps"], log_every=2 * base["log_every"])
-    return {**base, **change}
-
-
-def markdown(results: dict) -> str:
-    cells = results["cells"]
-    rows = []
-    for key, c in cells.items():
-        pair = results["paired"].get(key)
-        rows.append(
-            [
-                c["label"],
-                c["change"],
-                stats.format_mean_ci(c["summary"], ".1f"),
-                f"{sum(d is not None for d in c['diverged'])}/{len(c['diverged'])}",
-            ]
-            + (fmt_pair(pair) if pair else ["-", "-", "-"])
-        )
-    return markdown_table(
-        [
-            "row",
-            "change from the scaled protocol",
-            "test error % (mean [95% CI], n)",
-            "diverged",
-            "vs scaled DNI, points (paired)",
-            "seeds lower",
-            "p (Wilcoxon)",
-        ],
-        rows,
-    )
-
-
 def report(results: dict) -> str:
     """The benchmark's markdown, from its results alone."""
     return (
         f"# DNI on the digits CNN, one deviation at a time ({results['filters']} filters, "
         f"{results['steps']} steps at the start, {results['seeds']} seeds)\n\n"
-        f"{markdown(results)}\n"
+        f"{ablation.markdown(results)}\n"
         "The rows after DNI's each change one setting; batch norm has no row (no "
         f"batch-norm layer kind yet). {stats.INTERVAL}; {stats.PAIRED_TEST}. "
         f"Total time {results['seconds']:.0f}s.\n"
     )
-
-
-def figure(results: dict, path: str) -> None:
-    """Each factor's paired effect on DNI's test error, with its 95% interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pairs = results["paired"]
-    keys = [k for k in pairs if pairs[k]["mean_diff"] is not None]
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(keys) + 1.4), dpi=110)
-    for y, key in enumerate(keys):
-        p = pairs[key]
-        lo, hi = p["ci95"] or (p["mean_diff"], p["mean_diff"])
-        ax.errorbar(
-            p["mean_diff"],
-            y,
-            xerr=[[p["mean_diff"] - lo], [hi - p["mean_diff"]]],
-            fmt="o",
-            color="C0",
-            capsize=3,
-        )
-    ax.axvline(0, color="0.5", lw=0.8)
-    ax.set_yticks(range(len(keys)))
-    ax.set_yticklabels([results["cells"][k]["change"] for k in keys], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("DNI test error, change from the scaled protocol (points, paired by seed)")
-    ax.grid(alpha=0.3, axis="x")
-    common.save_figure(fig, path, intervals="error bars")
 
 
 def main() -> None:
@@ -134,38 +67,9 @@ def main() -> None:
     ds = common.load("digits")
     base = base_config(ds, filters, steps, args.quick)
     base["log_every"] = steps // 2 if args.quick else steps // 10
-    t0 = time.time()
-    results: dict = {
-        "data": "digits",
-        "filters": filters,
-        "steps": steps,
-        "seeds": seeds,
-        "cells": {},
-        "paired": {},
-    }
-
-    def run(key: str, arm: str, label: str, change: str, fields: dict) -> dict:
-        cell = run_arm(ds, arm, False, fields, seeds, alignment=False)
-        cell.update(label=label, change=change)
-        results["cells"][key] = cell
-        return cell
-
-    if not args.quick:
-        run("backprop", "backprop", "backprop", "(scaled protocol)", base)
-        run("no backprop", "no backprop", "output layer only", "(scaled protocol)", base)
-    start = run("dni", "dni", "DNI", "(scaled protocol)", base)
-    for key, what, change, fields in FACTORS:
-        if args.quick and key not in QUICK_FACTORS:
-            continue
-        cell = run(key, "dni", f"DNI, {what}", change, changed(base, fields))
-        results["paired"][key] = stats.paired(
-            cell["test_error"],
-            start["test_error"],
-            cell["diverged"],
-            start["diverged"],
-            bounds=stats.PERCENT,
-        )
-    results["seconds"] = time.time() - t0
+    quick = QUICK_FACTORS if args.quick else None
+    results = {"data": "digits", "filters": filters, "steps": steps, "seeds": seeds}
+    results.update(ablation.run(ds, base, FACTORS, seeds, quick))
     common.publish(args.out, "cnn_ablation", results, report, figure)
 
 

@@ -26,6 +26,7 @@ import common
 import numpy as np
 
 from dnijax import RunConfig, engine, stats
+from dnijax.experiments import protocols
 from dnijax.report import markdown_table
 
 # the DNI paper, Table 1 (MNIST FCN test error %), as commonly cited
@@ -51,6 +52,20 @@ def columns(width: int) -> dict[str, dict]:
     }
 
 
+def base_config(ds, n_layers: int, width: int, steps: int) -> dict:
+    """The RunConfig fields every column shares: the scaled protocol's
+    (``dnijax.experiments.protocols.FCN``: xent/mean, He init, Adam, batch 256), an
+    ``n_layers``-layer ReLU net of ``width`` units, zero-initialised SG modules, 20 records."""
+    return {
+        **protocols.FCN.fields("scaled"),
+        "widths": (ds.n_features,) + (width,) * (n_layers - 1) + (ds.n_classes,),
+        "activations": ("relu",) * (n_layers - 1) + ("identity",),
+        "steps": steps,
+        "log_every": max(1, steps // 20),
+        "sg_init": "zero",
+    }
+
+
 def run_depth(
     ds,
     n_layers: int,
@@ -61,19 +76,7 @@ def run_depth(
     only: tuple[str, ...] | None = None,
 ) -> dict:
     """Every column at one depth: ``{lr: {column: cell}}``."""
-    widths = (ds.n_features,) + (width,) * (n_layers - 1) + (ds.n_classes,)
-    base = dict(
-        widths=widths,
-        activations=("relu",) * (n_layers - 1) + ("identity",),
-        init="he",
-        loss="xent",
-        reduction="mean",
-        optimizer="adam",
-        steps=steps,
-        log_every=max(1, steps // 20),
-        batch_size=256,
-        sg_init="zero",
-    )
+    base = base_config(ds, n_layers, width, steps)
     out: dict = {str(lr): {} for lr in lrs}
     for name, fields in columns(width).items():
         if only and name not in only:

@@ -57,6 +57,7 @@ PAGES = (
     Page("dni_cnn", "dni_cnn"),
     Page("sg_target", "sg_target"),
     Page("cnn_ablation", "cnn_ablation"),
+    Page("fcn_ablation", "fcn_ablation"),
     Page("rule_family", "rule_family"),
     Page("copy_task", "copy_task"),
     Page("repeat_copy", "copy_task"),

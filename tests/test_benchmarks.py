@@ -153,6 +153,17 @@ def test_cnn_ablation_quick(_run, tmp_path):
     assert (tmp_path / "cnn_ablation.png").stat().st_size > 0
 
 
+def test_fcn_ablation_quick(_run, tmp_path):
+    # digits ships with scikit-learn; the full run's mnist1d is an optional extra
+    text = _run("fcn_ablation.py", "--quick", "--data", "digits", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "fcn_ablation.json").read_text())
+    assert sorted(res["cells"]) == ["dni", "lr"]  # quick: DNI and one factor
+    assert res["paired"]["lr"]["n"] == 2 and res["layers"] == 3
+    assert all(c["summary"]["n_runs"] == 2 for c in res["cells"].values())
+    assert "| DNI, learning rate | Adam 1e-3 -> 3e-5 (the paper's) |" in text
+    assert (tmp_path / "fcn_ablation.png").stat().st_size > 0
+
+
 def test_copy_task_quick(_run, tmp_path):
     text = _run("copy_task.py", "--quick", "--out", str(tmp_path))
     res = json.loads((tmp_path / "copy_task.json").read_text())
@@ -273,6 +284,7 @@ OUTPUT = {
     "rule_family.py": "rule_family.json",
     "sg_target.py": "sg_target.json",
     "cnn_ablation.py": "cnn_ablation.json",
+    "fcn_ablation.py": "fcn_ablation.json",
     "scaling.py": "scaling.json",
 }  # one file each script writes
 WRITERS = sorted(OUTPUT)
