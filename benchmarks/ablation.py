@@ -57,7 +57,11 @@ def run(
             continue
         c = cell(key, "dni", f"DNI, {what}", change, changed(base, fields))
         paired[key] = stats.paired(
-            c["test_error"], start["test_error"], c["diverged"], start["diverged"], bounds=stats.PERCENT
+            c["test_error"],
+            start["test_error"],
+            c["diverged"],
+            start["diverged"],
+            bounds=stats.PERCENT,
         )
     return {"cells": cells, "paired": paired, "seconds": time.time() - t0}
 

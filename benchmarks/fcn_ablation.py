@@ -74,7 +74,9 @@ def main() -> None:
     common.claim(args, "fcn_ablation", common.published("fcn_ablation"))
     ds = common.load(args.data)
     base = base_config(ds, layers, width, steps)
-    base.update(lr=1e-3, sg_hidden=(width, width), log_every=steps // 2 if args.quick else steps // 10)
+    base.update(
+        lr=1e-3, sg_hidden=(width, width), log_every=steps // 2 if args.quick else steps // 10
+    )
     quick = QUICK_FACTORS if args.quick else None
     results = {"data": args.data, "layers": layers, "width": width, "steps": steps, "seeds": seeds}
     results.update(ablation.run(ds, base, factors(ds, layers, width), seeds, quick))

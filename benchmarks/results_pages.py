@@ -52,6 +52,7 @@ PAGES = (
     Page("seed_comparison", "seed_comparison", "markdown", None),
     Page("lr_sensitivity", "lr_sensitivity", "markdown"),
     Page("deep_noise", "deep_noise"),
+    Page("noise_rescue", "noise_rescue"),
     Page("dni_depth", "dni_depth"),
     Page("dni_noise", "dni_noise"),
     Page("dni_cnn", "dni_cnn"),

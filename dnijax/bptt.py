@@ -7,9 +7,12 @@ signals (the rule's recurrent form, e.g. :func:`dnijax.recurrent.backprop_window
 then the same update rules as the feed-forward nets (:func:`dnijax.updates.update_rule`:
 clipping, gradient noise, the optimiser; one chain for the network, one for the SG module),
 then the same finite guard (``docs/math.md``, "Divergence"). The state flows from window to
-window of a sequence and starts at zero for the next episode. Windows past the end of the
-batch's longest sequence (the batch is padded to the longest length of the curriculum)
-compute nothing that is kept: parameters and optimiser states stay as they were.
+window of a sequence; the next episode starts from zero, or, with ``carry_state``, from the
+state after this episode's last window (each batch lane is then one stream, and the SG
+module is trained at every window boundary, the episode's first included). Windows past
+the end of the batch's longest sequence (the batch is padded to the longest length of the
+curriculum) compute nothing that is kept: parameters, optimiser states and the core's
+state stay as they were.
 
 The curriculum (``docs/math.md``, "Recurrent nets"): after each episode, the error in
 bits per target bit (the masked cross-entropy over the episode's outputs, divided by
@@ -60,10 +63,13 @@ def _sequence(owner: Program | RunConfig) -> recurrent.SequenceSpec:
 
 
 class Curriculum(NamedTuple):
-    """A recurrent run's task state: the current pattern length and the longest solved."""
+    """A recurrent run's task state: the current pattern length, the longest solved, and
+    the core's state after the last episode's last window (zeros before the first): where
+    the next episode starts with ``carry_state``."""
 
     length: jax.Array
     solved: jax.Array
+    core_state: Any
 
 
 def init_network(net_init: tuple, key: jax.Array) -> dict[str, jax.Array]:
@@ -90,7 +96,13 @@ def init_state(
         key,
         net,
         sg,
-        Curriculum(jnp.asarray(seq.start_length, jnp.int32), jnp.zeros((), jnp.int32)),
+        Curriculum(
+            jnp.asarray(seq.start_length, jnp.int32),
+            jnp.zeros((), jnp.int32),
+            recurrent.get_core(seq.core).initial_state(
+                seq.batch_size, seq.hidden, program.jnp_dtype
+            ),
+        ),
     )
 
 
@@ -104,14 +116,17 @@ def train_windows(
     mask: jax.Array | None = None,
     active: jax.Array | None = None,
     rules: train.UpdateRules | None = None,
-) -> tuple[train.TrainState, jax.Array]:
+    s0: recurrent.State | None = None,
+) -> tuple[train.TrainState, jax.Array, recurrent.State]:
     """Trains on one batch of sequences ``x`` (B, S, d), ``y`` (B, S, K), window by window
     (``S`` a multiple of the window): the rule's recurrent form
-    (:func:`dnijax.signals.window_signals`), update rules, finite guard. The state starts
-    at zero. ``mask`` (B, S) weights the per-step losses; a window whose ``active`` flag is
-    off keeps every parameter and optimiser state. ``state.step`` (the episodes done) is
-    not advanced here: a run that diverges records that episode in ``diverged_at``. Returns
-    the new state and each window's loss ``L_w`` (0 for inactive windows)."""
+    (:func:`dnijax.signals.window_signals`), update rules, finite guard. The core's state
+    starts at ``s0`` (``None``: zeros). ``mask`` (B, S) weights the per-step losses; a
+    window whose ``active`` flag is off keeps every parameter and optimiser state, and the
+    core's state. ``state.step`` (the episodes done) is not advanced here: a run that
+    diverges records that episode in ``diverged_at``. Returns the new state, each window's
+    loss ``L_w`` (0 for inactive windows) and the core's state after the last active
+    window."""
     seq = _sequence(program)
     rules = train.update_rules(program, hyper) if rules is None else rules
     n_win, t = x.shape[1] // seq.window, seq.window
@@ -140,13 +155,15 @@ def train_windows(
             sg_scale=sg_scale,
         )
         st = train.guarded_update(rules, st, sig, active=on)
-        return (st, sig.s_end), jnp.where(on, sig.loss, 0.0)
+        s = jax.tree.map(lambda new, old: jnp.where(on, new, old), sig.s_end, s)
+        return (st, s), jnp.where(on, sig.loss, 0.0)
 
-    s0 = core.initial_state(x.shape[0], seq.hidden, x.dtype)
-    (state, _), losses = jax.lax.scan(
+    if s0 is None:
+        s0 = core.initial_state(x.shape[0], seq.hidden, x.dtype)
+    (state, s_last), losses = jax.lax.scan(
         window, (state, s0), (split(x), split(y), split(mask), active)
     )
-    return state, losses
+    return state, losses, s_last
 
 
 def step(
@@ -171,7 +188,7 @@ def step(
     )
     last = jnp.max(jnp.arange(seq.steps) * jnp.max(batch.mask, axis=0))
     active = jnp.arange(seq.steps // seq.window) * seq.window <= last
-    state, losses = train_windows(
+    state, losses, s_last = train_windows(
         program,
         hyper,
         state._replace(key=key),
@@ -180,6 +197,7 @@ def step(
         mask=batch.mask,
         active=active,
         rules=rules,
+        s0=curriculum.core_state if seq.carry_state else None,
     )
     targets = jnp.mean(jnp.sum(batch.mask, axis=1)) * seq.n_out
     per_sequence = seq.batch_size if program.net.reduction == "sum" else 1
@@ -188,6 +206,7 @@ def step(
     curriculum = Curriculum(
         jnp.where(passed, jnp.minimum(curriculum.length + 1, seq.max_length), curriculum.length),
         jnp.where(passed, jnp.maximum(curriculum.solved, curriculum.length), curriculum.solved),
+        s_last,
     )
     return state._replace(step=state.step + 1, task_state=curriculum), {"error_bits": error}
 

@@ -238,6 +238,9 @@ class RunConfig:
       max_length, start_length, threshold: the length curriculum: an episode whose error
         (bits per target bit) is under ``threshold`` lengthens the next by one, from
         ``start_length`` up to ``max_length``; max_repeats: Repeat Copy's largest count.
+      carry_state: ``False``: every episode starts from the zero state; ``True``: each
+        batch lane is one stream, whose state carries over from an episode's last window
+        to the next episode's first (``docs/math.md``, "Streams (``carry_state``)").
     """
 
     regime: str = "backprop"
@@ -283,6 +286,7 @@ class RunConfig:
     start_length: int = 1
     threshold: float = 0.15
     max_repeats: int = 1
+    carry_state: bool = False
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -436,6 +440,8 @@ class RunConfig:
                 f"start_length: {self.start_length} exceeds max_length {self.max_length}"
             )
         check_number("threshold", self.threshold, positive=True)
+        if not isinstance(self.carry_state, bool):
+            raise ValueError(f"carry_state: {self.carry_state!r} must be true or false")
         if self.layers is not None:
             raise ValueError(
                 "layers: a sequence task's network is its recurrent core; set "
@@ -503,6 +509,7 @@ class RunConfig:
             self.start_length,
             float(self.threshold),
             cast(int, self.batch_size),  # __post_init__ sets it (16) for a task
+            self.carry_state,
         )
 
     @property
@@ -610,6 +617,7 @@ SEQUENCE_ONLY = (
     "start_length",
     "threshold",
     "max_repeats",
+    "carry_state",
 )
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
 

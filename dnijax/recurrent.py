@@ -91,6 +91,8 @@ class SequenceSpec(NamedTuple):
       max_length, start_length, threshold: the length curriculum (``docs/math.md``,
         "Recurrent nets").
       batch_size: sequences per episode.
+      carry_state: whether each batch lane's state carries over from episode to episode
+        (a stream) instead of starting at zero.
     """
 
     task: str
@@ -102,6 +104,7 @@ class SequenceSpec(NamedTuple):
     start_length: int
     threshold: float
     batch_size: int
+    carry_state: bool = False
 
     @property
     def steps(self) -> int:

@@ -17,6 +17,8 @@ Conventions used by every table, figure and JSON file of the project:
   Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``). The difference, its
   interval and the p-value use the seeds where both runs stayed finite; wins count
   every seed, a diverged run losing to a finite one.
+* **Interval of a proportion** (the share of runs that reach a goal): the 95% Wilson
+  score interval, in [0, 1] for any n.
 * **Divergence is counted, never dropped**: a summary reports the diverged fraction,
   and a median over runs treats a diverged run's loss as +inf, so a cell where most
   runs diverged reads as diverged.
@@ -53,6 +55,7 @@ NONNEGATIVE: Bounds = (0.0, math.inf)  # losses, step counts, lengths solved
 COSINE: Bounds = (-1.0, 1.0)
 REAL: Bounds = (-math.inf, math.inf)
 PAIRED_TEST = "Wilcoxon signed-rank, two-sided, on per-seed differences"
+PROPORTION_INTERVAL = "95% Wilson score interval of a proportion"
 
 
 def healthy_values(values: Sequence[Any], diverged: Sequence[Any]) -> np.ndarray:
@@ -164,6 +167,29 @@ def paired(
         "n_both_finite": int(diffs.size),
         "p_value": p_value,
         "test": PAIRED_TEST,
+    }
+
+
+def proportion_ci(successes: int, n: int) -> dict[str, Any]:
+    """``{"fraction", "ci95": [lo, hi] or None, "k", "n"}``: the share of ``n`` runs that
+    succeeded, with its 95% Wilson score interval (``scipy.stats.binomtest``), which stays
+    in [0, 1] and keeps close to its coverage for any n, 0 and n successes included.
+
+    Examples:
+      >>> from dnijax import stats
+      >>> [round(v, 4) for v in stats.proportion_ci(0, 10)["ci95"]]
+      [0.0, 0.2775]
+    """
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in [0, n={n}], got {successes}")
+    if n == 0:
+        return {"fraction": None, "ci95": None, "k": 0, "n": 0}
+    ci = scipy_stats.binomtest(successes, n).proportion_ci(0.95, method="wilson")
+    return {
+        "fraction": successes / n,
+        "ci95": [max(float(ci.low), 0.0), min(float(ci.high), 1.0)],
+        "k": int(successes),
+        "n": int(n),
     }
 
 

@@ -482,7 +482,7 @@ def compare_rnn(
         state.sg,
         windows,
     )
-    final, losses = jax.jit(bptt.train_windows, static_argnums=0)(program, hyper, state, xj, yj)
+    final, losses, _ = jax.jit(bptt.train_windows, static_argnums=0)(program, hyper, state, xj, yj)
     ref_net, ref_sg, ref_losses = reference.rnn.trajectory(
         config.signal,
         net0,

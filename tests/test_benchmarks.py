@@ -164,6 +164,22 @@ def test_fcn_ablation_quick(_run, tmp_path):
     assert (tmp_path / "fcn_ablation.png").stat().st_size > 0
 
 
+def test_noise_rescue_quick(_run, tmp_path):
+    text = _run("noise_rescue.py", "--quick", "--steps", "20", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "noise_rescue.json").read_text())
+    assert [(c["lr"], c["noise"]) for c in res["cells"]] == [
+        (0.1, False),
+        (0.1, True),
+        (0.01, False),
+        (0.01, True),
+    ]
+    for c in res["cells"]:
+        t = c["at_end"]["trains"]
+        assert len(c["final"]) == 2 and t["n"] == 2 and 0 <= t["ci95"][0] <= t["ci95"][1] <= 1
+    assert "| both (pooled) | paper's | - | - |" in text and "94.5 / 49.7" in text
+    assert (tmp_path / "noise_rescue.png").stat().st_size > 0
+
+
 def test_copy_task_quick(_run, tmp_path):
     text = _run("copy_task.py", "--quick", "--out", str(tmp_path))
     res = json.loads((tmp_path / "copy_task.json").read_text())
@@ -285,6 +301,7 @@ OUTPUT = {
     "sg_target.py": "sg_target.json",
     "cnn_ablation.py": "cnn_ablation.json",
     "fcn_ablation.py": "fcn_ablation.json",
+    "noise_rescue.py": "noise_rescue.json",
     "scaling.py": "scaling.json",
 }  # one file each script writes
 WRITERS = sorted(OUTPUT)

@@ -240,3 +240,63 @@ def test_a_core_of_your_own_trains_on_the_copy_task():
         recurrent.unregister_core("gated")
     with pytest.raises(ValueError, match="core: unknown value 'gated'"):
         RunConfig(**{**SMALL, "core": "gated"})
+
+
+def test_a_stream_carries_the_core_state_into_the_next_episode():
+    """``carry_state``: two calls of the window loop, the second starting from the first's
+    last state, are the reference's one trajectory over both sequences back to back
+    (float64); from zeros instead, the second call is not."""
+    from dnijax import reference, validate
+
+    cfg = RunConfig(regime="dni", dtype="float64", **validate.RNN_BASE, carry_state=True)
+    x, y = validate.random_sequences(cfg, 4, 4, seed=3)  # two episodes of two windows
+    half = x.shape[1] // 2
+    with jax.enable_x64(True):
+        program, hyper = cfg.program(), cfg.hyper()
+        state = bptt.init_state(program, hyper, jax.random.key(3))
+        net0, sg0 = validate.to_numpy(state.net), validate.to_numpy(state.sg)
+        run = jax.jit(bptt.train_windows, static_argnums=0)
+        mid, first, s_mid = run(program, hyper, state, x[:, :half], y[:, :half])
+        end, second, _ = run(program, hyper, mid, x[:, half:], y[:, half:], s0=s_mid)
+        afresh, _, _ = run(program, hyper, mid, x[:, half:], y[:, half:])
+    want_net, want_sg, want_losses = reference.rnn.trajectory(
+        "dni", net0, sg0, x, y, cfg.window, loss="bce", reduction="mean", lr=0.1, sg_lr=0.05
+    )
+    assert validate.rel_error(end.net, want_net) <= validate.PARAM_TOL
+    assert validate.rel_error(end.sg, want_sg) <= validate.PARAM_TOL
+    np.testing.assert_allclose(np.concatenate([first, second]), want_losses, rtol=1e-10)
+    assert validate.rel_error(afresh.net, want_net) > 1e-6  # the carry is what matches
+
+
+def test_inactive_windows_keep_the_core_state():
+    from dnijax import validate
+
+    cfg = RunConfig(regime="backprop", **validate.RNN_BASE)
+    x, y = (np.ones((4, 2 * cfg.window, n), np.float32) for n in (cfg.widths[0], cfg.widths[-1]))
+    program, hyper = cfg.program(), cfg.hyper()
+    state = bptt.init_state(program, hyper, jax.random.key(0))
+    _, _, s_one = bptt.train_windows(program, hyper, state, x[:, : cfg.window], y[:, : cfg.window])
+    _, losses, s_two = bptt.train_windows(
+        program, hyper, state, x, y, active=np.array([True, False])
+    )
+    assert float(losses[1]) == 0.0 and np.abs(np.asarray(s_one)).sum() > 0
+    np.testing.assert_array_equal(np.asarray(s_two), np.asarray(s_one))
+
+
+def test_carry_state_changes_episodes_after_the_first_only():
+    cfg = RunConfig(regime="dni", **{**SMALL, "steps": 2, "log_every": 1})
+    runs = [
+        _run(cfg.replace(carry_state=c, steps=n, log_every=n))
+        for c in (False, True)
+        for n in (1, 2)
+    ]
+    one_afresh, two_afresh, one_carried, two_carried = runs
+    leaves = lambda r: [np.asarray(v) for v in jax.tree.leaves(r.state.net)]  # noqa: E731
+    for a, b in zip(leaves(one_afresh), leaves(one_carried), strict=True):
+        np.testing.assert_array_equal(a, b)  # the first episode starts from zeros either way
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(leaves(two_afresh), leaves(two_carried), strict=True)
+    )
+    carried = jax.tree.leaves(two_carried.state.task_state.core_state)[0]
+    assert np.abs(np.asarray(carried)).sum() > 0

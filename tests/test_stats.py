@@ -65,3 +65,26 @@ def test_paired_differences_are_cut_to_the_range_of_a_difference():
 def test_one_run_has_no_interval_and_none_values_are_dropped():
     assert stats.mean_ci([0.5], bounds=stats.PROBABILITY)["ci95"] is None
     assert stats.mean_ci([0.5, None, float("nan")], bounds=stats.PROBABILITY)["n"] == 1
+
+
+@pytest.mark.parametrize(
+    "k, n, lo, hi",
+    [
+        # Wilson by hand, z = 1.959964: centre (k + z^2/2) / (n + z^2), half-width
+        # z sqrt(k (n - k) / n + z^2 / 4) / (n + z^2)
+        (0, 10, 0.0, 3.841459 / 13.841459),
+        (5, 10, 0.5 - 1.959964 * math.sqrt(2.5 + 0.960365) / 13.841459, None),
+        (10, 10, 10 / 13.841459, 1.0),
+    ],
+)
+def test_a_proportion_gets_the_wilson_interval(k, n, lo, hi):
+    ci = stats.proportion_ci(k, n)
+    hi = 1 - lo if hi is None else hi  # 5 of 10 is symmetric about 0.5
+    assert ci["fraction"] == k / n and ci["n"] == n
+    assert ci["ci95"] == pytest.approx([lo, hi], abs=1e-6)
+
+
+def test_a_proportion_of_impossible_counts_is_refused():
+    with pytest.raises(ValueError, match=r"successes must be in \[0, n=3\]"):
+        stats.proportion_ci(4, 3)
+    assert stats.proportion_ci(0, 0)["ci95"] is None

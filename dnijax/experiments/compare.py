@@ -399,6 +399,7 @@ LATER_FIELDS = {
     "sg_scale": 1.0,
     "lr_decay_steps": (),
     "lr_decay": 0.1,
+    "carry_state": False,
 }  # recorded when set: older folders stay valid
 
 

@@ -185,7 +185,7 @@ FCN = Protocol(
     "fcn",
     "DNI depth series, fully connected",
     f"{PAPER_DNI}, MNIST FCN (Table 1)",
-    "benchmarks/dni_depth.py",
+    "benchmarks/dni_depth.py, benchmarks/fcn_ablation.py",
     (
         Setting(
             "data",
@@ -285,7 +285,7 @@ DEEP_NOISE = Protocol(
     "deep_noise",
     "Gradient noise in a 20-layer network",
     f"{PAPER_NOISE}, MNIST 20 x 50",
-    "benchmarks/deep_noise.py",
+    "benchmarks/deep_noise.py, benchmarks/noise_rescue.py",
     (
         Setting(
             "data",
@@ -306,11 +306,17 @@ DEEP_NOISE = Protocol(
             "both orders run",
         ),
         Setting("batch", "not stated", "64", "-", "nothing to follow"),
-        Setting("budget", "not stated", "2000 steps (part 2: 10,000)", "-", MACHINE),
+        Setting(
+            "budget",
+            "not stated",
+            "2000 steps (part 2: 10,000; zero init: 30,000)",
+            "-",
+            MACHINE,
+        ),
         Setting(
             "runs per cell",
             "40 (2 learning rates x 20)",
-            "2 learning rates x seeds",
+            "2 learning rates x 3 seeds (zero init: x 10)",
             _NOISE_MNIST,
             MACHINE,
         ),
