@@ -14,7 +14,8 @@ minibatches wherever the batch size is kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import common
 from dni_cnn import run_arm
@@ -26,6 +27,23 @@ from dnijax.report import markdown_table
 Factor = tuple[str, str, str, "dict | str"]
 
 
+class Metric(NamedTuple):
+    """What an ablation's cells measure: each cell's per-seed list is ``cell[key]``."""
+
+    key: str
+    label: str  # the table's column
+    unit: str  # of a paired difference
+    bounds: stats.Bounds
+    lower_is_better: bool
+
+
+ERROR = Metric("test_error", "test error % (mean [95% CI], n)", "points", stats.PERCENT, True)
+FRAME = (
+    ("backprop", "backprop", "backprop"),
+    ("no backprop", "no backprop", "output layer only"),
+)  # (key, arm, label) of the rows that frame a feed-forward ablation
+
+
 def changed(base: dict, change: dict | str) -> dict:
     """``base`` with one factor's change (``"double"``: twice the steps, as many records)."""
     if change == "double":
@@ -33,41 +51,53 @@ def changed(base: dict, change: dict | str) -> dict:
     return {**base, **change}
 
 
+def data_cells(ds, seeds: int) -> Callable[[str, dict, str], dict]:
+    """The cell of a feed-forward ablation: ``dni_cnn.run_arm`` on ``ds``, no noise."""
+    return lambda arm, fields, label: run_arm(ds, arm, False, fields, seeds, alignment=False)
+
+
 def run(
-    ds, base: dict, factors: Sequence[Factor], seeds: int, quick: tuple[str, ...] | None
+    cell_of: Callable[[str, dict, str], dict],
+    base: dict,
+    factors: Sequence[Factor],
+    quick: tuple[str, ...] | None,
+    metric: Metric = ERROR,
+    frame: Sequence[tuple[str, str, str]] = FRAME,
 ) -> dict:
-    """The framing rows (unless ``quick``), the start and every factor of ``factors`` (of
-    ``quick`` only, where it is given): ``{"cells", "paired", "seconds"}``."""
+    """The ``frame`` rows (unless ``quick``), the start (arm ``dni``) and every factor of
+    ``factors`` (of ``quick`` only, where it is given); ``cell_of(arm, fields, label)``
+    trains one row. Returns ``{"cells", "paired", "seconds"}``."""
     t0 = time.time()
     cells: dict = {}
     paired: dict = {}
 
     def cell(key: str, arm: str, label: str, change: str, fields: dict) -> dict:
-        c = run_arm(ds, arm, False, fields, seeds, alignment=False)
+        c = cell_of(arm, fields, label)
         c.update(label=label, change=change)
         cells[key] = c
         return c
 
     if quick is None:
-        cell("backprop", "backprop", "backprop", "(scaled protocol)", base)
-        cell("no backprop", "no backprop", "output layer only", "(scaled protocol)", base)
+        for key, arm, label in frame:
+            cell(key, arm, label, "(scaled protocol)", base)
     start = cell("dni", "dni", "DNI", "(scaled protocol)", base)
     for key, what, change, fields in factors:
         if quick is not None and key not in quick:
             continue
         c = cell(key, "dni", f"DNI, {what}", change, changed(base, fields))
         paired[key] = stats.paired(
-            c["test_error"],
-            start["test_error"],
+            c[metric.key],
+            start[metric.key],
             c["diverged"],
             start["diverged"],
-            bounds=stats.PERCENT,
+            metric.lower_is_better,
+            bounds=metric.bounds,
         )
     return {"cells": cells, "paired": paired, "seconds": time.time() - t0}
 
 
-def markdown(results: dict) -> str:
-    """The table: each row's test error, its divergences and its paired effect."""
+def markdown(results: dict, metric: Metric = ERROR) -> str:
+    """The table: each row's measure, its divergences and its paired effect."""
     rows = []
     for key, c in results["cells"].items():
         pair = results["paired"].get(key)
@@ -84,18 +114,18 @@ def markdown(results: dict) -> str:
         [
             "row",
             "change from the scaled protocol",
-            "test error % (mean [95% CI], n)",
+            metric.label,
             "diverged",
-            "vs scaled DNI, points (paired)",
-            "seeds lower",
+            f"vs scaled DNI, {metric.unit} (paired)",
+            "seeds lower" if metric.lower_is_better else "seeds higher",
             "p (Wilcoxon)",
         ],
         rows,
     )
 
 
-def figure(results: dict, path: str) -> None:
-    """Each factor's paired effect on DNI's test error, with its 95% interval."""
+def figure(results: dict, path: str, metric: Metric = ERROR) -> None:
+    """Each factor's paired effect on DNI's measure, with its 95% interval."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,6 +149,7 @@ def figure(results: dict, path: str) -> None:
     ax.set_yticks(range(len(keys)))
     ax.set_yticklabels([results["cells"][k]["change"] for k in keys], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("DNI test error, change from the scaled protocol (points, paired by seed)")
+    what = metric.label.split(" (")[0]
+    ax.set_xlabel(f"DNI {what}, change from the scaled protocol ({metric.unit}, paired by seed)")
     ax.grid(alpha=0.3, axis="x")
     common.save_figure(fig, path, intervals="error bars")

@@ -69,7 +69,7 @@ def main() -> None:
     base["log_every"] = steps // 2 if args.quick else steps // 10
     quick = QUICK_FACTORS if args.quick else None
     results = {"data": "digits", "filters": filters, "steps": steps, "seeds": seeds}
-    results.update(ablation.run(ds, base, FACTORS, seeds, quick))
+    results.update(ablation.run(ablation.data_cells(ds, seeds), base, FACTORS, quick))
     common.publish(args.out, "cnn_ablation", results, report, figure)
 
 

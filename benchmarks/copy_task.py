@@ -10,10 +10,13 @@ length starts at 1 and grows by one whenever an episode's error is under 0.15 bi
 per target bit. The paper's criterion is "below 0.15 bits error"; its unit is not
 settled here (see the README). The score of a run is the longest length solved within
 ``--episodes`` episodes (one episode: ``--batch`` sequences; one update per window).
-The state starts at zero in every episode. The noise-free and noisy arms of a rule run
-in one program (eta 0 for the noise-free runs), paired by seed.
+The state starts at zero in every episode; with ``--carry-state`` each batch lane is one
+stream, its state carried from episode to episode (``RunConfig.carry_state``), and the
+results go to ``copy_task_stream`` (``repeat_copy_stream``). The noise-free and noisy arms
+of a rule run in one program (eta 0 for the noise-free runs), paired by seed.
 
     python benchmarks/copy_task.py [--quick] [--task copy|repeat_copy] [--windows 2,3,4,5,8]
+        [--carry-state]
 
 Every cell is one grid of the engine (``dnijax.engine.run_grid`` on a ``RunConfig`` with
 ``task`` set), all in this one process. The cells once ran in a process each, because
@@ -35,6 +38,31 @@ from dnijax.report import markdown_table
 
 ETA = 0.01
 ARMS = ("backprop", "backprop+noise", "dni", "dni+noise")  # each rule beside its noisy twin
+
+
+def base_config(task: str, hidden: int, episodes: int, lr: float, quick: bool) -> dict:
+    """The RunConfig fields every cell shares: an LSTM of ``hidden`` units, batch 16, Adam at
+    ``lr``, sigmoid cross-entropy per bit, the curriculum (0.15 bits per target bit, up to
+    length 12, Repeat Copy 6 with 1-3 repeats; 4 when ``quick``), and the noise of the
+    ``+noise`` arms."""
+    repeat = task == "repeat_copy"
+    return dict(
+        task=task,
+        max_repeats=3 if repeat else 1,
+        core="lstm",
+        hidden=hidden,
+        max_length=4 if quick else (6 if repeat else 12),
+        batch_size=16,
+        steps=episodes,
+        optimizer="adam",
+        lr=lr,
+        threshold=0.15,
+        eta=ETA,
+        gamma=0.55,
+        log_every=max(1, episodes // 20),
+        loss="bce",
+        reduction="mean",
+    )
 
 
 def run_cell(base: dict, signal: str, window: int, seeds: int) -> dict:
@@ -129,29 +157,22 @@ def main() -> None:
         choices=("copy", "repeat_copy"),
         help="Copy, or Repeat Copy (1-3 repeats, lengths up to 6)",
     )
+    parser.add_argument(
+        "--carry-state",
+        action="store_true",
+        help="carry each batch lane's state from episode to episode (a stream)",
+    )
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
     episodes = args.episodes or (20 if args.quick else 2000)
     windows = args.windows or ((3,) if args.quick else (2, 3, 4, 5, 8))
-    repeat = args.task == "repeat_copy"
-    base = dict(
-        task=args.task,
-        max_repeats=3 if repeat else 1,
-        core="lstm",
-        hidden=args.hidden or (8 if args.quick else 64),
-        max_length=4 if args.quick else (6 if repeat else 12),
-        batch_size=16,
-        steps=episodes,
-        optimizer="adam",
-        lr=args.lr,
-        threshold=0.15,
-        eta=ETA,
-        gamma=0.55,
-        log_every=max(1, episodes // 20),
-        loss="bce",
-        reduction="mean",
+    base = base_config(
+        args.task, args.hidden or (8 if args.quick else 64), episodes, args.lr, args.quick
     )
-    name = "copy_task" if args.task == "copy" else args.task
+    base["carry_state"] = args.carry_state
+    name = ("copy_task" if args.task == "copy" else args.task) + (
+        "_stream" if args.carry_state else ""
+    )
     if args.out == os.path.join("runs", "copy_task"):
         args.out = os.path.join("runs", name)
     common.claim(args, name, common.published(name))
@@ -167,8 +188,10 @@ def main() -> None:
 
 def report(results: dict) -> str:
     """The benchmark's markdown, from its results alone."""
+    sequences = "one stream per batch lane" if results.get("carry_state") else "episodes"
     return (
-        f"# {results['task']} (LSTM {results['hidden']}, Adam {results['lr']:g}, batch 16, "
+        f"# {results['task']}, {sequences} (LSTM {results['hidden']}, Adam {results['lr']:g}, "
+        "batch 16, "
         f"{results['steps']} episodes, lengths 1..{results['max_length']}, "
         f"{results['seeds']} seeds)\n\n"
         f"Longest length solved, mean [{stats.INTERVAL}].\n\n{markdown(results)}\n"

@@ -79,7 +79,8 @@ def main() -> None:
     )
     quick = QUICK_FACTORS if args.quick else None
     results = {"data": args.data, "layers": layers, "width": width, "steps": steps, "seeds": seeds}
-    results.update(ablation.run(ds, base, factors(ds, layers, width), seeds, quick))
+    cells = ablation.data_cells(ds, seeds)
+    results.update(ablation.run(cells, base, factors(ds, layers, width), quick))
     common.publish(args.out, "fcn_ablation", results, report, figure)
 
 

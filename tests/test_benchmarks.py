@@ -180,14 +180,26 @@ def test_noise_rescue_quick(_run, tmp_path):
     assert (tmp_path / "noise_rescue.png").stat().st_size > 0
 
 
+def test_copy_ablation_quick(_run, tmp_path):
+    text = _run("copy_ablation.py", "--quick", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "copy_ablation.json").read_text())
+    assert sorted(res["cells"]) == ["dni", "lr"] and res["window"] == 3
+    assert res["paired"]["lr"]["n"] == 2 and len(res["cells"]["dni"]["solved"]) == 2
+    assert "| DNI, learning rate | Adam 1e-2 -> 1e-3 (paper ~7e-5) |" in text
+    assert "seeds higher" in text and (tmp_path / "copy_ablation.png").stat().st_size > 0
+
+
 def test_copy_task_quick(_run, tmp_path):
-    text = _run("copy_task.py", "--quick", "--out", str(tmp_path))
-    res = json.loads((tmp_path / "copy_task.json").read_text())
+    # the stream (--carry-state): its own result files; episodes are the same code path
+    text = _run("copy_task.py", "--quick", "--carry-state", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "copy_task_stream.json").read_text())
+    assert res["carry_state"] is True and "one stream per batch lane" in text
+    assert not (tmp_path / "copy_task.json").exists()
     assert sorted(res["windows"]) == ["3"]
     for cells in res["windows"].values():
         assert sorted(cells) == ["backprop", "backprop+noise", "dni", "dni+noise"]
         assert all(len(c["solved"]) == 1 and "ci95" in c["summary"] for c in cells.values())
-    assert "| 3 |" in text and (tmp_path / "copy_task.png").stat().st_size > 0
+    assert "| 3 |" in text and (tmp_path / "copy_task_stream.png").stat().st_size > 0
 
 
 def test_dni_noise_quick(_run, tmp_path):
@@ -295,6 +307,7 @@ OUTPUT = {
     "dni_noise.py": "dni_noise.json",
     "dni_cnn.py": "dni_cnn.json",
     "copy_task.py": "copy_task.json",
+    "copy_ablation.py": "copy_ablation.json",
     "deep_noise.py": "deep_noise.json",
     "dni_depth.py": "dni_depth.json",
     "rule_family.py": "rule_family.json",

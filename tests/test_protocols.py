@@ -59,3 +59,11 @@ def test_the_markdown_lists_every_setting():
     text = protocols.markdown(protocols.CNN)
     assert all(f"| {s.what} |" in text for s in protocols.CNN.settings)
     assert "dnijax lacks: CIFAR-10 (not offline), a batch-norm layer kind" in text
+
+
+def test_the_copy_papers_protocol_is_a_stream_dnijax_can_build():
+    for name in ("copy", "repeat_copy"):
+        paper = protocols.PROTOCOLS[name].fields("paper")
+        cfg = RunConfig(regime="dni", **paper)
+        assert cfg.carry_state and cfg.sequence.carry_state and cfg.sg_scale == 0.1
+        assert (cfg.hidden, cfg.batch_size, cfg.sg_target) == (256, 256, "batch")
