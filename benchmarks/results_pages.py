@@ -40,12 +40,14 @@ GENERATED = os.path.join(ROOT, "docs", "results", "generated")
 
 class Page(NamedTuple):
     """A results page's generated parts: the JSON it reads (``<name>.json``), the benchmark
-    module whose ``report_fn`` makes the table and ``figure_fn`` (or none) the figure."""
+    module whose ``report_fn`` makes the table and ``figure_fn`` (or none) the figure, and
+    the page that includes them (``doc``, when it is not ``<name>.md``)."""
 
     name: str
     module: str
     report_fn: str = "report"
     figure_fn: str | None = "figure"
+    doc: str | None = None  # the results page that shows them (None: ``<name>.md``)
 
 
 PAGES = (
@@ -62,7 +64,7 @@ PAGES = (
     Page("copy_ablation", "copy_ablation"),
     Page("rule_family", "rule_family"),
     Page("copy_task", "copy_task"),
-    Page("copy_task_stream", "copy_task"),
+    Page("copy_task_stream", "copy_task", doc="copy_task"),
     Page("repeat_copy", "copy_task"),
     Page("scaling", "scaling"),
     Page("speed", "speed", "report", None),

@@ -89,7 +89,7 @@ def test_every_published_benchmark_has_its_results_page(results_pages):
     article = read(os.path.join(ROOT, "docs", "results", "article.md"))
     assert '--8<-- "docs/results/generated/article/summary.md"' in article
     for page in results_pages.PAGES:
-        text = read(os.path.join(ROOT, "docs", "results", f"{page.name}.md"))
+        text = read(os.path.join(ROOT, "docs", "results", f"{page.doc or page.name}.md"))
         assert f'--8<-- "docs/results/generated/{page.name}.md"' in text, page.name
 
 
