@@ -27,7 +27,7 @@ from __future__ import annotations
 import ablation
 import common
 import numpy as np
-from copy_task import base_config
+from copy_task import arm_cell, base_config
 
 from dnijax import RunConfig, engine, stats
 
@@ -70,15 +70,7 @@ def sequence_cells(seeds: int):
             None,
             progress=common.progress_line(label),
         )
-        solved = res.final["solved"].tolist()
-        diverged = [int(d) if d >= 0 else None for d in res.diverged_at]
-        return {
-            "solved": solved,
-            "diverged": diverged,
-            "summary": stats.summarize(solved, diverged, bounds=stats.NONNEGATIVE),
-            "episode": res.history["step"].tolist(),
-            "length_curve": res.history["length"].mean(0).tolist(),
-        }
+        return arm_cell(res, slice(None))
 
     return cell
 

@@ -72,18 +72,21 @@ def run_cell(base: dict, signal: str, window: int, seeds: int) -> dict:
     t0 = time.time()
     res = engine.run_grid(cfg, hyper, engine.run_keys(np.tile(np.arange(seeds), 2)), None)
     print(f"  T={window} {signal}: {time.time() - t0:.0f}s", flush=True)
-    out = {}
-    for arm, idx in compare.arms(signal, seeds):
-        solved = res.final["solved"][idx]
-        diverged = [int(d) if d >= 0 else None for d in res.diverged_at[idx]]
-        out[arm] = {
-            "solved": solved.tolist(),
-            "diverged": diverged,
-            "summary": stats.summarize(solved.tolist(), diverged, bounds=stats.NONNEGATIVE),
-            "length_curve": res.history["length"][idx].mean(0).tolist(),
-            "episode": res.history["step"].tolist(),
-        }
-    return out
+    return {arm: arm_cell(res, idx) for arm, idx in compare.arms(signal, seeds)}
+
+
+def arm_cell(res: engine.GridResult, idx) -> dict:
+    """The runs ``idx`` of a grid: the longest length each solved, their divergences and
+    summary, and the mean length along training."""
+    solved = res.final["solved"][idx]
+    diverged = [int(d) if d >= 0 else None for d in res.diverged_at[idx]]
+    return {
+        "solved": solved.tolist(),
+        "diverged": diverged,
+        "summary": stats.summarize(solved.tolist(), diverged, bounds=stats.NONNEGATIVE),
+        "length_curve": res.history["length"][idx].mean(0).tolist(),
+        "episode": res.history["step"].tolist(),
+    }
 
 
 def markdown(results: dict) -> str:

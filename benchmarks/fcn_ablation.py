@@ -31,24 +31,25 @@ from dni_depth import base_config
 from dnijax import stats
 
 LAYERS, WIDTH = 6, 96
-# (key, the setting, its scaled value -> the value tried, RunConfig fields changed)
-FACTORS = (
-    ("sg_target", "SG target", "per-example gradient -> batch-mean loss's", {"sg_target": "batch"}),
-    ("sg_scale", "SG scale", "1 -> 0.1", {"sg_scale": 0.1}),
-    ("lr", "learning rate", "Adam 1e-3 -> 3e-5 (the paper's)", {"lr": 3e-5}),
-    ("sg_width", "SG width", "96 -> 256 (paper 1024)", {"sg_hidden": (256, 256)}),
-    ("width", "hidden width", "96 -> 256 (the paper's)", "wide"),
-    ("budget", "budget", "2000 -> 4000 steps (paper 500k)", "double"),
-)
 QUICK_FACTORS = ("lr",)  # the smoke test: DNI and one factor (the same program)
 
 
 def factors(ds, layers: int, width: int) -> tuple[ablation.Factor, ...]:
-    """``FACTORS`` with the hidden-width change spelled out for ``ds`` and ``layers``."""
+    """(key, the setting, its scaled value -> the value tried, RunConfig fields changed)
+    for a net of ``layers`` layers of ``width`` on ``ds``."""
     wide = (ds.n_features,) + (256,) * (layers - 1) + (ds.n_classes,)
-    return tuple(
-        (k, what, change.replace("96", str(width)), {"widths": wide} if f == "wide" else f)
-        for k, what, change, f in FACTORS
+    return (
+        (
+            "sg_target",
+            "SG target",
+            "per-example gradient -> batch-mean loss's",
+            {"sg_target": "batch"},
+        ),
+        ("sg_scale", "SG scale", "1 -> 0.1", {"sg_scale": 0.1}),
+        ("lr", "learning rate", "Adam 1e-3 -> 3e-5 (the paper's)", {"lr": 3e-5}),
+        ("sg_width", "SG width", f"{width} -> 256 (paper 1024)", {"sg_hidden": (256, 256)}),
+        ("width", "hidden width", f"{width} -> 256 (the paper's)", {"widths": wide}),
+        ("budget", "budget", "2000 -> 4000 steps (paper 500k)", "double"),
     )
 
 

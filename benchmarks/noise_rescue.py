@@ -26,7 +26,9 @@ import time
 
 import common
 import numpy as np
-from deep_noise import SETTINGS, base_config, train_cells
+from deep_noise import SETTINGS, base_config, cell, train_cells
+from deep_noise import fmt as fmt_cell
+from sg_target import fmt_pair
 
 from dnijax import stats
 from dnijax.report import markdown_table
@@ -40,14 +42,11 @@ PAPER = {False: (11.4, 10.1), True: (94.5, 49.7)}  # best / average, MNIST, 40 r
 
 
 def summary(acc: np.ndarray, diverged: np.ndarray) -> dict:
-    """Best, average (95% interval) and the fraction that trains, of test accuracies in %."""
-    avg = stats.mean_ci(acc.tolist(), bounds=stats.PERCENT)
+    """``deep_noise.cell`` (best, average with its 95% interval, divergences) of test
+    accuracies in %, and the fraction of runs that train."""
     return {
-        "best": float(acc.max()),
-        "average": avg["mean"],
-        "ci95": avg["ci95"],
+        **cell(acc, diverged),
         "trains": stats.proportion_ci(int((acc >= TRAINS).sum()), int(acc.size)),
-        "diverged": int(diverged.sum()),
     }
 
 
@@ -89,15 +88,10 @@ def pooled(results: dict, noise: bool) -> dict:
     return summary(final, diverged)
 
 
-def fmt(s: dict) -> str:
-    ci = s["ci95"]
-    avg = f"{s['average']:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+def fmt(s: dict) -> tuple[str, str]:
+    """``deep_noise.fmt`` (best / average [95% CI]) and the fraction that trains."""
     t = s["trains"]
-    div = f" ({s['diverged']} div)" if s["diverged"] else ""
-    return (
-        f"{s['best']:.1f} / {avg}{div}",
-        f"{t['k']}/{t['n']} [{100 * t['ci95'][0]:.0f}, {100 * t['ci95'][1]:.0f}]%",
-    )
+    return fmt_cell(s), f"{t['k']}/{t['n']} [{100 * t['ci95'][0]:.0f}, {100 * t['ci95'][1]:.0f}]%"
 
 
 def markdown(results: dict) -> str:
@@ -142,17 +136,7 @@ def markdown(results: dict) -> str:
             lower_is_better=False,
             bounds=stats.PERCENT,
         )
-        ci = p["ci95"]
-        pairs.append(
-            [
-                f"{lr:g}",
-                "n/a"
-                if p["mean_diff"] is None
-                else f"{p['mean_diff']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ""),
-                f"{p['wins']}/{p['n']}",
-                "n/a" if p["p_value"] is None else f"{p['p_value']:.2g}",
-            ]
-        )
+        pairs.append([f"{lr:g}", *fmt_pair(p)])
     return (
         table
         + "\nNoise against none, paired by seed (final test accuracy, points):\n\n"
